@@ -1,0 +1,810 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, binding=True, embedsignature=True
+"""HashRing: the consistent-hash ring, with its lookups in C over numpy arrays.
+
+The placement it computes is a documented function (see the README, "How
+placement works"); ``cvstore._reference`` is a slow pure-Python twin of it.
+"""
+
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
+
+from cvstore._chash cimport (
+    cvs_ketama_point,
+    cvs_find,
+    cvs_md5,
+    cvs_xxh64,
+)
+
+import math
+import numbers
+import threading
+
+import numpy as np
+
+from cvstore.errors import EmptyRingError, NodeExistsError, NodeNotFoundError
+
+DEFAULT_VNODES = 160
+DEFAULT_SEED = 0
+HASHES = ("xxh64", "ketama")
+
+# A node's point count is capped so that a typo in a weight cannot exhaust memory.
+MAX_POINTS_PER_NODE = 10_000_000
+
+cdef enum:
+    KIND_XXH64 = 0
+    KIND_KETAMA = 1
+    # Up to this many wanted nodes, a preference-list walk checks distinctness by
+    # scanning what it found so far; above it, a per-node stamp array is cheaper.
+    LINEAR_DISTINCT_MAX = 8
+
+
+# ---------------------------------------------------------------- helpers (C)
+
+cdef inline int _key_bytes(object key, const char **data, Py_ssize_t *size) except -1:
+    """Point `data`/`size` at the bytes a key hashes as (str -> UTF-8)."""
+    if PyUnicode_Check(key):
+        data[0] = PyUnicode_AsUTF8AndSize(key, size)
+        return 0
+    if PyBytes_Check(key):
+        data[0] = PyBytes_AS_STRING(key)
+        size[0] = PyBytes_GET_SIZE(key)
+        return 0
+    raise TypeError(f"key must be str or bytes, got {type(key).__name__}; convert it first")
+
+
+cdef inline uint64_t _hash_bytes(int kind, uint64_t seed, const char *data, size_t n) noexcept nogil:
+    cdef uint8_t digest[16]
+    if kind == KIND_XXH64:
+        return cvs_xxh64(data, n, seed)
+    cvs_md5(data, n, digest)
+    return cvs_ketama_point(digest, 0)
+
+
+cdef inline size_t _write_decimal(char *out, uint64_t value) noexcept nogil:
+    """Write `value` in decimal at `out` (no terminator); return the length."""
+    cdef char tmp[24]
+    cdef size_t n = 0, i
+    while True:
+        tmp[n] = <char>(48 + value % 10)
+        n += 1
+        value //= 10
+        if value == 0:
+            break
+    for i in range(n):
+        out[i] = tmp[n - 1 - i]
+    return n
+
+
+cdef void _xxh64_node_points(const char *name, size_t name_len, Py_ssize_t count,
+                             uint64_t seed, uint64_t *out) noexcept nogil:
+    """out[i] = XXH64(f"{name}-{i}", seed) for i in range(count)."""
+    cdef char *buf = <char *>malloc(name_len + 24)
+    cdef Py_ssize_t i
+    cdef size_t digits
+    memcpy(buf, name, name_len)
+    buf[name_len] = 45  # '-'
+    for i in range(count):
+        digits = _write_decimal(buf + name_len + 1, <uint64_t>i)
+        out[i] = cvs_xxh64(buf, name_len + 1 + digits, seed)
+    free(buf)
+
+
+cdef void _ketama_node_points(const char *name, size_t name_len, Py_ssize_t digests,
+                              uint64_t *out) noexcept nogil:
+    """libketama: MD5(f"{name}-{k}") gives 4 little-endian 32-bit points each."""
+    cdef char *buf = <char *>malloc(name_len + 24)
+    cdef uint8_t digest[16]
+    cdef Py_ssize_t k
+    cdef int j
+    cdef size_t digits
+    memcpy(buf, name, name_len)
+    buf[name_len] = 45  # '-'
+    for k in range(digests):
+        digits = _write_decimal(buf + name_len + 1, <uint64_t>k)
+        cvs_md5(buf, name_len + 1 + digits, digest)
+        for j in range(4):
+            out[4 * k + j] = cvs_ketama_point(digest, j)
+    free(buf)
+
+
+cdef inline size_t _owner_index(const uint64_t *pts, size_t npts, const uint32_t *table,
+                                int shift, uint64_t h) noexcept nogil:
+    """Index of the point owning hash `h`: the first point >= h, wrapping to 0."""
+    cdef size_t i = cvs_find(pts, table, shift, h)
+    return 0 if i == npts else i
+
+
+cdef Py_ssize_t _walk(const uint64_t *pts, const int32_t *own, size_t npts,
+                      const uint32_t *table, int shift, uint64_t h, Py_ssize_t wanted, int32_t *out, uint32_t *stamp,
+                      uint32_t mark) noexcept nogil:
+    """Collect the first `wanted` distinct owners clockwise from hash `h`.
+
+    The caller guarantees `wanted` <= number of nodes and that every node has
+    a point, so the walk ends.  `stamp` (one slot per node) marks the nodes
+    already taken with `mark`; when it is NULL, `out` is scanned instead.
+    """
+    cdef size_t i = _owner_index(pts, npts, table, shift, h)
+    cdef Py_ssize_t found = 0, j
+    cdef int32_t o
+    cdef bint seen
+    while found < wanted:
+        o = own[i]
+        if stamp != NULL:
+            seen = stamp[o] == mark
+            stamp[o] = mark
+        else:
+            seen = False
+            for j in range(found):
+                if out[j] == o:
+                    seen = True
+                    break
+        if not seen:
+            out[found] = o
+            found += 1
+        i += 1
+        if i == npts:
+            i = 0
+    return found
+
+
+cdef void _merge_points(const uint64_t *ap, const int32_t *ao, size_t na,
+                        const uint64_t *bp, int32_t bo, size_t nb,
+                        uint64_t *rp, int32_t *ro) noexcept nogil:
+    """Merge sorted runs a (points ap, owners ao) and b (points bp, all owned
+    by bo) into rp/ro, ordered by (point, owner): owner order is name order."""
+    cdef size_t i = 0, j = 0, k = 0
+    while i < na and j < nb:
+        if ap[i] < bp[j] or (ap[i] == bp[j] and ao[i] < bo):
+            rp[k] = ap[i]
+            ro[k] = ao[i]
+            i += 1
+        else:
+            rp[k] = bp[j]
+            ro[k] = bo
+            j += 1
+        k += 1
+    while i < na:
+        rp[k] = ap[i]
+        ro[k] = ao[i]
+        i += 1
+        k += 1
+    while j < nb:
+        rp[k] = bp[j]
+        ro[k] = bo
+        j += 1
+        k += 1
+
+
+cdef bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
+                             size_t *out_len) noexcept nogil:
+    """Encode one numpy 'U' cell (trailing NULs stripped, as numpy does) as UTF-8.
+
+    Returns False for a code point UTF-8 cannot encode (a surrogate or one
+    above U+10FFFF): the caller then takes the object path, which raises the
+    same error the scalar call would.
+    """
+    cdef Py_ssize_t n = width, i
+    cdef size_t k = 0
+    cdef uint32_t c
+    while n > 0 and row[n - 1] == 0:
+        n -= 1
+    for i in range(n):
+        c = row[i]
+        if c < 0x80:
+            out[k] = <char>c
+            k += 1
+        elif c < 0x800:
+            out[k] = <char>(0xC0 | (c >> 6))
+            out[k + 1] = <char>(0x80 | (c & 0x3F))
+            k += 2
+        elif c < 0x10000:
+            if 0xD800 <= c <= 0xDFFF:
+                return False
+            out[k] = <char>(0xE0 | (c >> 12))
+            out[k + 1] = <char>(0x80 | ((c >> 6) & 0x3F))
+            out[k + 2] = <char>(0x80 | (c & 0x3F))
+            k += 3
+        elif c <= 0x10FFFF:
+            out[k] = <char>(0xF0 | (c >> 18))
+            out[k + 1] = <char>(0x80 | ((c >> 12) & 0x3F))
+            out[k + 2] = <char>(0x80 | ((c >> 6) & 0x3F))
+            out[k + 3] = <char>(0x80 | (c & 0x3F))
+            k += 4
+        else:
+            return False
+    out_len[0] = k
+    return True
+
+
+# ------------------------------------------------------------ argument checks
+
+def _check_name(name):
+    if not isinstance(name, str):
+        raise TypeError(f"node name must be a str, got {type(name).__name__}: {name!r}")
+    if not name:
+        raise ValueError("node name must be a non-empty str, got ''")
+    return name
+
+
+def _check_weight(weight):
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise TypeError(f"weight must be a number > 0, got {type(weight).__name__}: {weight!r}")
+    w = float(weight)
+    if not (w > 0.0 and math.isfinite(w)):
+        raise ValueError(f"weight must be a finite number > 0, got {weight!r}")
+    return w
+
+
+def _check_count(n, what="n"):
+    if type(n) is int and n >= 1:  # the common case, without the ABC checks
+        return n
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{what} must be an int >= 1, got {type(n).__name__}: {n!r}")
+    if n < 1:
+        raise ValueError(f"{what} must be >= 1, got {n!r}")
+    return int(n)
+
+
+def _ketama_digests(weights, Py_ssize_t vnodes):
+    """Digests per node in libketama's float32 arithmetic (weights in name order).
+
+    libketama computes ``floorf(pct * 40.0 * (float)numservers)`` with
+    ``float pct = (float)memory_i / (float)memory_total``: the product is taken
+    in double and rounded to float by floorf's parameter.  Done in doubles
+    throughout, 7 equal nodes would get 39 digests each instead of 40.
+    ``vnodes / 4`` stands in for the 40.  A node that libketama would give no
+    digest (a tiny weight) gets one, so every member stays reachable.
+    """
+    total = np.float32(math.fsum(weights))
+    nodes = float(np.float32(len(weights)))
+    per_node = float(vnodes // 4)
+    counts = []
+    for w in weights:
+        pct = np.float32(np.float32(w) / total)
+        product = np.float32(float(pct) * per_node * nodes)
+        counts.append(max(1, math.floor(product)))
+    return counts
+
+
+def _restore_ring(weights, vnodes, hash, seed):
+    return HashRing(weights, vnodes=vnodes, hash=hash, seed=seed)
+
+
+# ------------------------------------------------------------------ the ring
+
+cdef class HashRing:
+    """A consistent-hash ring of named, weighted nodes with virtual-node points.
+
+    HashRing(nodes=None, *, vnodes=160, hash="xxh64", seed=0)
+
+    ``nodes`` is an iterable of node names or a mapping name -> weight.
+
+    Lookup: ``get_node(key)``, ``get_nodes(key, n)`` (preference list),
+    ``hash_key(key)``.
+    Batch lookup (GIL released): ``lookup_many(keys)``,
+    ``get_nodes_many(keys, n)``, ``hash_many(keys)``.
+    Membership: ``add(name, weight=1.0)``, ``remove(name)``.
+    Introspection: ``nodes``, ``weights``, ``points``, ``owners``,
+    ``ownership()``, ``len()``, ``in``, ``==``, pickling.
+
+    Membership changes build new arrays and swap them in at once, so readers
+    in other threads always see a whole ring, the old one or the new one.
+    """
+
+    cdef readonly object points
+    cdef readonly object owners
+    cdef const uint64_t[::1] _pv
+    cdef const int32_t[::1] _ov
+    cdef const uint32_t[::1] _tv
+    cdef const uint32_t *_table
+    cdef int _shift
+    cdef const uint64_t *_pts
+    cdef const int32_t *_own
+    cdef size_t _npts
+    cdef tuple _names
+    cdef dict _index
+    cdef dict _weights
+    cdef Py_ssize_t _vnodes
+    cdef uint64_t _seed
+    cdef int _kind
+    cdef object _write_lock
+
+    def __init__(self, nodes=None, *, vnodes=DEFAULT_VNODES, hash="xxh64", seed=DEFAULT_SEED):
+        vnodes = _check_count(vnodes, "vnodes")
+        if hash not in HASHES:
+            raise ValueError(f"hash must be one of {HASHES}, got {hash!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
+        if not 0 <= seed < 2 ** 64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
+        if hash == "ketama":
+            if vnodes % 4:
+                raise ValueError(f"vnodes must be a multiple of 4 with hash='ketama', got {vnodes!r}")
+            if seed != 0:
+                raise ValueError(f"seed must be 0 with hash='ketama' (ketama has no seed), got {seed!r}")
+        self._vnodes = vnodes
+        self._seed = seed
+        self._kind = KIND_XXH64 if hash == "xxh64" else KIND_KETAMA
+        self._write_lock = threading.Lock()
+
+        weights = {}
+        if nodes is not None:
+            if isinstance(nodes, (str, bytes)):
+                raise TypeError(
+                    f"nodes must be an iterable of names or a mapping name -> weight, "
+                    f"got {type(nodes).__name__}: {nodes!r}")
+            items = nodes.items() if hasattr(nodes, "items") else ((n, 1.0) for n in nodes)
+            for name, weight in items:
+                _check_name(name)
+                if name in weights:
+                    raise NodeExistsError(f"node {name!r} is given twice")
+                weights[name] = _check_weight(weight)
+        self._install_built(weights)
+
+    # ------------------------------------------------------------ building
+
+    cdef Py_ssize_t _points_for(self, double weight):
+        cdef double count = math.floor(self._vnodes * weight + 0.5)
+        if count > MAX_POINTS_PER_NODE:
+            raise ValueError(
+                f"weight {weight!r} gives {count:.0f} points to one node with vnodes="
+                f"{self._vnodes}; the limit is {MAX_POINTS_PER_NODE:,}")
+        return max(1, <Py_ssize_t>count)
+
+    cdef _node_points(self, str name, Py_ssize_t count):
+        """The points of one node, unsorted (count is points, 4 per ketama digest)."""
+        cdef Py_ssize_t name_len
+        cdef const char *name_bytes = PyUnicode_AsUTF8AndSize(name, &name_len)
+        out = np.empty(count, dtype=np.uint64)
+        cdef uint64_t[::1] ov = out
+        if count == 0:
+            return out
+        with nogil:
+            if self._kind == KIND_XXH64:
+                _xxh64_node_points(name_bytes, name_len, count, self._seed, &ov[0])
+            else:
+                _ketama_node_points(name_bytes, name_len, count // 4, &ov[0])
+        return out
+
+    cdef list _counts(self, list names, dict weights):
+        if self._kind == KIND_KETAMA:
+            return [4 * d for d in _ketama_digests([weights[n] for n in names], self._vnodes)]
+        return [self._points_for(weights[n]) for n in names]
+
+    cdef _install_built(self, dict weights):
+        """Build the whole ring for `weights` from scratch and swap it in."""
+        cdef list names = sorted(weights)
+        cdef list counts = self._counts(names, weights)
+        total = sum(counts)
+        points = np.empty(total, dtype=np.uint64)
+        owners = np.empty(total, dtype=np.int32)
+        start = 0
+        for idx, (name, count) in enumerate(zip(names, counts)):
+            points[start:start + count] = self._node_points(name, count)
+            owners[start:start + count] = idx
+            start += count
+        # Owners are in name order here, so a stable sort orders equal points by name.
+        order = np.argsort(points, kind="stable")
+        self._install(points[order], owners[order], tuple(names), weights)
+
+    cdef _install(self, points, owners, tuple names, dict weights):
+        """Swap in a new ring state.  Runs no Python code between the
+        assignments, so no other thread can observe a half-installed ring."""
+        points.flags.writeable = False
+        owners.flags.writeable = False
+        cdef const uint64_t[::1] pv = points
+        cdef const int32_t[::1] ov = owners
+        cdef dict index = {name: i for i, name in enumerate(names)}
+        table, shift = self._radix_table(points)
+        cdef const uint32_t[::1] tv = table
+        # --- the swap: plain C assignments and reference moves only
+        self.points = points
+        self.owners = owners
+        self._pv = pv
+        self._ov = ov
+        self._npts = pv.shape[0]
+        self._pts = &pv[0] if pv.shape[0] else NULL
+        self._own = &ov[0] if ov.shape[0] else NULL
+        self._tv = tv
+        self._table = &tv[0]
+        self._shift = shift
+        self._names = names
+        self._index = index
+        self._weights = weights
+
+    cdef tuple _radix_table(self, points):
+        """The radix table cvs_find narrows a search with: about one bucket per
+        point (never more, so it costs at most 4 bytes a point)."""
+        cdef Py_ssize_t npts = points.shape[0]
+        cdef int hash_bits = 32 if self._kind == KIND_KETAMA else 64
+        cdef int bits = max(1, min(hash_bits - 1, npts.bit_length() - 1))
+        shift = hash_bits - bits
+        counts = np.bincount((points >> np.uint64(shift)).astype(np.intp), minlength=1 << bits)
+        table = np.zeros((1 << bits) + 1, dtype=np.uint32)
+        np.cumsum(counts, out=table[1:])
+        table.flags.writeable = False
+        return table, shift
+
+    # ---------------------------------------------------------- membership
+
+    def add(self, name, weight=1.0):
+        """Add node `name` with relative capacity `weight` (its share of points).
+
+        Raises NodeExistsError if the name is taken; TypeError/ValueError for a
+        bad name or weight.  Runtime complexity: O(points) (a merge, no re-hash).
+        """
+        _check_name(name)
+        w = _check_weight(weight)
+        with self._write_lock:
+            if name in self._index:
+                raise NodeExistsError(f"node {name!r} is already in the ring")
+            weights = dict(self._weights)
+            weights[name] = w
+            if self._kind == KIND_KETAMA:
+                # libketama's shares depend on every weight and the node count.
+                self._install_built(weights)
+                return
+            count = self._points_for(w)
+            new_points = np.sort(self._node_points(name, count))
+            names = sorted(weights)
+            rank = names.index(name)
+            old_owners = np.asarray(self.owners)
+            shifted = old_owners + (old_owners >= rank).astype(np.int32)
+            self._install_merged(new_points, rank, shifted, tuple(names), weights)
+
+    cdef _install_merged(self, new_points, int32_t rank, shifted_owners, tuple names, dict weights):
+        cdef size_t na = self._npts, nb = new_points.shape[0]
+        points = np.empty(na + nb, dtype=np.uint64)
+        owners = np.empty(na + nb, dtype=np.int32)
+        cdef const uint64_t[::1] ap = self._pv
+        cdef const int32_t[::1] ao = shifted_owners
+        cdef const uint64_t[::1] bp = new_points
+        cdef uint64_t[::1] rp = points
+        cdef int32_t[::1] ro = owners
+        with nogil:
+            _merge_points(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
+                          &bp[0], rank, nb, &rp[0], &ro[0])
+        self._install(points, owners, names, weights)
+
+    def remove(self, name):
+        """Remove node `name`; its keys go to the next points clockwise.
+
+        Raises NodeNotFoundError if it is not a member.  Runtime complexity:
+        O(points).
+        """
+        with self._write_lock:
+            if not isinstance(name, str) or name not in self._index:
+                raise NodeNotFoundError(f"node {name!r} is not in the ring")
+            weights = dict(self._weights)
+            del weights[name]
+            if self._kind == KIND_KETAMA:
+                self._install_built(weights)
+                return
+            rank = self._index[name]
+            owners = np.asarray(self.owners)
+            keep = owners != rank
+            new_owners = owners[keep]
+            new_owners -= (new_owners > rank).astype(np.int32)
+            self._install(np.asarray(self.points)[keep], new_owners,
+                          tuple(sorted(weights)), weights)
+
+    # -------------------------------------------------------------- lookup
+
+    cdef inline uint64_t _hash_key(self, key) except? 0:
+        cdef const char *data
+        cdef Py_ssize_t size
+        _key_bytes(key, &data, &size)
+        return _hash_bytes(self._kind, self._seed, data, <size_t>size)
+
+    cdef _empty_error(self):
+        return EmptyRingError("the ring has no nodes; add one with ring.add(name)")
+
+    def hash_key(self, key):
+        """The key's position on the ring (XXH64, or ketama's 32-bit MD5 point)."""
+        return self._hash_key(key)
+
+    def get_node(self, key):
+        """The name of the node that owns `key`.
+
+        Runtime complexity: O(log(points)).
+        """
+        cdef uint64_t h = self._hash_key(key)
+        if self._npts == 0:
+            raise self._empty_error()
+        return self._names[self._own[_owner_index(self._pts, self._npts, self._table, self._shift, h)]]
+
+    def get_nodes(self, key, n):
+        """The preference list of `key`: the first `n` distinct nodes clockwise
+        from it (fewer when the ring has fewer nodes), owner first.
+
+        Runtime complexity: O(log(points) + walk).
+        """
+        n = _check_count(n)
+        cdef uint64_t h = self._hash_key(key)
+        if self._npts == 0:
+            raise self._empty_error()
+        cdef tuple names = self._names
+        cdef Py_ssize_t wanted = min(n, len(names)), found, i
+        cdef int32_t small[LINEAR_DISTINCT_MAX]
+        cdef int32_t *out = small
+        cdef uint32_t *stamp = NULL
+        if wanted > LINEAR_DISTINCT_MAX:
+            out = <int32_t *>malloc(wanted * sizeof(int32_t))
+            stamp = <uint32_t *>calloc(len(names), sizeof(uint32_t))
+            if out == NULL or stamp == NULL:
+                free(out)
+                free(stamp)
+                raise MemoryError()
+        found = _walk(self._pts, self._own, self._npts, self._table, self._shift, h, wanted, out,
+                      stamp, 1)
+        cdef list result = PyList_New(found)
+        for i in range(found):
+            name = names[out[i]]
+            Py_INCREF(name)
+            PyList_SET_ITEM(result, i, name)
+        if stamp != NULL:
+            free(out)
+            free(stamp)
+        return result
+
+    # -------------------------------------------------------- batch lookup
+
+    def hash_many(self, keys):
+        """hash_key for every key: a uint64 array."""
+        return self._hash_keys(keys)
+
+    cdef _hash_keys(self, keys):
+        if isinstance(keys, np.ndarray):
+            return self._hash_array(keys)
+        if isinstance(keys, (str, bytes)):
+            raise TypeError(
+                f"keys must be a list, tuple or numpy array of keys, got {type(keys).__name__}; "
+                "wrap a single key in a list")
+        if not isinstance(keys, (list, tuple)):
+            keys = list(keys)
+        return self._hash_objects(keys)
+
+    cdef _hash_objects(self, keys):
+        cdef Py_ssize_t n = len(keys), i
+        cdef const char *data
+        cdef Py_ssize_t size
+        out = np.empty(n, dtype=np.uint64)
+        cdef uint64_t[::1] ov = out
+        cdef list as_list
+        cdef tuple as_tuple
+        # Hashing needs each str's UTF-8 buffer, so this loop holds the GIL;
+        # it does no Python-level work per key.
+        if type(keys) is list:
+            as_list = keys
+            for i in range(n):
+                key = as_list[i]
+                if not (PyUnicode_Check(key) or PyBytes_Check(key)):
+                    raise TypeError(f"keys[{i}] must be str or bytes, got {type(key).__name__}; "
+                                    "convert it first")
+                _key_bytes(key, &data, &size)
+                ov[i] = _hash_bytes(self._kind, self._seed, data, <size_t>size)
+        else:
+            as_tuple = tuple(keys)
+            for i in range(n):
+                key = as_tuple[i]
+                if not (PyUnicode_Check(key) or PyBytes_Check(key)):
+                    raise TypeError(f"keys[{i}] must be str or bytes, got {type(key).__name__}; "
+                                    "convert it first")
+                _key_bytes(key, &data, &size)
+                ov[i] = _hash_bytes(self._kind, self._seed, data, <size_t>size)
+        return out
+
+    cdef _hash_array(self, arr):
+        if arr.ndim != 1:
+            raise ValueError(f"keys array must be 1-dimensional, got shape {arr.shape}")
+        kind = arr.dtype.kind
+        if kind == "O":
+            return self._hash_objects(arr.tolist())
+        if kind not in "US":
+            raise TypeError(
+                f"keys array must have dtype str (U), bytes (S) or object, got {arr.dtype}")
+        cdef Py_ssize_t n = arr.shape[0], i, width
+        out = np.empty(n, dtype=np.uint64)
+        cdef uint64_t[::1] ov = out
+        cdef int kind_ = self._kind
+        cdef uint64_t seed = self._seed
+        cdef const uint8_t[:, ::1] sv
+        cdef const uint32_t[:, ::1] uv
+        cdef char *buf
+        cdef size_t length
+        cdef bint ok = True
+        cdef uint64_t empty_hash = _hash_bytes(kind_, seed, b"", 0)
+        if n == 0:
+            return out
+        if arr.dtype.itemsize == 0:  # dtype 'S0'/'U0': every key is empty
+            out.fill(empty_hash)
+            return out
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        if kind == "S":
+            width = arr.dtype.itemsize
+            sv = arr.view(np.uint8).reshape(n, width)
+            with nogil:
+                for i in range(n):
+                    length = <size_t>width
+                    while length > 0 and sv[i, length - 1] == 0:  # numpy strips trailing NULs
+                        length -= 1
+                    ov[i] = _hash_bytes(kind_, seed, <const char *>&sv[i, 0], length)
+            return out
+        width = arr.dtype.itemsize // 4
+        uv = arr.view(np.uint32).reshape(n, width)
+        buf = <char *>malloc(4 * width)
+        if buf == NULL:
+            raise MemoryError()
+        with nogil:
+            for i in range(n):
+                if not _utf32_row_to_utf8(&uv[i, 0], width, buf, &length):
+                    ok = False
+                    break
+                ov[i] = _hash_bytes(kind_, seed, buf, length)
+        free(buf)
+        if not ok:
+            return self._hash_objects(arr.tolist())
+        return out
+
+    def lookup_many(self, keys, *, out=None):
+        """The owner of every key, as int32 indices into ``ring.nodes``.
+
+        Equal to ``[ring.nodes.index(ring.get_node(k)) for k in keys]``.  The
+        search runs with the GIL released.  `out`, if given, is a writable
+        C-contiguous int32 array of len(keys) to fill and return.
+        """
+        hashes = self._hash_keys(keys)
+        cdef Py_ssize_t n = hashes.shape[0], i
+        if self._npts == 0:
+            raise self._empty_error()
+        if out is None:
+            out = np.empty(n, dtype=np.int32)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.int32 and out.ndim == 1
+                  and out.shape[0] == n and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(
+                f"out must be a writable C-contiguous int32 array of shape ({n},), got {out!r:.80}")
+        # Local references keep this ring state alive while the GIL is released.
+        cdef const uint64_t[::1] pv = self._pv
+        cdef const int32_t[::1] own = self._ov
+        cdef const uint32_t[::1] tv = self._tv
+        cdef int shift = self._shift
+        cdef const uint64_t[::1] hv = hashes
+        cdef int32_t[::1] ov = out
+        cdef size_t npts = pv.shape[0]
+        with nogil:
+            for i in range(n):
+                ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i])]
+        return out
+
+    def get_nodes_many(self, keys, n):
+        """Preference lists for every key: int32 array of shape
+        (len(keys), min(n, len(ring))) of indices into ``ring.nodes``."""
+        n = _check_count(n)
+        hashes = self._hash_keys(keys)
+        if self._npts == 0:
+            raise self._empty_error()
+        cdef const uint64_t[::1] pv = self._pv
+        cdef const int32_t[::1] own = self._ov
+        cdef const uint32_t[::1] tv = self._tv
+        cdef int shift = self._shift
+        cdef const uint64_t[::1] hv = hashes
+        cdef Py_ssize_t rows = hashes.shape[0], nnodes = len(self._names), i
+        cdef Py_ssize_t wanted = min(n, nnodes)
+        cdef size_t npts = pv.shape[0]
+        out = np.empty((rows, wanted), dtype=np.int32)
+        if rows == 0:
+            return out
+        cdef int32_t[:, ::1] ov = out
+        cdef uint32_t *stamp = NULL
+        if wanted > LINEAR_DISTINCT_MAX:
+            stamp = <uint32_t *>calloc(nnodes, sizeof(uint32_t))
+            if stamp == NULL:
+                raise MemoryError()
+        with nogil:
+            for i in range(rows):
+                # Stamps are the row number + 1, so the array never needs clearing
+                # (a batch would need 4 billion rows to wrap it).
+                _walk(&pv[0], &own[0], npts, &tv[0], shift, hv[i], wanted, &ov[i, 0], stamp,
+                      <uint32_t>(i + 1))
+        free(stamp)
+        return out
+
+    # ------------------------------------------------------- introspection
+
+    @property
+    def nodes(self):
+        """Node names in name order: the index order of the batch results."""
+        return self._names
+
+    @property
+    def weights(self):
+        """A copy of {name: weight}."""
+        return dict(self._weights)
+
+    @property
+    def vnodes(self):
+        return self._vnodes
+
+    @property
+    def hash(self):
+        return HASHES[self._kind]
+
+    @property
+    def seed(self):
+        return self._seed
+
+    def ownership(self):
+        """Each node's share of the hash space, {name: fraction}, summing to 1."""
+        names = self._names
+        if not names:
+            return {}
+        points = np.asarray(self.points)
+        owners = np.asarray(self.owners)
+        # Point i owns the arc (points[i-1], points[i]]; point 0 owns the wrap-around arc.
+        arcs = points - np.roll(points, 1)  # uint64 arithmetic wraps modulo 2**64
+        if self._kind == KIND_KETAMA:
+            arcs &= np.uint64(0xFFFFFFFF)
+            space = 2.0 ** 32
+        else:
+            space = 2.0 ** 64
+        if np.all(points == points[0]):  # a single position owns the whole circle
+            shares = np.zeros(len(names))
+            shares[owners[0]] = 1.0
+        else:
+            shares = np.bincount(owners, weights=arcs.astype(np.float64),
+                                 minlength=len(names)) / space
+        return {name: float(shares[i]) for i, name in enumerate(names)}
+
+    def _check(self):
+        """Assert every internal invariant; print the state and re-raise if one fails."""
+        try:
+            points = np.asarray(self.points)
+            owners = np.asarray(self.owners)
+            names = self._names
+            assert list(names) == sorted(self._weights), "nodes are not the sorted weight keys"
+            assert self._index == {n: i for i, n in enumerate(names)}, "index is stale"
+            assert points.shape == owners.shape, "points and owners differ in length"
+            assert self._npts == points.shape[0], "cached point count is stale"
+            if points.shape[0]:
+                assert owners.min() >= 0 and owners.max() < len(names), "owner out of range"
+                last = points.shape[0] - 1  # (no negative indices: wraparound is off)
+                assert np.all(points[1:] >= points[:last]), "points are not sorted"
+                ties = np.flatnonzero(points[1:] == points[:last])
+                assert np.all(owners[ties] <= owners[ties + 1]), "equal points not in name order"
+            counts = np.bincount(owners, minlength=len(names)) if names else []
+            expected = self._counts(list(names), self._weights)
+            assert list(counts) == expected, f"point counts {list(counts)} != {expected}"
+        except AssertionError:
+            print(f"HashRing._check failed for {self!r}: names={self._names!r} "
+                  f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")
+            raise
+
+    def __len__(self):
+        return len(self._names)
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name in self._index
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __repr__(self):
+        return (f"HashRing(nodes={len(self._names)}, points={self._npts}, vnodes={self._vnodes}, "
+                f"hash={self.hash!r}, seed={self._seed})")
+
+    def __eq__(self, other):
+        if not isinstance(other, HashRing):
+            return NotImplemented
+        cdef HashRing o = other
+        return (self._kind == o._kind and self._seed == o._seed and self._names == o._names
+                and np.array_equal(self.points, o.points) and np.array_equal(self.owners, o.owners))
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return (_restore_ring, (dict(self._weights), self._vnodes, self.hash, self._seed))

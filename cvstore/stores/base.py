@@ -1,0 +1,91 @@
+"""The store interface: one node's versioned records, and nothing else.
+
+A store never decides placement; the cluster tells it what to keep.  Keys are
+bytes (the cluster encodes str keys as UTF-8).  Every write is conditional on
+versions: ``put`` replaces a record only with a strictly newer version, so a
+late or replayed write can never undo a newer one.  Backends implement this
+rule atomically (a dict under a lock, a Lua script on a Redis server).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Iterable, Iterator, Sequence
+
+from cvstore.versions import Record
+
+__all__ = ("Store",)
+
+
+class Store(abc.ABC):
+    """Abstract base of node stores (MemoryStore, RedisStore).
+
+    Reading: ``get``, ``get_many``.  Writing: ``put``, ``put_many`` (newer
+    versions only), ``delete`` / ``delete_many`` (remove outright: purging
+    tombstones, handing a key off).  Scanning: ``scan`` (every record, for
+    rebalancing and repair), ``count``.  Hints for other nodes (hinted
+    handoff) are kept apart from live records: ``put_hints``, ``scan_hints``,
+    ``delete_hints``, ``count_hints``.
+    """
+
+    # ------------------------------------------------------------ records
+
+    @abc.abstractmethod
+    def get(self, key: bytes) -> Record | None:
+        """The record of `key`, tombstones included, or None."""
+
+    @abc.abstractmethod
+    def put(self, key: bytes, record: Record) -> bool:
+        """Store `record` if its version is newer than the stored one.
+
+        Returns whether it was applied.
+        """
+
+    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
+        """``[get(k) for k in keys]``, in one round trip where the backend can."""
+        return [self.get(k) for k in keys]
+
+    def put_many(self, items: Sequence[tuple[bytes, Record]]) -> list[bool]:
+        """``[put(k, r) for k, r in items]``, in one round trip where it can."""
+        return [self.put(k, r) for k, r in items]
+
+    @abc.abstractmethod
+    def delete(self, key: bytes) -> bool:
+        """Remove the record of `key` outright; returns whether there was one."""
+
+    def delete_many(self, keys: Iterable[bytes]) -> int:
+        """Remove the records of `keys`; returns how many there were."""
+        return sum(1 for k in keys if self.delete(k))
+
+    @abc.abstractmethod
+    def scan(self) -> Iterator[tuple[bytes, Record]]:
+        """Every (key, record), tombstones included, in no particular order."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """How many records (tombstones included)."""
+
+    # -------------------------------------------------------------- hints
+
+    @abc.abstractmethod
+    def put_hints(self, owner: str, items: Sequence[tuple[bytes, Record]]) -> None:
+        """Keep records meant for node `owner` until they can be handed over.
+
+        A hint for a key replaces an older hint for the same (owner, key).
+        """
+
+    @abc.abstractmethod
+    def scan_hints(self) -> Iterator[tuple[str, bytes, Record]]:
+        """Every hint held: (owner, key, record)."""
+
+    @abc.abstractmethod
+    def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
+        """Drop the hints for `owner` and `keys` (delivered or expired)."""
+
+    def count_hints(self) -> int:
+        return sum(1 for _ in self.scan_hints())
+
+    # ---------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Release connections or files, if the backend holds any."""

@@ -1,0 +1,36 @@
+"""Declares the one compiled extension, cvstore._ring, and its build switches.
+
+CVSTORE_DEBUG=1     -O0 -g, bounds checks and assertions on (a debug build)
+CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to _ring.pyx
+CVSTORE_MARCH=...   add -march=... (never the default: wheels must run on any CPU)
+"""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("CVSTORE_DEBUG") == "1"
+MARCH = os.environ.get("CVSTORE_MARCH")
+
+compile_args = ["-std=c99", "-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3"]
+if MARCH:
+    compile_args.append(f"-march={MARCH}")
+
+directives = {"boundscheck": True, "wraparound": True, "initializedcheck": True} if DEBUG else {}
+
+ring = Extension(
+    "cvstore._ring",
+    sources=["cvstore/_ring.pyx", "csrc/cvs_xxh64.c", "csrc/cvs_md5.c"],
+    include_dirs=["csrc"],
+    depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "cvstore/_chash.pxd"],
+    extra_compile_args=compile_args,
+)
+
+setup(
+    ext_modules=cythonize(
+        [ring],
+        compiler_directives=directives,
+        annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
+    )
+)

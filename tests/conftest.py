@@ -1,0 +1,33 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# HYPOTHESIS_PROFILE=ci runs more examples; dev (the default) keeps the suite quick.
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("debug", max_examples=10, deadline=None, verbosity=2)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+class Rand(random.Random):
+    """A seeded random source whose repr shows the seed, to replay a failure."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.seed_value = seed
+
+    def __repr__(self) -> str:
+        return f"Rand(seed={self.seed_value})"
+
+
+@pytest.fixture
+def rand() -> Rand:
+    return Rand(int(os.environ.get("CVSTORE_TEST_SEED", random.randrange(2**32))))
