@@ -271,6 +271,20 @@ def _ketama_digests(weights, Py_ssize_t vnodes):
     return counts
 
 
+def xxh64(data, seed=0):
+    """XXH64 of `data` (bytes-like) with `seed`: the C function placement uses."""
+    cdef const unsigned char[::1] view = memoryview(data).cast("B")
+    return cvs_xxh64(&view[0] if view.shape[0] else NULL, view.shape[0], <uint64_t>seed)
+
+
+def md5(data):
+    """MD5 digest of `data` (bytes-like): the C function ketama mode uses."""
+    cdef const unsigned char[::1] view = memoryview(data).cast("B")
+    cdef uint8_t digest[16]
+    cvs_md5(&view[0] if view.shape[0] else NULL, view.shape[0], digest)
+    return bytes(digest[:16])
+
+
 def _restore_ring(weights, vnodes, hash, seed):
     return HashRing(weights, vnodes=vnodes, hash=hash, seed=seed)
 
@@ -783,6 +797,23 @@ cdef class HashRing:
             print(f"HashRing._check failed for {self!r}: names={self._names!r} "
                   f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")
             raise
+
+    def copy(self):
+        """A ring with the same placement that changes independently of this one.
+
+        O(nodes): the point arrays are immutable and shared.  Take a copy to map
+        a batch call's indices back to names when other threads may change the
+        ring: ``snap = ring.copy(); names = [snap.nodes[i] for i in snap.lookup_many(keys)]``.
+        """
+        cdef HashRing other = HashRing.__new__(HashRing)
+        other._vnodes = self._vnodes
+        other._seed = self._seed
+        other._kind = self._kind
+        other._write_lock = threading.Lock()
+        other._install(self.points, self.owners, self._names, dict(self._weights))
+        return other
+
+    __copy__ = copy
 
     def __len__(self):
         return len(self._names)

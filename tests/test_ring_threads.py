@@ -1,0 +1,77 @@
+"""Readers in several threads while a writer adds and removes nodes: no crash, and
+every answer is the owner in the ring before or after some change."""
+
+import threading
+import time
+
+from cvstore import HashRing
+
+BASE = [f"node-{i}" for i in range(20)]
+EXTRA = [f"extra-{i}" for i in range(5)]
+
+
+def test_readers_see_whole_rings_while_membership_changes():
+    ring = HashRing(BASE)
+    keys = [f"k{i}" for i in range(2000)]
+    # Every ring the writer can produce is BASE plus a prefix of EXTRA, so the
+    # set of acceptable owners of a key is its owner in any of those rings.
+    valid = {k: set() for k in keys}
+    for size in range(len(EXTRA) + 1):
+        snapshot = HashRing(BASE + EXTRA[:size])
+        for k, owner in zip(keys, snapshot.lookup_many(keys).tolist()):
+            valid[k].add(snapshot.nodes[owner])
+
+    stop = time.monotonic() + 2.0
+    errors = []
+    counts = {"scalar": 0, "batch": 0, "changes": 0}
+
+    def writer():
+        while time.monotonic() < stop:
+            for name in EXTRA:
+                ring.add(name)
+                counts["changes"] += 1
+            for name in reversed(EXTRA):
+                ring.remove(name)
+                counts["changes"] += 1
+
+    def scalar_reader():
+        i = 0
+        while time.monotonic() < stop:
+            k = keys[i % len(keys)]
+            if ring.get_node(k) not in valid[k]:
+                errors.append(("get_node", k))
+            i += 1
+        counts["scalar"] += i
+
+    def batch_reader():
+        while time.monotonic() < stop:
+            # A copy pins one ring, so its indices and its node names agree.
+            snap = ring.copy()
+            names = snap.nodes
+            for k, i in zip(keys, snap.lookup_many(keys).tolist()):
+                if names[i] not in valid[k]:
+                    errors.append(("lookup_many", k))
+            counts["batch"] += 1
+
+    threads = [threading.Thread(target=writer)]
+    threads += [threading.Thread(target=scalar_reader) for _ in range(2)]
+    threads += [threading.Thread(target=batch_reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert counts["changes"] > 10 and counts["scalar"] > 1000 and counts["batch"] > 10
+    ring._check()
+
+
+def test_copy_is_independent_and_equal():
+    ring = HashRing(BASE)
+    snap = ring.copy()
+    assert snap == ring and snap is not ring
+    ring.add("extra-0")
+    assert snap != ring
+    assert snap.nodes == tuple(sorted(BASE))
+    snap._check()
+    ring._check()
