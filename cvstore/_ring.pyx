@@ -180,7 +180,7 @@ cdef void _merge_points(const uint64_t *ap, const int32_t *ao, size_t na,
         k += 1
 
 
-cdef bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
+cdef inline bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
                              size_t *out_len) noexcept nogil:
     """Encode one numpy 'U' cell (trailing NULs stripped, as numpy does) as UTF-8.
 
