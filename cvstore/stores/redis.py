@@ -1,0 +1,739 @@
+"""RedisStore: one node's versioned records in a Redis server.
+
+The cluster does placement, replication and repair on the client side; a
+``RedisStore`` keeps one node's records in one Redis server (or one database
+of it), under a key prefix so that several clusters, or several nodes of one
+cluster, can share a server.  redis-py is an optional dependency: install
+``cvstore[redis]`` (hiredis is pulled in to parse replies in C).
+
+Record layout
+-------------
+Every Redis key the store uses starts with ``prefix`` (default ``cvstore:``)::
+
+    {prefix}r:{key}      string  the record of `key`
+    {prefix}h:{owner}    hash    hints held for node `owner`: field = key, value = record
+    {prefix}m:records    string  how many records there are (kept by the script)
+    {prefix}m:hints      string  how many hints there are (kept by the script)
+
+A record (a string value or a hint's hash value) is one byte string::
+
+    <24 lowercase hex digits: the version> <1 tag byte> <payload>
+
+    tag  b  bytes, the payload as is
+         s  str, the payload is its UTF-8 (surrogates allowed, so every str round-trips)
+         c  any other value, the payload is ``codec.encode(value)``
+         t  tombstone (a deleted key), no payload
+
+Fixed-width hex makes string order equal version order, and a record is one
+string, so ``get_many`` reads any number of records with one ``MGET``.
+
+Versioned writes
+----------------
+One Lua script does every write, atomically on the server.  ``put`` and
+``put_many`` replace a record only if the new version is strictly newer than
+the stored one (a tombstone is a record like any other), and return which
+records were applied; a batch is one script call per 1,000 records, all
+calls of a batch sent in one pipeline (one round trip).  The script also
+counts records and hints, so ``count`` is O(1).  The script is sent by SHA
+(``EVALSHA``); when the server does not know it (first use, restart, SCRIPT
+FLUSH) it is loaded once with ``SCRIPT LOAD`` and the call repeated.
+
+Failures
+--------
+redis-py's own retries are off and both socket timeouts are ``timeout``
+seconds, so a dead or hung server makes a call fail within about `timeout`
+rather than after redis-py's backoff loop; the cluster decides what to do.
+Every Redis or socket failure is raised as ``cvstore.StoreError`` (with
+``.node`` = this store's ``name``) from the original exception.  ``stats()``
+reports per-store call counts, latency and errors.
+
+Nothing is unpickled: values come back as bytes, str, or whatever the codec
+you chose decodes, so the data in a server can never run code in the client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from typing import Any, Iterable, Iterator, Sequence
+
+from cvstore.errors import StoreError
+from cvstore.stores.base import Store
+from cvstore.versions import TOMBSTONE, VERSION_HEX_DIGITS, Record
+
+__all__ = ("DEFAULT_TIMEOUT", "JSONCodec", "RedisStore")
+
+DEFAULT_TIMEOUT = 0.5  # seconds: socket connect and read/write timeout
+DEFAULT_PREFIX = "cvstore:"
+
+_SCRIPT_BATCH = 1000  # records per script call (also bounds Lua's unpack())
+_MGET_BATCH = 10_000  # keys per MGET
+_SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
+_VERSION_LIMIT = 1 << (4 * VERSION_HEX_DIGITS)
+_HEAD = VERSION_HEX_DIGITS  # bytes before the tag
+_TAG_BYTES, _TAG_STR, _TAG_CODEC, _TAG_TOMBSTONE = b"b", b"s", b"c", b"t"
+_INSTALL_HINT = "pip install 'cvstore[redis]'"
+
+# ARGV[1] is the operation.  Versions are compared as two 48-bit halves with
+# tonumber(): exact in Lua's doubles and independent of the server's locale
+# (Lua compares strings with strcoll).  Writes are collected and issued after
+# every check has passed, so a malformed stored record aborts the whole call
+# before anything is written.
+_SCRIPT = """
+local op = ARGV[1]
+
+local function version(rec)
+  local hi = tonumber(string.sub(rec, 1, 12), 16)
+  local lo = tonumber(string.sub(rec, 13, 24), 16)
+  if hi == nil or lo == nil or string.len(rec) < 25 then
+    return nil
+  end
+  return hi, lo
+end
+
+-- which of records ARGV[2..] replace olds[1..]; returns applied flags,
+-- the (name, value) pairs to write, and how many names are new
+local function choose(names, olds)
+  local applied, writes, latest, created = {}, {}, {}, 0
+  for i = 1, #names do
+    local name, new = names[i], ARGV[i + 1]
+    local old = latest[name]
+    if old == nil then
+      old = olds[i]
+      if old == false then created = created + 1 end
+    end
+    local ok = old == false
+    if not ok then
+      local oh, ol = version(old)
+      if oh == nil then
+        return nil, 'cvstore: malformed record in ' .. name
+      end
+      local nh, nl = version(new)
+      ok = nh > oh or (nh == oh and nl > ol)
+    end
+    if ok then
+      latest[name] = new
+      writes[#writes + 1] = name
+      writes[#writes + 1] = new
+      applied[i] = 1
+    else
+      latest[name] = old
+      applied[i] = 0
+    end
+  end
+  return applied, writes, created
+end
+
+if op == 'put' then
+  -- KEYS[1] record counter, KEYS[2..] record keys; ARGV[2..] records
+  local names = {}
+  for i = 2, #KEYS do names[i - 1] = KEYS[i] end
+  local applied, writes, created = choose(names, redis.call('MGET', unpack(names)))
+  if applied == nil then return redis.error_reply(writes) end
+  if #writes > 0 then redis.call('MSET', unpack(writes)) end
+  if created > 0 then redis.call('INCRBY', KEYS[1], created) end
+  return applied
+elseif op == 'hput' then
+  -- KEYS[1] hint counter, KEYS[2] the owner's hash;
+  -- ARGV[2..n+1] records, then ARGV[n+2..2n+1] their fields (keys)
+  local n = (#ARGV - 1) / 2
+  local fields = {}
+  for i = 1, n do fields[i] = ARGV[n + 1 + i] end
+  local applied, writes, created = choose(fields, redis.call('HMGET', KEYS[2], unpack(fields)))
+  if applied == nil then return redis.error_reply(writes) end
+  if #writes > 0 then redis.call('HSET', KEYS[2], unpack(writes)) end
+  if created > 0 then redis.call('INCRBY', KEYS[1], created) end
+  return applied
+elseif op == 'del' then
+  -- KEYS[1] record counter, KEYS[2..] record keys
+  local n = redis.call('DEL', unpack(KEYS, 2))
+  if n > 0 then redis.call('DECRBY', KEYS[1], n) end
+  return n
+elseif op == 'hdel' then
+  -- KEYS[1] hint counter, KEYS[2] the owner's hash; ARGV[2..] fields
+  local n = redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+  if n > 0 then redis.call('DECRBY', KEYS[1], n) end
+  return n
+end
+return redis.error_reply('cvstore: unknown operation ' .. tostring(op))
+"""
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+
+class JSONCodec:
+    """Values as JSON text (UTF-8): dicts, lists, numbers, bools, None.
+
+    Round trips change what JSON cannot tell apart: tuples come back as lists,
+    dict keys as str.  Pass ``RedisStore(..., codec=JSONCodec())``.
+    """
+
+    def encode(self, value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        return json.loads(data)
+
+    def __repr__(self) -> str:
+        return "JSONCodec()"
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+        import redis.backoff
+        import redis.retry
+
+        redis.Redis  # noqa: B018 - a stray directory named redis is not redis-py
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(
+            f"RedisStore needs redis-py, which is not installed; {_INSTALL_HINT}"
+        ) from exc
+    return redis
+
+
+def _glob_escape(text: bytes) -> bytes:
+    """`text` as a literal in a SCAN MATCH pattern."""
+    out = bytearray()
+    for byte in text:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
+
+
+def _as_bytes(key: Any, what: str = "key") -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    raise TypeError(f"{what} must be bytes or str, got {type(key).__name__}")
+
+
+class _Stats:
+    """Per-store call counters and a latency histogram (powers of two in µs)."""
+
+    __slots__ = (
+        "_lock", "calls", "errors", "timeouts", "connection_errors", "seconds", "max_seconds",
+        "buckets", "last_error",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.connection_errors = 0
+        self.seconds = 0.0
+        self.max_seconds = 0.0
+        self.buckets = [0] * 32
+        self.last_error: str | None = None
+
+    def ok(self, seconds: float) -> None:
+        bucket = min(int(seconds * 1e6).bit_length(), 31)
+        with self._lock:
+            self.calls += 1
+            self.seconds += seconds
+            if seconds > self.max_seconds:
+                self.max_seconds = seconds
+            self.buckets[bucket] += 1
+
+    def failed(self, seconds: float, kind: str, message: str) -> None:
+        with self._lock:
+            self.calls += 1
+            self.errors += 1
+            self.seconds += seconds
+            if seconds > self.max_seconds:
+                self.max_seconds = seconds
+            if kind == "timeout":
+                self.timeouts += 1
+            elif kind == "connection":
+                self.connection_errors += 1
+            self.last_error = message
+
+    def _percentile(self, q: float, buckets: list[int], total: int) -> float:
+        if total == 0:
+            return 0.0
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(buckets):
+            seen += n
+            if seen >= rank:
+                return (1 << i) / 1000.0  # bucket upper bound, µs -> ms
+        return (1 << 31) / 1000.0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            buckets = list(self.buckets)
+            calls, errors, seconds = self.calls, self.errors, self.seconds
+            out = {
+                "calls": calls,
+                "errors": errors,
+                "timeouts": self.timeouts,
+                "connection_errors": self.connection_errors,
+                "mean_ms": seconds / calls * 1000.0 if calls else 0.0,
+                "max_ms": self.max_seconds * 1000.0,
+                "last_error": self.last_error,
+            }
+        ok = sum(buckets)
+        out["p50_ms"] = self._percentile(0.50, buckets, ok)
+        out["p99_ms"] = self._percentile(0.99, buckets, ok)
+        return out
+
+
+class RedisStore(Store):
+    """A node's records in a Redis server, under a key prefix.
+
+    Parameters
+    ----------
+    url_or_client : str or redis.Redis
+        A URL as redis-py reads it (``redis://[user:password@]host:port/db``,
+        ``rediss://`` for TLS, ``unix:///path.sock?db=1``), or an existing
+        ``redis.Redis`` client.  A client you pass is used as it is configured
+        (its timeouts and retries are yours) and is not closed by ``close()``;
+        it must not decode responses.
+    prefix : str or bytes
+        Start of every key this store writes.  Stores sharing a server need
+        prefixes of which neither starts with the other (end them with ``:``).
+    timeout : float
+        Seconds to connect and to wait for each reply (URLs only; default 0.5).
+        redis-py's own retries are off, so a hung server fails a call after
+        about this long.
+    codec : object with ``encode(value) -> bytes`` and ``decode(bytes) -> value``
+        For values other than bytes and str, e.g. ``JSONCodec()``.  Without a
+        codec such values are refused; nothing is ever pickled.
+    name : str
+        The node's name, carried by the StoreErrors this store raises.  The
+        cluster sets it when the store joins a node.
+
+    Raises
+    ------
+    ImportError
+        If redis-py is not installed (``pip install 'cvstore[redis]'``).
+
+    Examples
+    --------
+    >>> store = RedisStore("redis://127.0.0.1:6379/0", prefix="app:")  # doctest: +SKIP
+    >>> store.put(b"k", Record(1, "v"))                                  # doctest: +SKIP
+    True
+    """
+
+    def __init__(
+        self,
+        url_or_client: Any,
+        *,
+        prefix: str | bytes = DEFAULT_PREFIX,
+        timeout: float | None = None,
+        codec: Any = None,
+        name: str | None = None,
+    ) -> None:
+        redis = _import_redis()
+        self._errors = (redis.RedisError, OSError)
+        self._timeout_error = redis.TimeoutError
+        self._connection_error = redis.ConnectionError
+        self._noscript_error = redis.exceptions.NoScriptError
+
+        if isinstance(url_or_client, str):
+            if timeout is None:
+                timeout = DEFAULT_TIMEOUT
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+            if not timeout > 0:
+                raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+            self._client = redis.Redis.from_url(
+                url_or_client,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+            )
+            self._owns_client = True
+            self.timeout: float | None = float(timeout)
+        elif isinstance(url_or_client, redis.Redis):
+            if timeout is not None:
+                raise ValueError(
+                    f"timeout applies to a url only, got timeout={timeout!r} with a client; "
+                    "set socket_timeout on the client instead"
+                )
+            kwargs = url_or_client.connection_pool.connection_kwargs
+            if kwargs.get("decode_responses"):
+                raise ValueError(
+                    "url_or_client must not decode responses, got a client with "
+                    "decode_responses=True; RedisStore reads raw bytes"
+                )
+            self._client = url_or_client
+            self._owns_client = False
+            self.timeout = kwargs.get("socket_timeout")
+        else:
+            raise TypeError(
+                "url_or_client must be a redis:// url or a redis.Redis client, "
+                f"got {type(url_or_client).__name__}"
+            )
+
+        if isinstance(prefix, str):
+            prefix_b = prefix.encode("utf-8")
+        elif isinstance(prefix, bytes):
+            prefix_b = prefix
+        else:
+            raise TypeError(f"prefix must be str or bytes, got {type(prefix).__name__}")
+        if codec is not None and not (
+            callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))
+        ):
+            raise TypeError(
+                f"codec must have encode(value) -> bytes and decode(bytes) methods, got {codec!r}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be str or None, got {type(name).__name__}")
+
+        self.prefix = prefix
+        self.codec = codec
+        self.name = name
+        self._records = prefix_b + b"r:"
+        self._hints = prefix_b + b"h:"
+        self._record_count = prefix_b + b"m:records"
+        self._hint_count = prefix_b + b"m:hints"
+        self._records_pattern = _glob_escape(self._records) + b"*"
+        self._hints_pattern = _glob_escape(self._hints) + b"*"
+        self._stats = _Stats()
+        self.address = self._describe()
+
+    # ------------------------------------------------------------ helpers
+
+    def _describe(self) -> str:
+        """Where the server is, without the password."""
+        pool = self._client.connection_pool
+        kw = pool.connection_kwargs
+        if "path" in kw:
+            return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+        ssl = "SSL" in getattr(pool.connection_class, "__name__", "")
+        scheme = "rediss" if ssl else "redis"
+        return f"{scheme}://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+    def __repr__(self) -> str:
+        extra = f", name={self.name!r}" if self.name is not None else ""
+        return f"RedisStore({self.address!r}, prefix={self.prefix!r}{extra})"
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (for inspection and tests; do not write under the prefix)."""
+        return self._client
+
+    def _fail(self, op: str, exc: BaseException, started: float) -> StoreError:
+        elapsed = time.perf_counter() - started
+        if isinstance(exc, self._timeout_error) or isinstance(exc, TimeoutError):
+            kind, what = "timeout", f"timed out after {elapsed:.3g} s"
+        elif isinstance(exc, (self._connection_error, ConnectionError)):
+            kind, what = "connection", "connection failed"
+        else:
+            kind, what = "error", "failed"
+        who = f"node {self.name!r} ({self.address})" if self.name else self.address
+        message = f"{who}: {op} {what}: {exc}"
+        self._stats.failed(elapsed, kind, message)
+        return StoreError(message, node=self.name)
+
+    def _call(self, op: str, fn: Any, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = fn(*args)
+        except self._errors as exc:
+            raise self._fail(op, exc, started) from exc
+        self._stats.ok(time.perf_counter() - started)
+        return result
+
+    def _evalsha(self, op: str, calls: list[tuple[list[bytes], list[bytes]]]) -> list[Any]:
+        """Run the script once per (keys, argv) in `calls`, in one round trip.
+
+        Calls the server rejected with NOSCRIPT are repeated after one SCRIPT
+        LOAD.  Repeating is safe: a write only ever applies a newer version.
+        """
+        client = self._client
+        started = time.perf_counter()
+        try:
+            if len(calls) == 1:
+                keys, argv = calls[0]
+                try:
+                    results = [client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
+                except self._noscript_error:
+                    self._load_script()
+                    results = [client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
+            else:
+                results = self._pipeline_evalsha(calls, retry=True)
+        except self._errors as exc:
+            raise self._fail(op, exc, started) from exc
+        self._stats.ok(time.perf_counter() - started)
+        return results
+
+    def _pipeline_evalsha(self, calls: list[tuple[list[bytes], list[bytes]]], retry: bool) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for keys, argv in calls:
+            pipe.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
+        results = pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, self._noscript_error)]
+        if missing and retry:
+            self._load_script()
+            again = self._pipeline_evalsha([calls[i] for i in missing], retry=False)
+            for i, r in zip(missing, again):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+
+    def _load_script(self) -> None:
+        sha = self._client.script_load(_SCRIPT)
+        if isinstance(sha, bytes):
+            sha = sha.decode()
+        if sha != _SCRIPT_SHA:  # pragma: no cover - a server that hashes differently
+            raise StoreError(
+                f"{self.address}: SCRIPT LOAD returned sha {sha!r}, expected {_SCRIPT_SHA!r}",
+                node=self.name,
+            )
+
+    def _encode(self, record: Any) -> bytes:
+        version, value = record
+        if type(version) is not int or not 0 <= version < _VERSION_LIMIT:
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise TypeError(f"record version must be int, got {type(version).__name__}")
+            if not 0 <= version < _VERSION_LIMIT:
+                raise ValueError(f"record version must be in [0, 2**96), got {version!r}")
+            version = int(version)
+        head = b"%024x" % version
+        if value is TOMBSTONE:
+            return head + _TAG_TOMBSTONE
+        if type(value) is bytes:
+            return head + _TAG_BYTES + value
+        if type(value) is str:
+            return head + _TAG_STR + value.encode("utf-8", "surrogatepass")
+        if isinstance(value, bytes):
+            return head + _TAG_BYTES + bytes(value)
+        if isinstance(value, str):
+            return head + _TAG_STR + str(value).encode("utf-8", "surrogatepass")
+        if self.codec is None:
+            raise TypeError(
+                f"value must be bytes or str, got {type(value).__name__}; "
+                "pass codec=JSONCodec() (or your own codec) to RedisStore to store other types"
+            )
+        payload = self.codec.encode(value)
+        if type(payload) is not bytes:
+            raise TypeError(
+                f"codec.encode must return bytes, got {type(payload).__name__} from {self.codec!r}"
+            )
+        return head + _TAG_CODEC + payload
+
+    def _decode(self, raw: bytes, where: bytes) -> Record:
+        tag = raw[_HEAD : _HEAD + 1]
+        try:
+            version = int(raw[:_HEAD], 16)
+        except ValueError:
+            tag = b""
+        if tag == _TAG_BYTES:
+            return Record(version, raw[_HEAD + 1 :])
+        if tag == _TAG_STR:
+            return Record(version, raw[_HEAD + 1 :].decode("utf-8", "surrogatepass"))
+        if tag == _TAG_TOMBSTONE:
+            return Record(version, TOMBSTONE)
+        if tag == _TAG_CODEC:
+            if self.codec is None:
+                raise TypeError(
+                    f"the record in {where!r} was written with a codec; "
+                    "pass the same codec= to RedisStore to read it"
+                )
+            return Record(version, self.codec.decode(raw[_HEAD + 1 :]))
+        raise StoreError(
+            f"{self.address}: malformed record in {where!r}: {raw[:40]!r}", node=self.name
+        )
+
+    # ------------------------------------------------------------ records
+
+    def get(self, key: bytes) -> Record | None:
+        rkey = self._records + _as_bytes(key)
+        raw = self._call("get", self._client.execute_command, "GET", rkey)
+        return None if raw is None else self._decode(raw, rkey)
+
+    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
+        prefix = self._records
+        rkeys = [prefix + (k if type(k) is bytes else _as_bytes(k)) for k in keys]
+        if not rkeys:
+            return []
+        if len(rkeys) <= _MGET_BATCH:
+            raws = self._call("get_many", self._client.execute_command, "MGET", *rkeys)
+        else:
+            raws = self._call("get_many", self._mget_pipelined, rkeys)
+        decode = self._decode
+        return [None if raw is None else decode(raw, rk) for raw, rk in zip(raws, rkeys)]
+
+    def _mget_pipelined(self, rkeys: list[bytes]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for i in range(0, len(rkeys), _MGET_BATCH):
+            pipe.execute_command("MGET", *rkeys[i : i + _MGET_BATCH])
+        out: list[Any] = []
+        for part in pipe.execute():
+            out.extend(part)
+        return out
+
+    def put(self, key: bytes, record: Record) -> bool:
+        rkey = self._records + _as_bytes(key)
+        data = self._encode(record)
+        (applied,) = self._evalsha("put", [([self._record_count, rkey], [b"put", data])])
+        return bool(applied[0])
+
+    def put_many(self, items: Sequence[tuple[bytes, Record]]) -> list[bool]:
+        prefix, encode, counter = self._records, self._encode, self._record_count
+        calls = []
+        items = list(items)
+        for start in range(0, len(items), _SCRIPT_BATCH):
+            keys = [counter]
+            argv = [b"put"]
+            for key, record in items[start : start + _SCRIPT_BATCH]:
+                keys.append(prefix + (key if type(key) is bytes else _as_bytes(key)))
+                argv.append(encode(record))
+            calls.append((keys, argv))
+        if not calls:
+            return []
+        out: list[bool] = []
+        for flags in self._evalsha("put_many", calls):
+            out.extend(flag == 1 for flag in flags)
+        return out
+
+    def delete(self, key: bytes) -> bool:
+        rkey = self._records + _as_bytes(key)
+        (n,) = self._evalsha("delete", [([self._record_count, rkey], [b"del"])])
+        return n > 0
+
+    def delete_many(self, keys: Iterable[bytes]) -> int:
+        prefix, counter = self._records, self._record_count
+        rkeys = [prefix + _as_bytes(k) for k in keys]
+        calls = [
+            ([counter, *rkeys[i : i + _SCRIPT_BATCH]], [b"del"])
+            for i in range(0, len(rkeys), _SCRIPT_BATCH)
+        ]
+        if not calls:
+            return 0
+        return sum(self._evalsha("delete_many", calls))
+
+    def scan(self) -> Iterator[tuple[bytes, Record]]:
+        """Every (key, record) under the prefix, by SCAN (never KEYS).
+
+        As Redis's SCAN promises: a key present for the whole scan is returned;
+        one written or deleted meanwhile may or may not be; a key may be
+        returned twice if the server resizes its table during the scan.
+        """
+        client, strip = self._client, len(self._records)
+        cursor = 0
+        while True:
+            cursor, rkeys = self._call(
+                "scan", client.scan, cursor, self._records_pattern, _SCAN_COUNT
+            )
+            if rkeys:
+                raws = self._call("scan", client.execute_command, "MGET", *rkeys)
+                for rkey, raw in zip(rkeys, raws):
+                    if raw is not None:  # deleted since SCAN saw it
+                        yield rkey[strip:], self._decode(raw, rkey)
+            if int(cursor) == 0:
+                return
+
+    def count(self) -> int:
+        """How many records (tombstones included); O(1), kept by the write script."""
+        raw = self._call("count", self._client.execute_command, "GET", self._record_count)
+        return max(0, int(raw)) if raw is not None else 0
+
+    # -------------------------------------------------------------- hints
+
+    def _hint_key(self, owner: str) -> bytes:
+        if not isinstance(owner, str) or not owner:
+            raise TypeError(f"owner must be a non-empty str, got {owner!r}")
+        return self._hints + owner.encode("utf-8")
+
+    def put_hints(self, owner: str, items: Sequence[tuple[bytes, Record]]) -> None:
+        """Keep records for node `owner` in this server, until handed over.
+
+        A hint replaces the hint held for the same (owner, key) only if newer.
+        """
+        hkey = self._hint_key(owner)
+        items = list(items)
+        calls = []
+        for start in range(0, len(items), _SCRIPT_BATCH):
+            chunk = items[start : start + _SCRIPT_BATCH]
+            argv = [b"hput"]
+            argv.extend(self._encode(record) for _, record in chunk)
+            argv.extend(_as_bytes(key) for key, _ in chunk)
+            calls.append(([self._hint_count, hkey], argv))
+        if calls:
+            self._evalsha("put_hints", calls)
+
+    def scan_hints(self) -> Iterator[tuple[str, bytes, Record]]:
+        client, strip = self._client, len(self._hints)
+        cursor = 0
+        while True:
+            cursor, hkeys = self._call("scan_hints", client.scan, cursor, self._hints_pattern, _SCAN_COUNT)
+            for hkey in hkeys:
+                owner = hkey[strip:].decode("utf-8")
+                hcursor = 0
+                while True:
+                    hcursor, fields = self._call(
+                        "scan_hints", client.hscan, hkey, hcursor, None, _SCAN_COUNT
+                    )
+                    for key, raw in fields.items():
+                        yield owner, key, self._decode(raw, hkey + b" " + key)
+                    if int(hcursor) == 0:
+                        break
+            if int(cursor) == 0:
+                return
+
+    def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
+        hkey = self._hint_key(owner)
+        fields = [_as_bytes(k) for k in keys]
+        calls = [
+            ([self._hint_count, hkey], [b"hdel", *fields[i : i + _SCRIPT_BATCH]])
+            for i in range(0, len(fields), _SCRIPT_BATCH)
+        ]
+        if calls:
+            self._evalsha("delete_hints", calls)
+
+    def count_hints(self) -> int:
+        raw = self._call("count_hints", self._client.execute_command, "GET", self._hint_count)
+        return max(0, int(raw)) if raw is not None else 0
+
+    # ---------------------------------------------------------- lifecycle
+
+    def clear(self) -> int:
+        """Delete every key under the prefix (records, hints, counters); returns how many."""
+        client = self._client
+        pattern = _glob_escape(_as_bytes(self.prefix, "prefix")) + b"*"
+        removed, cursor = 0, 0
+        while True:
+            cursor, keys = self._call("clear", client.scan, cursor, pattern, _SCAN_COUNT)
+            if keys:
+                removed += self._call("clear", client.execute_command, "DEL", *keys)
+            if int(cursor) == 0:
+                return removed
+
+    def ping(self) -> bool:
+        """One round trip to the server; raises StoreError if it does not answer."""
+        return bool(self._call("ping", self._client.execute_command, "PING"))
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """Calls, errors (timeouts, connection errors) and latency of this store.
+
+        ``mean_ms``/``max_ms`` cover every call; ``p50_ms``/``p99_ms`` are upper
+        bounds (powers of two in µs) over the calls that succeeded.  A batch is
+        one call.
+        """
+        snap = self._stats.snapshot()
+        if reset:
+            self._stats.reset()
+        return snap
+
+    def close(self) -> None:
+        """Close the connections, if this store opened them (from a URL)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
