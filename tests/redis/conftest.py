@@ -1,0 +1,97 @@
+"""Fixtures for the tests against real Redis servers (started here, stopped by PID).
+
+Without a redis-server binary (or without redis-py) these tests are skipped,
+except in CI (``CI=true``) or with ``CVSTORE_REQUIRE_REDIS=1``, where they fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _load_redis_servers():
+    # By path, so it works whatever pytest's import mode puts on sys.path.
+    name = "redis_servers"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "redis_servers.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+redis_servers = _load_redis_servers()
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> Path:
+    """The redis-server binary (skips or fails the test if there is none)."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        redis_servers.missing("redis-py is not installed (pip install 'cvstore[redis]')")
+    binary = redis_servers.find_redis_server()
+    if binary is None:
+        redis_servers.missing("no redis-server binary found")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary, tmp_path_factory):
+    """One server shared by the tests that do not harm it (each uses its own prefix)."""
+    (server,) = redis_servers.start_servers(
+        1, tmp_path_factory.mktemp("redis-shared"), binary=redis_binary
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_redis(redis_binary, tmp_path):
+    """``start_redis(n=1, appendonly=False, extra_config=())`` -> servers of this test only.
+
+    Each test that kills, pauses or reconfigures servers starts its own; all are
+    stopped (resumed first if paused) at teardown.
+    """
+    started = []
+    counter = itertools.count()
+
+    def start(n: int = 1, *, appendonly: bool = False, extra_config=()):
+        servers = redis_servers.start_servers(
+            n,
+            tmp_path / f"batch{next(counter)}",
+            binary=redis_binary,
+            appendonly=appendonly,
+            extra_config=extra_config,
+        )
+        started.extend(servers)
+        return servers
+
+    yield start
+    redis_servers.stop_servers(started)
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def prefix(request) -> str:
+    """A key prefix no other test uses, so tests can share one server."""
+    return f"test{next(_prefixes)}:{request.node.name[:40]}:"
+
+
+@pytest.fixture
+def redis_store(redis_server, prefix):
+    """A RedisStore on the shared server under a prefix of its own."""
+    from cvstore.stores.redis import RedisStore
+
+    store = RedisStore(redis_server.url(), prefix=prefix, name="r1")
+    yield store
+    store.clear()
+    store.close()
