@@ -17,26 +17,34 @@ Every Redis key the store uses starts with ``prefix`` (default ``cvstore:``)::
 
 A record (a string value or a hint's hash value) is one byte string::
 
-    <24 lowercase hex digits: the version> <1 tag byte> <payload>
+    <12 bytes: the version, big-endian> <1 tag byte> <payload>
 
     tag  b  bytes, the payload as is
          s  str, the payload is its UTF-8 (surrogates allowed, so every str round-trips)
          c  any other value, the payload is ``codec.encode(value)``
          t  tombstone (a deleted key), no payload
 
-Fixed-width hex makes string order equal version order, and a record is one
-string, so ``get_many`` reads any number of records with one ``MGET``.
+The version is the 96-bit stamp of ``cvstore.versions``; big-endian makes
+byte order equal version order.  A record is one string, so ``get_many``
+reads any number of records with one ``MGET``.
 
 Versioned writes
 ----------------
 One Lua script does every write, atomically on the server.  ``put`` and
 ``put_many`` replace a record only if the new version is strictly newer than
 the stored one (a tombstone is a record like any other), and return which
-records were applied; a batch is one script call per 1,000 records, all
-calls of a batch sent in one pipeline (one round trip).  The script also
-counts records and hints, so ``count`` is O(1).  The script is sent by SHA
-(``EVALSHA``); when the server does not know it (first use, restart, SCRIPT
-FLUSH) it is loaded once with ``SCRIPT LOAD`` and the call repeated.
+records were applied.  The script reads the stored records of a batch with
+one ``MGET``, compares versions as two 48-bit integers (``struct.unpack``:
+exact in Lua's doubles, and unlike Lua's string ``<``, which calls
+``strcoll``, independent of the server's locale), checks every record before
+writing any, then writes the newer ones with one ``MSET``.  A batch is one
+script call per 1,000 records (a key repeated within a batch starts a new
+call, so each call sees each key once), all calls of a batch sent in one
+pipeline: one round trip.  The script also keeps the record and hint counts,
+so ``count`` is O(1).  It is sent by SHA (``EVALSHA``); when the server does
+not know it (first use, restart, SCRIPT FLUSH) it is loaded once with
+``SCRIPT LOAD`` and the calls repeated, which is safe because a write only
+ever applies a newer version.
 
 Failures
 --------
@@ -61,7 +69,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from cvstore.errors import StoreError
 from cvstore.stores.base import Store
-from cvstore.versions import TOMBSTONE, VERSION_HEX_DIGITS, Record
+from cvstore.versions import TOMBSTONE, Record
 
 __all__ = ("DEFAULT_TIMEOUT", "JSONCodec", "RedisStore")
 
@@ -71,81 +79,77 @@ DEFAULT_PREFIX = "cvstore:"
 _SCRIPT_BATCH = 1000  # records per script call (also bounds Lua's unpack())
 _MGET_BATCH = 10_000  # keys per MGET
 _SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
-_VERSION_LIMIT = 1 << (4 * VERSION_HEX_DIGITS)
-_HEAD = VERSION_HEX_DIGITS  # bytes before the tag
+_HEAD = 12  # bytes of the version, before the tag
+_VERSION_LIMIT = 1 << (8 * _HEAD)
 _TAG_BYTES, _TAG_STR, _TAG_CODEC, _TAG_TOMBSTONE = b"b", b"s", b"c", b"t"
+_ORD_BYTES, _ORD_STR, _ORD_TOMBSTONE = ord("b"), ord("s"), ord("t")
+_new_record = tuple.__new__  # Record(v, x) without NamedTuple's Python-level __new__
 _INSTALL_HINT = "pip install 'cvstore[redis]'"
 
-# ARGV[1] is the operation.  Versions are compared as two 48-bit halves with
-# tonumber(): exact in Lua's doubles and independent of the server's locale
-# (Lua compares strings with strcoll).  Writes are collected and issued after
-# every check has passed, so a malformed stored record aborts the whole call
-# before anything is written.
+# ARGV[1] is the operation.  Each call names each key (or hint field) once:
+# the client splits batches at repeated keys.
 _SCRIPT = """
 local op = ARGV[1]
 
-local function version(rec)
-  local hi = tonumber(string.sub(rec, 1, 12), 16)
-  local lo = tonumber(string.sub(rec, 13, 24), 16)
-  if hi == nil or lo == nil or string.len(rec) < 25 then
-    return nil
-  end
-  return hi, lo
-end
-
--- which of records ARGV[2..] replace olds[1..]; returns applied flags,
--- the (name, value) pairs to write, and how many names are new
-local function choose(names, olds)
-  local applied, writes, latest, created = {}, {}, {}, 0
-  for i = 1, #names do
-    local name, new = names[i], ARGV[i + 1]
-    local old = latest[name]
-    if old == nil then
-      old = olds[i]
-      if old == false then created = created + 1 end
-    end
-    local ok = old == false
-    if not ok then
-      local oh, ol = version(old)
-      if oh == nil then
-        return nil, 'cvstore: malformed record in ' .. name
+-- which records ARGV[2..] replace olds[1..], the record keys or hint fields
+-- being names[1 + shift..]: the positions of the records not applied (not
+-- newer; usually none, so the reply stays small), the (name, record) pairs to
+-- write and how many names are new; or nil and an error message
+local function choose(names, shift, olds)
+  local rejected, writes, created = {}, {}, 0
+  local unpack_version = struct.unpack
+  for i = 1, #olds do
+    local new, old = ARGV[i + 1], olds[i]
+    local ok = true
+    if old == false then
+      created = created + 1
+    else
+      if #old < 13 then
+        return nil, 'cvstore: malformed record in ' .. names[i + shift]
       end
-      local nh, nl = version(new)
+      local oh, ol = unpack_version('>I6I6', old)
+      local nh, nl = unpack_version('>I6I6', new)
       ok = nh > oh or (nh == oh and nl > ol)
     end
     if ok then
-      latest[name] = new
-      writes[#writes + 1] = name
+      writes[#writes + 1] = names[i + shift]
       writes[#writes + 1] = new
-      applied[i] = 1
     else
-      latest[name] = old
-      applied[i] = 0
+      rejected[#rejected + 1] = i
     end
   end
-  return applied, writes, created
+  return rejected, writes, created
 end
 
 if op == 'put' then
   -- KEYS[1] record counter, KEYS[2..] record keys; ARGV[2..] records
-  local names = {}
-  for i = 2, #KEYS do names[i - 1] = KEYS[i] end
-  local applied, writes, created = choose(names, redis.call('MGET', unpack(names)))
-  if applied == nil then return redis.error_reply(writes) end
+  local rejected, writes, created = choose(KEYS, 1, redis.call('MGET', unpack(KEYS, 2)))
+  if rejected == nil then return redis.error_reply(writes) end
   if #writes > 0 then redis.call('MSET', unpack(writes)) end
   if created > 0 then redis.call('INCRBY', KEYS[1], created) end
-  return applied
+  return rejected
 elseif op == 'hput' then
   -- KEYS[1] hint counter, KEYS[2] the owner's hash;
   -- ARGV[2..n+1] records, then ARGV[n+2..2n+1] their fields (keys)
   local n = (#ARGV - 1) / 2
-  local fields = {}
-  for i = 1, n do fields[i] = ARGV[n + 1 + i] end
-  local applied, writes, created = choose(fields, redis.call('HMGET', KEYS[2], unpack(fields)))
-  if applied == nil then return redis.error_reply(writes) end
+  local olds = redis.call('HMGET', KEYS[2], unpack(ARGV, n + 2))
+  local rejected, writes, created = choose(ARGV, n + 1, olds)
+  if rejected == nil then return redis.error_reply(writes) end
   if #writes > 0 then redis.call('HSET', KEYS[2], unpack(writes)) end
   if created > 0 then redis.call('INCRBY', KEYS[1], created) end
-  return applied
+  return rejected
+elseif op == 'purge' then
+  -- KEYS[1] record counter, KEYS[2..] record keys; ARGV[2..] 12-byte versions:
+  -- delete each record whose version is still exactly the one given
+  local n = 0
+  for i = 2, #KEYS do
+    local old = redis.call('GET', KEYS[i])
+    if old and string.sub(old, 1, 12) == ARGV[i] then
+      n = n + redis.call('DEL', KEYS[i])
+    end
+  end
+  if n > 0 then redis.call('DECRBY', KEYS[1], n) end
+  return n
 elseif op == 'del' then
   -- KEYS[1] record counter, KEYS[2..] record keys
   local n = redis.call('DEL', unpack(KEYS, 2))
@@ -209,6 +213,34 @@ def _as_bytes(key: Any, what: str = "key") -> bytes:
     if isinstance(key, str):
         return key.encode("utf-8")
     raise TypeError(f"{what} must be bytes or str, got {type(key).__name__}")
+
+
+def _check_version(version: Any) -> None:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"record version must be int, got {type(version).__name__}")
+    if not 0 <= version < _VERSION_LIMIT:
+        raise ValueError(f"record version must be in [0, 2**96), got {version!r}")
+
+
+def _spans(names: list[bytes], size: int) -> list[tuple[int, int]]:
+    """Split `names` into runs of at most `size` in which no name repeats.
+
+    The write script reads every stored record of a call before it writes, so
+    one call must not see a key twice; a repeat starts the next call (the
+    calls run in order, so the later record is compared with the earlier).
+    """
+    if len(set(names)) == len(names):  # the usual case: no repeats
+        return [(i, min(i + size, len(names))) for i in range(0, len(names), size)]
+    spans = []
+    start, seen = 0, set()
+    for i, name in enumerate(names):
+        if name in seen or i - start == size:
+            spans.append((start, i))
+            start, seen = i, set()
+        seen.add(name)
+    if start < len(names):
+        spans.append((start, len(names)))
+    return spans
 
 
 class _Stats:
@@ -495,17 +527,14 @@ class RedisStore(Store):
     def _encode(self, record: Any) -> bytes:
         version, value = record
         if type(version) is not int or not 0 <= version < _VERSION_LIMIT:
-            if not isinstance(version, int) or isinstance(version, bool):
-                raise TypeError(f"record version must be int, got {type(version).__name__}")
-            if not 0 <= version < _VERSION_LIMIT:
-                raise ValueError(f"record version must be in [0, 2**96), got {version!r}")
-            version = int(version)
-        head = b"%024x" % version
+            _check_version(version)
+        head = version.to_bytes(_HEAD, "big")
         if value is TOMBSTONE:
             return head + _TAG_TOMBSTONE
-        if type(value) is bytes:
+        cls = type(value)
+        if cls is bytes:
             return head + _TAG_BYTES + value
-        if type(value) is str:
+        if cls is str:
             return head + _TAG_STR + value.encode("utf-8", "surrogatepass")
         if isinstance(value, bytes):
             return head + _TAG_BYTES + bytes(value)
@@ -513,7 +542,7 @@ class RedisStore(Store):
             return head + _TAG_STR + str(value).encode("utf-8", "surrogatepass")
         if self.codec is None:
             raise TypeError(
-                f"value must be bytes or str, got {type(value).__name__}; "
+                f"value must be bytes or str, got {cls.__name__}; "
                 "pass codec=JSONCodec() (or your own codec) to RedisStore to store other types"
             )
         payload = self.codec.encode(value)
@@ -525,23 +554,22 @@ class RedisStore(Store):
 
     def _decode(self, raw: bytes, where: bytes) -> Record:
         tag = raw[_HEAD : _HEAD + 1]
-        try:
-            version = int(raw[:_HEAD], 16)
-        except ValueError:
-            tag = b""
         if tag == _TAG_BYTES:
-            return Record(version, raw[_HEAD + 1 :])
+            return Record(int.from_bytes(raw[:_HEAD], "big"), raw[_HEAD + 1 :])
         if tag == _TAG_STR:
-            return Record(version, raw[_HEAD + 1 :].decode("utf-8", "surrogatepass"))
+            return Record(
+                int.from_bytes(raw[:_HEAD], "big"),
+                raw[_HEAD + 1 :].decode("utf-8", "surrogatepass"),
+            )
         if tag == _TAG_TOMBSTONE:
-            return Record(version, TOMBSTONE)
+            return Record(int.from_bytes(raw[:_HEAD], "big"), TOMBSTONE)
         if tag == _TAG_CODEC:
             if self.codec is None:
                 raise TypeError(
                     f"the record in {where!r} was written with a codec; "
                     "pass the same codec= to RedisStore to read it"
                 )
-            return Record(version, self.codec.decode(raw[_HEAD + 1 :]))
+            return Record(int.from_bytes(raw[:_HEAD], "big"), self.codec.decode(raw[_HEAD + 1 :]))
         raise StoreError(
             f"{self.address}: malformed record in {where!r}: {raw[:40]!r}", node=self.name
         )
@@ -562,8 +590,25 @@ class RedisStore(Store):
             raws = self._call("get_many", self._client.execute_command, "MGET", *rkeys)
         else:
             raws = self._call("get_many", self._mget_pipelined, rkeys)
-        decode = self._decode
-        return [None if raw is None else decode(raw, rk) for raw, rk in zip(raws, rkeys)]
+        # inline fast path of _decode for bytes, str and tombstones
+        decode, from_bytes, new = self._decode, int.from_bytes, _new_record
+        out: list[Record | None] = []
+        add = out.append
+        for raw, rkey in zip(raws, rkeys):
+            if raw is None:
+                add(None)
+                continue
+            tag = raw[_HEAD] if len(raw) > _HEAD else -1
+            if tag == _ORD_BYTES:
+                add(new(Record, (from_bytes(raw[:_HEAD], "big"), raw[_HEAD + 1 :])))
+            elif tag == _ORD_STR:
+                value = raw[_HEAD + 1 :].decode("utf-8", "surrogatepass")
+                add(new(Record, (from_bytes(raw[:_HEAD], "big"), value)))
+            elif tag == _ORD_TOMBSTONE:
+                add(new(Record, (from_bytes(raw[:_HEAD], "big"), TOMBSTONE)))
+            else:
+                add(decode(raw, rkey))
+        return out
 
     def _mget_pipelined(self, rkeys: list[bytes]) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
@@ -577,25 +622,39 @@ class RedisStore(Store):
     def put(self, key: bytes, record: Record) -> bool:
         rkey = self._records + _as_bytes(key)
         data = self._encode(record)
-        (applied,) = self._evalsha("put", [([self._record_count, rkey], [b"put", data])])
-        return bool(applied[0])
+        (rejected,) = self._evalsha("put", [([self._record_count, rkey], [b"put", data])])
+        return not rejected
 
-    def put_many(self, items: Sequence[tuple[bytes, Record]]) -> list[bool]:
-        prefix, encode, counter = self._records, self._encode, self._record_count
-        calls = []
-        items = list(items)
-        for start in range(0, len(items), _SCRIPT_BATCH):
-            keys = [counter]
-            argv = [b"put"]
-            for key, record in items[start : start + _SCRIPT_BATCH]:
-                keys.append(prefix + (key if type(key) is bytes else _as_bytes(key)))
-                argv.append(encode(record))
-            calls.append((keys, argv))
-        if not calls:
+    def put_many(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
+        prefix, encode = self._records, self._encode
+        rkeys, records = [], []
+        add_key, add_record = rkeys.append, records.append
+        for key, record in items:
+            add_key(prefix + (key if type(key) is bytes else _as_bytes(key)))
+            # inline fast path of _encode for bytes and str values
+            version, value = record
+            cls = type(value)
+            if type(version) is int and 0 <= version < _VERSION_LIMIT:
+                if cls is bytes:
+                    add_record(((version << 8) | _ORD_BYTES).to_bytes(_HEAD + 1, "big") + value)
+                    continue
+                if cls is str:
+                    add_record(
+                        ((version << 8) | _ORD_STR).to_bytes(_HEAD + 1, "big")
+                        + value.encode("utf-8", "surrogatepass")
+                    )
+                    continue
+            add_record(encode(record))
+        if not rkeys:
             return []
-        out: list[bool] = []
-        for flags in self._evalsha("put_many", calls):
-            out.extend(flag == 1 for flag in flags)
+        counter = self._record_count
+        spans = _spans(rkeys, _SCRIPT_BATCH)
+        calls = [([counter, *rkeys[a:b]], [b"put", *records[a:b]]) for a, b in spans]
+        # each call replies with the 1-based positions of the records it refused
+        out = [True] * len(rkeys)
+        for (start, _), rejected in zip(spans, self._evalsha("put_many", calls)):
+            for i in rejected:
+                out[start + i - 1] = False
         return out
 
     def delete(self, key: bytes) -> bool:
@@ -613,6 +672,26 @@ class RedisStore(Store):
         if not calls:
             return 0
         return sum(self._evalsha("delete_many", calls))
+
+    def purge_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        """Delete each record whose version is still exactly the given one (atomic).
+
+        A record rewritten since the caller read it (another version) stays.
+        """
+        prefix, counter = self._records, self._record_count
+        rkeys, versions = [], []
+        for key, version in items:
+            if type(version) is not int or not 0 <= version < _VERSION_LIMIT:
+                _check_version(version)
+            rkeys.append(prefix + _as_bytes(key))
+            versions.append(version.to_bytes(_HEAD, "big"))
+        calls = [
+            ([counter, *rkeys[i : i + _SCRIPT_BATCH]], [b"purge", *versions[i : i + _SCRIPT_BATCH]])
+            for i in range(0, len(rkeys), _SCRIPT_BATCH)
+        ]
+        if not calls:
+            return 0
+        return sum(self._evalsha("purge_many", calls))
 
     def scan(self) -> Iterator[tuple[bytes, Record]]:
         """Every (key, record) under the prefix, by SCAN (never KEYS).
@@ -635,6 +714,19 @@ class RedisStore(Store):
             if int(cursor) == 0:
                 return
 
+    def keys(self) -> list[bytes]:
+        """Every key with a record (tombstones included), by SCAN without reading values."""
+        client, strip = self._client, len(self._records)
+        out: list[bytes] = []
+        cursor = 0
+        while True:
+            cursor, rkeys = self._call(
+                "keys", client.scan, cursor, self._records_pattern, _SCAN_COUNT
+            )
+            out.extend(rkey[strip:] for rkey in rkeys)
+            if int(cursor) == 0:
+                return list(dict.fromkeys(out))  # SCAN may repeat a key
+
     def count(self) -> int:
         """How many records (tombstones included); O(1), kept by the write script."""
         raw = self._call("count", self._client.execute_command, "GET", self._record_count)
@@ -647,20 +739,20 @@ class RedisStore(Store):
             raise TypeError(f"owner must be a non-empty str, got {owner!r}")
         return self._hints + owner.encode("utf-8")
 
-    def put_hints(self, owner: str, items: Sequence[tuple[bytes, Record]]) -> None:
+    def put_hints(self, owner: str, items: Iterable[tuple[bytes, Record]]) -> None:
         """Keep records for node `owner` in this server, until handed over.
 
         A hint replaces the hint held for the same (owner, key) only if newer.
         """
         hkey = self._hint_key(owner)
-        items = list(items)
-        calls = []
-        for start in range(0, len(items), _SCRIPT_BATCH):
-            chunk = items[start : start + _SCRIPT_BATCH]
-            argv = [b"hput"]
-            argv.extend(self._encode(record) for _, record in chunk)
-            argv.extend(_as_bytes(key) for key, _ in chunk)
-            calls.append(([self._hint_count, hkey], argv))
+        fields, records = [], []
+        for key, record in items:
+            fields.append(_as_bytes(key))
+            records.append(self._encode(record))
+        calls = [
+            ([self._hint_count, hkey], [b"hput", *records[a:b], *fields[a:b]])
+            for a, b in _spans(fields, _SCRIPT_BATCH)
+        ]
         if calls:
             self._evalsha("put_hints", calls)
 

@@ -50,7 +50,7 @@ class TestValues:
             b"",
             b"plain",
             b"\x00\xff\x00 binary\r\n",
-            b"24 hex-looking: 000000000000000000000001s",
+            b"\x00" * 12 + b"t looks like a tombstone",
             "",
             "text",
             "unicode: \u00e9\u4e2d\U0001f600",
@@ -241,10 +241,50 @@ class TestBatches:
         ]
         assert redis_store.count() == 4
 
+    def test_repeated_keys_across_a_long_batch(self, redis_store):
+        # a key repeats within and across the 1,000-record script calls
+        items = []
+        for i in range(2400):
+            items.append((b"k%d" % (i % 700), Record(i % 1100, "v%d" % i)))
+        model: dict[bytes, Record] = {}
+        expected = []
+        for key, record in items:
+            newer = key not in model or record.version > model[key].version
+            expected.append(newer)
+            if newer:
+                model[key] = record
+        assert redis_store.put_many(items) == expected
+        assert dict(redis_store.scan()) == model
+        assert redis_store.count() == 700
+
+    def test_purge_many_removes_only_unchanged_versions(self, redis_store):
+        redis_store.put_many([(b"a", Record(5, TOMBSTONE)), (b"b", Record(5, "v")), (b"c", Record(1, "c"))])
+        redis_store.put(b"b", Record(6, "rewritten after the caller looked"))
+        assert redis_store.purge_many([(b"a", 5), (b"b", 5), (b"c", 2), (b"missing", 1)]) == 1
+        assert redis_store.get_many([b"a", b"b", b"c"]) == [
+            None,
+            Record(6, "rewritten after the caller looked"),
+            Record(1, "c"),
+        ]
+        assert redis_store.count() == 2
+        with pytest.raises(ValueError, match="record version must be in"):
+            redis_store.purge_many([(b"b", -6)])
+
+    def test_keys_lists_every_key_without_values(self, redis_store):
+        expected = {b"k%d" % i for i in range(2500)} | {b"tomb"}
+        redis_store.put_many([(k, Record(1, "v")) for k in expected - {b"tomb"}])
+        redis_store.put(b"tomb", Record(2, TOMBSTONE))
+        redis_store.put_hints("n2", [(b"hinted only", Record(1, "h"))])
+        keys = redis_store.keys()
+        assert len(keys) == len(expected) and set(keys) == expected
+        assert calls_of(redis_store.client, "mget", redis_store.keys) == 0
+
     def test_empty_batches(self, redis_store):
         assert redis_store.put_many([]) == []
         assert redis_store.get_many([]) == []
         assert redis_store.delete_many([]) == 0
+        assert redis_store.purge_many([]) == 0
+        assert redis_store.keys() == []
         redis_store.put_hints("n2", [])
         redis_store.delete_hints("n2", [])
         assert redis_store.count() == redis_store.count_hints() == 0
@@ -369,9 +409,9 @@ class TestScanAndPrefix:
         redis_store.put_hints("node2", [(b"k", Record(3, b"h"))])
         raw = redis_store.client
         p = prefix.encode()
-        assert raw.get(p + b"r:k") == b"%024x" % 0xABC + b"sv"
-        assert raw.get(p + b"r:t") == b"%024x" % 2 + b"t"
-        assert raw.hgetall(p + b"h:node2") == {b"k": b"%024x" % 3 + b"bh"}
+        assert raw.get(p + b"r:k") == (0xABC).to_bytes(12, "big") + b"sv"
+        assert raw.get(p + b"r:t") == (2).to_bytes(12, "big") + b"t"
+        assert raw.hgetall(p + b"h:node2") == {b"k": (3).to_bytes(12, "big") + b"bh"}
         assert raw.get(p + b"m:records") == b"2" and raw.get(p + b"m:hints") == b"1"
 
 
