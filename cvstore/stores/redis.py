@@ -253,9 +253,13 @@ class _Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.reset()
+        self._zero()
 
     def reset(self) -> None:
+        with self._lock:
+            self._zero()
+
+    def _zero(self) -> None:
         self.calls = 0
         self.errors = 0
         self.timeouts = 0
