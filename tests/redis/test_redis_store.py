@@ -507,6 +507,23 @@ class TestConnecting:
                 anonymous.get(b"k")
             assert isinstance(info.value.__cause__, redis.RedisError)
 
+    def test_unix_socket_url(self, start_redis, tmp_path):
+        sock = tmp_path / "r.sock"
+        (server,) = start_redis(extra_config=[f"unixsocket {sock}", "unixsocketperm 700"])
+        with RedisStore(f"unix://{sock}?db=2", prefix="u:") as store:
+            store.put(b"k", Record(1, "over a unix socket"))
+            assert store.get(b"k") == Record(1, "over a unix socket")
+            assert repr(store).startswith(f"RedisStore('unix://{sock}?db=2'")
+        assert redis.Redis(port=server.port, db=2).exists(b"u:r:k") == 1
+
+    def test_rediss_url_uses_tls(self):
+        # no TLS server here: check the client it builds, which connects lazily
+        store = RedisStore("rediss://:pw@127.0.0.1:1/4", name="tls")
+        pool = store.client.connection_pool
+        assert issubclass(pool.connection_class, redis.SSLConnection)
+        assert repr(store) == "RedisStore('rediss://127.0.0.1:1/4', prefix='cvstore:', name='tls')"
+        store.close()
+
     def test_existing_client(self, redis_server, prefix):
         client = redis.Redis(port=redis_server.port)
         store = RedisStore(client, prefix=prefix)
