@@ -1,0 +1,271 @@
+"""The ``cvstore`` command line: argument parsing and dispatch to the commands.
+
+``main(argv)`` parses the arguments and runs one command from
+``cvstore._cli``; each command module is imported only when it runs, so
+``cvstore --help`` stays quick and ``import cvstore`` never loads any of it.
+
+Exit codes: 0 success, 1 the command failed at run time (a node down, a file
+that cannot be written), 2 bad usage or bad input.  Errors are one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cvstore._cli import args as _args
+from cvstore._cli.errors import CommandError, UsageError
+from cvstore._version import __version__
+
+__all__ = ("main",)
+
+_COMMANDS = ("demo", "shell", "simulate", "bench")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and do not exit the process."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')", prog=self.prog)
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="cvstore",
+        description="cvstore: a consistent-hashing key-value store. Try 'cvstore demo' first.",
+    )
+    parser.add_argument("--version", action="version", version=f"cvstore {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="a 3-node cluster (RF 3) through failures, hints, growth and shrinking",
+        description="Run an in-process cluster of 3 nodes with replication factor 3 and "
+        "show, step by step, what the cluster guarantees.",
+    )
+    demo.add_argument(
+        "--keys",
+        type=_args.count(1, 1_000_000),
+        default=3000,
+        metavar="K",
+        help="how many keys to store (default 3000)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=_args.count(0),
+        default=0,
+        metavar="S",
+        help="seed of the random choices (default 0)",
+    )
+
+    shell = sub.add_parser(
+        "shell",
+        help="an interactive shell on a cluster (in memory, or Redis nodes)",
+        description="Play with a cluster by hand: add and remove nodes, fail and recover "
+        "them, put and get keys at a consistency level. Type 'help' in the shell.",
+    )
+    shell.add_argument(
+        "--rf",
+        type=_args.count(1, 64),
+        default=3,
+        metavar="R",
+        help="replication factor (default 3)",
+    )
+    shell.add_argument(
+        "--vnodes",
+        type=_args.count(1, 10_000),
+        default=160,
+        metavar="V",
+        help="ring points per unit of weight (default 160)",
+    )
+    shell.add_argument(
+        "--read",
+        default="quorum",
+        choices=_args.LEVELS,
+        metavar="LEVEL",
+        help="default read consistency (default quorum)",
+    )
+    shell.add_argument(
+        "--write",
+        default="quorum",
+        choices=_args.LEVELS,
+        metavar="LEVEL",
+        help="default write consistency (default quorum)",
+    )
+    shell.add_argument(
+        "--redis",
+        nargs="+",
+        metavar="URL",
+        help="run on Redis nodes, one URL each (needs the 'redis' extra)",
+    )
+    shell.add_argument(
+        "--prefix", default="cvstore:", metavar="P", help="key prefix in Redis (default 'cvstore:')"
+    )
+    shell.add_argument(
+        "--load", metavar="FILE", help="start from a session saved with the shell's 'save FILE'"
+    )
+    _add_progress(shell)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="load per node and keys moved, on millions of synthetic keys",
+        description="Place synthetic keys (key-0, key-1, ...) on a ring with the batch "
+        "lookups; report the load per node and, for --add/--remove, how many keys and "
+        "replica copies move compared with the least that must.",
+    )
+    sim.add_argument(
+        "--nodes",
+        type=_args.count(1, 100_000),
+        default=100,
+        metavar="N",
+        help="nodes in the ring (default 100)",
+    )
+    sim.add_argument(
+        "--vnodes",
+        type=_args.count(1, 100_000),
+        default=160,
+        metavar="V",
+        help="points per unit of weight (default 160)",
+    )
+    sim.add_argument(
+        "--keys",
+        type=_args.count(1, 10**9),
+        default=1_000_000,
+        metavar="K",
+        help="synthetic keys; 10k, 10M are understood (default 1M)",
+    )
+    sim.add_argument(
+        "--weights",
+        type=_args.weight,
+        nargs="+",
+        metavar="W",
+        help="node weights, one per node, or a shorter list repeated (default: all 1)",
+    )
+    sim.add_argument(
+        "--rf",
+        type=_args.count(1, 64),
+        default=3,
+        metavar="R",
+        help="replication factor for replica copies (default 3)",
+    )
+    sim.add_argument(
+        "--add",
+        type=_args.count(1, 100_000),
+        metavar="A",
+        help="what if A nodes of weight 1 are added",
+    )
+    sim.add_argument(
+        "--remove",
+        type=_args.count(1, 100_000),
+        metavar="R",
+        help="what if R nodes (chosen with --seed) are removed",
+    )
+    sim.add_argument(
+        "--hash",
+        default="xxh64",
+        choices=("xxh64", "ketama"),
+        help="placement function (default xxh64)",
+    )
+    sim.add_argument(
+        "--seed",
+        type=_args.count(0, 2**64 - 1),
+        default=0,
+        metavar="S",
+        help="ring seed (xxh64) and which nodes --remove takes (default 0)",
+    )
+    sim.add_argument(
+        "--plot", metavar="FILE.png", help="write a picture (needs the 'plot' extra: matplotlib)"
+    )
+    sim.add_argument("--json", action="store_true", help="print the results as JSON")
+    _add_progress(sim)
+
+    bench = sub.add_parser(
+        "bench",
+        help="cvstore against uhashring and a pure-Python ring, in this run",
+        description="Time get_node and batch lookups of cvstore and, where installed, "
+        "uhashring and the pure-Python reference ring, on the same keys and nodes.",
+    )
+    bench.add_argument(
+        "--nodes",
+        type=_args.count(1, 10_000),
+        default=100,
+        metavar="N",
+        help="nodes in each ring (default 100)",
+    )
+    bench.add_argument(
+        "--vnodes",
+        type=_args.count(4, 1_000),
+        default=160,
+        metavar="V",
+        help="points per node (default 160)",
+    )
+    bench.add_argument(
+        "--keys",
+        type=_args.count(1_000, 10**7),
+        default=200_000,
+        metavar="K",
+        help="keys in the batch lookup (default 200k)",
+    )
+    bench.add_argument(
+        "--seconds",
+        type=_args.duration,
+        default=0.2,
+        metavar="S",
+        help="time spent on each measurement (default 0.2)",
+    )
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "simulate":
+        from cvstore._cli.simulate import command
+    elif args.command == "bench":
+        from cvstore._cli.bench import command
+    elif args.command == "demo":
+        from cvstore._cli.demo import command
+    else:
+        from cvstore._cli.shell import command
+    return command(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cvstore`` command line; returns the exit code (0, 1 or 2)."""
+    parser = _build_parser()
+    prog = "cvstore"
+    try:
+        try:
+            args, extra = parser.parse_known_args(argv)
+        except SystemExit as exit_:  # --help, --version
+            return exit_.code if isinstance(exit_.code, int) else 0
+        if args.command is None:
+            raise UsageError(
+                f"missing command: choose one of {', '.join(_COMMANDS)} (see 'cvstore --help')"
+            )
+        prog = f"cvstore {args.command}"
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
+        return _run(args)
+    except UsageError as exc:
+        print(f"{exc.prog or prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 1

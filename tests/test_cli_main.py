@@ -1,0 +1,118 @@
+"""The `cvstore` entry points: help, version, usage errors, and a light `import cvstore`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cvstore import __version__
+from cvstore._cli.args import parse_count
+from cvstore.cli import main
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "shell", "simulate", "bench"):
+        assert f"    {command}" in out
+
+
+@pytest.mark.parametrize("command", ["demo", "shell", "simulate", "bench"])
+def test_each_command_has_help(capsys, command):
+    assert main([command, "--help"]) == 0
+    assert f"usage: cvstore {command}" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"cvstore {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["frobnicate"], "cvstore: error: argument COMMAND: invalid choice: 'frobnicate'"),
+        ([], "cvstore: error: missing command: choose one of demo, shell, simulate, bench"),
+        (["--nodes", "3"], "cvstore: error: argument COMMAND: invalid choice: '3'"),
+        (["simulate", "extra"], "cvstore simulate: error: unrecognized arguments: extra"),
+        (
+            ["bench", "--keys", "ten"],
+            "cvstore bench: error: argument --keys: must be a whole number",
+        ),
+        (
+            ["bench", "--seconds", "0"],
+            "cvstore bench: error: argument --seconds: must be seconds > 0",
+        ),
+        (["demo", "--keys", "-5"], "cvstore demo: error: argument --keys: must be a whole number"),
+        (
+            ["shell", "--rf", "0"],
+            "cvstore shell: error: argument --rf: must be a whole number from 1",
+        ),
+        (
+            ["shell", "--read", "some"],
+            "cvstore shell: error: argument --read: invalid choice: 'some'",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(capsys, argv, expected):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("10", 10),
+        ("10k", 10_000),
+        ("10M", 10_000_000),
+        ("1_000", 1000),
+        ("2.5k", 2500),
+        ("1e6", 1_000_000),
+        ("1,000", 1000),
+        ("x", None),
+        ("1.5", None),
+        ("", None),
+        ("inf", None),
+    ],
+)
+def test_counts_understand_suffixes(text, value):
+    assert parse_count(text) == value
+
+
+def run(*argv):
+    return subprocess.run(
+        [sys.executable, *argv], check=False, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_python_m_cvstore_help():
+    proc = run("-m", "cvstore", "--help")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("usage: cvstore ")
+    proc = run("-m", "cvstore", "simulate", "--nodes", "x")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "cvstore simulate: error: argument --nodes: must be a whole number from 1 to 100,000, "
+        "got 'x' (see 'cvstore simulate --help')\n"
+    )
+
+
+def test_import_cvstore_stays_light():
+    code = (
+        "import sys, cvstore, cvstore.cli\n"
+        "heavy = [m for m in ('matplotlib', 'tqdm', 'tabulate', 'cvstore._cli.simulate',"
+        " 'cvstore._cli.shell', 'cvstore._cli.demo', 'cvstore._cli.bench', 'uhashring')"
+        " if m in sys.modules]\n"
+        "print(heavy)\n"
+        "import cvstore._cli\n"
+    )
+    proc = run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[]\n"
+    proc = run("-c", "import sys, cvstore; print('cvstore.cli' in sys.modules)")
+    assert proc.stdout == "False\n"
