@@ -18,13 +18,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-__all__ = ("TOMBSTONE", "HybridClock", "Record", "version_hex", "version_from_hex")
+__all__ = (
+    "TOMBSTONE",
+    "HybridClock",
+    "Record",
+    "version_from_hex",
+    "version_hex",
+    "version_wall_ms",
+)
 
 _COUNTER_BITS = 16
 _WRITER_BITS = 32
-_COUNTER_MAX = (1 << _COUNTER_BITS) - 1
 VERSION_HEX_DIGITS = 24
 
 
@@ -76,44 +83,86 @@ def version_wall_ms(version: int) -> int:
 class HybridClock:
     """Issues strictly increasing version stamps for one writer.
 
-    ``now()`` returns a new version; ``observe(version)`` moves the clock past
-    a version seen from another writer, so causally later writes get later
-    stamps even when wall clocks disagree.  Thread-safe.
+    ``now()`` returns a new version and ``now_many(n)`` n consecutive ones;
+    ``observe(version)`` moves the clock past a version seen from another
+    writer, so causally later writes get later stamps even when wall clocks
+    disagree.  ``time_ms()`` is the physical clock it reads.  Thread-safe.
+
+    Parameters
+    ----------
+    writer_id : int, optional
+        32-bit tie breaker; random when omitted.
+    wall_ms : callable, optional
+        Returns the physical time in milliseconds (tests pass a fake clock).
+
+    Examples
+    --------
+    >>> clock = HybridClock(writer_id=7, wall_ms=lambda: 1_000)
+    >>> a, b = clock.now(), clock.now()
+    >>> a < b, version_wall_ms(a), a & 0xFFFFFFFF
+    (True, 1000, 7)
     """
 
-    def __init__(self, writer_id: int | None = None, *, wall_ms=None) -> None:
+    def __init__(
+        self, writer_id: int | None = None, *, wall_ms: Callable[[], int] | None = None
+    ) -> None:
         if writer_id is None:
             writer_id = int.from_bytes(os.urandom(4), "little")
+        if isinstance(writer_id, bool) or not isinstance(writer_id, int):
+            raise TypeError(f"writer_id must be an int, got {type(writer_id).__name__}")
         if not 0 <= writer_id < (1 << _WRITER_BITS):
             raise ValueError(f"writer_id must be in [0, 2**32), got {writer_id!r}")
+        if wall_ms is not None and not callable(wall_ms):
+            raise TypeError(f"wall_ms must be callable, got {type(wall_ms).__name__}")
         self.writer_id = writer_id
-        self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
-        self._last_ms = 0
-        self._counter = 0
+        self._wall_ms = wall_ms
+        # The logical part of the last stamp, (ms << 16) | counter, as one int:
+        # "max(wall, last + 1)" is then the whole hybrid-clock send rule, and
+        # a counter overflow carries into the milliseconds by itself.
+        self._hlc = 0
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+
+    def time_ms(self) -> int:
+        """The physical clock this HybridClock reads, in ms since the epoch."""
+        if self._wall_ms is None:
+            return time.time_ns() // 1_000_000
+        return int(self._wall_ms())
 
     def now(self) -> int:
+        """A new version, greater than every version this clock issued or observed."""
+        if self._wall_ms is None:
+            wall = (time.time_ns() // 1_000_000) << _COUNTER_BITS
+        else:
+            wall = int(self._wall_ms()) << _COUNTER_BITS
+        # acquire/release rather than "with": this is on every write's path,
+        # and nothing between them can raise.
+        self._acquire()
+        hlc = self._hlc + 1
+        if wall > hlc:  # noqa: PLR1730 (max() costs a call per write)
+            hlc = wall
+        self._hlc = hlc
+        self._release()
+        return (hlc << _WRITER_BITS) | self.writer_id
+
+    def now_many(self, n: int) -> list[int]:
+        """`n` new consecutive versions in increasing order, reserved at once."""
+        if n <= 0:
+            return []
+        wall = self.time_ms() << _COUNTER_BITS
         with self._lock:
-            wall = self._wall_ms()
-            if wall > self._last_ms:
-                self._last_ms, self._counter = wall, 0
-            elif self._counter < _COUNTER_MAX:
-                self._counter += 1
-            else:  # 65,536 stamps in one millisecond: borrow from the next one
-                self._last_ms, self._counter = self._last_ms + 1, 0
-            return self._compose()
+            first = max(self._hlc + 1, wall)
+            self._hlc = first + n - 1
+        # Consecutive logical stamps are versions 2**32 apart: a range, built in C.
+        start = (first << _WRITER_BITS) | self.writer_id
+        return list(range(start, start + (n << _WRITER_BITS), 1 << _WRITER_BITS))
 
     def observe(self, version: int) -> None:
         """Never issue a stamp below `version` again (hybrid-clock receive rule)."""
         hlc = version >> _WRITER_BITS
         with self._lock:
-            if hlc > ((self._last_ms << _COUNTER_BITS) | self._counter):
-                self._last_ms = hlc >> _COUNTER_BITS
-                self._counter = hlc & _COUNTER_MAX
+            self._hlc = max(self._hlc, hlc)
 
-    def _compose(self) -> int:
-        return (
-            (self._last_ms << (_COUNTER_BITS + _WRITER_BITS))
-            | (self._counter << _WRITER_BITS)
-            | self.writer_id
-        )
+    def __repr__(self) -> str:
+        return f"HybridClock(writer_id={self.writer_id})"

@@ -10,7 +10,7 @@ rule atomically (a dict under a lock, a Lua script on a Redis server).
 from __future__ import annotations
 
 import abc
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from cvstore.versions import Record
 
@@ -20,10 +20,11 @@ __all__ = ("Store",)
 class Store(abc.ABC):
     """Abstract base of node stores (MemoryStore, RedisStore).
 
-    Reading: ``get``, ``get_many``.  Writing: ``put``, ``put_many`` (newer
-    versions only), ``delete`` / ``delete_many`` (remove outright: purging
-    tombstones, handing a key off).  Scanning: ``scan`` (every record, for
-    rebalancing and repair), ``count``.  Hints for other nodes (hinted
+    Reading: ``get``, ``get_many``.  Writing: ``put``, ``put_many``,
+    ``put_many_columns`` (newer versions only), ``delete`` / ``delete_many``
+    (remove outright: purging tombstones, handing a key off), ``purge_many``
+    (remove only if the version is unchanged).  Scanning: ``scan`` (every
+    record, for rebalancing and repair), ``keys``, ``count``.  Hints for other nodes (hinted
     handoff) are kept apart from live records: ``put_hints``, ``scan_hints``,
     ``delete_hints``, ``count_hints``.
     """
@@ -49,6 +50,14 @@ class Store(abc.ABC):
         """``[put(k, r) for k, r in items]``, in one round trip where it can."""
         return [self.put(k, r) for k, r in items]
 
+    def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
+        """``put_many(list(zip(keys, records)))``: the same batch given as two lists.
+
+        The cluster writes batches this way, so a backend can skip building
+        the pairs.
+        """
+        return self.put_many(list(zip(keys, records)))
+
     @abc.abstractmethod
     def delete(self, key: bytes) -> bool:
         """Remove the record of `key` outright; returns whether there was one."""
@@ -64,6 +73,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int:
         """How many records (tombstones included)."""
+
+    def keys(self) -> list[bytes]:
+        """Every key that has a record (tombstones included), in no particular order.
+
+        Rebalancing needs only the keys; backends that can list them without
+        reading the values should override this.
+        """
+        return [key for key, _ in self.scan()]
+
+    def purge_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        """Remove each key whose stored version is still exactly the given one.
+
+        For purging tombstones and stray copies without undoing a write that
+        landed after the caller looked.  Returns how many were removed.  This
+        default reads then deletes, so it is not atomic; backends override it
+        with an atomic check-and-delete.
+        """
+        removed = 0
+        for key, version in items:
+            record = self.get(key)
+            if record is not None and record[0] == version and self.delete(key):
+                removed += 1
+        return removed
 
     # -------------------------------------------------------------- hints
 

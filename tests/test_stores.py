@@ -1,0 +1,283 @@
+"""The store contract, run against every store backend.
+
+``STORE_FACTORIES`` is the parameter list: each entry makes a fresh, empty
+store.  A backend joins the suite by appending its factory (RedisStore's can
+skip itself when no server is available).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from cvstore.stores import MemoryStore, Store
+from cvstore.versions import TOMBSTONE, Record
+
+STORE_FACTORIES: list[Any] = [
+    pytest.param(MemoryStore, id="memory"),
+]
+
+
+@pytest.fixture(params=STORE_FACTORIES)
+def store(request) -> Store:
+    made = request.param()
+    yield made
+    made.close()
+
+
+class TestRecords:
+    def test_missing_key_reads_none(self, store):
+        assert store.get(b"nope") is None
+        assert store.get_many([b"a", b"b"]) == [None, None]
+
+    def test_put_then_get(self, store):
+        assert store.put(b"k", Record(10, "v")) is True
+        assert store.get(b"k") == Record(10, "v")
+
+    def test_newer_version_replaces(self, store):
+        store.put(b"k", Record(10, "old"))
+        assert store.put(b"k", Record(11, "new")) is True
+        assert store.get(b"k") == Record(11, "new")
+
+    @pytest.mark.parametrize("version", [9, 10])
+    def test_older_or_equal_version_is_refused(self, store, version):
+        store.put(b"k", Record(10, "kept"))
+        assert store.put(b"k", Record(version, "lost")) is False
+        assert store.get(b"k") == Record(10, "kept")
+
+    def test_tombstone_is_a_record_like_any_other(self, store):
+        store.put(b"k", Record(10, "v"))
+        assert store.put(b"k", Record(11, TOMBSTONE)) is True
+        assert store.get(b"k").value is TOMBSTONE
+        assert store.put(b"k", Record(10, "stale")) is False  # no resurrection
+        assert store.count() == 1
+
+    def test_big_versions_compare_as_numbers(self, store):
+        small, big = (1 << 80) + 5, (1 << 95) + 1
+        store.put(b"k", Record(big, "big"))
+        assert store.put(b"k", Record(small, "small")) is False
+        assert store.get(b"k").version == big
+
+    def test_put_many_applies_only_newer_and_reports_which(self, store):
+        store.put(b"a", Record(5, "a5"))
+        store.put(b"b", Record(5, "b5"))
+        applied = store.put_many(
+            [(b"a", Record(6, "a6")), (b"b", Record(4, "b4")), (b"c", Record(1, "c1"))]
+        )
+        assert applied == [True, False, True]
+        assert store.get_many([b"a", b"b", b"c"]) == [
+            Record(6, "a6"),
+            Record(5, "b5"),
+            Record(1, "c1"),
+        ]
+
+    def test_put_many_of_nothing(self, store):
+        assert store.put_many([]) == []
+        assert store.put_many_columns([], []) == []
+
+    def test_put_many_columns_is_put_many(self, store):
+        store.put(b"a", Record(5, "a5"))
+        assert store.put_many_columns([b"a", b"b"], [Record(4, "x"), Record(4, "b4")]) == [
+            False,
+            True,
+        ]
+        assert store.get_many([b"a", b"b"]) == [Record(5, "a5"), Record(4, "b4")]
+
+    def test_put_many_all_newer_than_everything_stored(self, store):
+        store.put_many([(b"a", Record(1, 1)), (b"b", Record(2, 2))])
+        assert store.put_many([(b"a", Record(7, 7)), (b"b", Record(8, 8))]) == [True, True]
+        assert store.get_many([b"a", b"b"]) == [Record(7, 7), Record(8, 8)]
+        # ...and a later batch that is older for one key still loses there.
+        assert store.put_many([(b"a", Record(6, 6)), (b"c", Record(9, 9))]) == [False, True]
+        assert store.get(b"a") == Record(7, 7)
+
+    def test_delete_removes_outright(self, store):
+        store.put(b"k", Record(1, "v"))
+        assert store.delete(b"k") is True
+        assert store.delete(b"k") is False
+        assert store.get(b"k") is None
+        assert store.put(b"k", Record(1, "again")) is True  # nothing left to compare against
+
+    def test_delete_many_counts_what_was_there(self, store):
+        store.put_many([(b"a", Record(1, 1)), (b"b", Record(1, 1))])
+        assert store.delete_many([b"a", b"b", b"zzz"]) == 2
+        assert store.count() == 0
+
+    def test_purge_many_removes_only_unchanged_versions(self, store):
+        store.put_many([(b"a", Record(1, TOMBSTONE)), (b"b", Record(2, TOMBSTONE))])
+        store.put(b"b", Record(3, "rewritten"))
+        assert store.purge_many([(b"a", 1), (b"b", 2), (b"c", 1)]) == 1
+        assert store.get(b"a") is None
+        assert store.get(b"b") == Record(3, "rewritten")
+
+    def test_scan_keys_and_count_include_tombstones(self, store):
+        store.put_many([(b"a", Record(1, "x")), (b"b", Record(2, TOMBSTONE))])
+        assert dict(store.scan()) == {b"a": Record(1, "x"), b"b": Record(2, TOMBSTONE)}
+        assert sorted(store.keys()) == [b"a", b"b"]
+        assert store.count() == 2
+
+    def test_values_of_many_kinds_round_trip(self, store):
+        values = ["text", b"bytes", "", b"", "\u00e9\u4e2d", 0, 3.5, None, [1, 2], {"a": 1}]
+        for i, value in enumerate(values):
+            store.put(f"k{i}".encode(), Record(1, value))
+        assert [store.get(f"k{i}".encode()).value for i in range(len(values))] == values
+
+    def test_binary_keys(self, store):
+        key = bytes(range(256))
+        store.put(key, Record(1, "v"))
+        assert store.get(key).value == "v"
+        assert store.keys() == [key]
+
+
+class TestHints:
+    def test_hints_are_kept_apart_from_records(self, store):
+        store.put_hints("node2", [(b"k", Record(5, "hinted"))])
+        assert store.get(b"k") is None
+        assert store.count() == 0
+        assert list(store.scan()) == []
+        assert store.keys() == []
+        assert store.count_hints() == 1
+        assert list(store.scan_hints()) == [("node2", b"k", Record(5, "hinted"))]
+
+    def test_a_newer_hint_replaces_an_older_one_for_the_same_owner_and_key(self, store):
+        store.put_hints("n", [(b"k", Record(5, "old"))])
+        store.put_hints("n", [(b"k", Record(7, "new")), (b"j", Record(1, "j"))])
+        store.put_hints("n", [(b"k", Record(6, "stale"))])
+        assert sorted(store.scan_hints()) == [
+            ("n", b"j", Record(1, "j")),
+            ("n", b"k", Record(7, "new")),
+        ]
+
+    def test_hints_for_different_owners_are_separate(self, store):
+        store.put_hints("a", [(b"k", Record(1, "for a"))])
+        store.put_hints("b", [(b"k", Record(2, "for b"))])
+        assert store.count_hints() == 2
+        store.delete_hints("a", [b"k"])
+        assert list(store.scan_hints()) == [("b", b"k", Record(2, "for b"))]
+
+    def test_delete_hints_of_unknown_owner_or_key_is_harmless(self, store):
+        store.put_hints("a", [(b"k", Record(1, 1))])
+        store.delete_hints("zzz", [b"k"])
+        store.delete_hints("a", [b"other"])
+        assert store.count_hints() == 1
+
+    def test_hints_survive_deleting_the_record_of_the_same_key(self, store):
+        store.put(b"k", Record(1, "live"))
+        store.put_hints("n", [(b"k", Record(2, "hint"))])
+        store.delete(b"k")
+        assert store.count_hints() == 1
+
+
+class TestThreads:
+    def test_concurrent_puts_leave_the_newest_version(self, store):
+        keys = [f"k{i}".encode() for i in range(50)]
+        rng = random.Random(7)
+        plans = [
+            [(rng.choice(keys), rng.randrange(1, 10**6)) for _ in range(2000)] for _ in range(4)
+        ]
+        newest: dict[bytes, int] = {}
+        for plan in plans:
+            for key, version in plan:
+                newest[key] = max(newest.get(key, 0), version)
+
+        def work(plan):
+            for i, (key, version) in enumerate(plan):
+                if i % 2:
+                    store.put(key, Record(version, version))
+                else:
+                    store.put_many([(key, Record(version, version))])
+
+        threads = [threading.Thread(target=work, args=(plan,)) for plan in plans]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert {k: r.version for k, r in store.scan()} == newest
+        assert all(r.value == r.version for _, r in store.scan())
+
+
+class TestMemoryStore:
+    def test_values_are_kept_as_is_not_copied(self):
+        store = MemoryStore()
+        value = {"mutable": [1]}
+        store.put(b"k", Record(1, value))
+        assert store.get(b"k").value is value
+
+    def test_is_a_store(self):
+        assert isinstance(MemoryStore(), Store)
+
+    def test_put_many_columns_needs_matching_lengths(self):
+        with pytest.raises(
+            ValueError, match="keys and records must have the same length, got 2 and 1"
+        ):
+            MemoryStore().put_many_columns([b"a", b"b"], [Record(1, 1)])
+
+    def test_a_subclass_overriding_get_is_honoured(self):
+        calls = []
+
+        class Counting(MemoryStore):
+            def get(self, key):
+                calls.append(key)
+                return super().get(key)
+
+        store = Counting()
+        store.put(b"k", Record(1, 1))
+        store.get(b"k")
+        assert calls == [b"k"]
+
+    def test_repr_shows_sizes(self):
+        store = MemoryStore()
+        store.put(b"k", Record(1, 1))
+        store.put_hints("n", [(b"j", Record(1, 1))])
+        assert repr(store) == "MemoryStore(records=1, hints=1)"
+
+    def test_the_base_class_defaults_work_for_a_minimal_backend(self):
+        class Minimal(Store):
+            """Only the abstract methods: the batch and purge forms come from Store."""
+
+            def __init__(self):
+                self.data, self.hints = {}, {}
+
+            def get(self, key):
+                return self.data.get(key)
+
+            def put(self, key, record):
+                old = self.data.get(key)
+                if old is not None and old.version >= record.version:
+                    return False
+                self.data[key] = record
+                return True
+
+            def delete(self, key):
+                return self.data.pop(key, None) is not None
+
+            def scan(self):
+                return iter(list(self.data.items()))
+
+            def count(self):
+                return len(self.data)
+
+            def put_hints(self, owner, items):
+                self.hints.setdefault(owner, {}).update(items)
+
+            def scan_hints(self):
+                return iter([(o, k, r) for o, h in self.hints.items() for k, r in h.items()])
+
+            def delete_hints(self, owner, keys):
+                for k in keys:
+                    self.hints.get(owner, {}).pop(k, None)
+
+        store = Minimal()
+        assert store.put_many_columns([b"a", b"b"], [Record(2, 2), Record(1, TOMBSTONE)]) == [
+            True,
+            True,
+        ]
+        assert store.get_many([b"a", b"b", b"c"]) == [Record(2, 2), Record(1, TOMBSTONE), None]
+        assert sorted(store.keys()) == [b"a", b"b"]
+        assert store.purge_many([(b"a", 1), (b"b", 1)]) == 1
+        assert store.delete_many([b"a", b"b"]) == 1
+        store.put_hints("n", [(b"k", Record(1, 1))])
+        assert store.count_hints() == 1
