@@ -14,11 +14,23 @@ from typing import Any
 BAR_WIDTH = 40
 
 
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], *, indent: str = "  ") -> str:
-    """Rows in aligned columns under a header line (tabulate's "simple" format)."""
+def table(
+    rows: Iterable[Sequence[Any]],
+    headers: Sequence[str],
+    *,
+    indent: str = "  ",
+    left: int = 1,
+) -> str:
+    """Rows in aligned columns under a header line (tabulate's "simple" format).
+
+    The first `left` columns (names) are aligned left, the others (numbers) right.
+    """
     from tabulate import tabulate
 
-    text = tabulate(list(rows), headers=list(headers), tablefmt="simple", disable_numparse=True)
+    align = ("left",) * left + ("right",) * (len(headers) - left)
+    text = tabulate(
+        list(rows), headers=list(headers), tablefmt="simple", disable_numparse=True, colalign=align
+    )
     return "\n".join(indent + line for line in text.splitlines())
 
 

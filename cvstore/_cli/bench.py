@@ -1,0 +1,215 @@
+"""``cvstore bench``: cvstore against the rings a user might use instead, timed in one run.
+
+Every ring gets the same nodes and the same keys (``key-0`` ...).  Two
+numbers per ring:
+
+get_node ns/op
+    a Python loop calling ``get_node`` once per key, divided by the keys:
+    what a caller looking up one key at a time pays (loop included).
+batch keys/s
+    cvstore's ``lookup_many`` on a list of str keys; rings without a batch
+    call run the same loop as above (marked "loop").
+
+Peers: uhashring (ketama placement, compared with cvstore's ketama mode) if
+it is installed, and ``cvstore._reference.ReferenceRing``, the pure-Python
+bisect ring that the tests use as an oracle.  Each timing repeats until it
+has run about ``--seconds`` and keeps the best round, so a busy machine
+shows up as noise, not as a slower library.  For curated numbers with
+statistics use ``pytest bench --benchmark-only`` in a clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import Any, Callable
+
+from cvstore import HashRing
+from cvstore._cli import text
+from cvstore._cli.errors import UsageError
+
+LOOP_KEYS = 20_000  # keys per round of a get_node loop
+
+
+@dataclass
+class Result:
+    ring: str
+    placement: str
+    get_node_ns: float
+    batch_keys_per_s: float
+    batch_call: str  # "lookup_many" or "loop"
+    agrees_with: str
+    agreement: float  # fraction of keys placed on the same node as that cvstore ring
+
+
+def _best_per_item(fn: Callable[[], Any], items: int, budget: float) -> float:
+    """Seconds per item of the fastest round of fn(), rounds repeated for about `budget` s."""
+    best = float("inf")
+    spent = 0.0
+    rounds = 0
+    while rounds < 3 or spent < budget:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        spent += dt
+        rounds += 1
+        if rounds >= 1000:
+            break
+    return best / items
+
+
+def _loop(get: Callable[[str], str], keys: list[str]) -> Callable[[], list[str]]:
+    return lambda: [get(k) for k in keys]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _uhashring(names: list[str], vnodes: int) -> Any | None:
+    try:
+        import uhashring
+    except ImportError:
+        return None
+    # Its ketama mode: vnodes are MD5 digests of 4 points each (40 gives 160 points).
+    # Names in descending order, so that on a colliding point it keeps the same
+    # node as cvstore (it keeps the last written, cvstore the smallest name).
+    nodes = {name: {"vnodes": vnodes // 4} for name in sorted(names, reverse=True)}
+    return uhashring.HashRing(nodes, hash_fn="ketama")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.vnodes % 4:
+        raise UsageError(
+            f"argument --vnodes: must be a multiple of 4 (ketama places 4 points a digest), "
+            f"got {args.vnodes}"
+        )
+    names = [f"node-{i}" for i in range(args.nodes)]
+    keys = [f"key-{i}" for i in range(args.keys)]
+    loop_keys = keys[:LOOP_KEYS]
+    budget = args.seconds
+    results: list[Result] = []
+    missing: list[str] = []
+
+    fast = HashRing(names, vnodes=args.vnodes)
+    ketama = HashRing(names, vnodes=args.vnodes, hash="ketama")
+    truth = {"xxh64": fast.get_node, "ketama": ketama.get_node}
+
+    def measure(name: str, placement: str, get: Callable[[str], str], batch: Any) -> None:
+        ns = _best_per_item(_loop(get, loop_keys), len(loop_keys), budget) * 1e9
+        if batch is not None:
+            per_key = _best_per_item(lambda: batch(keys), len(keys), budget)
+            call = "lookup_many"
+        else:
+            per_key, call = ns / 1e9, "loop"
+        check = loop_keys[:5000]
+        same = sum(get(k) == truth[placement](k) for k in check) / len(check)
+        agrees = f"cvstore ({placement})"
+        results.append(Result(name, placement, ns, 1 / per_key, call, agrees, same))
+
+    measure("cvstore", "xxh64", fast.get_node, fast.lookup_many)
+    measure("cvstore", "ketama", ketama.get_node, ketama.lookup_many)
+
+    uh = _uhashring(names, args.vnodes)
+    if uh is None:
+        missing.append("uhashring (pip install uhashring)")
+    else:
+        measure("uhashring", "ketama", uh.get_node, None)
+
+    from cvstore._reference import ReferenceRing, _xxh64_fast
+
+    ref = ReferenceRing(names, vnodes=args.vnodes)
+    hashing = "xxhash's C XXH64" if _xxh64_fast is not None else "pure-Python XXH64"
+    measure("pure-Python bisect ring", "xxh64", ref.get_node, None)
+
+    return {
+        "nodes": args.nodes,
+        "vnodes": args.vnodes,
+        "keys": args.keys,
+        "loop_keys": len(loop_keys),
+        "machine": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "versions": {
+                d: _version(d) for d in ("cvstore", "numpy", "uhashring", "xxhash") if _version(d)
+            },
+        },
+        "reference_hash": hashing,
+        "results": [asdict(r) for r in results],
+        "missing": missing,
+    }
+
+
+def render(r: dict[str, Any]) -> str:
+    versions = ", ".join(f"{d} {v}" for d, v in r["machine"]["versions"].items())
+    m = r["machine"]
+    base = next(x for x in r["results"] if x["ring"] == "cvstore" and x["placement"] == "xxh64")
+    rows = []
+    for x in r["results"]:
+        rows.append(
+            (
+                x["ring"],
+                x["placement"],
+                f"{x['get_node_ns']:,.0f}",
+                f"{text.rate(x['batch_keys_per_s'])}"
+                + (" (lookup_many)" if x["batch_call"] == "lookup_many" else " (loop)"),
+                f"{base['batch_keys_per_s'] / x['batch_keys_per_s']:.1f}x slower"
+                if x is not base
+                else "1.0x",
+                f"{100 * x['agreement']:.2f}%",
+            )
+        )
+    lines = [
+        (
+            f"bench: {r['nodes']} nodes x {r['vnodes']} vnodes; get_node over {r['loop_keys']:,} "
+            f"keys, batch over {r['keys']:,} keys; best round of each"
+        ),
+        (
+            f"python {m['python']} ({m['implementation']}, {m['machine']}, {m['cpus']} CPUs); "
+            f"{versions}"
+        ),
+        "",
+        text.table(
+            rows,
+            [
+                "ring",
+                "placement",
+                "get_node ns/op",
+                "batch keys/s",
+                "batch vs cvstore",
+                "same owner as cvstore",
+            ],
+            left=2,
+        ),
+        "",
+        (
+            f"  the pure-Python ring hashes with {r['reference_hash']}; "
+            "get_node times include the Python loop that calls it"
+        ),
+    ]
+    lines.append(
+        "  missing peers: " + "; ".join(r["missing"]) if r["missing"] else "  missing peers: none"
+    )
+    return "\n".join(lines)
+
+
+def command(args: argparse.Namespace) -> int:
+    result = run(args)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(render(result))
+    return 0
