@@ -630,6 +630,22 @@ class RedisStore(Store):
         return not rejected
 
     def put_many(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
+        """Store each record whose version is newer; one round trip for the batch.
+
+        Returns, per item, whether it was applied.  A key may appear more than
+        once; each of its records is compared with the one before.
+        """
+        return self._put_pairs(items)
+
+    def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
+        """``put_many`` with the batch given as two lists (as the cluster writes)."""
+        if len(keys) != len(records):
+            raise ValueError(
+                f"keys and records must have the same length, got {len(keys)} and {len(records)}"
+            )
+        return self._put_pairs(zip(keys, records))
+
+    def _put_pairs(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
         prefix, encode = self._records, self._encode
         rkeys, records = [], []
         add_key, add_record = rkeys.append, records.append
