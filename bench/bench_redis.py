@@ -108,7 +108,9 @@ def store(server: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
     s = RedisStore(server.url(), prefix="bench:", timeout=TIMEOUT)
     keys, values = data
     for i in range(0, N_KEYS, PER_CALL):
-        s.put_many([(k, Record(1, v)) for k, v in zip(keys[i : i + PER_CALL], values[i : i + PER_CALL])])
+        s.put_many(
+            [(k, Record(1, v)) for k, v in zip(keys[i : i + PER_CALL], values[i : i + PER_CALL])]
+        )
     assert s.count() == N_KEYS
     yield s
     s.close()
@@ -239,7 +241,9 @@ def test_write_raw_pipelined_set(benchmark, raw, data):
 def test_write_store_put_many(benchmark, raw, store, data):
     slices = _Slices(data)
     applied = []
-    _run(benchmark, lambda items: applied.append(store.put_many(items)), slices.records, ROUNDS_BATCH)
+    _run(
+        benchmark, lambda items: applied.append(store.put_many(items)), slices.records, ROUNDS_BATCH
+    )
     _info(benchmark, "cvstore", raw)
     assert all(all(flags) for flags in applied)  # every record was newer, so written
     assert store.count() == N_KEYS

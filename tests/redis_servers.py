@@ -45,7 +45,7 @@ STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 
 # Servers started by this process and not yet stopped; reaped at interpreter
 # exit so that an aborted test run leaves no orphan redis-server behind.
-_LIVE: dict[int, "RedisServer"] = {}
+_LIVE: dict[int, RedisServer] = {}
 
 
 class RedisServerError(RuntimeError):

@@ -491,10 +491,14 @@ class RedisStore(Store):
             if len(calls) == 1:
                 keys, argv = calls[0]
                 try:
-                    results = [client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
+                    results = [
+                        client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
+                    ]
                 except self._noscript_error:
                     self._load_script()
-                    results = [client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
+                    results = [
+                        client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
+                    ]
             else:
                 results = self._pipeline_evalsha(calls, retry=True)
         except self._errors as exc:
@@ -502,7 +506,9 @@ class RedisStore(Store):
         self._stats.ok(time.perf_counter() - started)
         return results
 
-    def _pipeline_evalsha(self, calls: list[tuple[list[bytes], list[bytes]]], retry: bool) -> list[Any]:
+    def _pipeline_evalsha(
+        self, calls: list[tuple[list[bytes], list[bytes]]], retry: bool
+    ) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for keys, argv in calls:
             pipe.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
@@ -780,7 +786,9 @@ class RedisStore(Store):
         client, strip = self._client, len(self._hints)
         cursor = 0
         while True:
-            cursor, hkeys = self._call("scan_hints", client.scan, cursor, self._hints_pattern, _SCAN_COUNT)
+            cursor, hkeys = self._call(
+                "scan_hints", client.scan, cursor, self._hints_pattern, _SCAN_COUNT
+            )
             for hkey in hkeys:
                 owner = hkey[strip:].decode("utf-8")
                 hcursor = 0

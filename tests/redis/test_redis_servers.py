@@ -57,7 +57,12 @@ class TestFind:
 class TestSkipOrFail:
     @pytest.mark.parametrize(
         "env",
-        [{"CI": "true"}, {"CI": "1"}, {"CVSTORE_REQUIRE_REDIS": "1"}, {"CVSTORE_REQUIRE_REDIS": "yes"}],
+        [
+            {"CI": "true"},
+            {"CI": "1"},
+            {"CVSTORE_REQUIRE_REDIS": "1"},
+            {"CVSTORE_REQUIRE_REDIS": "yes"},
+        ],
     )
     def test_required_in_ci(self, monkeypatch, env):
         monkeypatch.delenv("CI", raising=False)

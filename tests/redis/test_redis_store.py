@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -258,7 +257,9 @@ class TestBatches:
         assert redis_store.count() == 700
 
     def test_purge_many_removes_only_unchanged_versions(self, redis_store):
-        redis_store.put_many([(b"a", Record(5, TOMBSTONE)), (b"b", Record(5, "v")), (b"c", Record(1, "c"))])
+        redis_store.put_many(
+            [(b"a", Record(5, TOMBSTONE)), (b"b", Record(5, "v")), (b"c", Record(1, "c"))]
+        )
         redis_store.put(b"b", Record(6, "rewritten after the caller looked"))
         assert redis_store.purge_many([(b"a", 5), (b"b", 5), (b"c", 2), (b"missing", 1)]) == 1
         assert redis_store.get_many([b"a", b"b", b"c"]) == [
@@ -319,7 +320,9 @@ class TestBatches:
         redis_store.put_many([(b"k%d" % i, Record(1, "v")) for i in range(1500)])
         assert redis_store.delete(b"k0") is True
         assert redis_store.delete(b"k0") is False
-        assert redis_store.delete_many([b"k%d" % i for i in range(1, 1400)] + [b"k0", b"nope"]) == 1399
+        assert (
+            redis_store.delete_many([b"k%d" % i for i in range(1, 1400)] + [b"k0", b"nope"]) == 1399
+        )
         assert redis_store.count() == 100
         assert sorted(k for k, _ in redis_store.scan()) == sorted(
             b"k%d" % i for i in range(1400, 1500)
@@ -561,7 +564,9 @@ class TestConnecting:
             RedisStore(redis_server.url(), **kwargs)
 
     def test_url_or_client_type(self):
-        with pytest.raises(TypeError, match="url_or_client must be a redis:// url or a redis.Redis"):
+        with pytest.raises(
+            TypeError, match="url_or_client must be a redis:// url or a redis.Redis"
+        ):
             RedisStore(6379)
 
     def test_is_a_store_and_connects_lazily(self):
