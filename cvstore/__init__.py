@@ -6,6 +6,7 @@ keeps N versioned copies of each key on distinct nodes, Dynamo-style.
 
 from cvstore._ring import HashRing
 from cvstore._version import __version__
+from cvstore.cluster import Cluster
 from cvstore.errors import (
     CvstoreError,
     EmptyRingError,
@@ -14,11 +15,16 @@ from cvstore.errors import (
     StoreError,
     UnavailableError,
 )
+from cvstore.node import Node
+from cvstore.stores import MemoryStore
 
 __all__ = (
+    "Cluster",
     "CvstoreError",
     "EmptyRingError",
     "HashRing",
+    "MemoryStore",
+    "Node",
     "NodeExistsError",
     "NodeNotFoundError",
     "StoreError",

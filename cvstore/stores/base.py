@@ -5,6 +5,10 @@ bytes (the cluster encodes str keys as UTF-8).  Every write is conditional on
 versions: ``put`` replaces a record only with a strictly newer version, so a
 late or replayed write can never undo a newer one.  Backends implement this
 rule atomically (a dict under a lock, a Lua script on a Redis server).
+
+A backend that fails (a server down, a timeout) raises ``cvstore.StoreError``:
+the cluster treats it like a node that is down for that call.  Any other
+exception is a bug and propagates.
 """
 
 from __future__ import annotations

@@ -1,0 +1,164 @@
+"""Placement: one immutable snapshot of a cluster's membership and where keys go.
+
+A ``Placement`` holds a ring built for exactly its nodes, the nodes in ring
+index order, N (replicas per key) and the replica counts each consistency
+level needs.  The cluster swaps whole snapshots in one assignment, so a
+reader always works with one consistent membership, old or new.  During a
+membership change the current snapshot carries the next one as ``pending``:
+writes then go to the replicas of both.
+
+Replicas are ``ring.get_nodes(key, N)``.  When nodes have zones, they are the
+first node of each distinct zone along the ring walk, then (when there are
+fewer zones than N) the next nodes of the walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cvstore._levels import read_needs, write_needs
+from cvstore._ring import HashRing
+from cvstore.errors import EmptyRingError
+
+__all__ = ("Placement",)
+
+
+def _no_nodes(key: Any, n: int = 0) -> list[str]:
+    raise EmptyRingError("the cluster has no nodes; add one with cluster.add_node(Node(name))")
+
+
+class Placement:
+    """The ring, the nodes and N of one membership; never changed after it is built."""
+
+    __slots__ = (
+        "_zone_ids",
+        "_zone_of",
+        "by_name",
+        "get_nodes",
+        "index",
+        "n",
+        "node_of",
+        "nodes",
+        "pending",
+        "ring",
+        "rneed",
+        "wneed",
+        "zoned",
+    )
+
+    def __init__(
+        self,
+        members: Sequence[Any],
+        replication_factor: int,
+        *,
+        vnodes: int,
+        hash: str,
+        seed: int,
+    ) -> None:
+        weights = {node.name: node.weight for node in members}
+        ring = HashRing(weights, vnodes=vnodes, hash=hash, seed=seed)
+        by_name = {node.name: node for node in members}
+        self.ring = ring
+        self.by_name = by_name
+        self.node_of = by_name.__getitem__
+        self.nodes = tuple(by_name[name] for name in ring.nodes)
+        self.index = {name: i for i, name in enumerate(ring.nodes)}
+        self.n = min(replication_factor, len(members))
+        self.get_nodes = ring.get_nodes if members else _no_nodes
+        self.pending: Placement | None = None
+        self.rneed = read_needs(self.n)
+        self.wneed = write_needs(self.n)
+        self.zoned = any(node.zone is not None for node in members)
+        # A node without a zone is a zone of its own.
+        zone_ids: dict[Any, int] = {}
+        ids = []
+        for node in self.nodes:
+            zone = ("node", node.name) if node.zone is None else ("zone", node.zone)
+            ids.append(zone_ids.setdefault(zone, len(zone_ids)))
+        self._zone_ids = np.array(ids, dtype=np.int32)
+        self._zone_of = dict(zip(ring.nodes, ids))
+
+    def with_pending(self, pending: Placement) -> Placement:
+        """A copy of this placement that also writes to `pending`'s replicas."""
+        twin = object.__new__(Placement)
+        for slot in Placement.__slots__:
+            setattr(twin, slot, getattr(self, slot))
+        twin.pending = pending
+        return twin
+
+    # ------------------------------------------------------------ one key
+
+    def replica_names(self, kb: bytes) -> list[str]:
+        """The names of the key's N replicas, primary first."""
+        if not self.zoned:
+            return self.get_nodes(kb, self.n)
+        n = self.n
+        walk = self.get_nodes(kb, len(self.nodes))
+        zone_of = self._zone_of
+        chosen: list[str] = []
+        seen = set()
+        for name in walk:
+            zone = zone_of[name]
+            if zone not in seen:
+                seen.add(zone)
+                chosen.append(name)
+                if len(chosen) == n:
+                    return chosen
+        for name in walk:
+            if name not in chosen:
+                chosen.append(name)
+                if len(chosen) == n:
+                    break
+        return chosen
+
+    def replicas(self, kb: bytes) -> list[Any]:
+        """The key's N replica Nodes, primary first."""
+        return list(map(self.node_of, self.replica_names(kb)))
+
+    def walk(self, kb: bytes) -> list[Any]:
+        """Every node in ring-walk order from the key (where substitutes come from)."""
+        return list(map(self.node_of, self.get_nodes(kb, len(self.nodes))))
+
+    # --------------------------------------------------------- many keys
+
+    def replicas_many(self, kbs: Sequence[bytes]) -> np.ndarray:
+        """Replicas of every key: int32 array (len(kbs), N) of indices into ``nodes``."""
+        if not self.nodes:
+            _no_nodes(None)
+        n = self.n
+        if not self.zoned:
+            return self.ring.get_nodes_many(kbs, n)
+        total = len(self.nodes)
+        # Most rows find their zones within a short walk; only the rest walk the whole ring.
+        short = min(total, 4 * n)
+        out = self._zone_pick(self.ring.get_nodes_many(kbs, short))
+        if short < total:
+            zones = self._zone_ids
+            wanted = min(n, int(np.unique(zones).size))
+            picked = np.sort(zones[out], axis=1)
+            distinct = 1 + (picked[:, 1:] != picked[:, :-1]).sum(axis=1)
+            redo = np.flatnonzero(distinct < wanted)
+            if redo.size:
+                sub = [kbs[i] for i in redo.tolist()]
+                out[redo] = self._zone_pick(self.ring.get_nodes_many(sub, total))
+        return out
+
+    def _zone_pick(self, walks: np.ndarray) -> np.ndarray:
+        rows, width = walks.shape
+        zones = self._zone_ids[walks]
+        seen = np.zeros((rows, int(self._zone_ids.max()) + 1), dtype=bool)
+        first = np.empty((rows, width), dtype=bool)
+        r = np.arange(rows)
+        for j in range(width):
+            z = zones[:, j]
+            first[:, j] = ~seen[r, z]
+            seen[r, z] = True
+        order = np.argsort(~first, axis=1, kind="stable")[:, : self.n]
+        return np.ascontiguousarray(np.take_along_axis(walks, order, axis=1))
+
+    def alive(self) -> np.ndarray:
+        """Up state of every node, as a bool array in ``nodes`` order."""
+        return np.fromiter((node.is_up for node in self.nodes), dtype=bool, count=len(self.nodes))
