@@ -118,3 +118,17 @@ def progress(total: int, desc: str, enabled: bool | None, unit: str = "keys") ->
         dynamic_ncols=True,
         mininterval=0.2,
     )
+
+
+def ticker(desc: str) -> Any:
+    """A line on stderr that shows how long `desc` has been running (refresh() it)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=None,
+        desc=desc,
+        file=sys.stderr,
+        leave=False,
+        bar_format="{desc}: {elapsed} elapsed",
+        mininterval=0.2,
+    )
