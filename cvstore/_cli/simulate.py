@@ -355,10 +355,10 @@ def render(result: dict[str, Any]) -> str:
             shown = ", ".join(c["nodes"][:6]) + (", ..." if len(c["nodes"]) > 6 else "")
             verb = "added" if c["change"] == "add" else "removed (chosen with --seed)"
             lines.append(f"  {verb}: {shown}")
-        lines.append(
-            "  ideal: the least that must move to give every node its weight's share; "
-            "needless: keys moved between two nodes that stayed"
-        )
+        lines += [
+            "  ideal: the least that must move to give every node its weight's share",
+            "  needless: keys moved between two nodes that were there before and after",
+        ]
     rings = 1 + len(r["changes"])
     lines += [
         "",
