@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "changes": [_change_result(c, k, rf) for c in changes],
         "seconds": elapsed,
-        "keys_per_second": k * passes / elapsed if elapsed > 0 else None,
+        "placements_per_second": k * passes / elapsed if elapsed > 0 else None,
     }
     result["_arrays"] = {"base": base, "load": base_load, "changes": changes}
     return result
@@ -364,7 +364,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         (
             f"placed {text.num(r['keys'])} keys on {text.plural(rings, 'ring')} in "
-            f"{text.seconds(r['seconds'])} ({text.rate(r['keys_per_second'] or 0)} keys/s)"
+            f"{text.seconds(r['seconds'])} ({text.rate(r['placements_per_second'] or 0)} placements/s)"
         ),
     ]
     return "\n".join(lines)
