@@ -147,7 +147,7 @@ class Shell(cmd.Cmd):
             return None
         level = words[index].lower()
         if level not in LEVELS:
-            raise ShellError(f"LEVEL must be one of {', '.join(LEVELS)}, got {words[index]!r}")
+            raise ShellError(f"level must be one of {', '.join(LEVELS)}, got {words[index]!r}")
         return level
 
     def _node(self, name: str) -> Node:
@@ -210,7 +210,7 @@ class Shell(cmd.Cmd):
             except ValueError:
                 weight = math.nan
             if not (math.isfinite(weight) and weight > 0):
-                raise ShellError(f"WEIGHT must be a number > 0, got {words[1]!r}")
+                raise ShellError(f"weight must be a number > 0, got {words[1]!r}")
         zone = words[2] if len(words) > 2 else None
         if any(n.name == name for n in self.cluster.nodes):
             raise ShellError(f"node {name!r} is already in the cluster")
@@ -300,7 +300,7 @@ class Shell(cmd.Cmd):
         count = parse_count(words[0])
         if count is None or not 1 <= count <= 10**8:
             raise ShellError(
-                f"COUNT must be a whole number from 1 to 100,000,000, got {words[0]!r}"
+                f"count must be a whole number from 1 to 100,000,000, got {words[0]!r}"
             )
         prefix = words[1].encode() if len(words) > 1 else b"key-"
         started = time.perf_counter()
