@@ -26,11 +26,12 @@ from typing import Any, Callable
 
 from cvstore import Cluster, CvstoreError, EmptyRingError, Node, UnavailableError
 from cvstore._cli import text
-from cvstore._cli.args import LEVELS
+from cvstore._cli.args import LEVELS, parse_count
 from cvstore._cli.errors import CommandError, UsageError
 from cvstore._cli.ringview import picture
 from cvstore._cli.session import SessionError, load, save
 from cvstore._cli.synth import synthetic_keys
+from cvstore.versions import TOMBSTONE
 
 LONG_WORK = 100_000  # records from which membership changes show progress
 FILL_CHUNK = 10_000
@@ -95,9 +96,8 @@ class Shell(cmd.Cmd):
 
     def precmd(self, line: str) -> str:
         if not self.interactive and line and line != "EOF":
-            self.stdout.write(
-                line.rstrip("\n") + "\n"
-            )  # a transcript: the command after its prompt
+            # A transcript: echo the command after its prompt.
+            self.stdout.write(line.rstrip("\n") + "\n")
         return line
 
     def onecmd(self, line: str) -> bool:
@@ -294,8 +294,6 @@ class Shell(cmd.Cmd):
 
     def do_fill(self, arg: str) -> None:
         """Store COUNT synthetic keys PREFIX0, PREFIX1, ... (default prefix key-): fill COUNT [PREFIX]."""
-        from cvstore._cli.args import parse_count
-
         words = self._split(arg, "fill", 1, 2)
         count = parse_count(words[0])
         if count is None or not 1 <= count <= 10**8:
@@ -338,7 +336,7 @@ class Shell(cmd.Cmd):
                 holds = "no copy"
             else:
                 stale = "" if record[0] == newest else " (older version)"
-                holds = ("deleted" if record[1] is _tombstone() else _show(record[1])) + stale
+                holds = ("deleted" if record[1] is TOMBSTONE else _show(record[1])) + stale
             rows.append(
                 (
                     f"{i + 1}. {node.name}",
@@ -517,12 +515,6 @@ class Shell(cmd.Cmd):
 
     def complete_help(self, text_: str, *ignored: Any) -> list[str]:
         return [name for name in USAGE if name.startswith(text_)]
-
-
-def _tombstone() -> Any:
-    from cvstore.versions import TOMBSTONE
-
-    return TOMBSTONE
 
 
 def _show(value: Any) -> str:
