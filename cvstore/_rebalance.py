@@ -52,8 +52,10 @@ class MembershipReport:
     skipped : tuple[str, ...]
         Nodes that were down: their copies were neither read nor dropped.
     missed : int
-        Copies that could not be streamed (no live source, target down or
-        failing); ``repair()`` completes them.
+        Copies that could not be streamed (no live source, or a target down
+        with no node to hold a hint); ``repair()`` completes them.
+    hinted : int
+        Copies for a target that was down or failing, left as hints for it.
     """
 
     action: str
@@ -66,6 +68,7 @@ class MembershipReport:
     dropped: dict[str, int] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
     missed: int = 0
+    hinted: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -116,7 +119,7 @@ def _newest(columns: list[list[Any]]) -> tuple[list[Any], list[int]]:
 
 
 def rebalance(
-    old: Any, new: Any, install: Callable[[Any], None], *, action: str, node: str
+    old: Any, new: Any, install: Callable[[Any], None], hints: Any, *, action: str, node: str
 ) -> MembershipReport:
     """Move from placement `old` to `new`, streaming copies; `install` swaps the cluster's placement."""
     started = time.perf_counter()
@@ -125,7 +128,7 @@ def rebalance(
         try:
             keys_arr, old_pref, new_pref, skipped = _affected(old, new)
             if keys_arr.size:
-                plan = _stream(old, new, keys_arr, old_pref, new_pref, skipped)
+                plan = _stream(old, new, keys_arr, old_pref, new_pref, skipped, hints)
             else:
                 plan = None
         except BaseException:
@@ -146,6 +149,7 @@ def rebalance(
         dropped=dropped,
         skipped=tuple(sorted(skipped)),
         missed=plan["missed"] if plan else 0,
+        hinted=plan["hinted"] if plan else 0,
     )
 
 
@@ -188,6 +192,7 @@ def _stream(
     old_pref: np.ndarray,
     new_pref: np.ndarray,
     skipped: set[str],
+    hints: Any,
 ) -> dict[str, Any]:
     gained, _ = _masks(old, new, old_pref, new_pref)
     rows = np.flatnonzero(gained.any(axis=1))
@@ -196,7 +201,14 @@ def _stream(
     sent: dict[str, int] = {}
     failed = np.zeros(keys_arr.size, dtype=bool)
     if not count:
-        return {"moved": 0, "received": received, "sent": sent, "missed": 0, "failed": failed}
+        return {
+            "moved": 0,
+            "received": received,
+            "sent": sent,
+            "missed": 0,
+            "hinted": 0,
+            "failed": failed,
+        }
     sub_keys = keys_arr[rows]
     sub_old = old_pref[rows]
     # Read every old replica's copy of the moving keys, one batch per node.
@@ -220,7 +232,7 @@ def _stream(
     src_col_arr = np.asarray(src_col, dtype=np.int64)
     src_node = np.where(has, sub_old[np.arange(count), np.maximum(src_col_arr, 0)], -1)
 
-    moved = missed = 0
+    moved = missed = hinted = 0
     g_rows, g_cols = np.nonzero(gained[rows])
     targets = new_pref[rows][g_rows, g_cols]
     for t, pos in _groups(targets):
@@ -232,22 +244,43 @@ def _stream(
         failed[rows[missing]] = True
         if not ok.size:
             continue
-        if not target.is_up:
-            missed += ok.size
+        stored = False
+        if target.is_up:
+            try:
+                target.store.put_many_columns(sub_keys[ok].tolist(), best_arr[ok].tolist())
+                stored = True
+            except StoreError:
+                pass
+        if not stored:
+            # Like a write to a down replica: a hint for later.  The old copies
+            # stay where they are until repair() finds the key whole.
             failed[rows[ok]] = True
-            continue
-        try:
-            target.store.put_many_columns(sub_keys[ok].tolist(), best_arr[ok].tolist())
-        except StoreError:
-            missed += ok.size
-            failed[rows[ok]] = True
+            items = [
+                (
+                    sub_keys[i],
+                    best_arr[i],
+                    [new.nodes[j] for j in new_pref[rows[i]].tolist()],
+                    [target],
+                )
+                for i in ok.tolist()
+            ]
+            stored_hints = hints.hint(new, items)
+            hinted += stored_hints
+            missed += ok.size - stored_hints
             continue
         moved += ok.size
         received[target.name] = received.get(target.name, 0) + int(ok.size)
         for j, pos2 in _groups(src_node[ok]):
             name = old.nodes[j].name
             sent[name] = sent.get(name, 0) + int(pos2.size)
-    return {"moved": moved, "received": received, "sent": sent, "missed": missed, "failed": failed}
+    return {
+        "moved": moved,
+        "received": received,
+        "sent": sent,
+        "missed": missed,
+        "hinted": hinted,
+        "failed": failed,
+    }
 
 
 def _drop(

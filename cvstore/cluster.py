@@ -822,7 +822,10 @@ class Cluster:
 
     def _live_keys(self) -> list[bytes]:
         """Keys whose newest copy on the up nodes is not a tombstone."""
-        nodes = [node for node in self._place.nodes if node.is_up]
+        p = self._place
+        if self._pending_hints:  # a scan meets every node: hand over what it can first
+            self._hints.deliver_found(p, p.nodes)
+        nodes = [node for node in p.nodes if node.is_up]
         found: set[bytes] = set()
         tombstoned: set[bytes] = set()
         with gc_paused():
@@ -889,11 +892,13 @@ class Cluster:
             _check_joinable(node)
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
+            if self._pending_hints:  # stream from replicas that are as whole as they can be
+                self._hints.deliver_found(old, old.nodes)
             new = self._placement(list(old.nodes) + [node])
             node._cluster = self
             node._clock = self._clock
             try:
-                return rebalance(old, new, self._install, action="add", node=node.name)
+                return rebalance(old, new, self._install, self._hints, action="add", node=node.name)
             except BaseException:
                 node._cluster = None
                 node._clock = _LONE_CLOCK
@@ -927,8 +932,10 @@ class Cluster:
                         f"cannot remove {name!r}: it is the cluster's last node and holds data "
                         "that would be lost; add another node first"
                     )
+            if self._pending_hints:
+                self._hints.deliver_found(old, old.nodes)
             new = self._placement(remaining)
-            report = rebalance(old, new, self._install, action="remove", node=name)
+            report = rebalance(old, new, self._install, self._hints, action="remove", node=name)
             self._hints.move(new, member)
             self._hints.forget_node(name)
             if new.nodes:
