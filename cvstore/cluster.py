@@ -60,6 +60,7 @@ __all__ = ("Cluster",)
 _new = tuple.__new__
 _MISSING = object()
 _value = itemgetter(1)
+_random = random.random
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
@@ -331,7 +332,16 @@ class Cluster:
             if self._pending_hints:
                 self._hints.deliver_found(p, replicas)
             if need == 1:
-                record = self._read_one(kb, replicas, consistency)
+                node = replicas[0]
+                if self._policy == "random":
+                    node = replicas[int(_random() * len(replicas))]
+                if node.is_up and self._policy != "fastest":
+                    try:
+                        record = node._get(kb)
+                    except StoreError:
+                        record = self._read_one(kb, replicas, consistency)
+                else:
+                    record = self._read_one(kb, replicas, consistency)
             else:
                 for node in replicas:
                     if not node.is_up:
@@ -347,8 +357,15 @@ class Cluster:
                             ):
                                 record = self._read_repair(kb, replicas[:2], [record, other])
                         else:
-                            records = [node._get(kb) for node in replicas[:need]]
-                            record = self._read_repair(kb, replicas[:need], records)
+                            for node in replicas[1:need]:
+                                other = node._get(kb)
+                                if other is not record and (
+                                    other is None or record is None or other[0] != record[0]
+                                ):
+                                    asked = replicas[:need]
+                                    records = [n._get(kb) for n in asked]
+                                    record = self._read_repair(kb, asked, records)
+                                    break
                     except StoreError:
                         record = self._read_degraded(kb, replicas, need, consistency)
             # A read that overlapped a membership change is asked again of the
