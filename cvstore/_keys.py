@@ -42,7 +42,7 @@ def encode_keys(keys: Iterable[Any]) -> tuple[list[bytes], bool]:
     except TypeError:
         pass
     out = []
-    kinds = set()
+    kinds: set[type] = set()
     for i, key in enumerate(keys):
         if isinstance(key, str):
             out.append(key.encode("utf-8"))

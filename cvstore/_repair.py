@@ -106,7 +106,7 @@ def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairRepo
     stray_removals: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
     purged_keys: set[bytes] = set()
     for kb, row in zip(keys, placement.replicas_many(keys).tolist()):
-        records = [snap[j].get(kb) if j in snap else _DOWN for j in row]
+        records: list[Any] = [snap[j].get(kb) if j in snap else _DOWN for j in row]
         best = None
         for record in records:
             if record is not None and record is not _DOWN and (best is None or record[0] > best[0]):

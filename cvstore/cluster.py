@@ -165,7 +165,7 @@ class Cluster:
             seen.add(node.name)
 
         self._rf = replication_factor
-        self._ring_args = {"vnodes": vnodes, "hash": hash, "seed": seed}
+        self._ring_args: dict[str, Any] = {"vnodes": vnodes, "hash": hash, "seed": seed}
         self._place = self._placement(members)  # the ring validates vnodes, hash and seed
         self._rlevel = read_consistency
         self._wlevel = write_consistency

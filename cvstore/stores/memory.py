@@ -50,7 +50,7 @@ class MemoryStore(Store):
         if type(self).get is MemoryStore.get:
             # A read is one dict lookup: bind it directly and skip a Python
             # frame on the cluster's hottest path (subclasses keep theirs).
-            self.get = self._data.get  # type: ignore[method-assign]
+            self.get = self._data.get  # type: ignore[method-assign,assignment]
 
     # ------------------------------------------------------------ records
 
@@ -99,7 +99,7 @@ class MemoryStore(Store):
             if None in olds:
                 applied = [old is None or old[0] < rec[0] for old, rec in zip(olds, records)]
             else:  # every key exists: compare versions without a Python-level loop
-                applied = list(map(_lt, map(_version, olds), versions))
+                applied = list(map(_lt, map(_version, olds), versions))  # type: ignore[arg-type]
             if all(applied):
                 data.update(zip(keys, records))
             else:
