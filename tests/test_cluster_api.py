@@ -290,3 +290,14 @@ class TestNode:
         node.storage["k"] = 1
         node.storage["k"] = 2
         assert node.storage["k"] == 2
+
+
+@pytest.mark.parametrize(
+    "module", ["cvstore.cluster", "cvstore.node", "cvstore.stores.memory", "cvstore.versions"]
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
