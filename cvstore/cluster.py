@@ -659,7 +659,13 @@ class Cluster:
         first = np.argmax(up_rows, axis=1)
         writer = prefs[rows, first]
         for j, pos in _groups(writer):
-            p.nodes[j].store.put_many_columns(kb_arr[pos].tolist(), rec_arr[pos].tolist())
+            try:
+                p.nodes[j].store.put_many_columns(kb_arr[pos].tolist(), rec_arr[pos].tolist())
+            except StoreError:  # that replica failed: write these keys one by one to another
+                for i in pos.tolist():
+                    replicas = [p.nodes[x] for x in prefs[i].tolist()]
+                    self._put_eventual(p, kb_arr[i], rec_arr[i], replicas, "eventual")
+                continue
             for c in range(prefs.shape[1]):
                 skipped = pos[first[pos] != c]
                 for owner, pos2 in _groups(prefs[skipped, c]):

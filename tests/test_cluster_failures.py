@@ -438,6 +438,16 @@ class TestFailingStores:
 
 
 class TestEventual:
+    def test_an_eventual_batch_goes_around_a_failing_replica(self):
+        flaky = FlakyStore()
+        cluster = Cluster([Node("flaky", store=flaky)] + [Node(f"n{i}") for i in range(4)])
+        keys = keys_of(cluster, cluster.node("flaky"), 30)
+        flaky.broken = True
+        cluster.put_many({k: k for k in keys}, consistency="eventual")
+        flaky.broken = False
+        cluster.deliver_hints()
+        assert all(copies(cluster, k) == [k] * 3 for k in keys)
+
     def test_an_eventual_write_reaches_one_replica_and_the_rest_later(self):
         cluster = make_cluster(5)
         cluster.put("k", "v", consistency="eventual")
