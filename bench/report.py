@@ -34,7 +34,18 @@ NS_PER_KEY = Unit("ns/op", lambda s, info: s / info.get("keys", 1) * 1e9, False)
 M_KEYS_PER_S = Unit("M keys/s", lambda s, info: info["keys"] / s / 1e6, True)
 MS = Unit("ms", lambda s, info: s * 1e3, False)
 
-GROUP_ORDER = ["get_node", "get_nodes", "lookup_many", "hash", "build", "add_node"]
+GROUP_ORDER = [
+    "get_node",
+    "get_nodes",
+    "lookup_many",
+    "hash",
+    "build",
+    "add_node",
+    "cluster_put",
+    "cluster_get",
+    "cluster_put_many",
+    "cluster_get_many",
+]
 UNITS = {
     "get_node": NS_PER_KEY,
     "get_nodes": NS_PER_KEY,
@@ -42,6 +53,10 @@ UNITS = {
     "hash": M_KEYS_PER_S,
     "build": MS,
     "add_node": MS,
+    "cluster_put": NS_PER_KEY,
+    "cluster_get": NS_PER_KEY,
+    "cluster_put_many": M_KEYS_PER_S,
+    "cluster_get_many": M_KEYS_PER_S,
 }
 VERSIONED = [
     "python",
