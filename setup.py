@@ -32,5 +32,7 @@ setup(
         [ring],
         compiler_directives=directives,
         annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
+        # The generated C depends on the directives: regenerate it when switching builds.
+        force=DEBUG,
     )
 )
