@@ -16,7 +16,7 @@ from cvstore.errors import (
     UnavailableError,
 )
 from cvstore.node import Node
-from cvstore.stores import MemoryStore
+from cvstore.stores import MemoryStore, RedisStore
 
 __all__ = (
     "Cluster",
@@ -27,6 +27,7 @@ __all__ = (
     "Node",
     "NodeExistsError",
     "NodeNotFoundError",
+    "RedisStore",
     "StoreError",
     "UnavailableError",
     "__version__",

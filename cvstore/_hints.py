@@ -47,6 +47,9 @@ class HintedHandoff:
         self.written = 0
         self.delivered = 0
         self.dropped = 0
+        # Called with (node, StoreError) when a node's store fails: the
+        # cluster suspects it down.
+        self.on_failure: Any = _ignore
 
     # ------------------------------------------------------------ writing
 
@@ -92,12 +95,32 @@ class HintedHandoff:
             for (holder, owner), hints in batches.items():
                 try:
                     holder.store.put_hints(owner, hints)
-                except StoreError:  # the holder failed too: the owner will need repair
+                except StoreError as exc:  # the holder failed too: the owner will need repair
+                    self.on_failure(holder, exc)
                     continue
                 book.setdefault(owner, set()).add(holder.name)
                 stored += len(hints)
             self.written += stored
         return stored
+
+    def adopt(self, nodes: Sequence[Any]) -> None:
+        """Take over the hints `nodes` already hold (left by an earlier cluster object).
+
+        Hints live in the holders' stores (a Redis server keeps them after the
+        client that wrote them is gone); this learns whom they are for, so
+        they are delivered as soon as their owners are met up.
+        """
+        for node in nodes:
+            try:
+                if not node.store.count_hints():
+                    continue
+                owners = {owner for owner, _, _ in node.store.scan_hints()}
+            except StoreError as exc:
+                self.on_failure(node, exc)
+                continue
+            with self.lock:
+                for owner in owners:
+                    self.pending.setdefault(owner, set()).add(node.name)
 
     # ----------------------------------------------------------- delivery
 
@@ -130,7 +153,8 @@ class HintedHandoff:
             for holder in holders:
                 try:
                     held = list(holder.store.scan_hints())
-                except StoreError:
+                except StoreError as exc:
+                    self.on_failure(holder, exc)
                     continue
                 by_owner: dict[str, list[tuple[bytes, Any]]] = defaultdict(list)
                 for owner, kb, record in held:
@@ -153,7 +177,9 @@ class HintedHandoff:
                                 target.store.put_many(fresh)
                         elif fresh:
                             _to_current_replicas(placement, fresh)
-                    except StoreError:
+                    except StoreError as exc:
+                        if target is not None:
+                            self.on_failure(target, exc)
                         continue
                     self._forget(holder, owner, [kb for kb, _ in hints])
                     delivered += len(fresh)
@@ -217,6 +243,10 @@ class HintedHandoff:
                 except StoreError:
                     pass
         return total
+
+
+def _ignore(node: Any, error: BaseException) -> None:
+    pass
 
 
 def _to_current_replicas(placement: Any, items: list[tuple[bytes, Any]]) -> None:

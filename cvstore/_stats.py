@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cvstore._scan import scan_columns, tombstone_flags
@@ -38,6 +38,15 @@ class ClusterStats:
         Replica copies fixed by reads, since the cluster was made.
     unavailable_errors : int
         Calls refused with UnavailableError, since the cluster was made.
+    suspected : tuple[str, ...]
+        Members suspected down because their store failed (also in `down`).
+    per_node : dict[str, dict]
+        For every member: ``up``, ``suspected``, ``failed`` (taken down by
+        ``fail()``), ``failures`` (store errors the cluster met),
+        ``last_failure``, ``suspected_for_s``, ``next_probe_in_s``,
+        ``latency_ms`` (the read latency the "fastest" policy tracks), and
+        everything the store's own ``stats()`` reports (a RedisStore: calls,
+        errors, timeouts, connection_errors, mean_ms, max_ms, p50_ms, p99_ms).
     """
 
     nodes: int
@@ -52,9 +61,13 @@ class ClusterStats:
     hints_dropped: int
     read_repairs: int
     unavailable_errors: int
+    suspected: tuple[str, ...] = ()
+    per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def collect(placement: Any, hints: Any, read_repairs: int, unavailable_errors: int) -> ClusterStats:
+def collect(
+    placement: Any, hints: Any, read_repairs: int, unavailable_errors: int, health: Any = None
+) -> ClusterStats:
     keys_per_node: dict[str, int] = {}
     down = []
     for node in placement.nodes:
@@ -73,6 +86,19 @@ def collect(placement: Any, hints: Any, read_repairs: int, unavailable_errors: i
     share = {name: (count / total if total else 0.0) for name, count in keys_per_node.items()}
     weight_share = {name: w / weight_total for name, w in weights.items()}
     imbalance = max((share[n] / weight_share[n] for n in share), default=0.0) if total else 0.0
+    per_node: dict[str, dict[str, Any]] = {}
+    for node in placement.nodes:
+        latency = node.latency
+        row: dict[str, Any] = {
+            "up": node.is_up,
+            "suspected": node.suspected,
+            "failed": node._failed,
+            "latency_ms": None if latency is None else latency * 1000.0,
+        }
+        if health is not None:
+            row.update(health.report(node.name))
+        row.update(node.store.stats())
+        per_node[node.name] = row
     return ClusterStats(
         nodes=len(placement.nodes),
         down=tuple(down),
@@ -86,4 +112,6 @@ def collect(placement: Any, hints: Any, read_repairs: int, unavailable_errors: i
         hints_dropped=hints.dropped,
         read_repairs=read_repairs,
         unavailable_errors=unavailable_errors,
+        suspected=tuple(sorted(n.name for n in placement.nodes if n.suspected)),
+        per_node=per_node,
     )

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from itertools import compress, repeat
 from operator import is_, is_not, itemgetter
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cvstore._gcpause import gc_paused
+from cvstore._health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL, Health
 from cvstore._hints import EVENTUAL_BATCH, HintedHandoff
 from cvstore._keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore._levels import (
@@ -100,6 +102,12 @@ class Cluster:
         once every replica of the key is current.  Must be >= hint_window.
     clock : HybridClock, optional
         The version clock (tests pass one with a fake wall clock).
+    probe_interval, max_probe_interval : float, default 0.1 and 5.0
+        A node whose store fails (``StoreError``: a server down, a timeout)
+        is suspected down: calls skip it and hint around it.  The first call
+        made ``probe_interval`` seconds later pings it; each failed ping
+        doubles the wait, up to ``max_probe_interval``.  When it answers it
+        is up again and gets its hints.
 
     Examples
     --------
@@ -130,6 +138,8 @@ class Cluster:
         hint_window: float = DEFAULT_HINT_WINDOW,
         tombstone_grace: float = DEFAULT_TOMBSTONE_GRACE,
         clock: HybridClock | None = None,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        max_probe_interval: float = DEFAULT_MAX_PROBE_INTERVAL,
     ) -> None:
         if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
             raise TypeError(
@@ -142,6 +152,12 @@ class Cluster:
         _check_policy(read_policy)
         window = _seconds("hint_window", hint_window)
         grace = _seconds("tombstone_grace", tombstone_grace)
+        interval = _seconds("probe_interval", probe_interval)
+        max_interval = _seconds("max_probe_interval", max_probe_interval)
+        if max_interval < interval:
+            raise ValueError(
+                f"max_probe_interval must be >= probe_interval ({interval:g}), got {max_interval:g}"
+            )
         if grace < window:
             raise ValueError(
                 f"tombstone_grace must be >= hint_window ({window:g}), got {grace:g}; "
@@ -175,13 +191,19 @@ class Cluster:
         self._grace_ms = int(grace * 1000)
         self._hints = HintedHandoff(clock, int(window * 1000))
         self._pending_hints = self._hints.pending  # the same dict: tested on every call
+        self._health = Health(interval, max_interval)
+        self._suspects = self._health.suspects  # the same dict: tested on every call
+        self._hints.on_failure = self._health.suspect
         self._membership = threading.RLock()
         self._counter_lock = threading.Lock()
         self._read_repairs = 0
         self._unavailable = 0
+        self._pool: ThreadPoolExecutor | None = None
         for node in members:
             node._cluster = self
             node._clock = clock
+        # Hints a previous client left in the stores (a Redis server keeps them).
+        self._hints.adopt(members)
 
     def _placement(self, members: list[Node]) -> Placement:
         return Placement(members, self._rf, **self._ring_args)
@@ -277,6 +299,8 @@ class Cluster:
         except (KeyError, TypeError):
             raise level_error("consistency", consistency) from None
         replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
+        if self._suspects:
+            self._probe_due()
         if self._pending_hints:
             self._hints.deliver_found(p, replicas)
         record = _new(Record, (self._now(), value))
@@ -289,9 +313,14 @@ class Cluster:
                 try:
                     for node in replicas:
                         node._put(kb, record)
-                except StoreError:
-                    # Puts are conditional on the version, so redoing them is harmless.
-                    self._put_degraded(p, kb, record, replicas, need, consistency)
+                except StoreError as exc:
+                    # The node is suspected down from now on, and hinted for.  A
+                    # write that timed out may still have landed: it is not
+                    # counted, and the hint covers it.  Puts are conditional
+                    # on the version, so redoing the others is harmless.
+                    self._health.suspect(node, exc)
+                    done = replicas.index(node)  # those before it acknowledged
+                    self._put_degraded(p, kb, record, replicas, need, consistency, done, exc)
         else:
             self._put_eventual(p, kb, record, replicas, consistency)
         if p.pending is not None or self._place is not p:
@@ -329,6 +358,8 @@ class Cluster:
             replicas = list(
                 map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
             )
+            if self._suspects:
+                self._probe_due()
             if self._pending_hints:
                 self._hints.deliver_found(p, replicas)
             if need == 1:
@@ -338,7 +369,8 @@ class Cluster:
                 if node.is_up and self._policy != "fastest":
                     try:
                         record = node._get(kb)
-                    except StoreError:
+                    except StoreError as exc:
+                        self._health.suspect(node, exc)
                         record = self._read_one(kb, replicas, consistency)
                 else:
                     record = self._read_one(kb, replicas, consistency)
@@ -348,8 +380,10 @@ class Cluster:
                         record = self._read_degraded(kb, replicas, need, consistency)
                         break
                 else:
+                    node = replicas[0]
                     try:
-                        record = replicas[0]._get(kb)
+                        record = node._get(kb)
+                        node = replicas[1]
                         if need == 2:
                             other = replicas[1]._get(kb)
                             if other is not record and (
@@ -363,11 +397,14 @@ class Cluster:
                                     other is None or record is None or other[0] != record[0]
                                 ):
                                     asked = replicas[:need]
-                                    records = [n._get(kb) for n in asked]
+                                    records = []
+                                    for node in asked:
+                                        records.append(node._get(kb))
                                     record = self._read_repair(kb, asked, records)
                                     break
-                    except StoreError:
-                        record = self._read_degraded(kb, replicas, need, consistency)
+                    except StoreError as exc:
+                        self._health.suspect(node, exc)
+                        record = self._read_degraded(kb, replicas, need, consistency, exc)
             # A read that overlapped a membership change is asked again of the
             # new replicas: the old ones may have handed the key off meanwhile.
             if self._place is p:
@@ -398,14 +435,20 @@ class Cluster:
         replicas: list[Node],
         need: int,
         consistency: Any,
+        done: int = 0,
+        error: StoreError | None = None,
     ) -> None:
+        """Write to the up replicas, hint the others; the first `done` already acknowledged.
+
+        `error` is the failure that sent the write here: the write has begun,
+        so it is finished as far as it goes (and hinted) instead of refused.
+        """
         level = self._wlevel if consistency is None else consistency
-        if sum(node.is_up for node in replicas) < need:
+        if error is None and sum(node.is_up for node in replicas) < need:
             raise self._refuse(level, "write", need, replicas)
-        acks = 0
-        missed = []
-        error = None
-        for node in replicas:
+        acks = done
+        missed: list[Node] = []
+        for node in replicas[done:]:
             if node.is_up:
                 try:
                     node._put(kb, record)
@@ -413,6 +456,7 @@ class Cluster:
                     continue
                 except StoreError as exc:
                     error = exc
+                    self._health.suspect(node, exc)
             missed.append(node)
         if missed:
             self._hints.hint(p, [(kb, record, replicas, missed)])
@@ -433,6 +477,7 @@ class Cluster:
                     node._put(kb, record)
                 except StoreError as exc:
                     error = exc
+                    self._health.suspect(node, exc)
                     continue
                 others = [other for other in replicas if other is not node]
                 if others:
@@ -459,8 +504,8 @@ class Cluster:
                     if node.is_up:
                         try:
                             node._put(kb, record)
-                        except StoreError:
-                            pass  # repair() completes it
+                        except StoreError as exc:
+                            self._health.suspect(node, exc)  # repair() completes it
             if self._place is current:
                 return
             p = current
@@ -490,15 +535,24 @@ class Cluster:
                 return node._get(kb)
             except StoreError as exc:
                 error = exc
+                self._health.suspect(node, exc)
         level = self._rlevel if consistency is None else consistency
         raise self._failed(level, "read", 1, len(replicas), 0, [n.name for n in up]) from error
 
     def _read_degraded(
-        self, kb: bytes, replicas: list[Node], need: int, consistency: Any
+        self,
+        kb: bytes,
+        replicas: list[Node],
+        need: int,
+        consistency: Any,
+        error: StoreError | None = None,
     ) -> Record | None:
         level = self._rlevel if consistency is None else consistency
         up = [node for node in replicas if node.is_up]
         if len(up) < need:
+            if error is not None:  # this call met the failure: say so
+                failed = [node.name for node in replicas if not node.is_up]
+                raise self._failed(level, "read", need, len(replicas), len(up), failed) from error
             raise self._refuse(level, "read", need, replicas)
         asked: list[Node] = []
         records: list[Record | None] = []
@@ -509,6 +563,7 @@ class Cluster:
                 records.append(node._get(kb))
             except StoreError as exc:
                 error = exc
+                self._health.suspect(node, exc)
                 failed.append(node.name)
                 continue
             asked.append(node)
@@ -531,12 +586,79 @@ class Cluster:
             if record is not best and (record is None or record[0] < best[0]):
                 try:
                     fixed += node._put(kb, best)
-                except StoreError:
-                    pass  # the read still answers; repair() completes it
+                except StoreError as exc:
+                    self._health.suspect(node, exc)  # the read still answers; repair() completes it
         if fixed:
             with self._counter_lock:
                 self._read_repairs += fixed
         return best
+
+    # ------------------------------------------------------- node failures
+
+    def _probe_due(self) -> None:
+        """Probe the suspected nodes whose backoff has elapsed; hand hints to those back."""
+        if self._health.due():
+            back = self._health.probe()
+            if back:
+                self._welcome(back)
+
+    def _welcome(self, back: list[Node]) -> None:
+        p = self._place
+        names = [node.name for node in back if node.is_up and node.name in p.by_name]
+        if names:
+            self._hints.deliver(p, names)
+
+    def probe(self) -> list[str]:
+        """Ping every suspected node now; returns the names of those back up.
+
+        Their hints are handed over.  Calls also probe by themselves, with
+        backoff (see ``probe_interval``); this is for operators and tests.
+        """
+        back = self._health.probe(force=True)
+        if back:
+            self._welcome(back)
+        return sorted(node.name for node in back)
+
+    @property
+    def suspected(self) -> tuple[str, ...]:
+        """Names of the nodes suspected down (their store failed), in name order."""
+        return tuple(sorted(self._suspects))
+
+    def _run(
+        self, calls: list[tuple[Node, str, tuple[Any, ...]]], timed: bool = False
+    ) -> list[Any]:
+        """Make store calls (node, method name, args); each result, or the StoreError it raised.
+
+        Calls to stores that do I/O overlap in the cluster's thread pool (each
+        waits on its own server, without the GIL); in-process stores are called
+        in turn.  A node whose call fails is suspected down.
+        """
+        if len(calls) > 1 and any(node.store.does_io for node, _, _ in calls):
+            pool = self._executor()
+            futures = [pool.submit(_attempt, node, name, args, timed) for node, name, args in calls]
+            results = [future.result() for future in futures]
+        else:
+            results = [_attempt(node, name, args, timed) for node, name, args in calls]
+        for (node, _, _), result in zip(calls, results):
+            if isinstance(result, StoreError):
+                self._health.suspect(node, result)
+        return results
+
+    def _executor(self) -> ThreadPoolExecutor:
+        pool = self._pool
+        if pool is None:
+            with self._counter_lock:
+                pool = self._pool
+                if pool is None:
+                    workers = min(32, max(4, 2 * len(self._place.nodes)))
+                    pool = self._pool = ThreadPoolExecutor(workers, "cvstore-io")
+        return pool
+
+    def close(self) -> None:
+        """Stop the cluster's I/O threads (if batches started any).  The stores stay open."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     # ---------------------------------------------------------------- batch
 
@@ -583,6 +705,8 @@ class Cluster:
             raise EmptyRingError(
                 "the cluster has no nodes; add one with cluster.add_node(Node(name))"
             )
+        if self._suspects:
+            self._probe_due()
         if self._pending_hints:
             self._hints.deliver_found(p, p.nodes)
         with gc_paused():
@@ -616,10 +740,14 @@ class Cluster:
             else:
                 rows, cols = np.nonzero(up_rows)
                 targets = [(j, rows[pos]) for j, pos in _groups(prefs[rows, cols])]
-            for j, rows in targets:
-                try:
-                    p.nodes[j].store.put_many_columns(kb_arr[rows].tolist(), rec_arr[rows].tolist())
-                except StoreError:
+            calls = [
+                (p.nodes[j], "put_many_columns", (kb_arr[rows].tolist(), rec_arr[rows].tolist()))
+                for j, rows in targets
+            ]
+            for (j, rows), result in zip(targets, self._run(calls)):
+                if isinstance(result, StoreError):
+                    # Not an acknowledgement, even if the batch landed before a
+                    # timeout: the hints written below cover it.
                     ok[rows] &= prefs[rows] != j
             if not ok.all():
                 self._hint_rows(p, kb_arr, rec_arr, prefs, ok)
@@ -661,7 +789,8 @@ class Cluster:
         for j, pos in _groups(writer):
             try:
                 p.nodes[j].store.put_many_columns(kb_arr[pos].tolist(), rec_arr[pos].tolist())
-            except StoreError:  # that replica failed: write these keys one by one to another
+            except StoreError as exc:  # that replica failed: write these keys one by one to another
+                self._health.suspect(p.nodes[j], exc)
                 for i in pos.tolist():
                     replicas = [p.nodes[x] for x in prefs[i].tolist()]
                     self._put_eventual(p, kb_arr[i], rec_arr[i], replicas, "eventual")
@@ -726,6 +855,8 @@ class Cluster:
                 raise EmptyRingError(
                     "the cluster has no nodes; add one with cluster.add_node(Node(name))"
                 )
+            if self._suspects:
+                self._probe_due()
             if self._pending_hints:
                 self._hints.deliver_found(p, p.nodes)
             with gc_paused():
@@ -767,24 +898,17 @@ class Cluster:
             order = np.argsort(~up_rows, axis=1, kind="stable")[:, :need]
             chosen = np.take_along_axis(prefs, order, axis=1)
         kb_arr = _objects(kbs, count)
-        slots = []
         retry = np.zeros(count, dtype=bool)
-        for s in range(need):
-            column = np.full(count, None, dtype=object)
-            for j, pos in _groups(chosen[:, s]):
-                node = p.nodes[j]
-                try:
-                    if self._policy == "fastest" and need == 1:
-                        started = time.perf_counter()
-                        records = node.store.get_many(kb_arr[pos].tolist())
-                        node._observe_latency((time.perf_counter() - started) / pos.size)
-                    else:
-                        records = node.store.get_many(kb_arr[pos].tolist())
-                except StoreError:
-                    retry[pos] = True
-                    continue
-                column[pos] = _objects(records, pos.size)
-            slots.append(column.tolist())
+        tasks = [(s, j, pos) for s in range(need) for j, pos in _groups(chosen[:, s])]
+        timed = self._policy == "fastest" and need == 1
+        calls = [(p.nodes[j], "get_many", (kb_arr[pos].tolist(),)) for _, j, pos in tasks]
+        columns = [np.full(count, None, dtype=object) for _ in range(need)]
+        for (s, j, pos), result in zip(tasks, self._run(calls, timed=timed)):
+            if isinstance(result, StoreError):
+                retry[pos] = True
+                continue
+            columns[s][pos] = _objects(result, pos.size)
+        slots = [column.tolist() for column in columns]
         best = slots[0]
         if need > 1:
             best = list(best)
@@ -811,8 +935,8 @@ class Cluster:
             for j, items in repairs.items():
                 try:
                     fixed += sum(p.nodes[j].store.put_many(items))
-                except StoreError:
-                    pass
+                except StoreError as exc:
+                    self._health.suspect(p.nodes[j], exc)
             if fixed:
                 with self._counter_lock:
                     self._read_repairs += fixed
@@ -977,18 +1101,41 @@ class Cluster:
         ``tombstone_grace`` once all of the key's replicas are current.
         Keys with a replica down are completed as far as possible.
         """
+        self.probe()
         with self._membership, gc_paused():
             return repair(self._place, self._hints, self._clock.time_ms(), self._grace_ms)
 
     def deliver_hints(self) -> int:
-        """Hand waiting hints to their owners that are up; returns how many were handed over."""
+        """Hand waiting hints to their owners that are up; returns how many were handed over.
+
+        Suspected nodes are probed first, so a node that is back gets its hints.
+        """
+        self.probe()
         with self._membership:
             return self._hints.deliver(self._place)
 
     def stats(self) -> ClusterStats:
-        """Keys per node, share against weight, imbalance, hints and error counters."""
+        """Keys per node, share against weight, imbalance, hints and error counters.
+
+        ``per_node`` adds each member's up/suspected state, the store failures
+        the cluster met, and the store's own call counts and latency.
+        """
         with gc_paused():
-            return collect(self._place, self._hints, self._read_repairs, self._unavailable)
+            return collect(
+                self._place, self._hints, self._read_repairs, self._unavailable, self._health
+            )
+
+
+def _attempt(node: Node, name: str, args: tuple[Any, ...], timed: bool) -> Any:
+    try:
+        if timed:
+            started = time.perf_counter()
+            result = getattr(node.store, name)(*args)
+            node._observe_latency((time.perf_counter() - started) / max(1, len(args[0])))
+            return result
+        return getattr(node.store, name)(*args)
+    except StoreError as exc:
+        return exc
 
 
 def _check_policy(policy: Any) -> str:

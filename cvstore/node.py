@@ -45,10 +45,12 @@ class Node:
     Attributes
     ----------
     is_up : bool
-        False between ``fail()`` and ``recover()``.  While a node is down the
-        cluster does not call its store and ``node.storage`` raises
-        ``StoreError``; ``node.store`` is the backend itself and stays reachable
-        so tests can look at what a down node holds.
+        False between ``fail()`` and ``recover()``, and while the cluster
+        suspects the node is down (its store raised ``StoreError``; see
+        ``suspected``).  While a node is down the cluster does not call its
+        store and ``node.storage`` raises ``StoreError``; ``node.store`` is the
+        backend itself and stays reachable so tests can look at what a down
+        node holds.
 
     Examples
     --------
@@ -66,10 +68,12 @@ class Node:
     __slots__ = (
         "_clock",
         "_cluster",
+        "_failed",
         "_get",
         "_latency",
         "_put",
         "_storage",
+        "_suspected",
         "is_up",
         "name",
         "store",
@@ -106,7 +110,11 @@ class Node:
         self.weight = float(weight)
         self.zone = zone
         self.store = store
+        if getattr(store, "name", "") is None:
+            store.name = name  # so the store's StoreErrors name this node
         self.is_up = True
+        self._failed = False
+        self._suspected = False
         # Bound store methods, looked up once: the cluster's per-key path
         # calls these directly.
         self._get = store.get
@@ -118,11 +126,26 @@ class Node:
 
     def fail(self) -> None:
         """Take the node down: from now on every store call through it fails."""
+        self._failed = True
         self.is_up = False
 
     def recover(self) -> None:
-        """Bring the node back up (with whatever its store held when it failed)."""
+        """Bring the node back up (with whatever its store held when it failed).
+
+        Also clears a suspicion: the operator says the node is back.
+        """
+        self._failed = False
+        self._suspected = False
         self.is_up = True
+
+    @property
+    def suspected(self) -> bool:
+        """True while the cluster suspects the node is down because its store failed.
+
+        The cluster probes a suspected node with backoff and brings it back up
+        (and hands it its hints) when it answers again.
+        """
+        return self._suspected
 
     @property
     def storage(self) -> NodeStorage:
@@ -147,7 +170,11 @@ class Node:
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
-        state = "" if self.is_up else ", down"
+        state = (
+            ""
+            if self.is_up
+            else (", suspected" if self._suspected and not self._failed else ", down")
+        )
         return f"Node({self.name!r}, weight={self.weight:g}{zone}{state})"
 
 

@@ -388,6 +388,10 @@ class FlakyStore(MemoryStore):
         self._check()
         return super().put_many_columns(keys, records)
 
+    def count(self):  # what the cluster's probe (Store.ping) calls
+        self._check()
+        return super().count()
+
 
 class TestFailingStores:
     def make(self) -> tuple[Cluster, FlakyStore, str]:
@@ -411,10 +415,16 @@ class TestFailingStores:
         cluster, flaky, key = self.make()
         cluster.put(key, "v")
         flaky.broken = True
-        for level in ("one", "quorum"):
-            assert cluster.get(key, consistency=level) == "v"
         with pytest.raises(
             UnavailableError, match=r"^all read needs 3 of 3 replicas, 2 answered \(flaky failed\)"
+        ):
+            cluster.get(key, consistency="all")  # the first call meets the failure
+        assert cluster.suspected == ("flaky",) and not cluster.node("flaky").is_up
+        for level in ("one", "quorum"):
+            assert cluster.get(key, consistency=level) == "v"
+        # From now on the suspect is not asked: the call is refused up front.
+        with pytest.raises(
+            UnavailableError, match=r"^all read needs 3 of 3 replicas, 2 alive \(flaky down\)"
         ):
             cluster.get(key, consistency="all")
 

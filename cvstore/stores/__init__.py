@@ -1,10 +1,12 @@
 """Node stores: the ``Store`` interface and its backends.
 
-``MemoryStore`` (a dict, the default) lives here; a backend is one module
-implementing ``Store`` from ``cvstore.stores.base``.
+``MemoryStore`` (a dict, the default) and ``RedisStore`` (a Redis server;
+redis-py is imported only when one is made) live here; a backend is one
+module implementing ``Store`` from ``cvstore.stores.base``.
 """
 
 from cvstore.stores.base import Store
 from cvstore.stores.memory import MemoryStore
+from cvstore.stores.redis import RedisStore
 
-__all__ = ("MemoryStore", "Store")
+__all__ = ("MemoryStore", "RedisStore", "Store")

@@ -123,5 +123,22 @@ class Store(abc.ABC):
 
     # ---------------------------------------------------------- lifecycle
 
+    #: Whether calls wait on I/O that releases the GIL (a network server):
+    #: the cluster then overlaps the calls of a batch to different nodes.
+    #: In-process stores leave it False and are called one after another.
+    does_io = False
+
+    def ping(self) -> bool:
+        """Whether the backend answers; raises StoreError if it does not.
+
+        The cluster probes a suspected node with this.
+        """
+        self.count()
+        return True
+
+    def stats(self, reset: bool = False) -> dict:
+        """Call counts, errors and latency, for backends that keep them (else empty)."""
+        return {}
+
     def close(self) -> None:
         """Release connections or files, if the backend holds any."""

@@ -358,6 +358,8 @@ class RedisStore(Store):
     True
     """
 
+    does_io = True  # redis-py waits on sockets without the GIL: batches to nodes overlap
+
     def __init__(
         self,
         url_or_client: Any,

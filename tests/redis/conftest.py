@@ -95,3 +95,32 @@ def redis_store(redis_server, prefix):
     yield store
     store.clear()
     store.close()
+
+
+@pytest.fixture
+def make_cluster(prefix):
+    """``make_cluster(servers, **cluster_kwargs)`` -> a Cluster of nodes r1..rN, one per server.
+
+    Every call makes new RedisStore clients (a new client process, as far as
+    the servers can tell) with the same node names and prefix, so two calls
+    give two clusters with the same membership.  Closed at teardown.
+    """
+    from cvstore import Cluster, Node, RedisStore
+
+    made = []
+
+    def make(servers, *, timeout: float = 0.5, **kwargs):
+        nodes = [
+            Node(f"r{i + 1}", store=RedisStore(server.url(), prefix=prefix, timeout=timeout))
+            for i, server in enumerate(servers)
+        ]
+        kwargs.setdefault("replication_factor", 3)
+        cluster = Cluster(nodes, **kwargs)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.close()
+        for node in cluster.nodes:
+            node.store.close()
