@@ -602,11 +602,10 @@ class Cluster:
             if back:
                 self._welcome(back)
 
-    def _welcome(self, back: list[Node]) -> None:
+    def _welcome(self, back: list[Node]) -> int:
         p = self._place
         names = [node.name for node in back if node.is_up and node.name in p.by_name]
-        if names:
-            self._hints.deliver(p, names)
+        return self._hints.deliver(p, names) if names else 0
 
     def probe(self) -> list[str]:
         """Ping every suspected node now; returns the names of those back up.
@@ -1110,9 +1109,10 @@ class Cluster:
 
         Suspected nodes are probed first, so a node that is back gets its hints.
         """
-        self.probe()
+        back = self._health.probe(force=True)
         with self._membership:
-            return self._hints.deliver(self._place)
+            welcomed = self._welcome(back) if back else 0
+            return welcomed + self._hints.deliver(self._place)
 
     def stats(self) -> ClusterStats:
         """Keys per node, share against weight, imbalance, hints and error counters.
