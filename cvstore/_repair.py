@@ -1,15 +1,28 @@
 """Anti-entropy repair: make every key's replica set whole and current.
 
-``repair`` hands over waiting hints, then reads every record of every node
-that is up, finds each key's newest copy, writes it to the key's replicas
-that lack it, removes stray copies from nodes that do not replicate the key,
-and purges tombstones older than the grace period.  A key whose replicas are
-not all up is brought as far as it can be, but its strays and tombstones are
-kept: removing them is only safe once every replica is current.
+``repair`` hands over waiting hints, then compares replicas with Merkle
+trees instead of reading every value.  Each node that is up lists its keys
+with their versions (``Store.scan_versions``: a Redis server sends no
+values).  Keys are grouped by their replica set (the key ranges of the ring
+that share one), and each group is cut into ``LEAVES`` buckets by the key's
+ring hash.  For every replica, a leaf is the XOR of a 64-bit hash of each
+(key, version) it holds in that bucket, and the group's root is a hash of its
+leaves.  Replicas whose roots agree are in sync for that group; where they
+differ, only the differing leaves are opened, and only the keys in them are
+settled one by one: the newest version is read from one replica that has it
+and written to the replicas that lack it.  Stray copies (on nodes that do not
+replicate their key) and tombstones older than the grace period are settled
+the same way.
+
+A key whose replicas are not all up is brought as far as it can be, but its
+strays and tombstones are kept: removing them is only safe once every
+replica is current.  The hashes are computed in this process for this pass
+only, so Python's own hash of (key, version) serves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,11 +31,9 @@ from typing import Any
 import numpy as np
 
 from cvstore.errors import StoreError
-from cvstore.versions import TOMBSTONE, version_wall_ms
+from cvstore.versions import version_wall_ms
 
 __all__ = ("RepairReport", "repair")
-
-_DOWN = object()
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ class RepairReport:
         Nodes that were down; keys they replicate were not completed.
     seconds : float
         Wall time.
+    leaves_compared, leaves_differing : int
+        Merkle leaves (key buckets of a replica set) compared between
+        replicas, and how many of them differed.
+    records_fetched : int
+        Records read with their values to be copied (only from differing
+        leaves, strays and tombstones; every other key is settled by its hash).
     """
 
     keys: int
@@ -56,11 +73,17 @@ class RepairReport:
     hints_dropped: int
     skipped: tuple[str, ...]
     seconds: float
+    leaves_compared: int = 0
+    leaves_differing: int = 0
+    records_fetched: int = 0
 
     @property
     def complete(self) -> bool:
         """True when every node was up, so every key is whole and current."""
         return not self.skipped
+
+
+LEAVES = 256  # Merkle leaves per replica group
 
 
 def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairReport:
@@ -70,93 +93,168 @@ def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairRepo
     delivered = hints.deliver(placement)
     hints_dropped = hints.dropped - dropped_before
 
-    skipped = [n.name for n in placement.nodes if not n.is_up]
-    snap: dict[int, dict[bytes, Any]] = {}
-    for j, node in enumerate(placement.nodes):
+    nodes = placement.nodes
+    skipped = [n.name for n in nodes if not n.is_up]
+    listed: dict[int, tuple[list[bytes], list[int], list[bool]]] = {}
+    for j, node in enumerate(nodes):
         if node.is_up:
             try:
-                snap[j] = dict(node.store.scan())
-            except StoreError:
+                listed[j] = node.store.scan_versions()
+            except StoreError as exc:
+                hints.on_failure(node, exc)
                 skipped.append(node.name)
-    keys = list(set().union(*snap.values())) if snap else []
-    if not keys:
-        return RepairReport(
-            0,
-            0,
-            0,
-            0,
-            delivered,
-            hints_dropped,
-            tuple(sorted(skipped)),
-            time.perf_counter() - started,
-        )
+    keys_all: list[bytes] = []
+    versions_all: list[int] = []
+    tombs_all: list[bool] = []
+    owner_parts = []
+    for j, (keys, versions, tombs) in listed.items():
+        keys_all.extend(keys)
+        versions_all.extend(versions)
+        tombs_all.extend(tombs)
+        owner_parts.append(np.full(len(keys), j, dtype=np.int32))
+    total = len(keys_all)
+    if not total:
+        return _report(0, 0, 0, 0, delivered, hints_dropped, skipped, started, 0, 0, 0)
 
-    # Copies on nodes that do not replicate their key, found per node with one batch call.
-    strays: dict[bytes, list[tuple[int, Any]]] = defaultdict(list)
-    for j, data in snap.items():
-        held = list(data)
-        if not held:
+    holder = np.concatenate(owner_parts)
+    n = placement.n
+    # The key's replica set, as node indices in ascending order: its Merkle group.
+    rows = np.sort(placement.replicas_many(keys_all), axis=1)
+    groups, gid = np.unique(rows, axis=0, return_inverse=True)
+    gid = gid.reshape(-1)
+    bucket = (placement.ring.hash_many(keys_all) >> np.uint64(56)).astype(np.int64) % LEAVES
+    leaf = gid.astype(np.int64) * LEAVES + bucket
+    member = rows == holder[:, None]
+    is_member = member.any(axis=1)
+    col = member.argmax(axis=1)
+    hashes = np.fromiter(map(hash, zip(keys_all, versions_all)), dtype=np.int64, count=total).view(
+        np.uint64
+    )
+    tree = np.zeros((len(groups) * LEAVES, n), dtype=np.uint64)
+    np.bitwise_xor.at(tree, (leaf[is_member], col[is_member]), hashes[is_member])
+
+    # Compare roots, then leaves, between the replicas of each group that answered.
+    listed_mask = np.zeros(len(nodes), dtype=bool)
+    listed_mask[list(listed)] = True
+    answered = listed_mask[groups]  # (groups, n)
+    leaves = tree.reshape(len(groups), LEAVES, n)
+    bad = np.zeros((len(groups), LEAVES), dtype=bool)
+    for g in range(len(groups)):
+        cols = np.flatnonzero(answered[g])
+        if cols.size < 2:
             continue
-        outside = np.flatnonzero(~(placement.replicas_many(held) == j).any(axis=1))
-        for i in outside.tolist():
-            strays[held[i]].append((j, data[held[i]]))
+        roots = {hashlib.blake2b(leaves[g, :, c].tobytes(), digest_size=16).digest() for c in cols}
+        if len(roots) > 1:
+            sub = leaves[g][:, cols]
+            bad[g] = (sub != sub[:, :1]).any(axis=1)
+    bad = bad.reshape(-1)
+    compared = int(answered.any(axis=1).sum()) * LEAVES
+    differing = int(bad.sum())
+    # Strays and tombstones are settled key by key too, wherever they are.
+    bad[leaf[~is_member]] = True
+    tomb_arr = np.fromiter(tombs_all, dtype=bool, count=total)
+    bad[leaf[tomb_arr]] = True
+    chosen = np.flatnonzero(bad[leaf])
 
-    puts: dict[int, list[tuple[bytes, Any]]] = defaultdict(list)
+    # The keys to settle: every (holder, version, tombstone) of each.
+    copies: dict[bytes, dict[int, tuple[int, bool]]] = defaultdict(dict)
+    for i, j in zip(chosen.tolist(), holder[chosen].tolist()):
+        copies[keys_all[i]][j] = (versions_all[i], tombs_all[i])
+    settle = list(copies)
+    fetch: dict[int, list[bytes]] = defaultdict(list)  # source node -> keys to read
+    wanted: dict[bytes, list[int]] = {}  # key -> replicas to write its newest record to
     purges: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
     stray_removals: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
     purged_keys: set[bytes] = set()
-    for kb, row in zip(keys, placement.replicas_many(keys).tolist()):
-        records: list[Any] = [snap[j].get(kb) if j in snap else _DOWN for j in row]
-        best = None
-        for record in records:
-            if record is not None and record is not _DOWN and (best is None or record[0] > best[0]):
-                best = record
-        stray_copies = strays.get(kb, ())
-        for _, record in stray_copies:
-            if best is None or record[0] > best[0]:
-                best = record
+    if settle:
+        replica_rows = placement.replicas_many(settle).tolist()
+    else:
+        replica_rows = []
+    for kb, row in zip(settle, replica_rows):
+        held = copies[kb]
+        best_j, best = -1, None
+        for j, (version, tomb) in held.items():
+            if best is None or version > best[0] or (version == best[0] and j in row):
+                best_j, best = j, (version, tomb)
         if best is None:
             continue
-        complete = _DOWN not in records
-        if complete and best[1] is TOMBSTONE and now_ms - version_wall_ms(best[0]) >= grace_ms:
+        complete = all(j in listed for j in row)
+        strays = [(j, held[j][0]) for j in held if j not in row]
+        if complete and best[1] and now_ms - version_wall_ms(best[0]) >= grace_ms:
             # Every copy goes, each at the version it has now, so a write
             # that lands meanwhile survives (its version no longer matches).
             purged_keys.add(kb)
-            for j, record in zip(row, records):
-                if record is not None:
-                    purges[j].append((kb, record[0]))
-            for j, record in stray_copies:
-                purges[j].append((kb, record[0]))
+            for j, (version, _) in held.items():
+                purges[j].append((kb, version))
             continue
-        for j, record in zip(row, records):
-            if record is not _DOWN and (record is None or record[0] < best[0]):
-                puts[j].append((kb, best))
+        lacking = [j for j in row if j in listed and (j not in held or held[j][0] < best[0])]
+        if lacking:
+            fetch[best_j].append(kb)
+            wanted[kb] = lacking
         if complete:
-            for j, record in stray_copies:
-                stray_removals[j].append((kb, record[0]))
+            for j, version in strays:
+                stray_removals[j].append((kb, version))
 
-    repaired = 0
-    unsafe: set[bytes] = (
-        set()
-    )  # keys a failed write left incomplete: keep their strays and tombstones
+    repaired = fetched = 0
+    unsafe: set[bytes] = set()  # keys a failed read or write left incomplete
+    puts: dict[int, list[tuple[bytes, Any]]] = defaultdict(list)
+    for j, kbs in fetch.items():
+        try:
+            got = nodes[j].store.get_many(kbs)
+        except StoreError as exc:
+            hints.on_failure(nodes[j], exc)
+            skipped.append(nodes[j].name)
+            unsafe.update(kbs)
+            continue
+        for kb, record in zip(kbs, got):
+            if record is None:  # purged or moved meanwhile: next pass
+                unsafe.add(kb)
+                continue
+            fetched += 1
+            for target in wanted[kb]:
+                puts[target].append((kb, record))
     for j, items in puts.items():
         try:
-            repaired += sum(placement.nodes[j].store.put_many(items))
-        except StoreError:
-            skipped.append(placement.nodes[j].name)
+            repaired += sum(nodes[j].store.put_many(items))
+        except StoreError as exc:
+            hints.on_failure(nodes[j], exc)
+            skipped.append(nodes[j].name)
             unsafe.update(kb for kb, _ in items)
     strays_removed = _purge(placement, stray_removals, unsafe)
     _purge(placement, purges, unsafe)
     purged = len(purged_keys - unsafe)
+    distinct = len(set(keys_all))
+    return _report(
+        distinct, repaired, strays_removed, purged, delivered, hints_dropped, skipped, started,
+        compared, differing, fetched,
+    )  # fmt: skip
+
+
+def _report(
+    keys: int,
+    repaired: int,
+    strays_removed: int,
+    purged: int,
+    delivered: int,
+    dropped: int,
+    skipped: list[str],
+    started: float,
+    compared: int,
+    differing: int,
+    fetched: int,
+) -> RepairReport:
     return RepairReport(
-        keys=len(keys),
+        keys=keys,
         repaired=repaired,
         strays_removed=strays_removed,
         purged=purged,
         hints_delivered=delivered,
-        hints_dropped=hints_dropped,
+        hints_dropped=dropped,
         skipped=tuple(sorted(set(skipped))),
         seconds=time.perf_counter() - started,
+        leaves_compared=compared,
+        leaves_differing=differing,
+        records_fetched=fetched,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cvstore._scan import scan_columns, tombstone_flags
 from cvstore.errors import StoreError
 
 __all__ = ("ClusterStats", "collect")
@@ -75,11 +74,11 @@ def collect(
             down.append(node.name)
             continue
         try:
-            _, records = scan_columns(node.store)
+            _, _, tombs = node.store.scan_versions()  # no values read
         except StoreError:
             down.append(node.name)
             continue
-        keys_per_node[node.name] = len(records) - sum(tombstone_flags(records))
+        keys_per_node[node.name] = len(tombs) - sum(tombs)
     total = sum(keys_per_node.values())
     weights = {name: placement.by_name[name].weight for name in keys_per_node}
     weight_total = sum(weights.values())

@@ -119,6 +119,19 @@ class TestRecords:
         assert sorted(store.keys()) == [b"a", b"b"]
         assert store.count() == 2
 
+    def test_scan_versions_lists_versions_and_tombstones_without_values(self, store):
+        assert store.scan_versions() == ([], [], [])
+        big = (1 << 95) + 7
+        store.put_many(
+            [(b"a", Record(1, "x")), (b"b", Record(2, TOMBSTONE)), (b"c", Record(big, b""))]
+        )
+        store.delete(b"a")
+        keys, versions, tombs = store.scan_versions()
+        assert sorted(zip(keys, versions, tombs)) == [(b"b", 2, True), (b"c", big, False)]
+
+    def test_ping_answers(self, store):
+        assert store.ping() is True
+
     def test_values_of_many_kinds_round_trip(self, store):
         values = ["text", b"bytes", "", b"", "\u00e9\u4e2d", 0, 3.5, None, [1, 2], {"a": 1}]
         for i, value in enumerate(values):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Sequence
 
-from cvstore.versions import Record
+from cvstore.versions import TOMBSTONE, Record
 
 __all__ = ("Store",)
 
@@ -77,6 +77,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int:
         """How many records (tombstones included)."""
+
+    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
+        """Every key with its record's version and whether it is a tombstone, without values.
+
+        Three matching lists.  Repair compares replicas with these (hashed
+        into Merkle trees) and reads values only where replicas differ;
+        backends that can list versions without reading the values should
+        override this.
+        """
+        keys: list[bytes] = []
+        versions: list[int] = []
+        tombs: list[bool] = []
+        for key, record in self.scan():
+            keys.append(key)
+            versions.append(record[0])
+            tombs.append(record[1] is TOMBSTONE)
+        return keys, versions, tombs
 
     def keys(self) -> list[bytes]:
         """Every key that has a record (tombstones included), in no particular order.

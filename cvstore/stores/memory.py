@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import compress
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import is_, itemgetter
 from operator import lt as _lt
 
 from cvstore.stores.base import Store
-from cvstore.versions import Record
+from cvstore.versions import TOMBSTONE, Record
 
 __all__ = ("MemoryStore",)
 
 _MISSING = object()
 _version = itemgetter(0)
+_value = itemgetter(1)
 
 
 class MemoryStore(Store):
@@ -130,6 +131,13 @@ class MemoryStore(Store):
         with self._lock:
             items = list(self._data.items())
         return iter(items)
+
+    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
+        with self._lock:
+            keys = list(self._data)
+            records = list(self._data.values())
+        tombs = list(map(is_, map(_value, records), repeat(TOMBSTONE)))
+        return keys, list(map(_version, records)), tombs
 
     def keys(self) -> list[bytes]:
         with self._lock:

@@ -150,6 +150,15 @@ elseif op == 'purge' then
   end
   if n > 0 then redis.call('DECRBY', KEYS[1], n) end
   return n
+elseif op == 'heads' then
+  -- KEYS[1..] record keys: the first 13 bytes of each record (version and
+  -- tag), false where there is none; the values stay on the server
+  local out = {}
+  for i = 1, #KEYS do
+    local head = redis.call('GETRANGE', KEYS[i], 0, 12)
+    if head == '' then out[i] = false else out[i] = head end
+  end
+  return out
 elseif op == 'del' then
   -- KEYS[1] record counter, KEYS[2..] record keys
   local n = redis.call('DEL', unpack(KEYS, 2))
@@ -248,7 +257,7 @@ class _Stats:
 
     __slots__ = (
         "_lock", "calls", "errors", "timeouts", "connection_errors", "seconds", "max_seconds",
-        "buckets", "last_error",
+        "buckets", "last_error", "records_read", "records_written",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -268,6 +277,13 @@ class _Stats:
         self.max_seconds = 0.0
         self.buckets = [0] * 32
         self.last_error: str | None = None
+        self.records_read = 0
+        self.records_written = 0
+
+    def moved(self, read: int, written: int) -> None:
+        with self._lock:
+            self.records_read += read
+            self.records_written += written
 
     def ok(self, seconds: float) -> None:
         bucket = min(int(seconds * 1e6).bit_length(), 31)
@@ -314,6 +330,8 @@ class _Stats:
                 "mean_ms": seconds / calls * 1000.0 if calls else 0.0,
                 "max_ms": self.max_seconds * 1000.0,
                 "last_error": self.last_error,
+                "records_read": self.records_read,
+                "records_written": self.records_written,
             }
         ok = sum(buckets)
         out["p50_ms"] = self._percentile(0.50, buckets, ok)
@@ -591,7 +609,10 @@ class RedisStore(Store):
     def get(self, key: bytes) -> Record | None:
         rkey = self._records + _as_bytes(key)
         raw = self._call("get", self._client.execute_command, "GET", rkey)
-        return None if raw is None else self._decode(raw, rkey)
+        if raw is None:
+            return None
+        self._stats.moved(1, 0)
+        return self._decode(raw, rkey)
 
     def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
         prefix = self._records
@@ -602,6 +623,7 @@ class RedisStore(Store):
             raws = self._call("get_many", self._client.execute_command, "MGET", *rkeys)
         else:
             raws = self._call("get_many", self._mget_pipelined, rkeys)
+        self._stats.moved(len(raws) - raws.count(None), 0)
         # inline fast path of _decode for bytes, str and tombstones
         decode, from_bytes, new = self._decode, int.from_bytes, _new_record
         out: list[Record | None] = []
@@ -635,6 +657,7 @@ class RedisStore(Store):
         rkey = self._records + _as_bytes(key)
         data = self._encode(record)
         (rejected,) = self._evalsha("put", [([self._record_count, rkey], [b"put", data])])
+        self._stats.moved(0, 1)
         return not rejected
 
     def put_many(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
@@ -680,7 +703,9 @@ class RedisStore(Store):
         calls = [([counter, *rkeys[a:b]], [b"put", *records[a:b]]) for a, b in spans]
         # each call replies with the 1-based positions of the records it refused
         out = [True] * len(rkeys)
-        for (start, _), rejected in zip(spans, self._evalsha("put_many", calls)):
+        replies = self._evalsha("put_many", calls)
+        self._stats.moved(0, len(rkeys))
+        for (start, _), rejected in zip(spans, replies):
             for i in rejected:
                 out[start + i - 1] = False
         return out
@@ -736,11 +761,47 @@ class RedisStore(Store):
             )
             if rkeys:
                 raws = self._call("scan", client.execute_command, "MGET", *rkeys)
+                self._stats.moved(len(raws) - raws.count(None), 0)
                 for rkey, raw in zip(rkeys, raws):
                     if raw is not None:  # deleted since SCAN saw it
                         yield rkey[strip:], self._decode(raw, rkey)
             if int(cursor) == 0:
                 return
+
+    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
+        """Every key, its version and whether it is a tombstone; values stay on the server.
+
+        SCAN lists the keys, then one script call per 1,000 keys (all of a
+        SCAN page in one pipeline) returns the first 13 bytes of each record.
+        """
+        client, strip = self._client, len(self._records)
+        keys: list[bytes] = []
+        versions: list[int] = []
+        tombs: list[bool] = []
+        seen: set[bytes] = set()
+        from_bytes = int.from_bytes
+        cursor = 0
+        while True:
+            cursor, rkeys = self._call(
+                "scan_versions", client.scan, cursor, self._records_pattern, _SCAN_COUNT
+            )
+            rkeys = [k for k in rkeys if k not in seen]  # SCAN may repeat a key
+            if rkeys:
+                seen.update(rkeys)
+                calls = [
+                    (rkeys[i : i + _SCRIPT_BATCH], [b"heads"])
+                    for i in range(0, len(rkeys), _SCRIPT_BATCH)
+                ]
+                heads: list[Any] = []
+                for part in self._evalsha("scan_versions", calls):
+                    heads.extend(part)
+                for rkey, head in zip(rkeys, heads):
+                    if head:  # deleted since SCAN saw it otherwise
+                        keys.append(rkey[strip:])
+                        versions.append(from_bytes(head[:_HEAD], "big"))
+                        tombs.append(head[_HEAD:] == _TAG_TOMBSTONE)
+            if int(cursor) == 0:
+                return keys, versions, tombs
 
     def keys(self) -> list[bytes]:
         """Every key with a record (tombstones included), by SCAN without reading values."""
