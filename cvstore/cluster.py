@@ -915,7 +915,12 @@ class Cluster:
             for other in slots[1:]:
                 unequal = list(map(is_not, best, other))
                 if any(unequal):
-                    differ.update(compress(range(count), unequal))
+                    # Stores that decode a fresh record per read (Redis) return equal
+                    # versions as distinct objects: compare versions for those keys.
+                    for i in compress(range(count), unequal):
+                        mine, theirs = best[i], other[i]
+                        if mine is None or theirs is None or mine[0] != theirs[0]:
+                            differ.add(i)
             repairs: dict[int, list[tuple[bytes, Record]]] = {}
             for i in sorted(differ):
                 newest = None
