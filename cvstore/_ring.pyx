@@ -645,28 +645,17 @@ cdef class HashRing:
         cdef Py_ssize_t size
         out = np.empty(n, dtype=np.uint64)
         cdef uint64_t[::1] ov = out
-        cdef list as_list
-        cdef tuple as_tuple
+        # A list is indexed directly; anything else is copied into one first.
+        cdef list as_list = keys if type(keys) is list else list(keys)
         # Hashing needs each str's UTF-8 buffer, so this loop holds the GIL;
         # it does no Python-level work per key.
-        if type(keys) is list:
-            as_list = keys
-            for i in range(n):
-                key = as_list[i]
-                if not (PyUnicode_Check(key) or PyBytes_Check(key)):
-                    raise TypeError(f"keys[{i}] must be str or bytes, got {type(key).__name__}; "
-                                    "convert it first")
-                _key_bytes(key, &data, &size)
-                ov[i] = _hash_bytes(self._kind, self._seed, data, <size_t>size)
-        else:
-            as_tuple = tuple(keys)
-            for i in range(n):
-                key = as_tuple[i]
-                if not (PyUnicode_Check(key) or PyBytes_Check(key)):
-                    raise TypeError(f"keys[{i}] must be str or bytes, got {type(key).__name__}; "
-                                    "convert it first")
-                _key_bytes(key, &data, &size)
-                ov[i] = _hash_bytes(self._kind, self._seed, data, <size_t>size)
+        for i in range(n):
+            key = as_list[i]
+            if not (PyUnicode_Check(key) or PyBytes_Check(key)):
+                raise TypeError(f"keys[{i}] must be str or bytes, got {type(key).__name__}; "
+                                "convert it first")
+            _key_bytes(key, &data, &size)
+            ov[i] = _hash_bytes(self._kind, self._seed, data, <size_t>size)
         return out
 
     cdef _hash_array(self, arr):
