@@ -41,6 +41,8 @@ def encode_keys(keys: Iterable[Any]) -> tuple[list[bytes], bool]:
         return list(map(str.encode, keys)), True  # all str: the common case, at C speed
     except TypeError:
         pass
+    if set(map(type, keys)) == {bytes}:  # all bytes: kept as they are, at C speed
+        return list(keys), True
     out = []
     kinds: set[type] = set()
     for i, key in enumerate(keys):

@@ -65,6 +65,8 @@ import hashlib
 import json
 import threading
 import time
+from itertools import repeat
+from operator import getitem, itemgetter
 from typing import Any, Iterable, Iterator, Sequence
 
 from cvstore.errors import StoreError
@@ -85,6 +87,10 @@ _TAG_BYTES, _TAG_STR, _TAG_CODEC, _TAG_TOMBSTONE = b"b", b"s", b"c", b"t"
 _ORD_BYTES, _ORD_STR, _ORD_TOMBSTONE = ord("b"), ord("s"), ord("t")
 _new_record = tuple.__new__  # Record(v, x) without NamedTuple's Python-level __new__
 _INSTALL_HINT = "pip install 'cvstore[redis]'"
+_VERSIONS = slice(0, _HEAD)  # a record's version bytes
+_PAYLOAD = slice(_HEAD + 1, None)  # a record's payload
+_first = itemgetter(0)  # a record's version
+_value_of = itemgetter(1)  # a record's value
 
 # ARGV[1] is the operation.  Each call names each key (or hint field) once:
 # the client splits batches at repeated keys.
@@ -190,6 +196,12 @@ class JSONCodec:
 
     def __repr__(self) -> str:
         return "JSONCodec()"
+
+
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - depends on the environment
+    _pack_command = None
 
 
 def _import_redis() -> Any:
@@ -499,26 +511,42 @@ class RedisStore(Store):
         self._stats.ok(time.perf_counter() - started)
         return result
 
+    def _execute(self, *args: Any) -> Any:
+        """``client.execute_command(*args)``, the command packed by hiredis directly.
+
+        redis-py's packer looks at every argument in Python before handing
+        them to hiredis; a batch's arguments are all bytes, str or int, so
+        they go to hiredis as they are.  Without hiredis, or with a client
+        holding a single connection, this is ``execute_command``.
+        """
+        client = self._client
+        if _pack_command is None or client.connection is not None:
+            return client.execute_command(*args)
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            # both disconnect the connection on a socket error or timeout, so a
+            # late reply is never read as the next command's
+            conn.send_packed_command([_pack_command(args)])
+            return client.parse_response(conn, args[0])
+        finally:
+            pool.release(conn)
+
     def _evalsha(self, op: str, calls: list[tuple[list[bytes], list[bytes]]]) -> list[Any]:
         """Run the script once per (keys, argv) in `calls`, in one round trip.
 
         Calls the server rejected with NOSCRIPT are repeated after one SCRIPT
         LOAD.  Repeating is safe: a write only ever applies a newer version.
         """
-        client = self._client
         started = time.perf_counter()
         try:
             if len(calls) == 1:
                 keys, argv = calls[0]
                 try:
-                    results = [
-                        client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
-                    ]
+                    results = [self._execute("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
                 except self._noscript_error:
                     self._load_script()
-                    results = [
-                        client.execute_command("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)
-                    ]
+                    results = [self._execute("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *argv)]
             else:
                 results = self._pipeline_evalsha(calls, retry=True)
         except self._errors as exc:
@@ -620,10 +648,21 @@ class RedisStore(Store):
         if not rkeys:
             return []
         if len(rkeys) <= _MGET_BATCH:
-            raws = self._call("get_many", self._client.execute_command, "MGET", *rkeys)
+            raws = self._call("get_many", self._execute, "MGET", *rkeys)
         else:
             raws = self._call("get_many", self._mget_pipelined, rkeys)
-        self._stats.moved(len(raws) - raws.count(None), 0)
+        missing = raws.count(None)
+        self._stats.moved(len(raws) - missing, 0)
+        if not missing and min(map(len, raws)) > _HEAD:
+            # every key has a record: decode by column with C-level map when
+            # the records are all bytes (or all str) values
+            tags = set(map(getitem, raws, repeat(_HEAD)))
+            if len(tags) == 1 and (tag := tags.pop()) in (_ORD_BYTES, _ORD_STR):
+                versions = map(int.from_bytes, map(getitem, raws, repeat(_VERSIONS)), repeat("big"))
+                payloads = map(getitem, raws, repeat(_PAYLOAD))
+                if tag == _ORD_STR:
+                    payloads = map(bytes.decode, payloads, repeat("utf-8"), repeat("surrogatepass"))
+                return list(map(_new_record, repeat(Record), zip(versions, payloads)))
         # inline fast path of _decode for bytes, str and tombstones
         decode, from_bytes, new = self._decode, int.from_bytes, _new_record
         out: list[Record | None] = []
@@ -674,9 +713,40 @@ class RedisStore(Store):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
             )
-        return self._put_pairs(zip(keys, records))
+        return self._put_columns(keys, records)
 
     def _put_pairs(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
+        return self._put_encoded(*self._encode_pairs(items))
+
+    def _put_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
+        # A cluster batch writes one version to every key (as bytes keys), and
+        # its values are usually all bytes or all str: then the 13-byte head is
+        # built once and keys and records are joined with C-level map.
+        if keys and set(map(type, keys)) == {bytes}:
+            versions = set(map(_first, records))
+            if len(versions) == 1:
+                version = versions.pop()
+                if type(version) is int and 0 <= version < _VERSION_LIMIT:
+                    values = list(map(_value_of, records))
+                    types = set(map(type, values))
+                    if types == {bytes}:
+                        head = ((version << 8) | _ORD_BYTES).to_bytes(_HEAD + 1, "big")
+                        encoded = list(map(head.__add__, values))
+                    elif types == {str}:
+                        head = ((version << 8) | _ORD_STR).to_bytes(_HEAD + 1, "big")
+                        encoded = list(
+                            map(
+                                head.__add__,
+                                map(str.encode, values, repeat("utf-8"), repeat("surrogatepass")),
+                            )
+                        )
+                    else:
+                        encoded = None
+                    if encoded is not None:
+                        return self._put_encoded(list(map(self._records.__add__, keys)), encoded)
+        return self._put_pairs(zip(keys, records))
+
+    def _encode_pairs(self, items: Iterable[tuple[bytes, Record]]) -> tuple[list[bytes], list[bytes]]:
         prefix, encode = self._records, self._encode
         rkeys, records = [], []
         add_key, add_record = rkeys.append, records.append
@@ -696,6 +766,9 @@ class RedisStore(Store):
                     )
                     continue
             add_record(encode(record))
+        return rkeys, records
+
+    def _put_encoded(self, rkeys: list[bytes], records: list[bytes]) -> list[bool]:
         if not rkeys:
             return []
         counter = self._record_count

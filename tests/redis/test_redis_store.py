@@ -256,6 +256,53 @@ class TestBatches:
         assert dict(redis_store.scan()) == model
         assert redis_store.count() == 700
 
+    @pytest.mark.parametrize(
+        "values",
+        [
+            [b"a", b"", b"\x00" * 12 + b"t", b"x" * 5000],
+            ["a", "", "lone surrogate \ud800", "\u00e9\u4e2d"],
+            [b"a", "b", b"c"],  # mixed: the per-record path
+            [b"a", TOMBSTONE, "c"],
+            [bytearray(b"sub"), b"b"],  # a bytes-like that is not bytes
+        ],
+    )
+    def test_columns_of_one_version_round_trip_with_types(self, redis_store, values):
+        # a cluster batch: one version for every key (the head is built once)
+        keys = [b"c%d" % i for i in range(len(values))]
+        if any(type(v) is bytearray for v in values):
+            with pytest.raises(TypeError):
+                redis_store.put_many_columns(keys, [Record(7, v) for v in values])
+            return
+        assert redis_store.put_many_columns(keys, [Record(7, v) for v in values]) == [True] * len(
+            values
+        )
+        got = redis_store.get_many(keys)
+        assert got == [Record(7, v) for v in values]
+        assert [type(r.value) for r in got] == [type(v) for v in values]
+        assert all(type(r) is Record for r in got)
+        # not newer: refused, the stored records stay
+        assert redis_store.put_many_columns(keys, [Record(7, b"z") for _ in values]) == [
+            False
+        ] * len(values)
+        assert redis_store.get_many(keys) == got
+
+    def test_columns_of_one_version_with_repeats_and_str_keys(self, redis_store):
+        redis_store.put(b"old", Record(9, b"kept"))
+        keys = [b"a", "b", b"old", b"a"]
+        flags = redis_store.put_many_columns(keys, [Record(5, b"v%d" % i) for i in range(4)])
+        assert flags == [True, True, False, False]
+        assert redis_store.get_many([b"a", b"b", b"old"]) == [
+            Record(5, b"v0"),
+            Record(5, b"v1"),
+            Record(9, b"kept"),
+        ]
+
+    def test_columns_refuse_bad_versions(self, redis_store):
+        for version in (-1, 1 << 96, True, 1.0):
+            with pytest.raises((TypeError, ValueError)):
+                redis_store.put_many_columns([b"a", b"b"], [Record(version, b"x")] * 2)
+        assert redis_store.get_many([b"a", b"b"]) == [None, None]
+
     def test_purge_many_removes_only_unchanged_versions(self, redis_store):
         redis_store.put_many(
             [(b"a", Record(5, TOMBSTONE)), (b"b", Record(5, "v")), (b"c", Record(1, "c"))]
@@ -538,6 +585,17 @@ class TestConnecting:
         RedisStore(client, prefix=prefix).clear()
         client.close()
 
+    def test_existing_single_connection_client(self, redis_server, prefix):
+        client = redis.Redis(port=redis_server.port, single_connection_client=True)
+        store = RedisStore(client, prefix=prefix)
+        assert store.put_many_columns([b"a", b"b"], [Record(2, b"x"), Record(2, b"y")]) == [
+            True,
+            True,
+        ]
+        assert store.get_many([b"a", b"b", b"c"]) == [Record(2, b"x"), Record(2, b"y"), None]
+        store.clear()
+        client.close()
+
     def test_client_that_decodes_responses_is_refused(self, redis_server):
         client = redis.Redis(port=redis_server.port, decode_responses=True)
         with pytest.raises(ValueError, match="decode_responses=True"):
@@ -657,6 +715,8 @@ class TestFaults:
         assert store.get(b"nothing") is None
         store.put(b"after", Record(3, "after"))
         assert store.get(b"after") == Record(3, "after")
+        assert store.get_many([b"after", b"nothing"]) == [Record(3, "after"), None]
+        assert store.put_many([(b"after", Record(4, "again"))]) == [True]
 
     def test_a_stopped_server_is_a_connection_error(self, start_redis):
         (server,) = start_redis()
