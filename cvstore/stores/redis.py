@@ -721,7 +721,7 @@ class RedisStore(Store):
     def _put_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
         # A cluster batch writes one version to every key (as bytes keys), and
         # its values are usually all bytes or all str: then the 13-byte head is
-        # built once and keys and records are joined with C-level map.
+        # built once and each record is one concatenation.
         if keys and set(map(type, keys)) == {bytes}:
             versions = set(map(_first, records))
             if len(versions) == 1:
@@ -731,7 +731,7 @@ class RedisStore(Store):
                     types = set(map(type, values))
                     if types == {bytes}:
                         head = ((version << 8) | _ORD_BYTES).to_bytes(_HEAD + 1, "big")
-                        encoded = list(map(head.__add__, values))
+                        encoded = [head + value for value in values]
                     elif types == {str}:
                         head = ((version << 8) | _ORD_STR).to_bytes(_HEAD + 1, "big")
                         encoded = list(
@@ -743,7 +743,8 @@ class RedisStore(Store):
                     else:
                         encoded = None
                     if encoded is not None:
-                        return self._put_encoded(list(map(self._records.__add__, keys)), encoded)
+                        prefix = self._records
+                        return self._put_encoded([prefix + key for key in keys], encoded)
         return self._put_pairs(zip(keys, records))
 
     def _encode_pairs(self, items: Iterable[tuple[bytes, Record]]) -> tuple[list[bytes], list[bytes]]:
