@@ -713,6 +713,8 @@ class TestFaults:
         # after the server wakes, replies are matched to the right requests again
         assert store.get(b"k") in (Record(1, "before"), Record(2, "during"))
         assert store.get(b"nothing") is None
+        store.close()
+        fresh.close()
         store.put(b"after", Record(3, "after"))
         assert store.get(b"after") == Record(3, "after")
         assert store.get_many([b"after", b"nothing"]) == [Record(3, "after"), None]
