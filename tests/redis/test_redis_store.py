@@ -713,12 +713,12 @@ class TestFaults:
         # after the server wakes, replies are matched to the right requests again
         assert store.get(b"k") in (Record(1, "before"), Record(2, "during"))
         assert store.get(b"nothing") is None
-        store.close()
-        fresh.close()
         store.put(b"after", Record(3, "after"))
         assert store.get(b"after") == Record(3, "after")
         assert store.get_many([b"after", b"nothing"]) == [Record(3, "after"), None]
         assert store.put_many([(b"after", Record(4, "again"))]) == [True]
+        store.close()
+        fresh.close()
 
     def test_a_stopped_server_is_a_connection_error(self, start_redis):
         (server,) = start_redis()
