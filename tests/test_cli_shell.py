@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -291,20 +290,11 @@ def test_unreachable_redis_is_a_runtime_error(capsys, monkeypatch):
     assert err.count("\n") == 1
 
 
-def _redis_servers():
-    name = "redis_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent / "redis_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    servers = _redis_servers()
+    import redis_servers as servers
     try:
         import redis  # noqa: F401
     except ImportError:

@@ -6,27 +6,11 @@ except in CI (``CI=true``) or with ``CVSTORE_REQUIRE_REDIS=1``, where they fail.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def _load_redis_servers():
-    # By path, so it works whatever pytest's import mode puts on sys.path.
-    name = "redis_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parent.parent / "redis_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-redis_servers = _load_redis_servers()
+import redis_servers  # beside the tests: tests/conftest.py puts that folder on sys.path
 
 
 @pytest.fixture(scope="session")
