@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cvstore.errors import StoreError
 from cvstore.stores import MemoryStore, Store
 from cvstore.versions import TOMBSTONE, Record
 
@@ -128,6 +129,15 @@ class TestRecords:
         store.delete(b"a")
         keys, versions, tombs = store.scan_versions()
         assert sorted(zip(keys, versions, tombs)) == [(b"b", 2, True), (b"c", big, False)]
+
+    def test_begin_then_finish_is_the_call(self, store):
+        finish = store.begin("put_many_columns", [b"a", b"b"], [Record(2, b"x"), Record(2, b"y")])
+        assert finish() == [True, True]
+        finish = store.begin("get_many", [b"a", b"c", b"b"])
+        assert finish() == [Record(2, b"x"), None, Record(2, b"y")]
+        assert store.begin("put_many_columns", [b"a"], [Record(1, b"older")])() == [False]
+        assert store.begin("count")() == 2
+        assert store.get(b"a") == Record(2, b"x")
 
     def test_ping_answers(self, store):
         assert store.ping() is True
@@ -246,6 +256,15 @@ class TestMemoryStore:
         store.put(b"k", Record(1, 1))
         store.put_hints("n", [(b"j", Record(1, 1))])
         assert repr(store) == "MemoryStore(records=1, hints=1)"
+
+    def test_begin_reports_a_store_error_when_finished(self):
+        class Failing(MemoryStore):
+            def get_many(self, keys):
+                raise StoreError("node n1 is down", node="n1")
+
+        finish = Failing().begin("get_many", [b"k"])  # the cluster finishes every node's call
+        with pytest.raises(StoreError, match="n1 is down"):
+            finish()
 
     def test_the_base_class_defaults_work_for_a_minimal_backend(self):
         class Minimal(Store):

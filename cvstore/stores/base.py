@@ -14,8 +14,10 @@ exception is a bug and propagates.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
+from cvstore.errors import StoreError
 from cvstore.versions import TOMBSTONE, Record
 
 __all__ = ("Store",)
@@ -140,10 +142,31 @@ class Store(abc.ABC):
 
     # ---------------------------------------------------------- lifecycle
 
-    #: Whether calls wait on I/O that releases the GIL (a network server):
-    #: the cluster then overlaps the calls of a batch to different nodes.
+    #: Whether calls wait on a server: the cluster then overlaps the calls of
+    #: a batch to different nodes (``begin`` on each, then each finished).
     #: In-process stores leave it False and are called one after another.
     does_io = False
+
+    def begin(self, method: str, *args: Any) -> Callable[[], Any]:
+        """Start ``getattr(self, method)(*args)``; the function returned finishes it.
+
+        Calling the returned function gives the method's result, or raises what
+        the method raised (a StoreError when the backend failed).  The cluster
+        begins a batch's call on every node before it finishes any, so a
+        backend that talks to a server can send its request here and read the
+        reply when finished: the servers then work at the same time.  This
+        default runs the method at once.
+        """
+        try:
+            result = getattr(self, method)(*args)
+        except StoreError as exc:
+            error = exc
+
+            def fail() -> Any:
+                raise error
+
+            return fail
+        return lambda: result
 
     def ping(self) -> bool:
         """Whether the backend answers; raises StoreError if it does not.

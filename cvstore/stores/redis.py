@@ -39,8 +39,12 @@ exact in Lua's doubles, and unlike Lua's string ``<``, which calls
 ``strcoll``, independent of the server's locale), checks every record before
 writing any, then writes the newer ones with one ``MSET``.  A batch is one
 script call per 1,000 records (a key repeated within a batch starts a new
-call, so each call sees each key once), all calls of a batch sent in one
-pipeline: one round trip.  The script also keeps the record and hint counts,
+call, so each call sees each key once), all calls of a batch written at once:
+one round trip.  A batch whose records share one version (a cluster batch)
+passes that version once, and the script unpacks it once rather than per
+record.  Batches are packed column by column (``cvstore.stores._resp``),
+not argument by argument, and ``begin`` splits a batch into sending and
+reading, so the cluster's request reaches every server before it waits.  The script also keeps the record and hint counts,
 so ``count`` is O(1).  It is sent by SHA (``EVALSHA``); when the server does
 not know it (first use, restart, SCRIPT FLUSH) it is loaded once with
 ``SCRIPT LOAD`` and the calls repeated, which is safe because a write only
@@ -65,11 +69,13 @@ import hashlib
 import json
 import threading
 import time
+from contextlib import nullcontext
 from itertools import repeat
 from operator import getitem, itemgetter
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from cvstore.errors import StoreError
+from cvstore.stores._resp import Command
 from cvstore.stores.base import Store
 from cvstore.versions import TOMBSTONE, Record
 
@@ -97,15 +103,19 @@ _value_of = itemgetter(1)  # a record's value
 _SCRIPT = """
 local op = ARGV[1]
 
--- which records ARGV[2..] replace olds[1..], the record keys or hint fields
--- being names[1 + shift..]: the positions of the records not applied (not
--- newer; usually none, so the reply stays small), the (name, record) pairs to
--- write and how many names are new; or nil and an error message
-local function choose(names, shift, olds)
-  local rejected, writes, created = {}, {}, 0
+-- which records ARGV[first..] replace olds[1..], the records stored under
+-- names[1 + shift..]: the positions of the records not applied (not newer;
+-- usually none, so the reply stays small), the (name, record) pairs to write
+-- and how many names are new; or nil and an error message.  `one` is the
+-- 12-byte version every record carries (a cluster batch has one), or '' if
+-- each record's own version must be read.
+local function choose(names, shift, olds, first, one)
+  local rejected, writes, created, nr, nw = {}, {}, 0, 0, 0
   local unpack_version = struct.unpack
+  local nh, nl
+  if one ~= '' then nh, nl = unpack_version('>I6I6', one) end
   for i = 1, #olds do
-    local new, old = ARGV[i + 1], olds[i]
+    local new, old = ARGV[first + i - 1], olds[i]
     local ok = true
     if old == false then
       created = created + 1
@@ -114,32 +124,36 @@ local function choose(names, shift, olds)
         return nil, 'cvstore: malformed record in ' .. names[i + shift]
       end
       local oh, ol = unpack_version('>I6I6', old)
-      local nh, nl = unpack_version('>I6I6', new)
+      if one == '' then nh, nl = unpack_version('>I6I6', new) end
       ok = nh > oh or (nh == oh and nl > ol)
     end
     if ok then
-      writes[#writes + 1] = names[i + shift]
-      writes[#writes + 1] = new
+      writes[nw + 1] = names[i + shift]
+      writes[nw + 2] = new
+      nw = nw + 2
     else
-      rejected[#rejected + 1] = i
+      nr = nr + 1
+      rejected[nr] = i
     end
   end
   return rejected, writes, created
 end
 
 if op == 'put' then
-  -- KEYS[1] record counter, KEYS[2..] record keys; ARGV[2..] records
-  local rejected, writes, created = choose(KEYS, 1, redis.call('MGET', unpack(KEYS, 2)))
+  -- KEYS[1] record counter, KEYS[2..] record keys;
+  -- ARGV[2] the records' common version or '', ARGV[3..] records
+  local olds = redis.call('MGET', unpack(KEYS, 2))
+  local rejected, writes, created = choose(KEYS, 1, olds, 3, ARGV[2])
   if rejected == nil then return redis.error_reply(writes) end
   if #writes > 0 then redis.call('MSET', unpack(writes)) end
   if created > 0 then redis.call('INCRBY', KEYS[1], created) end
   return rejected
 elseif op == 'hput' then
-  -- KEYS[1] hint counter, KEYS[2] the owner's hash;
-  -- ARGV[2..n+1] records, then ARGV[n+2..2n+1] their fields (keys)
-  local n = (#ARGV - 1) / 2
-  local olds = redis.call('HMGET', KEYS[2], unpack(ARGV, n + 2))
-  local rejected, writes, created = choose(ARGV, n + 1, olds)
+  -- KEYS[1] hint counter, KEYS[2] the owner's hash; ARGV[2] as for put,
+  -- ARGV[3..n+2] records, then ARGV[n+3..2n+2] their fields (keys)
+  local n = (#ARGV - 2) / 2
+  local olds = redis.call('HMGET', KEYS[2], unpack(ARGV, n + 3))
+  local rejected, writes, created = choose(ARGV, n + 2, olds, 3, ARGV[2])
   if rejected == nil then return redis.error_reply(writes) end
   if #writes > 0 then redis.call('HSET', KEYS[2], unpack(writes)) end
   if created > 0 then redis.call('INCRBY', KEYS[1], created) end
@@ -179,6 +193,7 @@ end
 return redis.error_reply('cvstore: unknown operation ' .. tostring(op))
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+_SCRIPT_SHA_BYTES = _SCRIPT_SHA.encode()
 
 
 class JSONCodec:
@@ -243,7 +258,16 @@ def _check_version(version: Any) -> None:
         raise ValueError(f"record version must be in [0, 2**96), got {version!r}")
 
 
-def _spans(names: list[bytes], size: int) -> list[tuple[int, int]]:
+def _raiser(error: StoreError, cause: BaseException) -> Callable[[], Any]:
+    """A function that raises `error` (from `cause`): a failed call, reported when finished."""
+
+    def fail() -> Any:
+        raise error from cause
+
+    return fail
+
+
+def _spans(names: Sequence[bytes], size: int) -> list[tuple[int, int]]:
     """Split `names` into runs of at most `size` in which no name repeats.
 
     The write script reads every stored record of a call before it writes, so
@@ -388,7 +412,7 @@ class RedisStore(Store):
     True
     """
 
-    does_io = True  # redis-py waits on sockets without the GIL: batches to nodes overlap
+    does_io = True  # batches to several nodes overlap: begun on each, then finished
 
     def __init__(
         self,
@@ -404,6 +428,7 @@ class RedisStore(Store):
         self._timeout_error = redis.TimeoutError
         self._connection_error = redis.ConnectionError
         self._noscript_error = redis.exceptions.NoScriptError
+        self._response_error = redis.ResponseError
 
         if isinstance(url_or_client, str):
             if timeout is None:
@@ -643,14 +668,43 @@ class RedisStore(Store):
         return self._decode(raw, rkey)
 
     def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
-        prefix = self._records
-        rkeys = [prefix + (k if type(k) is bytes else _as_bytes(k)) for k in keys]
-        if not rkeys:
-            return []
-        if len(rkeys) <= _MGET_BATCH:
-            raws = self._call("get_many", self._execute, "MGET", *rkeys)
-        else:
-            raws = self._call("get_many", self._mget_pipelined, rkeys)
+        return self._begin_get_many(keys)()
+
+    def begin(self, method: str, *args: Any) -> Callable[[], Any]:
+        """Send a batch now, read the replies when finished (see ``Store.begin``).
+
+        ``get_many`` and ``put_many_columns`` are split: the request is written
+        to a pooled connection here and its replies read by the function
+        returned, so the cluster's batch reaches every server before it waits
+        for any.  Other methods run at once.
+        """
+        if method == "get_many":
+            return self._begin_get_many(*args)
+        if method == "put_many_columns":
+            return self._begin_put_columns(*args)
+        return super().begin(method, *args)
+
+    def _begin_get_many(self, keys: Sequence[bytes]) -> Callable[[], list[Record | None]]:
+        if set(map(type, keys)) != {bytes}:
+            keys = [_as_bytes(k) for k in keys]
+        if not keys:
+            return list
+        commands = []
+        for i in range(0, len(keys), _MGET_BATCH):
+            command = Command()
+            command.arg(b"MGET")
+            command.column(keys[i : i + _MGET_BATCH], prefix=self._records)
+            commands.append(command)
+        read = self._send("get_many", commands)
+
+        def finish() -> list[Record | None]:
+            replies = read()
+            raws = replies[0] if len(replies) == 1 else [raw for part in replies for raw in part]
+            return self._decode_many(raws, keys)
+
+        return finish
+
+    def _decode_many(self, raws: list[Any], keys: Sequence[bytes]) -> list[Record | None]:
         missing = raws.count(None)
         self._stats.moved(len(raws) - missing, 0)
         if not missing and min(map(len, raws)) > _HEAD:
@@ -664,10 +718,10 @@ class RedisStore(Store):
                     payloads = map(bytes.decode, payloads, repeat("utf-8"), repeat("surrogatepass"))
                 return list(map(_new_record, repeat(Record), zip(versions, payloads)))
         # inline fast path of _decode for bytes, str and tombstones
-        decode, from_bytes, new = self._decode, int.from_bytes, _new_record
+        from_bytes, new = int.from_bytes, _new_record
         out: list[Record | None] = []
         add = out.append
-        for raw, rkey in zip(raws, rkeys):
+        for raw, key in zip(raws, keys):
             if raw is None:
                 add(None)
                 continue
@@ -680,22 +734,13 @@ class RedisStore(Store):
             elif tag == _ORD_TOMBSTONE:
                 add(new(Record, (from_bytes(raw[:_HEAD], "big"), TOMBSTONE)))
             else:
-                add(decode(raw, rkey))
-        return out
-
-    def _mget_pipelined(self, rkeys: list[bytes]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for i in range(0, len(rkeys), _MGET_BATCH):
-            pipe.execute_command("MGET", *rkeys[i : i + _MGET_BATCH])
-        out: list[Any] = []
-        for part in pipe.execute():
-            out.extend(part)
+                add(self._decode(raw, self._records + key))
         return out
 
     def put(self, key: bytes, record: Record) -> bool:
         rkey = self._records + _as_bytes(key)
         data = self._encode(record)
-        (rejected,) = self._evalsha("put", [([self._record_count, rkey], [b"put", data])])
+        (rejected,) = self._evalsha("put", [([self._record_count, rkey], [b"put", b"", data])])
         self._stats.moved(0, 1)
         return not rejected
 
@@ -705,23 +750,24 @@ class RedisStore(Store):
         Returns, per item, whether it was applied.  A key may appear more than
         once; each of its records is compared with the one before.
         """
-        return self._put_pairs(items)
+        rkeys, records = self._encode_pairs(items)
+        return self._begin_put(rkeys, b"", records, b"", b"")()
 
     def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
         """``put_many`` with the batch given as two lists (as the cluster writes)."""
+        return self._begin_put_columns(keys, records)()
+
+    def _begin_put_columns(
+        self, keys: Sequence[bytes], records: Sequence[Record]
+    ) -> Callable[[], list[bool]]:
         if len(keys) != len(records):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
             )
-        return self._put_columns(keys, records)
-
-    def _put_pairs(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
-        return self._put_encoded(*self._encode_pairs(items))
-
-    def _put_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
         # A cluster batch writes one version to every key (as bytes keys), and
-        # its values are usually all bytes or all str: then the 13-byte head is
-        # built once and each record is one concatenation.
+        # its values are usually all bytes or all str: then the records are
+        # sent as the values behind one 13-byte head, and the script reads
+        # the new version once.
         if keys and set(map(type, keys)) == {bytes}:
             versions = set(map(_first, records))
             if len(versions) == 1:
@@ -729,27 +775,24 @@ class RedisStore(Store):
                 if type(version) is int and 0 <= version < _VERSION_LIMIT:
                     values = list(map(_value_of, records))
                     types = set(map(type, values))
-                    if types == {bytes}:
-                        head = ((version << 8) | _ORD_BYTES).to_bytes(_HEAD + 1, "big")
-                        encoded = [head + value for value in values]
-                    elif types == {str}:
-                        head = ((version << 8) | _ORD_STR).to_bytes(_HEAD + 1, "big")
-                        encoded = list(
-                            map(
-                                head.__add__,
-                                map(str.encode, values, repeat("utf-8"), repeat("surrogatepass")),
+                    if types == {bytes} or types == {str}:
+                        tag = _ORD_BYTES
+                        if types == {str}:
+                            tag = _ORD_STR
+                            values = list(
+                                map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
                             )
-                        )
-                    else:
-                        encoded = None
-                    if encoded is not None:
-                        prefix = self._records
-                        return self._put_encoded([prefix + key for key in keys], encoded)
-        return self._put_pairs(zip(keys, records))
+                        head = ((version << 8) | tag).to_bytes(_HEAD + 1, "big")
+                        return self._begin_put(keys, self._records, values, head, head[:_HEAD])
+        rkeys, encoded = self._encode_pairs(zip(keys, records))
+        return self._begin_put(rkeys, b"", encoded, b"", b"")
 
-    def _encode_pairs(self, items: Iterable[tuple[bytes, Record]]) -> tuple[list[bytes], list[bytes]]:
+    def _encode_pairs(
+        self, items: Iterable[tuple[bytes, Record]]
+    ) -> tuple[list[bytes], list[bytes]]:
         prefix, encode = self._records, self._encode
-        rkeys, records = [], []
+        rkeys: list[bytes] = []
+        records: list[bytes] = []
         add_key, add_record = rkeys.append, records.append
         for key, record in items:
             add_key(prefix + (key if type(key) is bytes else _as_bytes(key)))
@@ -769,20 +812,117 @@ class RedisStore(Store):
             add_record(encode(record))
         return rkeys, records
 
-    def _put_encoded(self, rkeys: list[bytes], records: list[bytes]) -> list[bool]:
-        if not rkeys:
-            return []
-        counter = self._record_count
-        spans = _spans(rkeys, _SCRIPT_BATCH)
-        calls = [([counter, *rkeys[a:b]], [b"put", *records[a:b]]) for a, b in spans]
-        # each call replies with the 1-based positions of the records it refused
-        out = [True] * len(rkeys)
-        replies = self._evalsha("put_many", calls)
-        self._stats.moved(0, len(rkeys))
-        for (start, _), rejected in zip(spans, replies):
-            for i in rejected:
-                out[start + i - 1] = False
-        return out
+    def _begin_put(
+        self,
+        keys: Sequence[bytes],
+        key_prefix: bytes,
+        payloads: list[bytes],
+        head: bytes,
+        version: bytes,
+    ) -> Callable[[], list[bool]]:
+        """Send the script calls that store ``head + payloads[i]`` under ``key_prefix + keys[i]``.
+
+        `version` is the 12-byte version every record carries, or b"" when
+        the records' own versions differ.
+        """
+        if not keys:
+            return list
+        spans = _spans(keys, _SCRIPT_BATCH)
+        commands = []
+        for a, b in spans:
+            command = Command()
+            for arg in (b"EVALSHA", _SCRIPT_SHA_BYTES, b"%d" % (b - a + 1), self._record_count):
+                command.arg(arg)
+            command.column(keys[a:b], prefix=key_prefix)
+            command.arg(b"put")
+            command.arg(version)
+            command.column(payloads[a:b], prefix=head)
+            commands.append(command)
+        read = self._send("put_many", commands)
+
+        def finish() -> list[bool]:
+            # each call replies with the 1-based positions of the records it refused
+            replies = read()
+            self._stats.moved(0, len(keys))
+            out = [True] * len(keys)
+            for (start, _), rejected in zip(spans, replies):
+                for i in rejected:
+                    out[start + i - 1] = False
+            return out
+
+        return finish
+
+    def _send(self, op: str, commands: list[Command]) -> Callable[[], list[Any]]:
+        """Write `commands` on one connection now; return the function that reads their replies.
+
+        The reader raises StoreError if the server failed or replied with an
+        error; script calls the server did not know (NOSCRIPT) are sent again
+        after one SCRIPT LOAD.  A client holding a single connection (shared
+        under its lock) cannot leave a reply unread, so there the whole
+        exchange happens here.
+        """
+        started = time.perf_counter()
+        client = self._client
+        if client.connection is not None:
+            with getattr(client, "single_connection_lock", None) or nullcontext():
+                try:
+                    self._write(client.connection, commands)
+                    replies = self._read_replies(client.connection, commands)
+                except self._errors as exc:
+                    return _raiser(self._fail(op, exc, started), exc)
+            self._stats.ok(time.perf_counter() - started)
+            return lambda: replies
+        pool = client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except self._errors as exc:
+            return _raiser(self._fail(op, exc, started), exc)
+        try:
+            self._write(conn, commands)
+        except self._errors as exc:  # redis-py closed the connection: no reply is left to read
+            pool.release(conn)
+            return _raiser(self._fail(op, exc, started), exc)
+
+        def read() -> list[Any]:
+            try:
+                replies = self._read_replies(conn, commands)
+            except self._errors as exc:
+                raise self._fail(op, exc, started) from exc
+            finally:
+                pool.release(conn)
+            self._stats.ok(time.perf_counter() - started)
+            return replies
+
+        return read
+
+    @staticmethod
+    def _write(conn: Any, commands: list[Command]) -> None:
+        conn.send_packed_command(
+            [chunk for command in commands for chunk in command.chunks()], check_health=False
+        )
+
+    def _read_replies(self, conn: Any, commands: list[Command], retry: bool = True) -> list[Any]:
+        # Every reply is read, error replies too, so that the connection stays
+        # in step; a socket error or timeout makes redis-py close it instead.
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except self._response_error as exc:
+                replies.append(exc)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, self._noscript_error)]
+        if (
+            lost and retry
+        ):  # the server lost the script (restart, SCRIPT FLUSH): load it, send again
+            self._load_script()
+            again = [commands[i] for i in lost]
+            self._write(conn, again)
+            for i, reply in zip(lost, self._read_replies(conn, again, retry=False)):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     def delete(self, key: bytes) -> bool:
         rkey = self._records + _as_bytes(key)
@@ -913,7 +1053,7 @@ class RedisStore(Store):
             fields.append(_as_bytes(key))
             records.append(self._encode(record))
         calls = [
-            ([self._hint_count, hkey], [b"hput", *records[a:b], *fields[a:b]])
+            ([self._hint_count, hkey], [b"hput", b"", *records[a:b], *fields[a:b]])
             for a, b in _spans(fields, _SCRIPT_BATCH)
         ]
         if calls:

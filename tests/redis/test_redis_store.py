@@ -297,6 +297,32 @@ class TestBatches:
             Record(9, b"kept"),
         ]
 
+    @given(
+        stored=st.dictionaries(
+            st.sampled_from([b"a", b"b", b"c", b"d"]),
+            st.integers(0, (1 << 96) - 1) | st.integers(0, 4) | st.just((7 << 48) | 5),
+        ),
+        version=st.integers(0, (1 << 96) - 1) | st.integers(0, 4) | st.just((7 << 48) | 5),
+        as_str=st.booleans(),
+    )
+    def test_one_version_columns_match_a_model(self, redis_server, stored, version, as_str):
+        # the script reads a one-version batch's version once, from its own
+        # argument: it must compare exactly as record by record would
+        store = RedisStore(redis_server.url(), prefix="hypothesis:one:")
+        store.clear()
+        store.put_many([(k, Record(v, b"old")) for k, v in stored.items()])
+        keys = [b"a", b"b", b"c", b"d"]
+        values = ["new"] * 4 if as_str else [b"new"] * 4
+        flags = store.put_many_columns(keys, [Record(version, x) for x in values])
+        assert flags == [k not in stored or version > stored[k] for k in keys]
+        expected = [
+            Record(version, x) if newer else Record(stored[k], b"old")
+            for k, x, newer in zip(keys, values, flags)
+        ]
+        assert store.get_many(keys) == expected
+        store.clear()
+        store.close()
+
     def test_columns_refuse_bad_versions(self, redis_store):
         for version in (-1, 1 << 96, True, 1.0):
             with pytest.raises((TypeError, ValueError)):
@@ -362,6 +388,81 @@ class TestBatches:
         redis_store.put_many([(k, Record(2, k)) for k in keys])
         got = redis_store.get_many(keys)
         assert [r.value for r in got] == keys
+
+    def test_begin_sends_now_and_finish_reads_the_reply(self, redis_server, prefix):
+        # the cluster begins a batch on every node before finishing any: the
+        # request must reach the server at begin, not when finished
+        store = RedisStore(redis_server.url(), prefix=prefix)
+        watcher = redis.Redis(port=redis_server.port)
+        finish = store.begin("put_many_columns", [b"a", b"b"], [Record(3, b"x"), Record(3, "y")])
+        deadline = time.monotonic() + HUNG_BOUND
+        while watcher.exists(prefix.encode() + b"r:b") == 0:
+            assert time.monotonic() < deadline, "the write did not reach the server before finish"
+            time.sleep(0.01)
+        assert finish() == [True, True]
+        assert store.begin("get_many", [b"b", b"z", b"a"])() == [
+            Record(3, "y"),
+            None,
+            Record(3, b"x"),
+        ]
+        store.clear()
+        store.close()
+        watcher.close()
+
+    def test_begun_batches_finish_in_any_order(self, redis_server, prefix):
+        stores = [RedisStore(redis_server.url(), prefix=f"{prefix}{i}:") for i in range(3)]
+        puts = [
+            s.begin("put_many_columns", [b"k%d" % j for j in range(50)], [Record(i + 1, b"v")] * 50)
+            for i, s in enumerate(stores)
+        ]
+        assert [finish() for finish in reversed(puts)] == [[True] * 50] * 3
+        gets = [s.begin("get_many", [b"k0", b"k49"]) for s in stores]
+        assert [finish() for finish in reversed(gets)] == [
+            [Record(i + 1, b"v")] * 2 for i in reversed(range(3))
+        ]
+        for s in stores:
+            s.clear()
+            s.close()
+
+    def test_single_connection_client_can_begin_several_batches(self, redis_server, prefix):
+        client = redis.Redis(port=redis_server.port, single_connection_client=True)
+        store = RedisStore(client, prefix=prefix)
+        put = store.begin("put_many_columns", [b"a"], [Record(1, b"x")])
+        get = store.begin("get_many", [b"a"])
+        assert get() == [Record(1, b"x")] and put() == [True]
+        store.clear()
+        client.close()
+
+    def test_a_failed_begin_reports_at_finish(self, start_redis, prefix):
+        (server,) = start_redis(1)
+        store = RedisStore(server.url(), prefix=prefix, name="r1")
+        store.put(b"k", Record(1, b"v"))
+        server.kill()
+        finish = store.begin(
+            "get_many", [b"k"]
+        )  # no exception yet: the cluster finishes every node
+        with pytest.raises(StoreError, match="r1"):
+            finish()
+        finish = store.begin("put_many_columns", [b"k"], [Record(2, b"w")])
+        with pytest.raises(StoreError):
+            finish()
+        assert store.stats()["errors"] == 2
+        store.close()
+
+    def test_an_error_reply_mid_batch_leaves_the_connection_in_step(self, redis_store, prefix):
+        # three script calls in one request; the second one fails: the third
+        # reply must still be read, or the next command would get it
+        client = redis_store.client
+        client.set(prefix.encode() + b"r:k1500", b"not a record")
+        keys = [b"k%d" % i for i in range(2500)]
+        with pytest.raises(StoreError, match="malformed record"):
+            redis_store.put_many_columns(keys, [Record(4, b"v")] * 2500)
+        for _ in range(5):  # every pooled connection answers its own commands
+            # each script call is atomic: the second (k1000..k1999) wrote nothing
+            got = redis_store.get_many([b"k0", b"k999", b"k1000", b"k1999", b"k2000", b"k2499"])
+            assert got == [Record(4, b"v")] * 2 + [None] * 2 + [Record(4, b"v")] * 2
+            assert redis_store.count() == 1500
+        assert client.get(prefix.encode() + b"r:k1500") == b"not a record"
 
     def test_delete_and_delete_many(self, redis_store):
         redis_store.put_many([(b"k%d" % i, Record(1, "v")) for i in range(1500)])
