@@ -913,15 +913,23 @@ class Cluster:
             chosen = np.take_along_axis(prefs, order, axis=1)
         kb_arr = _objects(kbs, count)
         retry = np.zeros(count, dtype=bool)
-        tasks = [(s, j, pos) for s in range(need) for j, pos in _groups(chosen[:, s])]
+        # One call per node for all the keys it is asked (a node is one
+        # replica of each of its keys, whichever slot it fills for the key).
+        tasks = [(pos // need, pos % need, j) for j, pos in _groups(chosen.ravel())]
         timed = self._policy == "fastest" and need == 1
-        calls = [(p.nodes[j], "get_many", (kb_arr[pos].tolist(),)) for _, j, pos in tasks]
+        calls = [(p.nodes[j], "get_many", (kb_arr[rows].tolist(),)) for rows, _, j in tasks]
         columns = [np.full(count, None, dtype=object) for _ in range(need)]
-        for (s, j, pos), result in zip(tasks, self._run(calls, timed=timed)):
+        for (rows, slot, _), result in zip(tasks, self._run(calls, timed=timed)):
             if isinstance(result, StoreError):
-                retry[pos] = True
+                retry[rows] = True
                 continue
-            columns[s][pos] = _objects(result, pos.size)
+            records = _objects(result, rows.size)
+            if need == 1:
+                columns[0][rows] = records
+            else:
+                for s in range(need):
+                    mine = slot == s
+                    columns[s][rows[mine]] = records[mine]
         slots = [column.tolist() for column in columns]
         best = slots[0]
         if need > 1:

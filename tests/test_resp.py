@@ -66,15 +66,24 @@ def test_long_arguments_and_headers():
     assert b"".join(command.chunks()) == plain_resp(args)
 
 
-def test_a_column_of_one_length_is_one_chunk():
-    # the point of the builder: a large column is joined once, not per argument
+def test_one_chunk_per_column_with_the_short_arguments_folded_in():
+    # the point of the builder: a column is joined once, not per argument, and
+    # the short arguments around it ride in its chunk (no small writes)
     items = [b"%08d" % i for i in range(1000)]
     command = Command()
     command.arg(b"MGET")
     command.column(items, prefix=b"p:r:")
-    chunks = command.chunks()
-    assert len(chunks) <= 3
-    assert b"".join(chunks) == plain_resp([b"MGET", *(b"p:r:" + item for item in items)])
+    assert command.chunks() == [plain_resp([b"MGET", *(b"p:r:" + item for item in items)])]
+    script = Command()
+    for arg in (b"EVALSHA", b"sha", b"1001", b"counter"):
+        script.arg(arg)
+    script.column(items, prefix=b"p:r:")
+    script.arg(b"put")
+    script.arg(b"")
+    script.column([b"value %d" % i for i in range(1000)], prefix=b"head")
+    chunks = script.chunks()
+    assert len(chunks) == 2
+    assert chunks[0].endswith(b"$3\r\nput\r\n$0\r\n\r\n")
 
 
 def test_an_empty_column_adds_nothing():

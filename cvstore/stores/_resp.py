@@ -7,8 +7,11 @@ arguments are columns of byte strings that usually share one length (keys of
 one size, values of one size) and one prefix (the store's key prefix, the
 batch's version head).  Then the whole column is one ``bytes.join`` whose
 separator carries the next argument's length header and prefix: 10-50 µs.
-The command is kept as a list of a few large chunks, written one after
-another, so the joined columns are not copied again into one buffer.
+
+The command comes out as one chunk per column, the short arguments around a
+column folded into its join: the joined columns are not copied again into one
+buffer, and every chunk is a large write (each write on a loopback socket
+costs a system call and wakes the server to read a partial command).
 """
 
 from __future__ import annotations
@@ -19,12 +22,28 @@ from itertools import chain, repeat
 __all__ = ("Command",)
 
 _CRLF = b"\r\n"
-_SMALL = 4096  # bytes: a chunk this short is copied rather than written on its own
 _HEADERS = [b"$%d\r\n" % n for n in range(1024)]  # bulk-string headers of short arguments
 
 
 def _header(length: int) -> bytes:
     return _HEADERS[length] if length < 1024 else b"$%d\r\n" % length
+
+
+def _join_column(before: bytes, prefix: bytes, items: Sequence[bytes], after: bytes) -> bytes:
+    """``before``, then ``prefix + item`` for each item as bulk strings, then ``after``."""
+    lengths = set(map(len, items))
+    if len(lengths) == 1:
+        # "\r\n$<n>\r\n<prefix>" between items: the join's separator
+        head = _header(len(prefix) + lengths.pop()) + prefix
+        if len(items) == 1:
+            return before + head + items[0] + _CRLF + after
+        first = before + head + items[0]
+        last = items[-1] + _CRLF + after
+        return (_CRLF + head).join([first, *items[1:-1], last])
+    if prefix:
+        items = [prefix + item for item in items]
+    bulks = chain.from_iterable(zip(map(_header, map(len, items)), items, repeat(_CRLF)))
+    return b"".join(chain((before,), bulks, (after,)))
 
 
 class Command:
@@ -33,52 +52,48 @@ class Command:
     >>> cmd = Command()
     >>> cmd.arg(b"MGET")
     >>> cmd.column([b"a", b"b"], prefix=b"k:")
-    >>> b"".join(cmd.chunks())
-    b'*3\\r\\n$4\\r\\nMGET\\r\\n$3\\r\\nk:a\\r\\n$3\\r\\nk:b\\r\\n'
+    >>> cmd.chunks()
+    [b'*3\\r\\n$4\\r\\nMGET\\r\\n$3\\r\\nk:a\\r\\n$3\\r\\nk:b\\r\\n']
     """
 
-    __slots__ = ("_chunks", "_count", "_tail")
+    __slots__ = ("_count", "_parts")
 
     def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._tail = b""  # small pieces not yet in a chunk
+        # in order: one argument's bytes, or a column as (prefix, items)
+        self._parts: list[bytes | tuple[bytes, Sequence[bytes]]] = []
         self._count = 0
 
     def arg(self, value: bytes) -> None:
         """Append one argument."""
-        self._tail += _header(len(value)) + value + _CRLF
+        self._parts.append(_header(len(value)) + value + _CRLF)
         self._count += 1
 
     def column(self, items: Sequence[bytes], prefix: bytes = b"") -> None:
         """Append ``prefix + item`` for each of `items`, as separate arguments."""
-        if not items:
-            return
-        self._count += len(items)
-        lengths = set(map(len, items))
-        if len(lengths) == 1:
-            # "$<n>\r\n<prefix>" before every item: the join's separator
-            head = _header(len(prefix) + lengths.pop()) + prefix
-            self._chunks.append(self._tail + head)
-            self._chunks.append((_CRLF + head).join(items))
-            self._tail = _CRLF
-            return
-        if prefix:
-            items = [prefix + item for item in items]
-        headers = map(_header, map(len, items))
-        self._chunks.append(self._tail)
-        self._chunks.append(b"".join(chain.from_iterable(zip(headers, items, repeat(_CRLF)))))
-        self._tail = b""
+        if items:
+            self._parts.append((prefix, items))
+            self._count += len(items)
 
     def __len__(self) -> int:
         """How many arguments so far."""
         return self._count
 
     def chunks(self) -> list[bytes]:
-        """The command's bytes, in order, as a few chunks (empty ones left out)."""
-        chunks = [chunk for chunk in (*self._chunks, self._tail) if chunk]
-        header = b"*%d\r\n" % self._count
-        if chunks and len(chunks[0]) <= _SMALL:  # one write less, for a short copy
-            chunks[0] = header + chunks[0]
-        else:
-            chunks.insert(0, header)
+        """The command's bytes, in order: one chunk per column (or one if none)."""
+        chunks: list[bytes] = []
+        short = [b"*%d\r\n" % self._count]  # short arguments not yet in a chunk
+        column: tuple[bytes, bytes, Sequence[bytes]] | None = None  # waiting for what follows it
+        for part in self._parts:
+            if isinstance(part, bytes):
+                short.append(part)
+                continue
+            if column is None:  # the arguments so far go before the first column
+                column = (b"".join(short), *part)
+            else:  # those between two columns go after the first of them
+                chunks.append(_join_column(*column, b"".join(short)))
+                column = (b"", *part)
+            short = []
+        if column is None:
+            return [b"".join(short)]
+        chunks.append(_join_column(*column, b"".join(short)))
         return chunks
