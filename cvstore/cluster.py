@@ -310,21 +310,49 @@ class Cluster:
                     self._put_degraded(p, kb, record, replicas, need, consistency)
                     break
             else:
-                try:
-                    for node in replicas:
-                        node._put(kb, record)
-                except StoreError as exc:
-                    # The node is suspected down from now on, and hinted for.  A
-                    # write that timed out may still have landed: it is not
-                    # counted, and the hint covers it.  Puts are conditional
-                    # on the version, so redoing the others is harmless.
-                    self._health.suspect(node, exc)
-                    done = replicas.index(node)  # those before it acknowledged
-                    self._put_degraded(p, kb, record, replicas, need, consistency, done, exc)
+                if len(replicas) > 1 and replicas[0].store.does_io:
+                    self._put_to_servers(p, kb, record, replicas, need, consistency)
+                else:
+                    try:
+                        for node in replicas:
+                            node._put(kb, record)
+                    except StoreError as exc:
+                        # The node is suspected down from now on, and hinted for.  A
+                        # write that timed out may still have landed: it is not
+                        # counted, and the hint covers it.  Puts are conditional
+                        # on the version, so redoing the others is harmless.
+                        self._health.suspect(node, exc)
+                        done = replicas.index(node)  # those before it acknowledged
+                        self._put_degraded(p, kb, record, replicas, need, consistency, done, exc)
         else:
             self._put_eventual(p, kb, record, replicas, consistency)
         if p.pending is not None or self._place is not p:
             self._put_moving(kb, record, p, replicas)
+
+    def _put_to_servers(
+        self,
+        p: Placement,
+        kb: bytes,
+        record: Record,
+        replicas: list[Node],
+        need: int,
+        consistency: Any,
+    ) -> None:
+        """Send the write to every replica at once, then read the acknowledgements.
+
+        As a Dynamo coordinator does: a put costs about one round trip, not one
+        per replica.  Replicas that failed are suspected (by ``_run``) and hinted.
+        """
+        results = self._run([(node, "put", (kb, record)) for node in replicas])
+        missed = [node for node, result in zip(replicas, results) if isinstance(result, StoreError)]
+        if missed:
+            self._hints.hint(p, [(kb, record, replicas, missed)])
+            acks = len(replicas) - len(missed)
+            if acks < need:
+                level = self._wlevel if consistency is None else consistency
+                error = next(r for r in results if isinstance(r, StoreError))
+                failed = [node.name for node in missed]
+                raise self._failed(level, "write", need, len(replicas), acks, failed) from error
 
     def delete(self, key: str | bytes, *, consistency: str | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
@@ -380,31 +408,34 @@ class Cluster:
                         record = self._read_degraded(kb, replicas, need, consistency)
                         break
                 else:
-                    node = replicas[0]
-                    try:
-                        record = node._get(kb)
-                        node = replicas[1]
-                        if need == 2:
-                            other = replicas[1]._get(kb)
-                            if other is not record and (
-                                other is None or record is None or other[0] != record[0]
-                            ):
-                                record = self._read_repair(kb, replicas[:2], [record, other])
-                        else:
-                            for node in replicas[1:need]:
-                                other = node._get(kb)
+                    if replicas[0].store.does_io:
+                        record = self._get_from_servers(kb, replicas, need, consistency)
+                    else:
+                        node = replicas[0]
+                        try:
+                            record = node._get(kb)
+                            node = replicas[1]
+                            if need == 2:
+                                other = replicas[1]._get(kb)
                                 if other is not record and (
                                     other is None or record is None or other[0] != record[0]
                                 ):
-                                    asked = replicas[:need]
-                                    records = []
-                                    for node in asked:
-                                        records.append(node._get(kb))
-                                    record = self._read_repair(kb, asked, records)
-                                    break
-                    except StoreError as exc:
-                        self._health.suspect(node, exc)
-                        record = self._read_degraded(kb, replicas, need, consistency, exc)
+                                    record = self._read_repair(kb, replicas[:2], [record, other])
+                            else:
+                                for node in replicas[1:need]:
+                                    other = node._get(kb)
+                                    if other is not record and (
+                                        other is None or record is None or other[0] != record[0]
+                                    ):
+                                        asked = replicas[:need]
+                                        records = []
+                                        for node in asked:
+                                            records.append(node._get(kb))
+                                        record = self._read_repair(kb, asked, records)
+                                        break
+                        except StoreError as exc:
+                            self._health.suspect(node, exc)
+                            record = self._read_degraded(kb, replicas, need, consistency, exc)
             # A read that overlapped a membership change is asked again of the
             # new replicas: the old ones may have handed the key off meanwhile.
             if self._place is p:
@@ -412,6 +443,21 @@ class Cluster:
         if record is None or record[1] is TOMBSTONE:
             return default
         return record[1]
+
+    def _get_from_servers(
+        self, kb: bytes, replicas: list[Node], need: int, consistency: Any
+    ) -> Record | None:
+        """Ask `need` replicas at once, then compare (and read-repair) their answers."""
+        asked = replicas[:need]
+        records = self._run([(node, "get", (kb,)) for node in asked])
+        for result in records:
+            if isinstance(result, StoreError):
+                return self._read_degraded(kb, replicas, need, consistency, result)
+        record = records[0]
+        for other in records[1:]:
+            if other is not record and (other is None or record is None or other[0] != record[0]):
+                return self._read_repair(kb, asked, records)
+        return record
 
     # --------------------------------------------------- single keys: rare
 

@@ -673,15 +673,23 @@ class RedisStore(Store):
     def begin(self, method: str, *args: Any) -> Callable[[], Any]:
         """Send a batch now, read the replies when finished (see ``Store.begin``).
 
-        ``get_many`` and ``put_many_columns`` are split: the request is written
-        to a pooled connection here and its replies read by the function
-        returned, so the cluster's batch reaches every server before it waits
-        for any.  Other methods run at once.
+        ``get``, ``put``, ``get_many`` and ``put_many_columns`` are split: the
+        request is written to a pooled connection here and its replies read by
+        the function returned, so the cluster's call reaches every replica's
+        server before it waits for any.  Other methods run at once.
         """
         if method == "get_many":
             return self._begin_get_many(*args)
         if method == "put_many_columns":
             return self._begin_put_columns(*args)
+        if method == "get":
+            (key,) = args
+            read = self._begin_get_many([key])
+            return lambda: read()[0]
+        if method == "put":
+            key, record = args
+            write = self._begin_put_columns([key], [record])
+            return lambda: write()[0]
         return super().begin(method, *args)
 
     def _begin_get_many(self, keys: Sequence[bytes]) -> Callable[[], list[Record | None]]:

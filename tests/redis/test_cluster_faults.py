@@ -187,3 +187,93 @@ def test_a_tombstone_survives_a_node_down_during_the_delete(start_redis, make_cl
             assert cluster.get(k, consistency="one") is None  # from any replica
     assert cluster.get_many(keys, consistency="all") == {}
     assert len(cluster) == 0
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_write_reaches_every_replica_while_one_of_them_hangs(start_redis, make_cluster, batch):
+    # The cluster sends a write to all replicas before it waits for any reply
+    # (as a Dynamo coordinator does): with the key's first replica hung, the
+    # other two already hold the write while the call still waits on the first.
+    servers = start_redis(3)
+    cluster = make_cluster(servers, timeout=3.0)
+    key = "parallel"
+    first = cluster.get_nodes_for_key(key)[0]
+    others = [n for n in cluster.get_nodes_for_key(key) if n is not first]
+    hung = servers[int(first.name[1:]) - 1]
+    cluster.put(key, "before")  # connections open (a new one would wait for its handshake)
+    hung.pause()
+    finished = threading.Event()
+    errors = []
+
+    def write():
+        try:
+            if batch:
+                cluster.put_many({key: "v"})
+            else:
+                cluster.put(key, "v")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            finished.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        seen_while_waiting = False
+        deadline = time.monotonic() + 2.5  # under the 3 s timeout the call is waiting out
+        while time.monotonic() < deadline and not finished.is_set():
+            got = [n.store.get(key.encode()) for n in others]
+            if all(r is not None and r[1] == "v" for r in got) and not finished.is_set():
+                seen_while_waiting = True
+                break
+            time.sleep(0.01)
+        assert seen_while_waiting, "the other replicas got the write only after the hung one"
+    finally:
+        hung.resume()
+        writer.join(10.0)
+    assert not errors and finished.is_set()
+    assert [r[1] for r in records(cluster, key)] == ["v", "v", "v"]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_quorum_read_asks_both_replicas_while_one_of_them_hangs(start_redis, make_cluster, batch):
+    # Reads too: the second replica is asked while the first still keeps the
+    # call waiting (its server counts the read: INFO commandstats).
+    servers = start_redis(3)
+    cluster = make_cluster(servers, timeout=3.0)
+    key = "parallel"
+    first, second, _ = cluster.get_nodes_for_key(key)
+    cluster.put(key, "v")  # connections open (a new one would wait for its handshake)
+    hung = servers[int(first.name[1:]) - 1]
+    watcher = second.store.client
+
+    def reads_served() -> int:
+        stats = watcher.info("commandstats")
+        return stats.get("cmdstat_mget", {}).get("calls", 0)
+
+    before = reads_served()
+    hung.pause()
+    finished = threading.Event()
+    got = []
+
+    def read():
+        try:
+            got.append(cluster.get_many([key]) if batch else cluster.get(key))
+        finally:
+            finished.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        seen_while_waiting = False
+        deadline = time.monotonic() + 2.5  # under the 3 s timeout the call is waiting out
+        while time.monotonic() < deadline and not finished.is_set():
+            if reads_served() > before and not finished.is_set():
+                seen_while_waiting = True
+                break
+            time.sleep(0.01)
+        assert seen_while_waiting, "the second replica was asked only after the hung one"
+    finally:
+        hung.resume()
+        reader.join(10.0)
+    assert got == [{key: "v"} if batch else "v"]
