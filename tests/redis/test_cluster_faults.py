@@ -189,49 +189,61 @@ def test_a_tombstone_survives_a_node_down_during_the_delete(start_redis, make_cl
     assert len(cluster) == 0
 
 
+def while_it_waits(call, condition, release, seconds=2.5):
+    """Run `call` in a thread: (whether `condition()` held while the call still ran, its outcome).
+
+    `condition` is polled for up to `seconds`; then `release` (resuming a hung
+    server) lets the call finish.  The outcome is what it returned or raised.
+    """
+    finished = threading.Event()
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except Exception as exc:  # noqa: BLE001 - the caller looks at it
+            outcome.append(exc)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    seen = False
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not finished.is_set():
+            if condition() and not finished.is_set():
+                seen = True
+                break
+            time.sleep(0.01)
+    finally:
+        release()
+        thread.join(10.0)
+    assert finished.is_set(), "the call did not finish once released"
+    return seen, outcome[0]
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_a_write_reaches_every_replica_while_one_of_them_hangs(start_redis, make_cluster, batch):
     # The cluster sends a write to all replicas before it waits for any reply
     # (as a Dynamo coordinator does): with the key's first replica hung, the
     # other two already hold the write while the call still waits on the first.
     servers = start_redis(3)
-    cluster = make_cluster(servers, timeout=3.0)
+    cluster = make_cluster(servers, timeout=3.0)  # the poll below (2.5 s) ends first
     key = "parallel"
-    first = cluster.get_nodes_for_key(key)[0]
-    others = [n for n in cluster.get_nodes_for_key(key) if n is not first]
-    hung = servers[int(first.name[1:]) - 1]
+    first, *others = cluster.get_nodes_for_key(key)
     cluster.put(key, "before")  # connections open (a new one would wait for its handshake)
+    hung = servers[int(first.name[1:]) - 1]
     hung.pause()
-    finished = threading.Event()
-    errors = []
 
-    def write():
-        try:
-            if batch:
-                cluster.put_many({key: "v"})
-            else:
-                cluster.put(key, "v")
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            finished.set()
+    def others_have_it():
+        got = [n.store.get(key.encode()) for n in others]
+        return all(r is not None and r[1] == "v" for r in got)
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    try:
-        seen_while_waiting = False
-        deadline = time.monotonic() + 2.5  # under the 3 s timeout the call is waiting out
-        while time.monotonic() < deadline and not finished.is_set():
-            got = [n.store.get(key.encode()) for n in others]
-            if all(r is not None and r[1] == "v" for r in got) and not finished.is_set():
-                seen_while_waiting = True
-                break
-            time.sleep(0.01)
-        assert seen_while_waiting, "the other replicas got the write only after the hung one"
-    finally:
-        hung.resume()
-        writer.join(10.0)
-    assert not errors and finished.is_set()
+    call = (lambda: cluster.put_many({key: "v"})) if batch else (lambda: cluster.put(key, "v"))
+    seen, outcome = while_it_waits(call, others_have_it, hung.resume)
+    assert seen, "the other replicas got the write only after the hung one"
+    assert outcome is None
     assert [r[1] for r in records(cluster, key)] == ["v", "v", "v"]
 
 
@@ -245,35 +257,14 @@ def test_a_quorum_read_asks_both_replicas_while_one_of_them_hangs(start_redis, m
     first, second, _ = cluster.get_nodes_for_key(key)
     cluster.put(key, "v")  # connections open (a new one would wait for its handshake)
     hung = servers[int(first.name[1:]) - 1]
-    watcher = second.store.client
 
     def reads_served() -> int:
-        stats = watcher.info("commandstats")
+        stats = second.store.client.info("commandstats")
         return stats.get("cmdstat_mget", {}).get("calls", 0)
 
     before = reads_served()
     hung.pause()
-    finished = threading.Event()
-    got = []
-
-    def read():
-        try:
-            got.append(cluster.get_many([key]) if batch else cluster.get(key))
-        finally:
-            finished.set()
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        seen_while_waiting = False
-        deadline = time.monotonic() + 2.5  # under the 3 s timeout the call is waiting out
-        while time.monotonic() < deadline and not finished.is_set():
-            if reads_served() > before and not finished.is_set():
-                seen_while_waiting = True
-                break
-            time.sleep(0.01)
-        assert seen_while_waiting, "the second replica was asked only after the hung one"
-    finally:
-        hung.resume()
-        reader.join(10.0)
-    assert got == [{key: "v"} if batch else "v"]
+    call = (lambda: cluster.get_many([key])) if batch else (lambda: cluster.get(key))
+    seen, outcome = while_it_waits(call, lambda: reads_served() > before, hung.resume)
+    assert seen, "the second replica was asked only after the hung one"
+    assert outcome == ({key: "v"} if batch else "v")
