@@ -1125,7 +1125,9 @@ class RedisStore(Store):
 
         ``mean_ms``/``max_ms`` cover every call; ``p50_ms``/``p99_ms`` are upper
         bounds (powers of two in µs) over the calls that succeeded.  A batch is
-        one call.
+        one call.  A call begun together with other nodes' (``begin``) is timed
+        from its request to its reply being read, so it can include the time
+        spent reading the replies of the nodes finished before it.
         """
         snap = self._stats.snapshot()
         if reset:
