@@ -32,7 +32,8 @@ class Store(abc.ABC):
     (remove only if the version is unchanged).  Scanning: ``scan`` (every
     record, for rebalancing and repair), ``keys``, ``count``.  Hints for other nodes (hinted
     handoff) are kept apart from live records: ``put_hints``, ``scan_hints``,
-    ``delete_hints``, ``count_hints``.
+    ``delete_hints``, ``count_hints``.  Overlapping calls to several nodes:
+    ``begin`` (by default the call runs at once).
     """
 
     # ------------------------------------------------------------ records
