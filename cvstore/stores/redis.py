@@ -684,15 +684,17 @@ class RedisStore(Store):
             return self._begin_put_columns(*args)
         if method == "get":
             (key,) = args
-            read = self._begin_get_many([key])
+            read = self._begin_get_many([key], op="get")
             return lambda: read()[0]
         if method == "put":
             key, record = args
-            write = self._begin_put_columns([key], [record])
-            return lambda: write()[0]
+            write = self._begin_put_columns([key], [record], op="put")
+            return lambda: write()[0]  # as put() does
         return super().begin(method, *args)
 
-    def _begin_get_many(self, keys: Sequence[bytes]) -> Callable[[], list[Record | None]]:
+    def _begin_get_many(
+        self, keys: Sequence[bytes], op: str = "get_many"
+    ) -> Callable[[], list[Record | None]]:
         if set(map(type, keys)) != {bytes}:
             keys = [_as_bytes(k) for k in keys]
         if not keys:
@@ -703,7 +705,7 @@ class RedisStore(Store):
             command.arg(b"MGET")
             command.column(keys[i : i + _MGET_BATCH], prefix=self._records)
             commands.append(command)
-        read = self._send("get_many", commands)
+        read = self._send(op, commands)
 
         def finish() -> list[Record | None]:
             replies = read()
@@ -746,11 +748,7 @@ class RedisStore(Store):
         return out
 
     def put(self, key: bytes, record: Record) -> bool:
-        rkey = self._records + _as_bytes(key)
-        data = self._encode(record)
-        (rejected,) = self._evalsha("put", [([self._record_count, rkey], [b"put", b"", data])])
-        self._stats.moved(0, 1)
-        return not rejected
+        return self._begin_put_columns([key], [record], op="put")()[0]
 
     def put_many(self, items: Iterable[tuple[bytes, Record]]) -> list[bool]:
         """Store each record whose version is newer; one round trip for the batch.
@@ -766,7 +764,7 @@ class RedisStore(Store):
         return self._begin_put_columns(keys, records)()
 
     def _begin_put_columns(
-        self, keys: Sequence[bytes], records: Sequence[Record]
+        self, keys: Sequence[bytes], records: Sequence[Record], op: str = "put_many"
     ) -> Callable[[], list[bool]]:
         if len(keys) != len(records):
             raise ValueError(
@@ -791,9 +789,9 @@ class RedisStore(Store):
                                 map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
                             )
                         head = ((version << 8) | tag).to_bytes(_HEAD + 1, "big")
-                        return self._begin_put(keys, self._records, values, head, head[:_HEAD])
+                        return self._begin_put(keys, self._records, values, head, head[:_HEAD], op)
         rkeys, encoded = self._encode_pairs(zip(keys, records))
-        return self._begin_put(rkeys, b"", encoded, b"", b"")
+        return self._begin_put(rkeys, b"", encoded, b"", b"", op)
 
     def _encode_pairs(
         self, items: Iterable[tuple[bytes, Record]]
@@ -827,6 +825,7 @@ class RedisStore(Store):
         payloads: list[bytes],
         head: bytes,
         version: bytes,
+        op: str = "put_many",
     ) -> Callable[[], list[bool]]:
         """Send the script calls that store ``head + payloads[i]`` under ``key_prefix + keys[i]``.
 
@@ -846,7 +845,7 @@ class RedisStore(Store):
             command.arg(version)
             command.column(payloads[a:b], prefix=head)
             commands.append(command)
-        read = self._send("put_many", commands)
+        read = self._send(op, commands)
 
         def finish() -> list[bool]:
             # each call replies with the 1-based positions of the records it refused
