@@ -174,7 +174,9 @@ def table(rows: list[Row]) -> list[str]:
     ]
     for group in dict.fromkeys(r.group for r in rows):
         in_group = [r for r in rows if r.group == group]
-        base = next((r for r in in_group if r.peer == "cvstore"), None)
+        base = next(
+            (r for r in in_group if r.peer == "cvstore" or r.info.get("side") == "cvstore"), None
+        )
         in_group.sort(key=lambda r: -r.value if r.unit.higher_is_better else r.value)
         for r in in_group:
             lines.append(
