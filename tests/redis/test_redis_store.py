@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from cvstore.errors import StoreError
 from cvstore.stores.base import Store
-from cvstore.stores.redis import JSONCodec, RedisStore
+from cvstore.stores.redis import _SCRIPT_BATCH, JSONCodec, RedisStore
 from cvstore.versions import TOMBSTONE, Record
 
 try:
@@ -241,7 +242,7 @@ class TestBatches:
         assert redis_store.count() == 4
 
     def test_repeated_keys_across_a_long_batch(self, redis_store):
-        # a key repeats within and across the 1,000-record script calls
+        # a key repeats within and across the script calls (_SCRIPT_BATCH records each)
         items = []
         for i in range(2400):
             items.append((b"k%d" % (i % 700), Record(i % 1100, "v%d" % i)))
@@ -363,11 +364,11 @@ class TestBatches:
         redis_store.delete_hints("n2", [])
         assert redis_store.count() == redis_store.count_hints() == 0
 
-    def test_put_many_is_one_script_call_per_thousand_records(self, redis_store):
+    def test_put_many_is_one_script_call_per_script_batch(self, redis_store):
         items = [(b"k%d" % i, Record(1, b"v%d" % i)) for i in range(2500)]
         client = redis_store.client
         evals = calls_of(client, "evalsha", lambda: redis_store.put_many(items))
-        assert evals == 3  # ceil(2500 / 1000), sent in one pipeline
+        assert evals == math.ceil(2500 / _SCRIPT_BATCH)  # not one per record
         assert calls_of(client, "set", lambda: None) == 0
         assert redis_store.count() == 2500
         assert redis_store.get_many([k for k, _ in items]) == [r for _, r in items]
@@ -452,17 +453,20 @@ class TestBatches:
     def test_an_error_reply_mid_batch_leaves_the_connection_in_step(self, redis_store, prefix):
         # three script calls in one request; the second one fails: the third
         # reply must still be read, or the next command would get it
+        size = _SCRIPT_BATCH
         client = redis_store.client
-        client.set(prefix.encode() + b"r:k1500", b"not a record")
-        keys = [b"k%d" % i for i in range(2500)]
+        bad = b"k%d" % (size + size // 2)  # in the second call
+        client.set(prefix.encode() + b"r:" + bad, b"not a record")
+        keys = [b"k%d" % i for i in range(3 * size)]
         with pytest.raises(StoreError, match="malformed record"):
-            redis_store.put_many_columns(keys, [Record(4, b"v")] * 2500)
+            redis_store.put_many_columns(keys, [Record(4, b"v")] * len(keys))
         for _ in range(5):  # every pooled connection answers its own commands
-            # each script call is atomic: the second (k1000..k1999) wrote nothing
-            got = redis_store.get_many([b"k0", b"k999", b"k1000", b"k1999", b"k2000", b"k2499"])
+            # each script call is atomic: the second (k<size>..k<2 size - 1>) wrote nothing
+            ends = [0, size - 1, size, 2 * size - 1, 2 * size, 3 * size - 1]
+            got = redis_store.get_many([b"k%d" % i for i in ends])
             assert got == [Record(4, b"v")] * 2 + [None] * 2 + [Record(4, b"v")] * 2
-            assert redis_store.count() == 1500
-        assert client.get(prefix.encode() + b"r:k1500") == b"not a record"
+            assert redis_store.count() == 2 * size
+        assert client.get(prefix.encode() + b"r:" + bad) == b"not a record"
 
     def test_delete_and_delete_many(self, redis_store):
         redis_store.put_many([(b"k%d" % i, Record(1, "v")) for i in range(1500)])
