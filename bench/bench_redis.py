@@ -44,8 +44,6 @@ TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a bench
 SEED = 20240229
 
 
-
-
 @pytest.fixture(scope="module")
 def redis_mod() -> Any:
     return pytest.importorskip("redis")
@@ -53,11 +51,10 @@ def redis_mod() -> Any:
 
 @pytest.fixture(scope="module")
 def server(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import redis_servers as servers
-    binary = servers.find_redis_server()
-    if binary is None:
-        servers.missing("no redis-server binary found")
-    (srv,) = servers.start_servers(1, tmp_path_factory.mktemp("bench-redis"), binary=binary)
+    import redis_servers
+
+    binary = redis_servers.binary_or_missing()
+    (srv,) = redis_servers.start_servers(1, tmp_path_factory.mktemp("bench-redis"), binary=binary)
     yield srv
     srv.stop()
 

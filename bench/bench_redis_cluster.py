@@ -51,12 +51,9 @@ def redis_mod() -> Any:
 def servers(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     import redis_servers
 
-    binary = redis_servers.find_redis_server()
-    if binary is None:
-        redis_servers.missing("no redis-server binary found")
-    started = redis_servers.start_servers(
-        3, tmp_path_factory.mktemp("bench-redis-cluster"), binary=binary
-    )
+    binary = redis_servers.binary_or_missing()
+    directory = tmp_path_factory.mktemp("bench-redis-cluster")
+    started = redis_servers.start_servers(3, directory, binary=binary)
     yield started
     redis_servers.stop_servers(started)
 

