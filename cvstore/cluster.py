@@ -66,6 +66,7 @@ _random = random.random
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
+IO_BATCH = 10_000  # keys per slice of a batch to servers (see _io_step)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -769,21 +770,33 @@ class Cluster:
             self._probe_due()
         if self._pending_hints:
             self._hints.deliver_found(p, p.nodes)
+        need = p.wneed[level]
         with gc_paused():
-            self._write_batch(p, kbs, values, p.wneed[level], level)
+            step = _io_step(p, len(kbs))
+            if step < len(kbs):  # refuse before writing anything, as one batch would
+                self._writable(p, kbs, need, level)
+            for i in range(0, len(kbs), step):
+                self._write_batch(p, kbs[i : i + step], values[i : i + step], need, level)
+
+    def _writable(
+        self, p: Placement, kbs: list[bytes], need: int, level: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's replicas and which of them are up; refuses if a key has too few up."""
+        prefs = p.replicas_many(kbs)
+        up_rows = p.alive()[prefs]
+        if not up_rows.all():
+            short = np.flatnonzero(up_rows.sum(axis=1) < max(need, 1))
+            if short.size:
+                replicas = [p.nodes[j] for j in prefs[short[0]].tolist()]
+                raise self._refuse(level, "write", need, replicas)
+        return prefs, up_rows
 
     def _write_batch(
         self, p: Placement, kbs: list[bytes], values: list[Any], need: int, level: str
     ) -> None:
         count = len(kbs)
-        prefs = p.replicas_many(kbs)
-        up_rows = p.alive()[prefs]
+        prefs, up_rows = self._writable(p, kbs, need, level)
         all_up = bool(up_rows.all())
-        if not all_up:
-            short = np.flatnonzero(up_rows.sum(axis=1) < max(need, 1))
-            if short.size:
-                replicas = [p.nodes[j] for j in prefs[short[0]].tolist()]
-                raise self._refuse(level, "write", need, replicas)
         # One version for the whole batch, as a Cassandra batch has one
         # timestamp: versions order the writes of each key, and a batch
         # writes each key once.
@@ -920,7 +933,10 @@ class Cluster:
             if self._pending_hints:
                 self._hints.deliver_found(p, p.nodes)
             with gc_paused():
-                best = self._read_batch(p, kbs, p.rneed[level], level)
+                step = _io_step(p, len(kbs))
+                best = []
+                for i in range(0, len(kbs), step):
+                    best += self._read_batch(p, kbs[i : i + step], p.rneed[level], level)
             if self._place is p:
                 break
         # Built with C-level map/zip: this runs once per key of the batch.
@@ -1210,6 +1226,22 @@ def _attempt(node: Node, name: str, args: tuple[Any, ...], timed: bool) -> Any:
         return getattr(node.store, name)(*args)
     except StoreError as exc:
         return exc
+
+
+def _io_step(p: Placement, count: int) -> int:
+    """Keys per store call for a batch of `count` keys.
+
+    A batch to servers goes in slices of IO_BATCH keys, each sent to every
+    node before any reply is read: a whole large batch written to one server
+    fills its socket while the other servers wait for their requests.
+    Measured, put_many of 200,000 keys over 3 Redis servers: 382k records/s
+    whole, 424k-538k in slices of 2,000, 576k-699k of 5,000, 608k-745k of
+    10,000; get_many the same within noise.  Batches to in-process stores go
+    whole.
+    """
+    if count > IO_BATCH and any(node.store.does_io for node in p.nodes):
+        return IO_BATCH
+    return max(count, 1)
 
 
 def _finish(finish: Callable[[], Any]) -> Any:

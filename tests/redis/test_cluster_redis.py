@@ -11,6 +11,7 @@ import time
 import pytest
 
 from cvstore import Cluster, Node, RedisStore, StoreError, UnavailableError
+from cvstore.cluster import IO_BATCH
 from cvstore.versions import TOMBSTONE
 
 KEYS = [f"user:{i}" for i in range(300)]
@@ -59,6 +60,39 @@ class TestExports:
         Node("r1", store=store)
         assert store.name == "own"
         store.close()
+
+
+class TestLargeBatches:
+    """Batches larger than IO_BATCH go to the servers in slices."""
+
+    def test_a_batch_of_several_slices_writes_and_reads_every_key(self, start_redis, make_cluster):
+        servers = start_redis(3)
+        cluster = make_cluster(servers, timeout=5.0)
+        n = 2 * IO_BATCH + 123
+        batch = {b"k%d" % i: b"v%d" % i for i in range(n)}
+        cluster.put_many(batch)
+        assert [node.store.count() for node in cluster.nodes] == [n, n, n]
+        assert cluster.get_many(list(batch), consistency="all") == batch
+
+    def test_a_refused_batch_of_several_slices_writes_nothing(self, start_redis, make_cluster):
+        # RF 2 on 4 servers, one of them down: at "all" only the keys it holds
+        # are refused.  They come last, after a full slice of writable keys: the
+        # batch is still refused before any slice is written.
+        servers = start_redis(4)
+        cluster = make_cluster(servers, replication_factor=2, timeout=5.0)
+        dead = cluster.node("r4")
+        dead.fail()
+        writable, refused = [], []
+        i = 0
+        while len(writable) < IO_BATCH or not refused:
+            key = b"k%d" % i
+            holders = {node.name for node in cluster.get_nodes_for_key(key)}
+            (refused if "r4" in holders else writable).append(key)
+            i += 1
+        batch = {key: b"v" for key in writable[:IO_BATCH] + refused[:1]}
+        with pytest.raises(UnavailableError, match="all write needs 2 of 2"):
+            cluster.put_many(batch, consistency="all")
+        assert [node.store.count() for node in cluster.nodes if node is not dead] == [0, 0, 0]
 
 
 class TestOverThreeServers:
