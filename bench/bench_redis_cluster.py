@@ -14,6 +14,9 @@ work, counted in records (``extra_info["records"]``):
   servers in turn (3,000 records) vs ``cluster.put_many`` of the 1,000 keys
   at quorum (3,000 records: every replica is written, quorum is what it
   waits for; each write is a versioned script call on the server).
+- ``redis-cluster-write-100k``: the same for all 100,000 keys in one call
+  (raw: the 100 ``MSET`` batches to each server; cvstore: one ``put_many``,
+  which goes to the servers in slices).
 - ``redis-cluster-read``: ``MGET`` of the 1,000 keys from 2 servers
   (2,000 records) vs ``cluster.get_many`` at quorum (2 replicas asked).
 - ``redis-cluster-put`` / ``redis-cluster-get``: 100 single keys a call:
@@ -38,6 +41,7 @@ BATCH = 1_000
 SINGLE = 100  # single-key calls per timed round
 ROUNDS_BATCH = 200  # two passes over the keys
 ROUNDS_SINGLE = 30
+ROUNDS_WHOLE = 5  # calls of all 100,000 keys
 TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a benchmark
 SEED = 20240229
 
@@ -224,3 +228,29 @@ def test_get(benchmark, side, raws, cluster, data):
     _run(benchmark, target, slices, ROUNDS_SINGLE)
     _info(benchmark, raws, SINGLE, 2 * SINGLE)
     assert all(found)
+
+
+# Last: a 100,000-key call leaves the client's heap and the servers in another state.
+@pytest.mark.benchmark(group="redis-cluster-write-100k")
+@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore"])
+def test_write_whole(benchmark, side, raws, cluster, data):
+    # all 100,000 keys in one call (raw: 1,000-key MSETs, the way raw redis-py is fast)
+    keys, values = data
+    if side == "cvstore":
+        batch = dict(zip(keys, values))
+
+        def target():
+            cluster.put_many(batch, consistency="quorum")
+
+    else:
+        mappings = [
+            dict(zip(keys[i : i + BATCH], values[i : i + BATCH])) for i in range(0, N_KEYS, BATCH)
+        ]
+
+        def target():
+            for mapping in mappings:
+                for client in raws:
+                    client.mset(mapping)
+
+    benchmark.pedantic(target, rounds=ROUNDS_WHOLE, warmup_rounds=1)
+    _info(benchmark, raws, N_KEYS, 3 * N_KEYS)
