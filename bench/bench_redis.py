@@ -45,18 +45,9 @@ SEED = 20240229
 
 
 @pytest.fixture(scope="module")
-def redis_mod() -> Any:
-    return pytest.importorskip("redis")
-
-
-@pytest.fixture(scope="module")
-def server(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import redis_servers
-
-    binary = redis_servers.binary_or_missing()
-    (srv,) = redis_servers.start_servers(1, tmp_path_factory.mktemp("bench-redis"), binary=binary)
-    yield srv
-    srv.stop()
+def server(start_redis_servers: Any) -> Any:
+    (srv,) = start_redis_servers(1)
+    return srv
 
 
 @pytest.fixture(scope="module")

@@ -47,19 +47,8 @@ SEED = 20240229
 
 
 @pytest.fixture(scope="module")
-def redis_mod() -> Any:
-    return pytest.importorskip("redis")
-
-
-@pytest.fixture(scope="module")
-def servers(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import redis_servers
-
-    binary = redis_servers.binary_or_missing()
-    directory = tmp_path_factory.mktemp("bench-redis-cluster")
-    started = redis_servers.start_servers(3, directory, binary=binary)
-    yield started
-    redis_servers.stop_servers(started)
+def servers(start_redis_servers: Any) -> Any:
+    return start_redis_servers(3)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,6 +105,34 @@ def ring_100(nodes_100: list[str]) -> HashRing:
 def ring_1000(nodes_1000: list[str]) -> HashRing:
     """1000 nodes x 160 points: the ring of the build and add_node targets."""
     return HashRing(nodes_1000, vnodes=VNODES)
+
+
+@pytest.fixture(scope="module")
+def redis_mod() -> Any:
+    """redis-py, or the Redis benchmarks are skipped."""
+    return pytest.importorskip("redis")
+
+
+@pytest.fixture(scope="module")
+def start_redis_servers(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``start_redis_servers(count)`` -> redis-servers on 127.0.0.1, stopped when the module ends.
+
+    The binary is found as the Redis tests find it; without one the benchmark
+    is skipped (in CI: fails).
+    """
+    import redis_servers
+
+    started: list[Any] = []
+
+    def start(count: int) -> list[Any]:
+        binary = redis_servers.binary_or_missing()
+        directory = tmp_path_factory.mktemp("bench-redis")
+        servers = redis_servers.start_servers(count, directory, binary=binary)
+        started.extend(servers)
+        return servers
+
+    yield start
+    redis_servers.stop_servers(started)
 
 
 def _version(dist: str) -> str | None:
