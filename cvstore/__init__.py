@@ -4,10 +4,13 @@
 keeps N versioned copies of each key on distinct nodes, Dynamo-style.
 """
 
+import logging as _logging
+
 from cvstore._ring import HashRing
 from cvstore._version import __version__
 from cvstore.cluster import Cluster
 from cvstore.errors import (
+    ConflictError,
     CvstoreError,
     EmptyRingError,
     NodeExistsError,
@@ -18,8 +21,13 @@ from cvstore.errors import (
 from cvstore.node import Node
 from cvstore.stores import MemoryStore, RedisStore
 
+# Records of node health, hints, repair and membership go to the "cvstore"
+# logger; a library adds no handler of its own (the application decides).
+_logging.getLogger("cvstore").addHandler(_logging.NullHandler())
+
 __all__ = (
     "Cluster",
+    "ConflictError",
     "CvstoreError",
     "EmptyRingError",
     "HashRing",

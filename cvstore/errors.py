@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Optional
+
 
 class CvstoreError(Exception):
     """Base class of every error cvstore raises on purpose."""
@@ -23,28 +26,69 @@ class NodeNotFoundError(CvstoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class UnavailableError(CvstoreError):
-    """Too few of a key's replicas are up for the requested consistency level.
+class StoreError(CvstoreError):
+    """A node's storage backend failed; ``node`` names the node.
 
-    Raised before anything is written, so a refused write leaves no trace.
-    ``level`` is the consistency level asked for, ``required`` how many live
-    replicas it needs, ``alive`` how many there were, ``down`` the names of the
-    replicas that were down.
+    ``unreachable`` tells the two kinds apart: True when the server could not
+    be reached or did not answer in time (connection refused or reset, a
+    timeout, a failed handshake or login): the cluster then suspects the
+    node down.  False when the server answered with an error (out of memory,
+    read-only, a permission or type error, a record that does not parse):
+    only that replica's part of that call failed, and the node stays up.
+    ``reason`` is the short cause (the server's own message where there is
+    one), used in the messages of the errors that chain this one.
     """
 
     def __init__(
-        self, message: str, *, level: str, required: int, alive: int, down: tuple[str, ...] = ()
+        self,
+        message: str,
+        *,
+        node: Optional[str] = None,
+        unreachable: bool = True,
+        reason: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.unreachable = bool(unreachable)
+        self.reason = message if reason is None else reason
+
+
+class UnavailableError(CvstoreError):
+    """Too few of a key's replicas took part for the requested consistency level.
+
+    ``level`` is the consistency level asked for, ``required`` how many
+    replicas it needs, ``alive`` how many were up (or, for a call whose
+    stores failed part way, how many answered), ``down`` the names of the
+    replicas that were down or failed, and ``causes`` the last store error
+    of each of them where one is known (name -> StoreError).  The last of
+    those is also ``__cause__``.  A call refused before it started (too few
+    replicas up) has written nothing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        level: str,
+        required: int,
+        alive: int,
+        down: tuple[str, ...] = (),
+        causes: Optional[Mapping[str, StoreError]] = None,
     ) -> None:
         super().__init__(message)
         self.level = level
         self.required = required
         self.alive = alive
         self.down = tuple(down)
+        self.causes: dict[str, StoreError] = dict(causes or {})
 
 
-class StoreError(CvstoreError):
-    """A node's storage backend failed; ``node`` names the node."""
+class ConflictError(UnavailableError):
+    """A write was refused, attempt after attempt, by newer versions from concurrent writers.
 
-    def __init__(self, message: str, *, node: str | None = None) -> None:
-        super().__init__(message)
-        self.node = node
+    Each refusal moves the writer's clock past the version that refused it
+    and the write is stamped again; this is raised only when other clients
+    kept writing the same key with newer versions through every attempt.
+    The write may be applied on some replicas (as for any failed write);
+    last-write-wins then keeps the newest.
+    """

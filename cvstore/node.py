@@ -12,16 +12,20 @@ import math
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from cvstore._keys import key_bytes, key_out
-from cvstore.errors import StoreError
+from cvstore.core.keys import key_bytes, key_out
+from cvstore.core.records import TOMBSTONE, Record
+from cvstore.errors import ConflictError, StoreError
 from cvstore.stores.base import Store
 from cvstore.stores.memory import MemoryStore
-from cvstore.versions import TOMBSTONE, HybridClock, Record
+from cvstore.versions import HybridClock
 
 __all__ = ("Node",)
 
 # Stamps writes made through node.storage on a node that belongs to no cluster.
 _LONE_CLOCK = HybridClock()
+
+# Writes through node.storage: the first, plus rewrites above refusing versions.
+_ATTEMPTS = 8
 
 # Weight of the newest sample in a node's read latency (exponential moving average).
 _LATENCY_ALPHA = 0.2
@@ -69,6 +73,7 @@ class Node:
         "_clock",
         "_cluster",
         "_failed",
+        "_fast",
         "_get",
         "_latency",
         "_put",
@@ -115,10 +120,12 @@ class Node:
         self.is_up = True
         self._failed = False
         self._suspected = False
-        # Bound store methods, looked up once: the cluster's per-key path
-        # calls these directly.
+        # Bound store methods, looked up once: the cluster's per-key fast
+        # path calls these directly, for the built-in in-process store only
+        # (any other store goes through the general path and write_many).
         self._get = store.get
         self._put = store.put
+        self._fast = type(store) is MemoryStore
         self._latency: float | None = None
         self._clock = _LONE_CLOCK
         self._cluster: Any = None
@@ -137,6 +144,8 @@ class Node:
         self._failed = False
         self._suspected = False
         self.is_up = True
+        if self._cluster is not None:
+            self._cluster._state.recovered(self)
 
     @property
     def suspected(self) -> bool:
@@ -154,6 +163,11 @@ class Node:
         if storage is None:
             storage = self._storage = NodeStorage(self)
         return storage
+
+    @property
+    def remote(self) -> bool:
+        """Whether the node's store waits on a server."""
+        return self.store.remote
 
     @property
     def latency(self) -> float | None:
@@ -201,18 +215,25 @@ class NodeStorage(MutableMapping):
         record = node.store.get(kb)
         if record is None or record[1] is TOMBSTONE:
             raise KeyError(key)
+        node._clock.observe(record[0])  # a later write through this clock is newer
         return record[1]
 
     def _write(self, kb: bytes, value: Any) -> None:
         node = self._node
         store = node.store
         clock = node._clock
-        while True:
-            old = store.get(kb)
-            if old is not None:
-                clock.observe(old[0])  # a newer stamp than the record it replaces
-            if store.put(kb, Record(clock.now(), value)):
+        for _ in range(_ATTEMPTS):
+            (held,) = store.write_many([kb], [Record(clock.now(), value)])
+            if held is None:
                 return
+            clock.observe(held)  # refused by a newer record: stamp above it and write again
+        raise ConflictError(
+            f"write to {self._node.name!r} refused {_ATTEMPTS} times by newer versions "
+            "from concurrent writers",
+            level="one",
+            required=1,
+            alive=0,
+        )
 
     def __setitem__(self, key: str | bytes, value: Any) -> None:
         kb = key_bytes(key)

@@ -11,6 +11,9 @@ goes backwards (a hybrid logical clock, Kulkarni et al. 2014), and
 writers.  The newest version wins (last-write-wins).  Fits in 96 bits and is
 written as 24 hex digits where a store needs text (so that comparing the
 strings compares the versions).
+
+Records, tombstones and the comparison of versions live in
+``cvstore.core.records`` (re-exported here); this module adds the clock.
 """
 
 from __future__ import annotations
@@ -19,65 +22,35 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Optional
+
+from cvstore.core.records import (
+    COUNTER_BITS,
+    TOMBSTONE,
+    VERSION_HEX_DIGITS,
+    WRITER_BITS,
+    Record,
+    differs,
+    newest,
+    version_from_hex,
+    version_hex,
+    version_wall_ms,
+)
 
 __all__ = (
     "TOMBSTONE",
+    "VERSION_HEX_DIGITS",
     "HybridClock",
     "Record",
+    "differs",
+    "newest",
     "version_from_hex",
     "version_hex",
     "version_wall_ms",
 )
 
-_COUNTER_BITS = 16
-_WRITER_BITS = 32
-VERSION_HEX_DIGITS = 24
-
-
-class _Tombstone:
-    """The value of a deleted key: a record that says "deleted at this version"."""
-
-    _instance = None
-
-    def __new__(cls) -> _Tombstone:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "TOMBSTONE"
-
-    def __reduce__(self) -> str:
-        return "TOMBSTONE"
-
-
-TOMBSTONE: Any = _Tombstone()
-
-
-class Record(NamedTuple):
-    """One stored copy of a key: its version and its value (or TOMBSTONE)."""
-
-    version: int
-    value: Any
-
-    @property
-    def deleted(self) -> bool:
-        return self.value is TOMBSTONE
-
-
-def version_hex(version: int) -> str:
-    """A version as fixed-width hex: string order equals version order."""
-    return format(version, f"0{VERSION_HEX_DIGITS}x")
-
-
-def version_from_hex(text: str | bytes) -> int:
-    return int(text, 16)
-
-
-def version_wall_ms(version: int) -> int:
-    """The physical-clock part of a version, in milliseconds since the epoch."""
-    return version >> (_COUNTER_BITS + _WRITER_BITS)
+_COUNTER_BITS = COUNTER_BITS
+_WRITER_BITS = WRITER_BITS
 
 
 class HybridClock:
@@ -104,7 +77,7 @@ class HybridClock:
     """
 
     def __init__(
-        self, writer_id: int | None = None, *, wall_ms: Callable[[], int] | None = None
+        self, writer_id: Optional[int] = None, *, wall_ms: Optional[Callable[[], int]] = None
     ) -> None:
         if writer_id is None:
             writer_id = int.from_bytes(os.urandom(4), "little")
@@ -159,10 +132,17 @@ class HybridClock:
         return list(range(start, start + (n << _WRITER_BITS), 1 << _WRITER_BITS))
 
     def observe(self, version: int) -> None:
-        """Never issue a stamp below `version` again (hybrid-clock receive rule)."""
+        """Never issue a stamp at or below `version` again (hybrid-clock receive rule).
+
+        Every read observes what it returns and every refused write what
+        refused it, so this is on the read path: the usual case (a version
+        already passed) takes no lock.
+        """
         hlc = version >> _WRITER_BITS
-        with self._lock:
-            self._hlc = max(self._hlc, hlc)
+        if hlc > self._hlc:
+            with self._lock:
+                if hlc > self._hlc:  # noqa: PLR1730
+                    self._hlc = hlc
 
     def __repr__(self) -> str:
         return f"HybridClock(writer_id={self.writer_id})"

@@ -384,9 +384,9 @@ class FlakyStore(MemoryStore):
         self._check()
         return super().put(key, record)
 
-    def put_many_columns(self, keys, records):
+    def write_many(self, keys, records):  # every batch and single write comes here
         self._check()
-        return super().put_many_columns(keys, records)
+        return super().write_many(keys, records)
 
     def count(self):  # what the cluster's probe (Store.ping) calls
         self._check()
@@ -416,7 +416,8 @@ class TestFailingStores:
         cluster.put(key, "v")
         flaky.broken = True
         with pytest.raises(
-            UnavailableError, match=r"^all read needs 3 of 3 replicas, 2 answered \(flaky failed\)"
+            UnavailableError,
+            match=r"^all read needs 3 of 3 replicas, 2 answered \(flaky failed: connection refused\)",
         ):
             cluster.get(key, consistency="all")  # the first call meets the failure
         assert cluster.suspected == ("flaky",) and not cluster.node("flaky").is_up
@@ -424,9 +425,13 @@ class TestFailingStores:
             assert cluster.get(key, consistency=level) == "v"
         # From now on the suspect is not asked: the call is refused up front.
         with pytest.raises(
-            UnavailableError, match=r"^all read needs 3 of 3 replicas, 2 alive \(flaky down\)"
-        ):
+            UnavailableError,
+            match=r"^all read needs 3 of 3 replicas, 2 alive \(flaky down: connection refused\)",
+        ) as info:
             cluster.get(key, consistency="all")
+        # the cause travels with the error: the suspect's last store error
+        assert isinstance(info.value.__cause__, StoreError)
+        assert info.value.causes["flaky"] is info.value.__cause__
 
     def test_an_all_write_with_a_failing_replica_says_it_may_be_partly_applied(self):
         cluster, flaky, key = self.make()

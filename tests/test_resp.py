@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cvstore.stores._resp import Command
+from cvstore.stores.redis.resp import Command
 
 
 def plain_resp(args: list[bytes]) -> bytes:

@@ -130,14 +130,28 @@ class TestRecords:
         keys, versions, tombs = store.scan_versions()
         assert sorted(zip(keys, versions, tombs)) == [(b"b", 2, True), (b"c", big, False)]
 
-    def test_begin_then_finish_is_the_call(self, store):
-        finish = store.begin("put_many_columns", [b"a", b"b"], [Record(2, b"x"), Record(2, b"y")])
-        assert finish() == [True, True]
-        finish = store.begin("get_many", [b"a", b"c", b"b"])
-        assert finish() == [Record(2, b"x"), None, Record(2, b"y")]
-        assert store.begin("put_many_columns", [b"a"], [Record(1, b"older")])() == [False]
-        assert store.begin("count")() == 2
+    def test_send_then_result_is_the_call(self, store):
+        pending = store.send_write_many([b"a", b"b"], [Record(2, b"x"), Record(2, b"y")])
+        assert pending.result() == [None, None]
+        pending = store.send_get_many([b"a", b"c", b"b"])
+        assert pending.result() == [Record(2, b"x"), None, Record(2, b"y")]
+        # a refused record learns the version that refused it
+        assert store.send_write_many([b"a"], [Record(1, b"older")]).result() == [2]
+        assert store.count() == 2
         assert store.get(b"a") == Record(2, b"x")
+
+    def test_write_many_returns_the_refusing_version_of_each_record(self, store):
+        store.put_many([(b"a", Record(5, b"x")), (b"b", Record(7, b"y"))])
+        held = store.write_many(
+            [b"a", b"b", b"c", b"a"], [Record(6, b"n"), Record(3, b"o"), Record(1, b"p"), Record(6, b"q")]
+        )
+        # a: applied; b: refused by 7; c: new; a again: refused by the record just applied
+        assert held == [None, 7, None, 6]
+        assert [store.get(k) for k in (b"a", b"b", b"c")] == [
+            Record(6, b"n"),
+            Record(7, b"y"),
+            Record(1, b"p"),
+        ]
 
     def test_ping_answers(self, store):
         assert store.ping() is True
@@ -257,14 +271,21 @@ class TestMemoryStore:
         store.put_hints("n", [(b"j", Record(1, 1))])
         assert repr(store) == "MemoryStore(records=1, hints=1)"
 
-    def test_begin_reports_a_store_error_when_finished(self):
+    def test_send_reports_a_store_error_at_result(self):
         class Failing(MemoryStore):
             def get_many(self, keys):
                 raise StoreError("node n1 is down", node="n1")
 
-        finish = Failing().begin("get_many", [b"k"])  # the cluster finishes every node's call
+        pending = Failing().send_get_many([b"k"])  # the cluster reads every node's reply
         with pytest.raises(StoreError, match="n1 is down"):
-            finish()
+            pending.result()
+
+    def test_a_backend_must_implement_write_many_or_put(self):
+        with pytest.raises(TypeError, match="Lazy must implement write_many\\(\\) or put\\(\\)"):
+
+            class Lazy(Store):  # noqa: F841 - defining it is the test
+                def get(self, key):
+                    return None
 
     def test_the_base_class_defaults_work_for_a_minimal_backend(self):
         class Minimal(Store):

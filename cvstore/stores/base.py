@@ -1,69 +1,157 @@
-"""The store interface: one node's versioned records, and nothing else.
+"""The store protocol: one node's versioned records, and nothing else.
 
 A store never decides placement; the cluster tells it what to keep.  Keys are
 bytes (the cluster encodes str keys as UTF-8).  Every write is conditional on
-versions: ``put`` replaces a record only with a strictly newer version, so a
-late or replayed write can never undo a newer one.  Backends implement this
-rule atomically (a dict under a lock, a Lua script on a Redis server).
+versions: a record replaces the stored one only if its version is strictly
+newer, so a late or replayed write can never undo a newer one, and a refused
+write learns the version that refused it (``write_many``).  Backends
+implement this rule atomically (a dict under a lock, a Lua script on a Redis
+server).
 
-A backend that fails (a server down, a timeout) raises ``cvstore.StoreError``:
-the cluster treats it like a node that is down for that call.  Any other
-exception is a bug and propagates.
+A backend that fails raises ``cvstore.StoreError`` with ``unreachable`` set
+when the server could not be reached or did not answer in time (the cluster
+then suspects the node down) and clear when the server answered with an
+error (only that call failed).  Bytes a store cannot read as a record are
+skipped, read as no record and counted (``stats()["unreadable"]``), never
+raised.  Any other exception is a bug and propagates.
+
+A new backend is one module: subclass ``Store``, implement the abstract
+methods (the rest have working defaults), and add it to the store contract
+tests (``tests/test_stores.py``).  A backend that waits on a server sets
+``remote = True`` and overrides ``send_get_many``/``send_write_many`` to send
+a request at once and read the reply later, so the cluster's calls to
+several nodes overlap.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar, Generic, Optional, TypeVar
 
+from cvstore.core.records import TOMBSTONE, Record
 from cvstore.errors import StoreError
-from cvstore.versions import TOMBSTONE, Record
 
-__all__ = ("Store",)
+__all__ = ("Pending", "Store")
+
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A store call that was sent and whose reply is read by ``result()``.
+
+    ``result()`` returns what the call returns or raises what it raised (a
+    StoreError when the backend failed); call it exactly once.
+    """
+
+    __slots__ = ("_finish",)
+
+    def __init__(self, finish: Callable[[], T]) -> None:
+        self._finish = finish
+
+    def result(self) -> T:
+        return self._finish()
+
+    @staticmethod
+    def now(call: Callable[..., T], *args: Any) -> Pending[T]:
+        """Make the call at once; its result (or StoreError) is kept for ``result()``."""
+        try:
+            value = call(*args)
+        except StoreError as exc:
+            error = exc
+
+            def fail() -> T:
+                raise error
+
+            return Pending(fail)
+        return Pending(lambda: value)
 
 
 class Store(abc.ABC):
     """Abstract base of node stores (MemoryStore, RedisStore).
 
-    Reading: ``get``, ``get_many``.  Writing: ``put``, ``put_many``,
-    ``put_many_columns`` (newer versions only), ``delete`` / ``delete_many``
-    (remove outright: purging tombstones, handing a key off), ``purge_many``
+    Reading: ``get``, ``get_many``.  Writing: ``write_many`` (the primitive:
+    newer versions only, and what refused the others), with ``put``,
+    ``put_many`` and ``put_many_columns`` as its boolean forms; ``delete`` /
+    ``delete_many`` (remove outright: handing a key off), ``purge_many``
     (remove only if the version is unchanged).  Scanning: ``scan`` (every
-    record, for rebalancing and repair), ``keys``, ``count``.  Hints for other nodes (hinted
-    handoff) are kept apart from live records: ``put_hints``, ``scan_hints``,
+    record), ``scan_versions`` (keys and versions without values), ``keys``,
+    ``count``.  Hints for other nodes (hinted handoff) are kept apart from
+    live records: ``put_hints``, ``scan_hints``/``read_hints``,
     ``delete_hints``, ``count_hints``.  Overlapping calls to several nodes:
-    ``begin`` (by default the call runs at once).
+    ``send_get_many``, ``send_write_many``.  Lifecycle: ``ping``, ``stats``,
+    ``close``.
     """
+
+    #: Whether calls wait on a server.  The cluster then sends a batch's
+    #: requests to every such node before reading any reply, and slices large
+    #: batches; in-process stores leave it False and are called in turn.
+    remote: ClassVar[bool] = False
+
+    #: The node's name, carried by the StoreErrors the store raises (the
+    #: cluster sets it when the store joins a node).
+    name: Optional[str] = None
 
     # ------------------------------------------------------------ records
 
     @abc.abstractmethod
-    def get(self, key: bytes) -> Record | None:
+    def get(self, key: bytes) -> Optional[Record]:
         """The record of `key`, tombstones included, or None."""
 
-    @abc.abstractmethod
-    def put(self, key: bytes, record: Record) -> bool:
-        """Store `record` if its version is newer than the stored one.
-
-        Returns whether it was applied.
-        """
-
-    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Optional[Record]]:
         """``[get(k) for k in keys]``, in one round trip where the backend can."""
         return [self.get(k) for k in keys]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # write_many and put are each written in terms of the other: a backend
+        # implements at least one of them (write_many to batch its writes).
+        if cls.write_many is Store.write_many and cls.put is Store.put:
+            raise TypeError(f"{cls.__name__} must implement write_many() or put()")
+
+    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[Optional[int]]:
+        """Store each record whose version is newer than the one stored for its key.
+
+        Returns, per record, None if it was applied, else the version of the
+        stored record that refused it (at least as new).  A key may appear
+        more than once; each of its records is compared with the one before.
+        This default calls ``put`` and reads the refusing version with ``get``
+        (not atomic: another writer may replace it in between, and then the
+        version read is newer still, which is what a refused writer needs).
+        """
+        if len(keys) != len(records):
+            raise ValueError(
+                f"keys and records must have the same length, got {len(keys)} and {len(records)}"
+            )
+        out: list[Optional[int]] = []
+        for key, record in zip(keys, records):
+            held: Optional[Record] = None
+            while held is None:  # refused, then gone before it was read: try again
+                if self.put(key, record):
+                    break
+                held = self.get(key)
+            out.append(None if held is None else held[0])
+        return out
+
+    def put(self, key: bytes, record: Record) -> bool:
+        """Store `record` if its version is newer than the stored one; whether it was applied."""
+        return self.write_many([key], [record])[0] is None
+
     def put_many(self, items: Sequence[tuple[bytes, Record]]) -> list[bool]:
         """``[put(k, r) for k, r in items]``, in one round trip where it can."""
-        return [self.put(k, r) for k, r in items]
+        items = list(items)
+        if not items:
+            return []
+        keys, records = zip(*items)
+        return self.put_many_columns(list(keys), list(records))
 
     def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
-        """``put_many(list(zip(keys, records)))``: the same batch given as two lists.
-
-        The cluster writes batches this way, so a backend can skip building
-        the pairs.
-        """
-        return self.put_many(list(zip(keys, records)))
+        """``put_many(list(zip(keys, records)))``: the same batch given as two lists."""
+        if len(keys) != len(records):
+            raise ValueError(
+                f"keys and records must have the same length, got {len(keys)} and {len(records)}"
+            )
+        return [held is None for held in self.write_many(keys, records)]
 
     @abc.abstractmethod
     def delete(self, key: bytes) -> bool:
@@ -99,11 +187,7 @@ class Store(abc.ABC):
         return keys, versions, tombs
 
     def keys(self) -> list[bytes]:
-        """Every key that has a record (tombstones included), in no particular order.
-
-        Rebalancing needs only the keys; backends that can list them without
-        reading the values should override this.
-        """
+        """Every key that has a record (tombstones included), in no particular order."""
         return [key for key, _ in self.scan()]
 
     def purge_many(self, items: Iterable[tuple[bytes, int]]) -> int:
@@ -134,6 +218,10 @@ class Store(abc.ABC):
     def scan_hints(self) -> Iterator[tuple[str, bytes, Record]]:
         """Every hint held: (owner, key, record)."""
 
+    def read_hints(self) -> list[tuple[str, bytes, Record]]:
+        """``list(scan_hints())``: every hint held, read at once."""
+        return list(self.scan_hints())
+
     @abc.abstractmethod
     def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
         """Drop the hints for `owner` and `keys` (delivered or expired)."""
@@ -141,33 +229,24 @@ class Store(abc.ABC):
     def count_hints(self) -> int:
         return sum(1 for _ in self.scan_hints())
 
-    # ---------------------------------------------------------- lifecycle
+    # -------------------------------------------------------- overlapping
 
-    #: Whether calls wait on a server: the cluster then overlaps the calls of
-    #: a batch to different nodes (``begin`` on each, then each finished).
-    #: In-process stores leave it False and are called one after another.
-    does_io = False
+    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Optional[Record]]]:
+        """Start ``get_many(keys)``; ``result()`` of what is returned finishes it.
 
-    def begin(self, method: str, *args: Any) -> Callable[[], Any]:
-        """Start ``getattr(self, method)(*args)``; the function returned finishes it.
-
-        Calling the returned function gives the method's result, or raises what
-        the method raised (a StoreError when the backend failed).  The cluster
-        begins a batch's call on every node before it finishes any, so a
-        backend that talks to a server can send its request here and read the
-        reply when finished: the servers then work at the same time.  This
-        default runs the method at once.
+        A remote backend sends the request here and reads the reply in
+        ``result()``, so the cluster's request reaches every replica's server
+        before it waits for any.  This default makes the call at once.
         """
-        try:
-            result = getattr(self, method)(*args)
-        except StoreError as exc:
-            error = exc
+        return Pending.now(self.get_many, keys)
 
-            def fail() -> Any:
-                raise error
+    def send_write_many(
+        self, keys: Sequence[bytes], records: Sequence[Record]
+    ) -> Pending[list[Optional[int]]]:
+        """Start ``write_many(keys, records)``, as ``send_get_many`` does."""
+        return Pending.now(self.write_many, keys, records)
 
-            return fail
-        return lambda: result
+    # ---------------------------------------------------------- lifecycle
 
     def ping(self) -> bool:
         """Whether the backend answers; raises StoreError if it does not.
@@ -177,7 +256,7 @@ class Store(abc.ABC):
         self.count()
         return True
 
-    def stats(self, reset: bool = False) -> dict:
+    def stats(self, reset: bool = False) -> dict[str, Any]:
         """Call counts, errors and latency, for backends that keep them (else empty)."""
         return {}
 

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, itemgetter
 from operator import lt as _lt
+from typing import Optional
 
+from cvstore.core.records import TOMBSTONE, Record
 from cvstore.stores.base import Store
-from cvstore.versions import TOMBSTONE, Record
 
 __all__ = ("MemoryStore",)
 
@@ -73,13 +74,7 @@ class MemoryStore(Store):
                 self._newest = version
             return True
 
-    def put_many(self, items: Sequence[tuple[bytes, Record]]) -> list[bool]:
-        if not items:
-            return []
-        keys, records = zip(*items)
-        return self.put_many_columns(keys, records)
-
-    def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
+    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[Optional[int]]:
         if len(keys) != len(records):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
@@ -93,9 +88,11 @@ class MemoryStore(Store):
                 # cluster's own writes): no stored record can win, skip the reads.
                 data.update(zip(keys, records))
                 self._newest = max(versions)
-                return [True] * len(keys)
+                return [None] * len(keys)
             if versions:
                 self._newest = max(newest, max(versions))
+            if len(set(keys)) != len(keys):  # a repeated key: each record meets the one before
+                return [self._put_locked(k, r) for k, r in zip(keys, records)]
             olds = list(map(data.get, keys))
             if None in olds:
                 applied = [old is None or old[0] < rec[0] for old, rec in zip(olds, records)]
@@ -103,9 +100,22 @@ class MemoryStore(Store):
                 applied = list(map(_lt, map(_version, olds), versions))  # type: ignore[arg-type]
             if all(applied):
                 data.update(zip(keys, records))
-            else:
-                data.update(compress(zip(keys, records), applied))
-            return applied
+                return [None] * len(keys)
+            data.update(compress(zip(keys, records), applied))
+            return [None if ok else old[0] for ok, old in zip(applied, olds)]  # type: ignore[index]
+
+    def _put_locked(self, key: bytes, record: Record) -> Optional[int]:
+        old = self._data.get(key)
+        if old is not None and old[0] >= record[0]:
+            return old[0]
+        self._data[key] = record
+        return None
+
+    def put_many_columns(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[bool]:
+        held = self.write_many(keys, records)
+        if held.count(None) == len(held):
+            return [True] * len(held)
+        return [h is None for h in held]
 
     def delete(self, key: bytes) -> bool:
         with self._lock:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from cvstore.errors import StoreError
 from cvstore.stores.base import Store
-from cvstore.stores.redis import _SCRIPT_BATCH, JSONCodec, RedisStore
+from cvstore.stores.redis import JSONCodec, RedisStore
+from cvstore.stores.redis.script import SCRIPT_BATCH as _SCRIPT_BATCH
 from cvstore.versions import TOMBSTONE, Record
 
 try:
@@ -390,18 +391,18 @@ class TestBatches:
         got = redis_store.get_many(keys)
         assert [r.value for r in got] == keys
 
-    def test_begin_sends_now_and_finish_reads_the_reply(self, redis_server, prefix):
-        # the cluster begins a batch on every node before finishing any: the
-        # request must reach the server at begin, not when finished
+    def test_send_sends_now_and_result_reads_the_reply(self, redis_server, prefix):
+        # the cluster sends a batch to every node before reading any reply:
+        # the request must reach the server when sent, not when read
         store = RedisStore(redis_server.url(), prefix=prefix)
         watcher = redis.Redis(port=redis_server.port)
-        finish = store.begin("put_many_columns", [b"a", b"b"], [Record(3, b"x"), Record(3, "y")])
+        pending = store.send_write_many([b"a", b"b"], [Record(3, b"x"), Record(3, "y")])
         deadline = time.monotonic() + HUNG_BOUND
         while watcher.exists(prefix.encode() + b"r:b") == 0:
-            assert time.monotonic() < deadline, "the write did not reach the server before finish"
+            assert time.monotonic() < deadline, "the write did not reach the server before result()"
             time.sleep(0.01)
-        assert finish() == [True, True]
-        assert store.begin("get_many", [b"b", b"z", b"a"])() == [
+        assert pending.result() == [None, None]
+        assert store.send_get_many([b"b", b"z", b"a"]).result() == [
             Record(3, "y"),
             None,
             Record(3, b"x"),
@@ -410,63 +411,65 @@ class TestBatches:
         store.close()
         watcher.close()
 
-    def test_begun_batches_finish_in_any_order(self, redis_server, prefix):
+    def test_sent_batches_are_read_in_any_order(self, redis_server, prefix):
         stores = [RedisStore(redis_server.url(), prefix=f"{prefix}{i}:") for i in range(3)]
         puts = [
-            s.begin("put_many_columns", [b"k%d" % j for j in range(50)], [Record(i + 1, b"v")] * 50)
+            s.send_write_many([b"k%d" % j for j in range(50)], [Record(i + 1, b"v")] * 50)
             for i, s in enumerate(stores)
         ]
-        assert [finish() for finish in reversed(puts)] == [[True] * 50] * 3
-        gets = [s.begin("get_many", [b"k0", b"k49"]) for s in stores]
-        assert [finish() for finish in reversed(gets)] == [
+        assert [pending.result() for pending in reversed(puts)] == [[None] * 50] * 3
+        gets = [s.send_get_many([b"k0", b"k49"]) for s in stores]
+        assert [pending.result() for pending in reversed(gets)] == [
             [Record(i + 1, b"v")] * 2 for i in reversed(range(3))
         ]
         for s in stores:
             s.clear()
             s.close()
 
-    def test_single_connection_client_can_begin_several_batches(self, redis_server, prefix):
+    def test_single_connection_client_can_send_several_batches(self, redis_server, prefix):
         client = redis.Redis(port=redis_server.port, single_connection_client=True)
         store = RedisStore(client, prefix=prefix)
-        put = store.begin("put_many_columns", [b"a"], [Record(1, b"x")])
-        get = store.begin("get_many", [b"a"])
-        assert get() == [Record(1, b"x")] and put() == [True]
+        put = store.send_write_many([b"a"], [Record(1, b"x")])
+        get = store.send_get_many([b"a"])
+        assert get.result() == [Record(1, b"x")] and put.result() == [None]
         store.clear()
         client.close()
 
-    def test_a_failed_begin_reports_at_finish(self, start_redis, prefix):
+    def test_a_failed_send_reports_at_result(self, start_redis, prefix):
         (server,) = start_redis(1)
         store = RedisStore(server.url(), prefix=prefix, name="r1")
         store.put(b"k", Record(1, b"v"))
         server.kill()
-        finish = store.begin(
-            "get_many", [b"k"]
-        )  # no exception yet: the cluster finishes every node
-        with pytest.raises(StoreError, match="r1"):
-            finish()
-        finish = store.begin("put_many_columns", [b"k"], [Record(2, b"w")])
+        pending = store.send_get_many([b"k"])  # no exception yet: the cluster reads every node
+        with pytest.raises(StoreError, match="r1") as info:
+            pending.result()
+        assert info.value.unreachable
+        pending = store.send_write_many([b"k"], [Record(2, b"w")])
         with pytest.raises(StoreError):
-            finish()
+            pending.result()
         assert store.stats()["errors"] == 2
         store.close()
 
-    def test_an_error_reply_mid_batch_leaves_the_connection_in_step(self, redis_store, prefix):
-        # three script calls in one request; the second one fails: the third
-        # reply must still be read, or the next command would get it
-        size = _SCRIPT_BATCH
+    def test_an_error_reply_mid_request_leaves_the_connection_in_step(self, redis_store, prefix):
+        # three commands in one request; the second one fails on the server:
+        # the third reply must still be read, or the next command would get it
+        from cvstore.stores.redis.wire import command
+
         client = redis_store.client
-        bad = b"k%d" % (size + size // 2)  # in the second call
-        client.set(prefix.encode() + b"r:" + bad, b"not a record")
-        keys = [b"k%d" % i for i in range(3 * size)]
-        with pytest.raises(StoreError, match="malformed record"):
-            redis_store.put_many_columns(keys, [Record(4, b"v")] * len(keys))
-        for _ in range(5):  # every pooled connection answers its own commands
-            # each script call is atomic: the second (k<size>..k<2 size - 1>) wrote nothing
-            ends = [0, size - 1, size, 2 * size - 1, 2 * size, 3 * size - 1]
-            got = redis_store.get_many([b"k%d" % i for i in ends])
-            assert got == [Record(4, b"v")] * 2 + [None] * 2 + [Record(4, b"v")] * 2
-            assert redis_store.count() == 2 * size
-        assert client.get(prefix.encode() + b"r:" + bad) == b"not a record"
+        text = prefix.encode() + b"text"
+        client.set(text, b"not a number")
+        with pytest.raises(StoreError, match="not an integer") as info:
+            redis_store._wire.call(
+                "test",
+                [command(b"SET", text + b"2", b"1"), command(b"INCR", text), command(b"GET", text)],
+            )
+        assert not info.value.unreachable  # the server answered: an error reply
+        assert "not an integer" in info.value.reason
+        for i in range(5):  # every pooled connection answers its own commands
+            redis_store.put(b"k%d" % i, Record(4, b"v%d" % i))
+            assert redis_store.get_many([b"k%d" % i, b"none"]) == [Record(4, b"v%d" % i), None]
+            assert redis_store.count() == i + 1
+        assert client.get(text + b"2") == b"1"  # the first command ran
 
     def test_delete_and_delete_many(self, redis_store):
         redis_store.put_many([(b"k%d" % i, Record(1, "v")) for i in range(1500)])
@@ -716,7 +719,10 @@ class TestConnecting:
     @pytest.mark.parametrize(
         ("kwargs", "error", "match"),
         [
-            ({"timeout": 0}, ValueError, "timeout must be > 0 seconds, got 0"),
+            ({"timeout": 0}, ValueError, "timeout must be a finite number of seconds > 0, got 0"),
+            ({"timeout": -1.5}, ValueError, "timeout must be a finite number of seconds > 0, got -1.5"),
+            ({"timeout": float("inf")}, ValueError, "finite number of seconds > 0, got inf"),
+            ({"timeout": float("nan")}, ValueError, "finite number of seconds > 0, got nan"),
             ({"timeout": "1"}, TypeError, "timeout must be a number of seconds, got '1'"),
             ({"prefix": 5}, TypeError, "prefix must be str or bytes, got int"),
             ({"name": 5}, TypeError, "name must be str or None, got int"),
@@ -849,16 +855,24 @@ class TestFaults:
         redis_store.put_hints("n2", [(b"k", Record(1, "h"))])
         assert redis_store.count() == 2101 and redis_store.count_hints() == 1
 
-    def test_a_malformed_record_fails_loudly_and_blocks_nothing_else(self, redis_store, prefix):
+    def test_a_malformed_record_reads_as_missing_is_counted_and_is_overwritten(
+        self, redis_store, prefix
+    ):
         client = redis_store.client
         client.set(prefix.encode() + b"r:bad", b"not a record")
-        with pytest.raises(StoreError, match="malformed record"):
-            redis_store.get(b"bad")
-        with pytest.raises(StoreError, match="malformed record"):
-            redis_store.put_many([(b"good", Record(1, "g")), (b"bad", Record(1, "b"))])
-        # the script checked everything before writing: the good record is not there
-        assert redis_store.get(b"good") is None
-        assert client.get(prefix.encode() + b"r:bad") == b"not a record"
+        client.set(prefix.encode() + b"r:short", b"\x00" * 5)
+        before = redis_store.stats()["unreadable"]
+        assert redis_store.get(b"bad") is None
+        assert redis_store.get_many([b"short", b"bad", b"none"]) == [None, None, None]
+        assert redis_store.stats()["unreadable"] == before + 3
+        assert dict(redis_store.scan()) == {}  # skipped, not raised
+        # a write replaces the bytes that are not a record; the good one lands too
+        assert redis_store.put_many([(b"good", Record(1, "g")), (b"bad", Record(1, "b"))]) == [
+            True,
+            True,
+        ]
+        assert redis_store.get_many([b"good", b"bad"]) == [Record(1, "g"), Record(1, "b")]
+        assert client.get(prefix.encode() + b"r:short") == b"\x00" * 5  # nobody asked to write it
 
     def test_stats_count_calls_and_latency(self, redis_store):
         redis_store.stats(reset=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cvstore.errors import StoreError
+from cvstore.core.calls import Call, Op, Proc, failed
 
-__all__ = ("ClusterStats", "collect")
+__all__ = ("ClusterStats", "gather", "make_stats")
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,18 @@ class ClusterStats:
     unavailable_errors : int
         Calls refused with UnavailableError, since the cluster was made.
     suspected : tuple[str, ...]
-        Members suspected down because their store failed (also in `down`).
+        Members suspected down because their store was unreachable (also in `down`).
     per_node : dict[str, dict]
         For every member: ``up``, ``suspected``, ``failed`` (taken down by
         ``fail()``), ``failures`` (store errors the cluster met),
         ``last_failure``, ``suspected_for_s``, ``next_probe_in_s``,
         ``latency_ms`` (the read latency the "fastest" policy tracks), and
         everything the store's own ``stats()`` reports (a RedisStore: calls,
-        errors, timeouts, connection_errors, mean_ms, max_ms, p50_ms, p99_ms).
+        errors, timeouts, connection_errors, error_replies, unreadable,
+        mean_ms, max_ms, p50_ms, p99_ms).
+    unreadable : int
+        Records the stores could not parse, and keys under their prefixes
+        that are not cvstore's, met so far (the sum of the stores' counts).
     """
 
     nodes: int
@@ -62,55 +67,56 @@ class ClusterStats:
     unavailable_errors: int
     suspected: tuple[str, ...] = ()
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unreadable: int = 0
 
 
-def collect(
-    placement: Any, hints: Any, read_repairs: int, unavailable_errors: int, health: Any = None
+def gather(placement: Any) -> Proc[tuple[dict[str, int], int]]:
+    """(live keys per up node that answered, hints those nodes hold)."""
+    up = [node for node in placement.nodes if node.is_up]
+    results = yield [Call(node, Op.SCAN_VERSIONS) for node in up] + [
+        Call(node, Op.COUNT_HINTS) for node in up
+    ]
+    scans, hint_counts = results[: len(up)], results[len(up) :]
+    keys_per_node = {
+        node.name: len(tombs) - sum(tombs)
+        for node, result in zip(up, scans)
+        if not failed(result)
+        for tombs in (result[2],)
+    }
+    hints = sum(n for n in hint_counts if not failed(n))
+    return keys_per_node, hints
+
+
+def make_stats(
+    placement: Any,
+    keys_per_node: dict[str, int],
+    hints_pending: int,
+    book: Any,
+    counters: Mapping[str, int],
+    per_node: dict[str, dict[str, Any]],
 ) -> ClusterStats:
-    keys_per_node: dict[str, int] = {}
-    down = []
-    for node in placement.nodes:
-        if not node.is_up:
-            down.append(node.name)
-            continue
-        try:
-            _, _, tombs = node.store.scan_versions()  # no values read
-        except StoreError:
-            down.append(node.name)
-            continue
-        keys_per_node[node.name] = len(tombs) - sum(tombs)
+    """Assemble the snapshot from what ``gather`` found and the driver's own state."""
     total = sum(keys_per_node.values())
     weights = {name: placement.by_name[name].weight for name in keys_per_node}
     weight_total = sum(weights.values())
     share = {name: (count / total if total else 0.0) for name, count in keys_per_node.items()}
     weight_share = {name: w / weight_total for name, w in weights.items()}
     imbalance = max((share[n] / weight_share[n] for n in share), default=0.0) if total else 0.0
-    per_node: dict[str, dict[str, Any]] = {}
-    for node in placement.nodes:
-        latency = node.latency
-        row: dict[str, Any] = {
-            "up": node.is_up,
-            "suspected": node.suspected,
-            "failed": node._failed,
-            "latency_ms": None if latency is None else latency * 1000.0,
-        }
-        if health is not None:
-            row.update(health.report(node.name))
-        row.update(node.store.stats())
-        per_node[node.name] = row
+    down = tuple(node.name for node in placement.nodes if node.name not in keys_per_node)
     return ClusterStats(
         nodes=len(placement.nodes),
-        down=tuple(down),
+        down=down,
         keys_per_node=keys_per_node,
         share=share,
         weight_share=weight_share,
         imbalance=imbalance,
-        hints_pending=hints.count(placement),
-        hints_written=hints.written,
-        hints_delivered=hints.delivered,
-        hints_dropped=hints.dropped,
-        read_repairs=read_repairs,
-        unavailable_errors=unavailable_errors,
-        suspected=tuple(sorted(n.name for n in placement.nodes if n.suspected)),
+        hints_pending=hints_pending,
+        hints_written=book.written,
+        hints_delivered=book.delivered,
+        hints_dropped=book.dropped,
+        read_repairs=counters.get("read_repairs", 0),
+        unavailable_errors=counters.get("unavailable", 0),
+        suspected=tuple(sorted(name for name, row in per_node.items() if row.get("suspected"))),
         per_node=per_node,
+        unreadable=sum(int(row.get("unreadable", 0)) for row in per_node.values()),
     )

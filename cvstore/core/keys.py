@@ -1,21 +1,30 @@
 """Key conversion: str or bytes keys in, the bytes stores are keyed by out, and back.
 
 ``"k"`` and ``b"k"`` are the same key (str keys are their UTF-8 bytes), as
-on the ring.  Any other type is a TypeError naming it.
+on the ring.  Any other type is a TypeError naming it.  Every layer above the
+ring converts keys here and nowhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Union
+
+__all__ = ("encode_keys", "key_bytes", "key_out", "keys_bytes")
+
+Key = Union[str, bytes]
 
 
 def key_bytes(key: Any) -> bytes:
     """The store key of `key`: UTF-8 of a str, a bytes as is."""
+    if type(key) is str:
+        return key.encode()
+    if type(key) is bytes:
+        return key
     if isinstance(key, str):
-        return key.encode("utf-8")
+        return str.encode(key)  # the characters, whatever the subclass's __str__ says
     if isinstance(key, bytes):
-        return bytes(key)
+        return bytes(memoryview(key))
     raise TypeError(f"key must be str or bytes, got {type(key).__name__}; convert it first")
 
 
@@ -47,10 +56,10 @@ def encode_keys(keys: Iterable[Any]) -> tuple[list[bytes], bool]:
     kinds: set[type] = set()
     for i, key in enumerate(keys):
         if isinstance(key, str):
-            out.append(key.encode("utf-8"))
+            out.append(str.encode(key))
             kinds.add(str)
         elif isinstance(key, bytes):
-            out.append(bytes(key))
+            out.append(bytes(memoryview(key)))
             kinds.add(bytes)
         else:
             raise TypeError(
@@ -59,7 +68,7 @@ def encode_keys(keys: Iterable[Any]) -> tuple[list[bytes], bool]:
     return out, len(kinds) <= 1
 
 
-def key_out(kb: bytes) -> str | bytes:
+def key_out(kb: bytes) -> Key:
     """The key to show a user: str when the bytes are UTF-8, else the bytes."""
     try:
         return kb.decode("utf-8")

@@ -1,8 +1,10 @@
 """Placement: one immutable snapshot of a cluster's membership and where keys go.
 
-A ``Placement`` holds a ring built for exactly its nodes, the nodes in ring
-index order, N (replicas per key) and the replica counts each consistency
-level needs.  The cluster swaps whole snapshots in one assignment, so a
+A ``Placement`` holds a placer (by default a ``HashRing``) built for exactly
+its members, the members in the placer's index order, N (replicas per key)
+and the replica counts each consistency level needs.  Members are the
+driver's node objects; the core reads only their ``name``, ``weight``,
+``zone``, ``is_up`` and ``remote`` attributes (the ``Member`` protocol).  The cluster swaps whole snapshots in one assignment, so a
 reader always works with one consistent membership, old or new.  During a
 membership change the current snapshot carries the next one as ``pending``:
 writes then go to the replicas of both.
@@ -14,16 +16,58 @@ fewer zones than N) the next nodes of the walk.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-from cvstore._levels import read_needs, write_needs
 from cvstore._ring import HashRing
+from cvstore.core.levels import WRITE_ONE, read_needs, write_needs
 from cvstore.errors import EmptyRingError
 
-__all__ = ("Placement",)
+__all__ = ("Member", "Placement", "Placer", "ring_placer")
+
+
+class Placer(Protocol):
+    """What the core needs of a placement function (``HashRing`` is one).
+
+    ``nodes`` are the member names in index order; ``get_nodes(key, n)`` the
+    key's first `n` distinct members; ``get_nodes_many(keys, n)`` the same for
+    a batch as an int32 array of indices into ``nodes``; ``hash_many(keys)``
+    each key's position (uint64), which repair uses to cut key ranges.
+    """
+
+    @property
+    def nodes(self) -> Sequence[str]: ...
+
+    def get_nodes(self, key: bytes, n: int) -> list[str]: ...
+
+    def get_nodes_many(self, keys: Sequence[bytes], n: int) -> NDArray[np.int32]: ...
+
+    def hash_many(self, keys: Sequence[bytes]) -> NDArray[np.uint64]: ...
+
+
+class Member(Protocol):
+    """What the core reads of a node: identity, capacity, failure domain, state."""
+
+    name: str
+    weight: float
+    zone: Optional[str]
+    is_up: bool
+
+    @property
+    def remote(self) -> bool: ...
+
+
+def ring_placer(*, vnodes: int, hash: str, seed: int) -> Callable[[Mapping[str, float]], Placer]:
+    """A factory of ``HashRing`` placers with these options (validated by the ring)."""
+    HashRing([], vnodes=vnodes, hash=hash, seed=seed)  # bad options fail here, at once
+
+    def make(weights: Mapping[str, float]) -> Placer:
+        return HashRing(weights, vnodes=vnodes, hash=hash, seed=seed)
+
+    return make
 
 
 def _no_nodes(key: Any, n: int = 0) -> list[str]:
@@ -37,6 +81,8 @@ class Placement:
         "_zone_ids",
         "_zone_of",
         "by_name",
+        "direct",
+        "remote",
         "get_nodes",
         "index",
         "n",
@@ -46,6 +92,7 @@ class Placement:
         "ring",
         "rneed",
         "wneed",
+        "wone",
         "zoned",
     )
 
@@ -53,13 +100,10 @@ class Placement:
         self,
         members: Sequence[Any],
         replication_factor: int,
-        *,
-        vnodes: int,
-        hash: str,
-        seed: int,
+        placer: Callable[[Mapping[str, float]], Placer],
     ) -> None:
         weights = {node.name: node.weight for node in members}
-        ring = HashRing(weights, vnodes=vnodes, hash=hash, seed=seed)
+        ring = placer(weights)
         by_name = {node.name: node for node in members}
         self.ring = ring
         self.by_name = by_name
@@ -71,6 +115,13 @@ class Placement:
         self.pending: Placement | None = None
         self.rneed = read_needs(self.n)
         self.wneed = write_needs(self.n)
+        self.wone = WRITE_ONE
+        # Whether any member's store talks to a server: batches then go in
+        # slices and calls to several nodes overlap.
+        self.remote = any(node.remote for node in members)
+        # Whether a driver may call every member's store directly on its
+        # per-key fast path (the built-in in-process store; see Node).
+        self.direct = bool(members) and all(getattr(node, "_fast", False) for node in members)
         self.zoned = any(node.zone is not None for node in members)
         # A node without a zone is a zone of its own.
         zone_ids: dict[Any, int] = {}
@@ -124,7 +175,7 @@ class Placement:
 
     # --------------------------------------------------------- many keys
 
-    def replicas_many(self, kbs: Sequence[bytes]) -> np.ndarray:
+    def replicas_many(self, kbs: Sequence[bytes]) -> NDArray[np.int32]:
         """Replicas of every key: int32 array (len(kbs), N) of indices into ``nodes``."""
         if not self.nodes:
             _no_nodes(None)
@@ -146,7 +197,7 @@ class Placement:
                 out[redo] = self._zone_pick(self.ring.get_nodes_many(sub, total))
         return out
 
-    def _zone_pick(self, walks: np.ndarray) -> np.ndarray:
+    def _zone_pick(self, walks: NDArray[np.int32]) -> NDArray[np.int32]:
         rows, width = walks.shape
         zones = self._zone_ids[walks]
         seen = np.zeros((rows, int(self._zone_ids.max()) + 1), dtype=bool)
@@ -159,6 +210,6 @@ class Placement:
         order = np.argsort(~first, axis=1, kind="stable")[:, : self.n]
         return np.ascontiguousarray(np.take_along_axis(walks, order, axis=1))
 
-    def alive(self) -> np.ndarray:
+    def alive(self) -> NDArray[np.bool_]:
         """Up state of every node, as a bool array in ``nodes`` order."""
         return np.fromiter((node.is_up for node in self.nodes), dtype=bool, count=len(self.nodes))

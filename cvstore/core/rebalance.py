@@ -17,14 +17,17 @@ work, so that nothing is lost and readers never see a half-changed ring:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from cvstore._gcpause import gc_paused
-from cvstore.errors import StoreError
+from cvstore.core import hints as _hints
+from cvstore.core.batch import groups as _groups
+from cvstore.core.batch import objects as _objects
+from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.records import newest_by_row
 
 __all__ = ("MembershipReport", "rebalance")
 
@@ -77,72 +80,27 @@ class MembershipReport:
         )
 
 
-def _objects(items: Any, count: int) -> np.ndarray:
-    # np.array would unpack records (tuples) into a second dimension.
-    return np.fromiter(items, dtype=object, count=count)
-
-
-def _groups(node_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(node index, positions) for each node index present, positions ascending."""
-    if node_ids.size == 0:
-        return []
-    top = int(node_ids.max())
-    if top < 256:
-        # numpy radix-sorts small integer types: far faster than a merge sort of int32.
-        order = np.argsort(node_ids.astype(np.uint8), kind="stable")
-    elif top < 65536:
-        order = np.argsort(node_ids.astype(np.uint16), kind="stable")
-    else:
-        order = np.argsort(node_ids, kind="stable")
-    sorted_ids = node_ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    ends = np.r_[starts[1:], sorted_ids.size]
-    return [(int(sorted_ids[s]), order[s:e]) for s, e in zip(starts.tolist(), ends.tolist())]
-
-
-def _newest(columns: list[list[Any]]) -> tuple[list[Any], list[int]]:
-    """Per row, the newest record across columns (None if none) and its column."""
-    best_out: list[Any] = []
-    src_out: list[int] = []
-    append_best = best_out.append
-    append_src = src_out.append
-    for row in zip(*columns):
-        best = None
-        src = -1
-        for c, record in enumerate(row):
-            if record is not None and record is not best and (best is None or record[0] > best[0]):
-                best = record
-                src = c
-        append_best(best)
-        append_src(src)
-    return best_out, src_out
-
-
-def rebalance(
-    old: Any, new: Any, install: Callable[[Any], None], hints: Any, *, action: str, node: str
-) -> MembershipReport:
-    """Move from placement `old` to `new`, streaming copies; `install` swaps the cluster's placement."""
-    started = time.perf_counter()
-    install(old.with_pending(new))
-    with gc_paused():
-        try:
-            keys_arr, old_pref, new_pref, skipped = _affected(old, new)
-            if keys_arr.size:
-                plan = _stream(old, new, keys_arr, old_pref, new_pref, skipped, hints)
-            else:
-                plan = None
-        except BaseException:
-            install(old)
-            raise
-        install(new)
-        dropped: dict[str, int] = {}
-        if plan is not None:
-            dropped = _drop(old, new, keys_arr, old_pref, new_pref, plan["failed"], skipped)
+def rebalance(ctx: Context, old: Any, new: Any, *, action: str, node: str) -> Proc[MembershipReport]:
+    """Move from placement `old` to `new`, streaming copies (``seconds`` left 0 for the driver)."""
+    ctx.install(old.with_pending(new))
+    try:
+        keys_arr, old_pref, new_pref, skipped = yield from _affected(old, new)
+        if keys_arr.size:
+            plan = yield from _stream(ctx, old, new, keys_arr, old_pref, new_pref, skipped)
+        else:
+            plan = None
+    except BaseException:
+        ctx.install(old)
+        raise
+    ctx.install(new)
+    dropped: dict[str, int] = {}
+    if plan is not None:
+        dropped = yield from _drop(old, new, keys_arr, old_pref, new_pref, plan["failed"], skipped)
     return MembershipReport(
         action=action,
         node=node,
         moved=plan["moved"] if plan else 0,
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         keys=int(keys_arr.size),
         received=plan["received"] if plan else {},
         sent=plan["sent"] if plan else {},
@@ -153,17 +111,18 @@ def rebalance(
     )
 
 
-def _affected(old: Any, new: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[str]]:
+def _affected(old: Any, new: Any) -> Proc[tuple[NDArray[np.object_], NDArray[np.int32], NDArray[np.int32], set[str]]]:
     skipped = {n.name for n in old.nodes if not n.is_up} | {
         n.name for n in new.nodes if not n.is_up
     }
+    up = [n for n in old.nodes if n.is_up]
+    listed = yield [Call(n, Op.KEYS) for n in up]
     keyset: set[bytes] = set()
-    for n in old.nodes:
-        if n.is_up:
-            try:
-                keyset.update(n.store.keys())
-            except StoreError:
-                skipped.add(n.name)
+    for n, keys in zip(up, listed):
+        if failed(keys):
+            skipped.add(n.name)
+        else:
+            keyset.update(keys)
     keys = list(keyset)
     keys_arr = _objects(keys, len(keys))
     if not keys or not old.nodes or not new.nodes:
@@ -175,8 +134,8 @@ def _affected(old: Any, new: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, s
 
 
 def _masks(
-    old: Any, new: Any, old_pref: np.ndarray, new_pref: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    old: Any, new: Any, old_pref: NDArray[np.int32], new_pref: NDArray[np.int32]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """(gained, lost): new replicas that were not old ones, old ones that are not new."""
     to_new = np.array([new.index.get(n.name, -1) for n in old.nodes], dtype=np.int32)
     old_as_new = to_new[old_pref]
@@ -186,20 +145,20 @@ def _masks(
 
 
 def _stream(
+    ctx: Context,
     old: Any,
     new: Any,
-    keys_arr: np.ndarray,
-    old_pref: np.ndarray,
-    new_pref: np.ndarray,
+    keys_arr: NDArray[np.object_],
+    old_pref: NDArray[np.int32],
+    new_pref: NDArray[np.int32],
     skipped: set[str],
-    hints: Any,
-) -> dict[str, Any]:
+) -> Proc[dict[str, Any]]:
     gained, _ = _masks(old, new, old_pref, new_pref)
     rows = np.flatnonzero(gained.any(axis=1))
     count = rows.size
     received: dict[str, int] = {}
     sent: dict[str, int] = {}
-    failed = np.zeros(keys_arr.size, dtype=bool)
+    unsafe = np.zeros(keys_arr.size, dtype=bool)  # keys not streamed whole: keep their old copies
     if not count:
         return {
             "moved": 0,
@@ -207,26 +166,26 @@ def _stream(
             "sent": sent,
             "missed": 0,
             "hinted": 0,
-            "failed": failed,
+            "failed": unsafe,
         }
     sub_keys = keys_arr[rows]
     sub_old = old_pref[rows]
     # Read every old replica's copy of the moving keys, one batch per node.
-    columns = []
+    reads = []
     for c in range(sub_old.shape[1]):
-        column = np.full(count, None, dtype=object)
         for j, pos in _groups(sub_old[:, c]):
             source = old.nodes[j]
-            if not source.is_up or source.name in skipped:
-                continue
-            try:
-                records = source.store.get_many(sub_keys[pos].tolist())
-            except StoreError:
-                skipped.add(source.name)
-                continue
-            column[pos] = _objects(records, pos.size)
-        columns.append(column.tolist())
-    best, src_col = _newest(columns)
+            if source.is_up and source.name not in skipped:
+                reads.append((c, j, pos))
+    results = yield [Call(old.nodes[j], Op.GET_MANY, (sub_keys[pos].tolist(),)) for _, j, pos in reads]
+    columns_arr = [np.full(count, None, dtype=object) for _ in range(sub_old.shape[1])]
+    for (c, j, pos), records in zip(reads, results):
+        if failed(records):
+            skipped.add(old.nodes[j].name)
+            continue
+        columns_arr[c][pos] = _objects(records, pos.size)
+    columns = [column.tolist() for column in columns_arr]
+    best, src_col = newest_by_row(columns)
     best_arr = _objects(best, count)
     has = np.fromiter((b is not None for b in best), dtype=bool, count=count)
     src_col_arr = np.asarray(src_col, dtype=np.int64)
@@ -235,26 +194,26 @@ def _stream(
     moved = missed = hinted = 0
     g_rows, g_cols = np.nonzero(gained[rows])
     targets = new_pref[rows][g_rows, g_cols]
+    writes = []
     for t, pos in _groups(targets):
-        target = new.nodes[t]
         r = g_rows[pos]
         ok = r[has[r]]
         missing = r[~has[r]]
         missed += missing.size
-        failed[rows[missing]] = True
-        if not ok.size:
-            continue
-        stored = False
-        if target.is_up:
-            try:
-                target.store.put_many_columns(sub_keys[ok].tolist(), best_arr[ok].tolist())
-                stored = True
-            except StoreError:
-                pass
-        if not stored:
+        unsafe[rows[missing]] = True
+        if ok.size:
+            writes.append((new.nodes[t], ok))
+    up_writes = [(target, ok) for target, ok in writes if target.is_up]
+    results = yield [
+        Call(target, Op.WRITE_MANY, (sub_keys[ok].tolist(), best_arr[ok].tolist()))
+        for target, ok in up_writes
+    ]
+    stored_by = {id(target): not failed(result) for (target, _), result in zip(up_writes, results)}
+    for target, ok in writes:
+        if not stored_by.get(id(target), False):
             # Like a write to a down replica: a hint for later.  The old copies
             # stay where they are until repair() finds the key whole.
-            failed[rows[ok]] = True
+            unsafe[rows[ok]] = True
             items = [
                 (
                     sub_keys[i],
@@ -264,7 +223,7 @@ def _stream(
                 )
                 for i in ok.tolist()
             ]
-            stored_hints = hints.hint(new, items)
+            stored_hints = yield from _hints.hint(ctx.hints, new, items)
             hinted += stored_hints
             missed += ok.size - stored_hints
             continue
@@ -279,29 +238,29 @@ def _stream(
         "sent": sent,
         "missed": missed,
         "hinted": hinted,
-        "failed": failed,
+        "failed": unsafe,
     }
 
 
 def _drop(
     old: Any,
     new: Any,
-    keys_arr: np.ndarray,
-    old_pref: np.ndarray,
-    new_pref: np.ndarray,
-    failed: np.ndarray,
+    keys_arr: NDArray[np.object_],
+    old_pref: NDArray[np.int32],
+    new_pref: NDArray[np.int32],
+    unsafe: NDArray[np.bool_],
     skipped: set[str],
-) -> dict[str, int]:
+) -> Proc[dict[str, int]]:
     _, lost = _masks(old, new, old_pref, new_pref)
-    l_rows, l_cols = np.nonzero(lost & ~failed[:, None])
-    dropped: dict[str, int] = {}
+    l_rows, l_cols = np.nonzero(lost & ~unsafe[:, None])
+    drops = []
     for j, pos in _groups(old_pref[l_rows, l_cols]):
         holder = old.nodes[j]
-        if not holder.is_up or holder.name in skipped:
-            continue
-        try:
-            removed = holder.store.delete_many(keys_arr[l_rows[pos]].tolist())
-        except StoreError:
-            continue  # the copies stay as strays until repair() removes them
-        dropped[holder.name] = int(removed)
+        if holder.is_up and holder.name not in skipped:
+            drops.append((holder, keys_arr[l_rows[pos]].tolist()))
+    results = yield [Call(holder, Op.DELETE_MANY, (keys,)) for holder, keys in drops]
+    dropped: dict[str, int] = {}
+    for (holder, _), removed in zip(drops, results):
+        if not failed(removed):  # a failure leaves strays that repair() removes
+            dropped[holder.name] = int(removed)
     return dropped

@@ -18,20 +18,24 @@ A key whose replicas are not all up is brought as far as it can be, but its
 strays and tombstones are kept: removing them is only safe once every
 replica is current.  The hashes are computed in this process for this pass
 only, so Python's own hash of (key, version) serves.
+
+A record a store cannot parse is not listed by ``scan_versions``: the
+replica counts as lacking the key and is given the newest good copy, which
+replaces the bad bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cvstore.errors import StoreError
-from cvstore.versions import version_wall_ms
+from cvstore.core import hints as _hints
+from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.records import version_wall_ms
 
 __all__ = ("RepairReport", "repair")
 
@@ -57,6 +61,10 @@ class RepairReport:
         Nodes that were down; keys they replicate were not completed.
     seconds : float
         Wall time.
+    unreadable : int
+        Records the stores could not parse or keys under their prefix that
+        are not cvstore's, met by this pass (skipped, counted; a bad record
+        is overwritten with the newest good copy where there is one).
     leaves_compared, leaves_differing : int
         Merkle leaves (key buckets of a replica set) compared between
         replicas, and how many of them differed.
@@ -76,6 +84,7 @@ class RepairReport:
     leaves_compared: int = 0
     leaves_differing: int = 0
     records_fetched: int = 0
+    unreadable: int = 0
 
     @property
     def complete(self) -> bool:
@@ -86,23 +95,28 @@ class RepairReport:
 LEAVES = 256  # Merkle leaves per replica group
 
 
-def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairReport:
-    """One anti-entropy pass over `placement` (see the module docstring)."""
-    started = time.perf_counter()
-    dropped_before = hints.dropped
-    delivered = hints.deliver(placement)
-    hints_dropped = hints.dropped - dropped_before
+def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
+    """One anti-entropy pass over the current placement (see the module docstring).
+
+    ``seconds`` and ``unreadable`` in the report are left 0: the driver
+    times the pass and reads the stores' counters.
+    """
+    placement = ctx.placement
+    book = ctx.hints
+    dropped_before = book.dropped
+    delivered = yield from _hints.deliver(book, placement, now_ms)
+    hints_dropped = book.dropped - dropped_before
 
     nodes = placement.nodes
     skipped = [n.name for n in nodes if not n.is_up]
+    up = [j for j, node in enumerate(nodes) if node.is_up]
+    scans = yield [Call(nodes[j], Op.SCAN_VERSIONS) for j in up]
     listed: dict[int, tuple[list[bytes], list[int], list[bool]]] = {}
-    for j, node in enumerate(nodes):
-        if node.is_up:
-            try:
-                listed[j] = node.store.scan_versions()
-            except StoreError as exc:
-                hints.on_failure(node, exc)
-                skipped.append(node.name)
+    for j, result in zip(up, scans):
+        if failed(result):
+            skipped.append(nodes[j].name)
+        else:
+            listed[j] = result
     keys_all: list[bytes] = []
     versions_all: list[int] = []
     tombs_all: list[bool] = []
@@ -114,7 +128,7 @@ def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairRepo
         owner_parts.append(np.full(len(keys), j, dtype=np.int32))
     total = len(keys_all)
     if not total:
-        return _report(0, 0, 0, 0, delivered, hints_dropped, skipped, started, 0, 0, 0)
+        return _report(0, 0, 0, 0, delivered, hints_dropped, skipped, 0, 0, 0)
 
     holder = np.concatenate(owner_parts)
     n = placement.n
@@ -198,34 +212,37 @@ def repair(placement: Any, hints: Any, now_ms: int, grace_ms: int) -> RepairRepo
     repaired = fetched = 0
     unsafe: set[bytes] = set()  # keys a failed read or write left incomplete
     puts: dict[int, list[tuple[bytes, Any]]] = defaultdict(list)
-    for j, kbs in fetch.items():
-        try:
-            got = nodes[j].store.get_many(kbs)
-        except StoreError as exc:
-            hints.on_failure(nodes[j], exc)
+    sources = list(fetch)
+    got_all = yield [Call(nodes[j], Op.GET_MANY, (fetch[j],)) for j in sources]
+    for j, got in zip(sources, got_all):
+        kbs = fetch[j]
+        if failed(got):
             skipped.append(nodes[j].name)
             unsafe.update(kbs)
             continue
         for kb, record in zip(kbs, got):
-            if record is None:  # purged or moved meanwhile: next pass
+            if record is None:  # purged, moved or unreadable meanwhile: next pass
                 unsafe.add(kb)
                 continue
             fetched += 1
             for target in wanted[kb]:
                 puts[target].append((kb, record))
-    for j, items in puts.items():
-        try:
-            repaired += sum(nodes[j].store.put_many(items))
-        except StoreError as exc:
-            hints.on_failure(nodes[j], exc)
+    targets = list(puts)
+    results = yield [
+        Call(nodes[j], Op.WRITE_MANY, tuple(map(list, zip(*puts[j])))) for j in targets
+    ]
+    for j, result in zip(targets, results):
+        if failed(result):
             skipped.append(nodes[j].name)
-            unsafe.update(kb for kb, _ in items)
-    strays_removed = _purge(placement, stray_removals, unsafe)
-    _purge(placement, purges, unsafe)
+            unsafe.update(kb for kb, _ in puts[j])
+        else:
+            repaired += sum(held is None for held in result)
+    strays_removed = yield from _purge(nodes, stray_removals, unsafe)
+    yield from _purge(nodes, purges, unsafe)
     purged = len(purged_keys - unsafe)
     distinct = len(set(keys_all))
     return _report(
-        distinct, repaired, strays_removed, purged, delivered, hints_dropped, skipped, started,
+        distinct, repaired, strays_removed, purged, delivered, hints_dropped, skipped,
         compared, differing, fetched,
     )  # fmt: skip
 
@@ -238,7 +255,6 @@ def _report(
     delivered: int,
     dropped: int,
     skipped: list[str],
-    started: float,
     compared: int,
     differing: int,
     fetched: int,
@@ -251,19 +267,20 @@ def _report(
         hints_delivered=delivered,
         hints_dropped=dropped,
         skipped=tuple(sorted(set(skipped))),
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         leaves_compared=compared,
         leaves_differing=differing,
         records_fetched=fetched,
     )
 
 
-def _purge(placement: Any, batches: dict[int, list[tuple[bytes, int]]], unsafe: set[bytes]) -> int:
-    removed = 0
+def _purge(
+    nodes: Any, batches: dict[int, list[tuple[bytes, int]]], unsafe: set[bytes]
+) -> Proc[int]:
+    targets = []
     for j, items in batches.items():
         items = [(kb, version) for kb, version in items if kb not in unsafe]
-        try:
-            removed += placement.nodes[j].store.purge_many(items)
-        except StoreError:
-            pass
-    return removed
+        if items:
+            targets.append((j, items))
+    results = yield [Call(nodes[j], Op.PURGE_MANY, (items,)) for j, items in targets]
+    return sum(r for r in results if not failed(r))

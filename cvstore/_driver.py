@@ -1,0 +1,259 @@
+"""What every driver shares: checked options, the cluster client's state, node state changes.
+
+A driver (the sync ``Cluster``, the asyncio ``AsyncCluster``) is the core's
+procedures plus I/O.  Everything else a driver holds is here, once: the
+constructor's options and their errors, the current placement, the clock,
+the hint book, the suspicion schedule, the counters of ``stats()``, the
+``Context`` handed to procedures, and the transitions of a node between up,
+suspected and back (with their log records).  Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL, Schedule
+from cvstore.core.hints import HintBook
+from cvstore.core.levels import check_level, check_policy
+from cvstore.core.placement import Placement, Placer, ring_placer
+from cvstore.errors import NodeExistsError, StoreError
+from cvstore.node import _LONE_CLOCK, Node
+from cvstore.versions import HybridClock
+
+__all__ = ("DEFAULT_HINT_WINDOW", "DEFAULT_TOMBSTONE_GRACE", "Options", "State", "check_options")
+
+log = logging.getLogger("cvstore")
+
+DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
+DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
+
+
+def seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Options:
+    """A cluster's checked constructor options."""
+
+    replication_factor: int
+    read_consistency: str
+    write_consistency: str
+    read_policy: str
+    placer: Callable[[Mapping[str, float]], Placer]
+    ring_args: Mapping[str, Any]
+    hint_window: float
+    tombstone_grace: float
+    probe_interval: float
+    max_probe_interval: float
+    clock: HybridClock
+
+
+def check_options(
+    *,
+    replication_factor: Any,
+    read_consistency: Any,
+    write_consistency: Any,
+    vnodes: Any,
+    hash: Any,
+    seed: Any,
+    read_policy: Any,
+    hint_window: Any,
+    tombstone_grace: Any,
+    clock: Any,
+    probe_interval: Any,
+    max_probe_interval: Any,
+) -> Options:
+    """The options of a Cluster (or AsyncCluster), or the TypeError/ValueError naming the bad one."""
+    if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
+        raise TypeError(
+            f"replication_factor must be an int, got {type(replication_factor).__name__}"
+        )
+    if replication_factor < 1:
+        raise ValueError(f"replication_factor must be >= 1, got {replication_factor!r}")
+    check_level("read_consistency", read_consistency)
+    check_level("write_consistency", write_consistency)
+    check_policy("read_policy", read_policy)
+    window = seconds("hint_window", hint_window)
+    grace = seconds("tombstone_grace", tombstone_grace)
+    interval = seconds("probe_interval", probe_interval)
+    max_interval = seconds("max_probe_interval", max_probe_interval)
+    if max_interval < interval:
+        raise ValueError(
+            f"max_probe_interval must be >= probe_interval ({interval:g}), got {max_interval:g}"
+        )
+    if grace < window:
+        raise ValueError(
+            f"tombstone_grace must be >= hint_window ({window:g}), got {grace:g}; "
+            "a hint older than the grace period could bring a purged key back"
+        )
+    if clock is None:
+        clock = HybridClock()
+    elif not isinstance(clock, HybridClock):
+        raise TypeError(f"clock must be a HybridClock, got {type(clock).__name__}")
+    ring_args = {"vnodes": vnodes, "hash": hash, "seed": seed}
+    return Options(
+        replication_factor=replication_factor,
+        read_consistency=read_consistency,
+        write_consistency=write_consistency,
+        read_policy=read_policy,
+        placer=ring_placer(**ring_args),  # the ring checks vnodes, hash and seed
+        ring_args=ring_args,
+        hint_window=window,
+        tombstone_grace=grace,
+        probe_interval=interval,
+        max_probe_interval=max_interval,
+        clock=clock,
+    )
+
+
+def check_members(nodes: Any) -> list[Node]:
+    """The initial members: Node objects of no other cluster, each name once."""
+    if isinstance(nodes, (Node, str, bytes)):
+        raise TypeError(
+            f"nodes must be an iterable of Node, got {type(nodes).__name__}; "
+            "wrap a single node in a list"
+        )
+    members = list(nodes)
+    seen: set[str] = set()
+    for node in members:
+        check_joinable(node)
+        if node.name in seen:
+            raise NodeExistsError(f"node {node.name!r} is given twice")
+        seen.add(node.name)
+    return members
+
+
+def check_joinable(node: Any) -> None:
+    if not isinstance(node, Node):
+        raise TypeError(
+            f"nodes must be Node objects, got {type(node).__name__}; make one with Node(name)"
+        )
+    if node._cluster is not None:
+        raise ValueError(f"node {node.name!r} already belongs to a cluster; remove it there first")
+
+
+class State:
+    """The state of one cluster client, shared by its threads (or its event loop).
+
+    It is also the ``Context`` the core's procedures are handed: the
+    placement, version stamps, the hint book, causes of failures, counters.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        members: Sequence[Node],
+        owner: Any,
+        lock: Callable[[], AbstractContextManager[Any]] = threading.RLock,
+    ) -> None:
+        self.options = options
+        self.owner = owner
+        self.clock = options.clock
+        self.stamp = options.clock.now
+        self.observe = options.clock.observe
+        self.read_policy = options.read_policy
+        self.random = random.random
+        self.hints = HintBook(int(options.hint_window * 1000), lock())
+        self.hints.on_event = _log_hints
+        self.schedule = Schedule(options.probe_interval, options.max_probe_interval)
+        self.lock = lock()  # guards the schedule, node state and counters
+        self.counters: dict[str, int] = {"read_repairs": 0, "unavailable": 0}
+        self.placement = self.placement_of(list(members))
+        for node in members:
+            self.join(node)
+
+    # --------------------------------------------------------- placement
+
+    def placement_of(self, members: list[Node]) -> Placement:
+        return Placement(members, self.options.replication_factor, self.options.placer)
+
+    def install(self, placement: Placement) -> None:
+        # One assignment: every reader sees the old placement or the new one.
+        self.placement = placement
+
+    def join(self, node: Node) -> None:
+        node._cluster = self.owner
+        node._clock = self.clock
+        if node.store.name is None:
+            node.store.name = node.name  # so the store's StoreErrors name this node
+
+    def leave(self, node: Node) -> None:
+        node._cluster = None
+        node._clock = _LONE_CLOCK
+        with self.lock:
+            self.schedule.drop(node.name)
+        if node._suspected:
+            node._suspected = False
+            if not node._failed:
+                node.is_up = True
+
+    # ----------------------------------------------------------- context
+
+    def now_ms(self) -> int:
+        return self.clock.time_ms()
+
+    def causes(self, names: Iterable[str]) -> dict[str, StoreError]:
+        last = self.schedule.last_error
+        return {name: last[name] for name in names if name in last}
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    # ------------------------------------------------------ node health
+
+    def failed(self, node: Node, error: StoreError) -> bool:
+        """Note a store failure of `node`; returns True if it is newly suspected down."""
+        with self.lock:
+            newly = self.schedule.failed(node, error, time.monotonic())
+            if newly:
+                node._suspected = True
+                node.is_up = False
+        if newly:
+            log.warning("node %s suspected down: %s", node.name, error.reason)
+        return newly
+
+    def probed(self, node: Node, error: Optional[StoreError]) -> bool:
+        """The result of a probe of `node`; returns True if it is back up."""
+        with self.lock:
+            if error is not None:
+                self.schedule.probe_failed(node, error, time.monotonic())
+                return False
+            if not self.schedule.answered(node):
+                return False
+            node._suspected = False
+            if not node._failed:
+                node.is_up = True
+        log.info("node %s is back up", node.name)
+        return True
+
+    def recovered(self, node: Node) -> None:
+        """An operator's ``node.recover()``: the suspicion ends without a probe."""
+        with self.lock:
+            self.schedule.answered(node, probed=False)
+
+    def health_report(self, node: Node) -> dict[str, Any]:
+        with self.lock:
+            return self.schedule.report(node.name, time.monotonic())
+
+
+def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
+    if event == "written":
+        log.debug("%d hint(s) for %s written to %s", count, owner, holder)
+    elif event == "delivered":
+        log.info("%d hint(s) delivered to %s from %s", count, owner, holder)
+    else:
+        log.info("%d expired hint(s) for %s dropped from %s", count, owner, holder)

@@ -1,0 +1,111 @@
+"""How the core asks for I/O: procedures yield store calls, drivers make them.
+
+A *procedure* is a generator that decides everything about one operation
+(which replicas to ask, what their answers mean, what to repair or hint, when
+to retry, which error to raise) and never touches a store itself.  Each time
+it needs I/O it yields a list of ``Call`` (a node, an ``Op``, arguments) and
+is sent back one result per call, in order: the value the store method
+returned, or the ``StoreError`` it raised.  A driver runs a procedure to its
+return value: the sync ``Cluster`` makes the calls of one step overlap by
+sending every request before reading any reply; the asyncio driver gathers
+them.  Before sending results back, a driver applies the one failure policy
+(``suspects``): a node whose store was unreachable is suspected down.
+
+``Op`` names the store methods a procedure may ask for; a store backend
+implements them all (sync or async, see ``cvstore.stores.base``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+
+from cvstore.errors import StoreError
+
+if TYPE_CHECKING:
+    from cvstore.core.hints import HintBook
+    from cvstore.core.placement import Placement
+
+__all__ = ("Call", "Context", "Op", "Proc", "suspects")
+
+T = TypeVar("T")
+
+
+class Op(enum.Enum):
+    """A store method a procedure can ask a driver to call; the value is its name."""
+
+    GET = "get"  # (key) -> Record | None
+    GET_MANY = "get_many"  # (keys) -> list[Record | None]
+    WRITE_MANY = "write_many"  # (keys, records) -> list[int | None]: None applied, else the version that refused it
+    DELETE_MANY = "delete_many"  # (keys) -> int
+    PURGE_MANY = "purge_many"  # ([(key, version)]) -> int
+    KEYS = "keys"  # () -> list[bytes]
+    SCAN_VERSIONS = "scan_versions"  # () -> (keys, versions, tombstone flags)
+    COUNT = "count"  # () -> int
+    PUT_HINTS = "put_hints"  # (owner, [(key, record)]) -> None
+    READ_HINTS = "read_hints"  # () -> [(owner, key, record)]
+    DELETE_HINTS = "delete_hints"  # (owner, keys) -> None
+    COUNT_HINTS = "count_hints"  # () -> int
+    PING = "ping"  # () -> bool
+
+
+class Call(NamedTuple):
+    """One store call: ``node.store.<op>(*args)``.
+
+    ``timed``: the driver measures the call and feeds the node's latency
+    estimate (the "fastest" read policy); such calls are made one at a time.
+    """
+
+    node: Any
+    op: Op
+    args: tuple[Any, ...] = ()
+    timed: bool = False
+
+
+Proc = Generator[Sequence[Call], Sequence[Any], T]
+
+
+class Context(Protocol):
+    """What a procedure is handed by its driver (no I/O behind any of it).
+
+    ``placement`` is read anew each time: a membership change swaps it.
+    ``stamp()`` issues a new version, ``observe(v)`` moves the clock past a
+    version seen; ``causes(names)`` gives the last store error known for
+    each named node that has one; ``count(name, n)`` adds to a counter of
+    ``Cluster.stats()``; ``install(p)`` makes `p` the current placement.
+    """
+
+    placement: Placement
+    hints: HintBook
+    read_policy: str
+
+    def stamp(self) -> int: ...
+
+    def observe(self, version: int) -> None: ...
+
+    def causes(self, names: Sequence[str]) -> Mapping[str, StoreError]: ...
+
+    def count(self, name: str, n: int = 1) -> None: ...
+
+    def install(self, placement: Placement) -> None: ...
+
+    def random(self) -> float: ...
+
+
+def suspects(calls: Sequence[Call], results: Sequence[Any]) -> list[tuple[Any, StoreError]]:
+    """The failure policy: (node, error) for every call whose node must be suspected down.
+
+    Only an unreachable store makes its node suspected; an error reply
+    (out of memory, a bad record) fails that call alone.
+    """
+    return [
+        (call.node, result)
+        for call, result in zip(calls, results)
+        if isinstance(result, StoreError) and result.unreachable
+    ]
+
+
+def failed(result: Any) -> bool:
+    """Whether a call's result is a store failure."""
+    return isinstance(result, StoreError)

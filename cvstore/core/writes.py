@@ -1,0 +1,407 @@
+"""Writes: what a put or a batch needs, what the replicas' answers mean, when to write again.
+
+The rule for several clients: a write is acknowledged only when at least W
+replicas *applied* it (W from the level).  A replica refuses a record when it
+already holds a version at least as new; the writer then observes that
+version (its clock moves past it), stamps the value again and rewrites it,
+at most ``MAX_ATTEMPTS`` times.  Because two write quorums share a replica
+(W + W > N for quorum, all and strong), a write that starts after another
+was acknowledged is refused by at least one replica of every quorum until it
+carries a newer version: it wins over the earlier write whatever the
+writers' clocks say.  ``one`` and ``eventual`` (W = 1) only promise that the
+write is newer than what the replica that applied it held.
+
+A replica that is down or unreachable gets the write as a hint (held by the
+next node on the ring); one that answered with an error (a full server) is
+not hinted: ``repair()`` or read repair completes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cvstore.core import hints as _hints
+from cvstore.core.batch import groups, io_step, objects
+from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.failures import conflict, partial_failure, unavailable
+from cvstore.core.records import Record
+from cvstore.errors import EmptyRingError, StoreError, UnavailableError
+
+__all__ = ("MAX_ATTEMPTS", "put", "put_many")
+
+# Writes of one call: the first, plus rewrites after refusals by newer versions.
+MAX_ATTEMPTS = 8
+
+_new = tuple.__new__  # Record(version, value) built in C
+
+
+def no_nodes() -> EmptyRingError:
+    return EmptyRingError("the cluster has no nodes; add one with cluster.add_node(Node(name))")
+
+
+def refuse(ctx: Context, error: UnavailableError) -> UnavailableError:
+    """Count an UnavailableError in the cluster's stats and return it to be raised."""
+    ctx.count("unavailable")
+    return error
+
+
+def refuse_down(ctx: Context, level: str, op: str, need: int, replicas: Sequence[Any]) -> UnavailableError:
+    """The error for a call that needs `need` of `replicas` up and has fewer."""
+    down = [node.name for node in replicas if not node.is_up]
+    return refuse(ctx, unavailable(level, op, need, replicas, ctx.causes(down)))
+
+
+# --------------------------------------------------------------- one key
+
+
+def put(ctx: Context, kb: bytes, value: Any, level: str, now_ms: int) -> Proc[None]:
+    """Write `value` under `kb` at `level` (see the module docstring)."""
+    p = ctx.placement
+    if not p.nodes:
+        raise no_nodes()
+    need = p.wneed[level]
+    replicas = p.replicas(kb)
+    if ctx.hints.pending:
+        yield from _hints.deliver_found(ctx.hints, p, replicas, now_ms)
+    if level in p.wone:
+        record = yield from _put_one(ctx, p, kb, value, level, replicas, now_ms)
+    else:
+        record = yield from _put_all(ctx, p, kb, value, level, need, replicas)
+    if p.pending is not None or ctx.placement is not p:
+        yield from _put_moving(ctx, p, kb, record, replicas)
+
+
+def _judge(
+    targets: Sequence[Any], results: Sequence[Any], version: int
+) -> tuple[int, list[int], list[Any], dict[str, StoreError]]:
+    """(applied, versions that refused, unreachable nodes, errors by node) of one key's writes."""
+    applied = 0
+    refused: list[int] = []
+    lost: list[Any] = []
+    errors: dict[str, StoreError] = {}
+    for node, result in zip(targets, results):
+        if failed(result):
+            errors[node.name] = result
+            if result.unreachable:
+                lost.append(node)
+            continue
+        held = result[0]
+        if held is None or held == version:  # equal: this very write landed already
+            applied += 1
+        else:
+            refused.append(held)
+    return applied, refused, lost, errors
+
+
+def _put_all(
+    ctx: Context, p: Any, kb: bytes, value: Any, level: str, need: int, replicas: list[Any]
+) -> Proc[Record]:
+    """Send the write to every live replica; rewrite it above refusing versions."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        up = [node for node in replicas if node.is_up]
+        if len(up) < need:
+            raise refuse_down(ctx, level, "write", need, replicas)
+        record = _new(Record, (ctx.stamp(), value))
+        results = yield [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in up]
+        applied, refused, lost, errors = _judge(up, results, record[0])
+        if applied >= need or not (refused and applied + len(refused) >= need):
+            missed = [node for node in replicas if not node.is_up or node in lost]
+            if missed:  # down or unreachable: the next node on the ring holds it for them
+                yield from _hints.hint(ctx.hints, p, [(kb, record, replicas, missed)])
+            if applied >= need:
+                return record
+            failures = [node.name for node in up if node.name in errors]
+            raise refuse(
+                ctx,
+                partial_failure(level, "write", need, len(replicas), applied, failures, errors),
+            )
+        if attempt < MAX_ATTEMPTS:
+            ctx.observe(max(refused))
+    raise refuse(ctx, conflict(level, need, len(replicas), applied, MAX_ATTEMPTS))
+
+
+def _put_one(
+    ctx: Context, p: Any, kb: bytes, value: Any, level: str, replicas: list[Any], now_ms: int
+) -> Proc[Record]:
+    """An eventual write: one live replica applies it, the others get hints."""
+    errors: dict[str, StoreError] = {}
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        up = [node for node in replicas if node.is_up]
+        if not up:
+            raise refuse_down(ctx, level, "write", 1, replicas)
+        record = _new(Record, (ctx.stamp(), value))
+        refused = None
+        for node in up:
+            (result,) = yield [Call(node, Op.WRITE_MANY, ([kb], [record]))]
+            if failed(result):
+                errors[node.name] = result
+                continue
+            held = result[0]
+            if held is not None and held != record[0]:
+                refused = held
+                break
+            others = [other for other in replicas if other is not node]
+            if others:
+                yield from _hints.hint_eventual(ctx.hints, node, others, [(kb, record)])
+                if ctx.hints.backlog >= _hints.EVENTUAL_BATCH:
+                    yield from _hints.deliver(ctx.hints, p, now_ms, list(ctx.hints.lagging))
+            return record
+        if refused is None:
+            names = [node.name for node in up]
+            raise refuse(ctx, partial_failure(level, "write", 1, len(replicas), 0, names, errors))
+        if attempt < MAX_ATTEMPTS:
+            ctx.observe(refused)
+    raise refuse(ctx, conflict(level, 1, len(replicas), 0, MAX_ATTEMPTS))
+
+
+def _put_moving(ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[Any]) -> Proc[None]:
+    """Also write to the replicas of a pending or newly installed placement.
+
+    Failures are left to ``repair()``; the driver suspects unreachable nodes.
+    """
+    done = set(map(id, replicas))
+    while True:
+        current = ctx.placement
+        calls = []
+        for q in (p.pending, current, current.pending):
+            if q is None or not q.nodes:
+                continue
+            for node in q.replicas(kb):
+                if id(node) not in done:
+                    done.add(id(node))
+                    if node.is_up:
+                        calls.append(Call(node, Op.WRITE_MANY, ([kb], [record])))
+        if calls:
+            yield calls
+        if ctx.placement is current:
+            return
+        p = current
+
+
+# ----------------------------------------------------------------- batches
+
+
+def writable(ctx: Context, p: Any, kbs: Sequence[bytes], need: int, level: str) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+    """Each key's replicas and which of them are up; refuses if a key has too few up."""
+    prefs = p.replicas_many(kbs)
+    up_rows = p.alive()[prefs]
+    if not up_rows.all():
+        short = np.flatnonzero(up_rows.sum(axis=1) < max(need, 1))
+        if short.size:
+            replicas = [p.nodes[j] for j in prefs[short[0]].tolist()]
+            raise refuse_down(ctx, level, "write", need, replicas)
+    return prefs, up_rows
+
+
+def put_many(
+    ctx: Context, kbs: list[bytes], values: list[Any], level: str, now_ms: int
+) -> Proc[None]:
+    """Write a batch at `level`: the rule of ``put`` for every key, one store call per node.
+
+    Refuses before writing anything if a key has too few replicas up.  Keys
+    refused by newer versions are stamped again and rewritten together.
+    """
+    p = ctx.placement
+    if not p.nodes:
+        raise no_nodes()
+    if ctx.hints.pending:
+        yield from _hints.deliver_found(ctx.hints, p, p.nodes, now_ms)
+    need = p.wneed[level]
+    step = io_step(p.remote, len(kbs))
+    if step < len(kbs):  # refuse before writing anything, as one batch would
+        writable(ctx, p, kbs, need, level)
+    for i in range(0, len(kbs), step):
+        yield from _write_batch(ctx, p, kbs[i : i + step], values[i : i + step], need, level, now_ms)
+
+
+def _write_batch(
+    ctx: Context, p: Any, kbs: list[bytes], values: list[Any], need: int, level: str, now_ms: int
+) -> Proc[None]:
+    count = len(kbs)
+    prefs, up_rows = writable(ctx, p, kbs, need, level)
+    kb_arr = objects(kbs, count)
+    val_arr = objects(values, count)
+    final = np.empty(count, dtype=object)  # the record each key was acknowledged with
+    if level in p.wone:
+        yield from _write_batch_one(ctx, p, kb_arr, val_arr, prefs, up_rows, final, now_ms)
+    else:
+        yield from _write_batch_all(ctx, p, kb_arr, val_arr, prefs, need, level, final)
+    if p.pending is not None or ctx.placement is not p:
+        yield from _write_batch_moving(ctx, p, kbs, final.tolist())
+
+
+def _write_batch_all(
+    ctx: Context,
+    p: Any,
+    kb_arr: NDArray[np.object_],
+    val_arr: NDArray[np.object_],
+    prefs: NDArray[np.int32],
+    need: int,
+    level: str,
+    final: NDArray[np.object_],
+) -> Proc[None]:
+    n = prefs.shape[1]
+    rows = np.arange(kb_arr.size)  # rows (keys) still to write
+    error: UnavailableError | None = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        sub = prefs[rows]
+        up = p.alive()[sub]
+        enough = up.sum(axis=1) >= need
+        if not enough.all():  # nodes went down since the batch began (a rewrite)
+            short = int(np.flatnonzero(~enough)[0])
+            replicas = [p.nodes[j] for j in sub[short].tolist()]
+            error = error or refuse_down(ctx, level, "write", need, replicas)
+            rows, sub, up = rows[enough], sub[enough], up[enough]
+            if not rows.size:
+                break
+        # One version for the batch, as a Cassandra batch has one timestamp:
+        # versions order the writes of each key, and a batch writes each key once.
+        version = ctx.stamp()
+        count = rows.size
+        records = list(map(_new, repeat(Record, count), zip(repeat(version, count), val_arr[rows])))
+        rec_arr = objects(records, count)
+        final[rows] = rec_arr
+        keys_sub = kb_arr[rows]
+        flat = np.flatnonzero(up.ravel())  # cells (row * n + column) of live replicas
+        targets = groups(sub.ravel()[flat])
+        calls = []
+        for j, pos in targets:
+            cells = flat[pos]
+            calls.append(
+                Call(p.nodes[j], Op.WRITE_MANY, (keys_sub[cells // n].tolist(), rec_arr[cells // n].tolist()))
+            )
+        results = yield calls
+        applied = np.zeros(count * n, dtype=bool)
+        lost = ~up.ravel()  # cells to hint: down, or unreachable below
+        refusal = np.zeros(count * n, dtype=bool)
+        refused: dict[int, int] = {}  # row -> the newest version that refused it
+        errors: dict[str, StoreError] = {}
+        for (j, pos), result in zip(targets, results):
+            cells = flat[pos]
+            if failed(result):
+                errors[p.nodes[j].name] = result
+                if result.unreachable:
+                    lost[cells] = True
+                continue
+            if result.count(None) == len(result):  # every record applied: the usual case
+                applied[cells] = True
+                continue
+            for cell, held in zip(cells.tolist(), result):
+                if held is None or held == version:
+                    applied[cell] = True
+                else:
+                    refusal[cell] = True
+                    row = cell // n
+                    if held > refused.get(row, -1):
+                        refused[row] = held
+        acks = applied.reshape(count, n).sum(axis=1)
+        done = acks >= need
+        lost_rows = lost.reshape(count, n)
+        again = np.zeros(count, dtype=bool)
+        if refused:
+            retry = np.fromiter(refused, dtype=np.intp, count=len(refused))
+            refusals = refusal.reshape(count, n)[retry].sum(axis=1)
+            can = (acks[retry] + refusals >= need) & ~done[retry]
+            again[retry[can]] = True
+        settled = ~again  # done or failed for good: hint what they missed
+        hint_rows = np.flatnonzero(settled & lost_rows.any(axis=1))
+        if hint_rows.size:
+            items = []
+            for i in hint_rows.tolist():
+                replicas = [p.nodes[j] for j in sub[i].tolist()]
+                missed = [node for node, gone in zip(replicas, lost_rows[i].tolist()) if gone]
+                items.append((keys_sub[i], rec_arr[i], replicas, missed))
+            yield from _hints.hint(ctx.hints, p, items)
+        bad = np.flatnonzero(settled & ~done)
+        if bad.size and error is None:
+            i = int(bad[0])
+            names = [p.nodes[j].name for j in sub[i].tolist()]
+            failures = [name for name, ok in zip(names, applied.reshape(count, n)[i]) if not ok and name in errors]
+            error = refuse(
+                ctx, partial_failure(level, "write", need, n, int(acks[i]), failures, errors)
+            )
+        if not again.any():
+            break
+        if attempt == MAX_ATTEMPTS:
+            i = int(np.flatnonzero(again)[0])
+            error = error or refuse(ctx, conflict(level, need, n, int(acks[i]), MAX_ATTEMPTS))
+            break
+        ctx.observe(max(refused[i] for i in np.flatnonzero(again).tolist()))
+        rows = rows[again]
+    if error is not None:
+        raise error
+
+
+def _write_batch_one(
+    ctx: Context,
+    p: Any,
+    kb_arr: NDArray[np.object_],
+    val_arr: NDArray[np.object_],
+    prefs: NDArray[np.int32],
+    up_rows: NDArray[np.bool_],
+    final: NDArray[np.object_],
+    now_ms: int,
+) -> Proc[None]:
+    """An eventual batch: each key's first live replica writes it, the others get hints."""
+    count = kb_arr.size
+    version = ctx.stamp()
+    records = list(map(_new, repeat(Record, count), zip(repeat(version, count), val_arr)))
+    rec_arr = objects(records, count)
+    final[:] = rec_arr
+    rows = np.arange(count)
+    first = np.argmax(up_rows, axis=1)
+    writer = prefs[rows, first]
+    targets = groups(writer)
+    results = yield [
+        Call(p.nodes[j], Op.WRITE_MANY, (kb_arr[pos].tolist(), rec_arr[pos].tolist()))
+        for j, pos in targets
+    ]
+    redo: list[int] = []
+    for (j, pos), result in zip(targets, results):
+        if failed(result):  # that replica failed: write these keys one by one to another
+            redo.extend(pos.tolist())
+            continue
+        if result.count(None) != len(result):
+            refused = {i for i, held in zip(pos.tolist(), result) if held is not None and held != version}
+            if refused:
+                redo.extend(refused)
+                pos = np.array([i for i in pos.tolist() if i not in refused], dtype=np.intp)
+        for c in range(prefs.shape[1]):
+            skipped = pos[first[pos] != c]
+            for owner, pos2 in groups(prefs[skipped, c]):
+                hint = list(zip(kb_arr[skipped[pos2]].tolist(), rec_arr[skipped[pos2]].tolist()))
+                yield from _hints.hint_eventual(ctx.hints, p.nodes[j], [p.nodes[owner]], hint)
+    for i in redo:
+        replicas = [p.nodes[x] for x in prefs[i].tolist()]
+        final[i] = yield from _put_one(ctx, p, kb_arr[i], val_arr[i], "eventual", replicas, now_ms)
+    if ctx.hints.backlog >= _hints.EVENTUAL_BATCH:
+        yield from _hints.deliver(ctx.hints, p, now_ms, list(ctx.hints.lagging))
+
+
+def _write_batch_moving(ctx: Context, p: Any, kbs: list[bytes], records: list[Record]) -> Proc[None]:
+    """Also write the batch to the replicas of a pending or newly installed placement."""
+    count = len(kbs)
+    kb_arr = objects(kbs, count)
+    rec_arr = objects(records, count)
+    while True:
+        current = ctx.placement
+        calls = []
+        for q in (p.pending, current, current.pending):
+            if q is None or not q.nodes:
+                continue
+            q_prefs = q.replicas_many(kbs)
+            for j, pos in groups(q_prefs.ravel()):
+                node = q.nodes[j]
+                if node.is_up:
+                    rows = pos // q_prefs.shape[1]
+                    calls.append(Call(node, Op.WRITE_MANY, (kb_arr[rows].tolist(), rec_arr[rows].tolist())))
+        if calls:
+            yield calls  # failures: repair() completes them
+        if ctx.placement is current:
+            return
+        p = current

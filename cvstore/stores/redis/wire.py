@@ -1,0 +1,265 @@
+"""How a RedisStore talks to its server: one send path, one NOSCRIPT retry, one SCAN iterator.
+
+Every command goes out as RESP chunks (``resp.Command``) on a connection
+taken from redis-py's pool, and its replies are read back from that
+connection; ``send`` writes now and returns the function that reads later,
+so a cluster's requests reach every server before it waits for any.  Error
+replies are read to the end of a request, so a connection never goes back to
+the pool with a reply unread; a socket error or timeout makes redis-py close
+the connection instead.  Script calls the server does not know (NOSCRIPT:
+first use, a restart, SCRIPT FLUSH) are sent again on the same connection
+after one SCRIPT LOAD, which is safe because a write only ever applies a
+newer version.
+
+Failures become ``StoreError``: ``unreachable`` for a refused or reset
+connection, a timeout, a failed handshake (password, database, TLS); not
+for an error reply from a server that answered (out of memory, read-only,
+no permission), whose own message is the error's ``reason``.
+
+redis-py is used through its client, pool and connection objects; what this
+relies on beyond redis-py's documented API (a pool's ``get_connection`` and
+``release``, a connection's ``send_packed_command`` and ``read_response``) is
+checked when the first store is made (``check_redis``), with a clear error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from typing import Any, Optional
+
+from cvstore.errors import StoreError
+from cvstore.stores.redis.resp import Command
+from cvstore.stores.redis.script import SCRIPT, SCRIPT_SHA
+from cvstore.stores.redis.stats import StoreStats
+
+__all__ = ("INSTALL_HINT", "Wire", "check_redis", "command")
+
+INSTALL_HINT = "pip install 'cvstore[redis]'"
+SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
+_SCRIPT_SHA_BYTES = SCRIPT_SHA.encode()
+
+
+def check_redis() -> Any:
+    """redis-py, checked for what the store relies on; ImportError naming what is missing."""
+    try:
+        import redis
+        import redis.backoff
+        import redis.connection
+        import redis.retry
+
+        redis.Redis  # noqa: B018 - a stray directory named redis is not redis-py
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"RedisStore needs redis-py, which is not installed; {INSTALL_HINT}") from exc
+    needs = {
+        "ConnectionPool.get_connection": getattr(redis.connection.ConnectionPool, "get_connection", None),
+        "ConnectionPool.release": getattr(redis.connection.ConnectionPool, "release", None),
+        "Connection.send_packed_command": getattr(redis.connection.Connection, "send_packed_command", None),
+        "Connection.read_response": getattr(redis.connection.Connection, "read_response", None),
+    }
+    missing = [name for name, attr in needs.items() if not callable(attr)]
+    if not missing:
+        params = inspect.signature(needs["Connection.send_packed_command"]).parameters
+        if "check_health" not in params:
+            missing.append("Connection.send_packed_command(check_health=...)")
+    if missing:
+        version = getattr(redis, "__version__", "?")
+        raise ImportError(
+            f"RedisStore does not work with redis-py {version}: it lacks {', '.join(missing)}; "
+            f"{INSTALL_HINT} installs a version that has them"
+        )
+    return redis
+
+
+def _raiser(error: StoreError, cause: BaseException) -> Callable[[], list[Any]]:
+    """A reader that raises `error` (from `cause`): a call that failed when it was sent."""
+
+    def fail() -> list[Any]:
+        raise error from cause
+
+    return fail
+
+
+def _acquire_of(pool_class: type) -> Callable[[Any], Any]:
+    """How to take a connection from a pool: redis-py before 5.3 requires a command name."""
+    param = inspect.signature(pool_class.get_connection).parameters.get("command_name")
+    if param is not None and param.default is inspect.Parameter.empty:
+        return lambda pool: pool.get_connection("_")
+    return lambda pool: pool.get_connection()
+
+
+def command(*args: bytes) -> Command:
+    """A command of short arguments."""
+    cmd = Command()
+    for arg in args:
+        cmd.arg(arg)
+    return cmd
+
+
+class Wire:
+    """The connection side of one RedisStore: send, read, retry scripts, scan, classify errors."""
+
+    def __init__(self, redis: Any, client: Any, address: str, stats: StoreStats) -> None:
+        self._client = client
+        self._acquire = _acquire_of(type(client.connection_pool))
+        self.address = address
+        self.stats = stats
+        self.name: Optional[str] = None
+        self._errors = (redis.RedisError, OSError)
+        self._timeout_errors = (redis.TimeoutError, TimeoutError)
+        self._reply_error = redis.ResponseError
+        self._noscript_error = redis.exceptions.NoScriptError
+
+    # ------------------------------------------------------------ failures
+
+    def fail(self, op: str, exc: BaseException, started: float) -> StoreError:
+        """The StoreError for `exc`, counted in the store's stats."""
+        elapsed = time.perf_counter() - started
+        unreachable = True
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, self._timeout_errors):
+            kind, what = "timeout", f"timed out after {elapsed:.3g} s"
+            reason = what
+        elif isinstance(exc, self._reply_error):
+            kind, what, reason, unreachable = "reply", "failed", text, False
+        else:
+            kind, what, reason = "connection", "connection failed", text
+        who = f"node {self.name!r} ({self.address})" if self.name else self.address
+        message = f"{who}: {op} {what}: {text}"
+        self.stats.failed(elapsed, kind, message)
+        return StoreError(message, node=self.name, unreachable=unreachable, reason=reason)
+
+    def refused(self, op: str, reason: str) -> StoreError:
+        """A StoreError for a reply this store cannot accept (not a server failure)."""
+        who = f"node {self.name!r} ({self.address})" if self.name else self.address
+        message = f"{who}: {op} failed: {reason}"
+        self.stats.failed(0.0, "reply", message)
+        return StoreError(message, node=self.name, unreachable=False, reason=reason)
+
+    # ---------------------------------------------------------- requests
+
+    def send(self, op: str, commands: list[Command]) -> Callable[[], list[Any]]:
+        """Write `commands` on one connection now; return the function that reads their replies.
+
+        The reader raises StoreError if the server failed or replied with an
+        error, after reading every reply.  A client holding a single
+        connection (shared under its lock) cannot leave a reply unread, so
+        there the whole exchange happens here.
+        """
+        started = time.perf_counter()
+        client = self._client
+        if client.connection is not None:
+            with getattr(client, "single_connection_lock", None) or nullcontext():
+                try:
+                    self._write(client.connection, commands)
+                    replies = self._read(client.connection, commands)
+                except self._errors as exc:
+                    return _raiser(self.fail(op, exc, started), exc)
+            self.stats.ok(time.perf_counter() - started)
+            return lambda: replies
+        pool = client.connection_pool
+        try:
+            conn = self._acquire(pool)
+        except self._errors as exc:
+            return _raiser(self.fail(op, exc, started), exc)
+        try:
+            self._write(conn, commands)
+        except BaseException as exc:  # redis-py closed the connection: no reply is left to read
+            pool.release(conn)
+            if not isinstance(exc, self._errors):
+                raise
+            return _raiser(self.fail(op, exc, started), exc)
+
+        def read() -> list[Any]:
+            try:
+                replies = self._read(conn, commands)
+            except self._errors as exc:
+                raise self.fail(op, exc, started) from exc
+            finally:
+                pool.release(conn)
+            self.stats.ok(time.perf_counter() - started)
+            return replies
+
+        return read
+
+    def call(self, op: str, commands: list[Command]) -> list[Any]:
+        """Send `commands` and read their replies now."""
+        return self.send(op, commands)()
+
+    def one(self, op: str, *args: bytes) -> Any:
+        """One command of short arguments, its reply."""
+        return self.call(op, [command(*args)])[0]
+
+    @staticmethod
+    def _write(conn: Any, commands: list[Command]) -> None:
+        conn.send_packed_command(
+            [chunk for cmd in commands for chunk in cmd.chunks()], check_health=False
+        )
+
+    def _read(self, conn: Any, commands: list[Command], retry: bool = True) -> list[Any]:
+        # Every reply is read, error replies too, so that the connection stays
+        # in step; a socket error or timeout makes redis-py close it instead.
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except self._reply_error as exc:
+                replies.append(exc)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, self._noscript_error)]
+        if lost and retry:  # the server lost the script: load it, send those calls again
+            self._write(conn, [command(b"SCRIPT", b"LOAD", SCRIPT.encode())])
+            sha = conn.read_response()
+            if isinstance(sha, bytes):
+                sha = sha.decode()
+            if sha != SCRIPT_SHA:  # pragma: no cover - a server that hashes differently
+                raise self._reply_error(f"SCRIPT LOAD returned sha {sha!r}, expected {SCRIPT_SHA!r}")
+            again = [commands[i] for i in lost]
+            self._write(conn, again)
+            for i, reply in zip(lost, self._read(conn, again, retry=False)):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @staticmethod
+    def script(keys: list[bytes], argv: list[bytes]) -> Command:
+        """An EVALSHA of the store's script."""
+        cmd = Command()
+        for arg in (b"EVALSHA", _SCRIPT_SHA_BYTES, b"%d" % len(keys)):
+            cmd.arg(arg)
+        cmd.column(keys)
+        cmd.column(argv)
+        return cmd
+
+    # ------------------------------------------------------------ scans
+
+    def scan(self, op: str, pattern: bytes, kind: Optional[bytes] = None) -> Iterator[list[bytes]]:
+        """Pages of the keys matching `pattern` (of type `kind` if given), by SCAN.
+
+        As Redis's SCAN promises: a key present for the whole scan is listed;
+        one written or deleted meanwhile may or may not be; a key may be
+        listed twice if the server resizes its table during the scan.
+        """
+        cursor = b"0"
+        extra = (b"TYPE", kind) if kind is not None else ()
+        while True:
+            cursor, keys = self.one(
+                op, b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"%d" % SCAN_COUNT, *extra
+            )
+            if keys:
+                yield keys
+            if cursor in (b"0", 0):
+                return
+
+    def hscan(self, op: str, key: bytes) -> Iterator[list[bytes]]:
+        """Pages of a hash's fields and values, flat (field, value, field, value...)."""
+        cursor = b"0"
+        while True:
+            cursor, flat = self.one(op, b"HSCAN", key, cursor, b"COUNT", b"%d" % SCAN_COUNT)
+            if flat:
+                yield flat
+            if cursor in (b"0", 0):
+                return
