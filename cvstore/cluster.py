@@ -151,6 +151,7 @@ class Cluster:
         self._rf = options.replication_factor
         self._rlevel = options.read_consistency
         self._wlevel = options.write_consistency
+        self._clock = options.clock
         self._now = options.clock.now
         self._observe = options.clock.observe
         self._grace_ms = int(options.tombstone_grace * 1000)
@@ -318,6 +319,13 @@ class Cluster:
                     node = replicas[int(_random() * len(replicas))]
                 if node.is_up:
                     record = node._get(kb)
+            elif need == 2:  # quorum of 3, the common case, written out
+                first, second = replicas[0], replicas[1]
+                if first.is_up and second.is_up:
+                    record = first._get(kb)
+                    other = second._get(kb)
+                    if other is not record and differs(other, record):
+                        record = _MISSING  # read repair: the core decides
             else:
                 asked = replicas[:need]
                 if all(node.is_up for node in asked):
@@ -329,7 +337,9 @@ class Cluster:
             if record is not _MISSING and state.placement is p:
                 if record is None:
                     return default
-                self._observe(record[0])
+                # observe() inlined for the usual case, a version already passed
+                if record[0] >> 32 > self._clock._hlc:
+                    self._observe(record[0])
                 return default if record[1] is TOMBSTONE else record[1]
         record = self._run(reads.get(state, kb, level, state.now_ms()))
         if record is None or record[1] is TOMBSTONE:

@@ -433,6 +433,19 @@ class TestFailingStores:
         assert isinstance(info.value.__cause__, StoreError)
         assert info.value.causes["flaky"] is info.value.__cause__
 
+    def test_a_removed_suspect_is_forgotten(self):
+        cluster, flaky, key = self.make()
+        flaky.broken = True
+        cluster.put(key, "v")
+        assert cluster.suspected == ("flaky",)
+        cluster.remove_node("flaky")
+        assert cluster.suspected == ()
+        assert "flaky" not in cluster.stats().per_node
+        node = Node("flaky2", store=flaky)  # the same store, back under another name
+        flaky.broken = False
+        cluster.add_node(node)
+        assert cluster.suspected == () and node.is_up
+
     def test_an_all_write_with_a_failing_replica_says_it_may_be_partly_applied(self):
         cluster, flaky, key = self.make()
         flaky.broken = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 
@@ -110,3 +112,46 @@ def test_readers_never_see_a_half_changed_ring():
         t.join()
     assert not errors, errors[0]
     assert cluster.get_many(list(data), consistency="all") == data
+
+
+@pytest.mark.slow
+def test_batch_calls_from_two_threads_leave_the_collector_running():
+    """No call switches off the garbage collector for the process (or any part of it)."""
+    import gc
+    import weakref
+
+    cluster = Cluster([Node(f"n{i}") for i in range(4)], replication_factor=3)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def batches(thread: int) -> None:
+        keys = [f"t{thread}:k{i}" for i in range(20_000)]
+        try:
+            for rnd in range(15):
+                cluster.put_many({k: rnd for k in keys})
+                assert cluster.get_many(keys[::7]) == {k: rnd for k in keys[::7]}
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    class Cycle:
+        pass
+
+    freed = []
+    samples = []
+    threads = [threading.Thread(target=batches, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        samples.append(gc.isenabled())
+        cycle = Cycle()
+        cycle.me = cycle  # garbage only the cyclic collector can free
+        freed.append(weakref.ref(cycle))
+        del cycle
+        time.sleep(0.001)
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert samples and all(samples)  # the collector was never switched off
+    # cycles made while the batches ran were freed by the collector on its own
+    assert sum(ref() is None for ref in freed) > len(freed) // 2

@@ -4,12 +4,15 @@ every answer is the owner in the ring before or after some change."""
 import threading
 import time
 
+import pytest
+
 from cvstore import HashRing
 
 BASE = [f"node-{i}" for i in range(20)]
 EXTRA = [f"extra-{i}" for i in range(5)]
 
 
+@pytest.mark.slow
 def test_readers_see_whole_rings_while_membership_changes():
     ring = HashRing(BASE)
     keys = [f"k{i}" for i in range(2000)]

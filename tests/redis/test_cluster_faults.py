@@ -24,6 +24,7 @@ def records(cluster, key):
     return [node.store.get(kb) for node in cluster.get_nodes_for_key(key)]
 
 
+@pytest.mark.slow
 def test_kill_9_under_quorum_writes_loses_no_acknowledged_write(start_redis, make_cluster):
     servers = start_redis(3, appendonly=True)
     cluster = make_cluster(servers, timeout=0.5, probe_interval=0.05, max_probe_interval=0.5)

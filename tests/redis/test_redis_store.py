@@ -793,6 +793,7 @@ class TestImport:
 
 
 class TestFaults:
+    @pytest.mark.slow
     def test_a_hung_server_fails_within_the_timeout(self, start_redis):
         (server,) = start_redis()
         store = RedisStore(server.url(), name="r1", timeout=0.5)
