@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cvstore import Cluster, MemoryStore, Node, StoreError, UnavailableError
@@ -432,6 +434,29 @@ class TestFailingStores:
         # the cause travels with the error: the suspect's last store error
         assert isinstance(info.value.__cause__, StoreError)
         assert info.value.causes["flaky"] is info.value.__cause__
+
+    def test_the_cvstore_logger_records_a_node_down_hints_and_their_delivery(self, caplog):
+        caplog.set_level("DEBUG", logger="cvstore")
+        cluster, flaky, key = self.make()
+        flaky.broken = True
+        cluster.put(key, "while down")
+        flaky.broken = False
+        assert cluster.probe() == ["flaky"]
+        said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "cvstore"]
+        assert ("WARNING", "node flaky suspected down: connection refused") in said
+        assert any(
+            level == "DEBUG" and re.fullmatch(r"1 hint\(s\) for flaky written to node\d", text)
+            for level, text in said
+        ), said
+        assert ("INFO", "node flaky is back up") in said
+        assert any(
+            level == "INFO" and re.fullmatch(r"1 hint\(s\) delivered to flaky from node\d", text)
+            for level, text in said
+        ), said
+        # a library adds no handler of its own: the application decides where records go
+        import logging
+
+        assert [type(h) for h in logging.getLogger("cvstore").handlers] == [logging.NullHandler]
 
     def test_a_removed_suspect_is_forgotten(self):
         cluster, flaky, key = self.make()

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_until  # beside the tests
 
 from cvstore import UnavailableError
 from cvstore.versions import TOMBSTONE
@@ -269,3 +270,42 @@ def test_a_quorum_read_asks_both_replicas_while_one_of_them_hangs(start_redis, m
     seen, outcome = while_it_waits(call, lambda: reads_served() > before, hung.resume)
     assert seen, "the second replica was asked only after the hung one"
     assert outcome == ({key: "v"} if batch else "v")
+
+
+@pytest.mark.slow
+def test_no_call_waits_for_a_probe_of_a_stopped_server(start_redis, make_cluster):
+    """A stopped (SIGSTOP) server is probed by the background thread, never in a caller's call."""
+    timeout = 3.0
+    servers = start_redis(3)
+    cluster = make_cluster(servers, timeout=timeout, probe_interval=0.05, max_probe_interval=0.2)
+    keys = [f"p{i}" for i in range(100)]
+    cluster.put_many({k: "v" for k in keys})
+    pinged_from: list[str] = []
+    for node in cluster.nodes:
+        ping = node.store.ping
+
+        def recorded(ping=ping):
+            pinged_from.append(threading.current_thread().name)
+            return ping()
+
+        node.store.ping = recorded
+    servers[2].pause()
+    slowest = 0.0
+    try:
+        cluster.put(keys[0], "first")  # meets the stopped server: waits out one timeout
+        assert cluster.suspected == ("r3",)
+        for i in range(1000):
+            key = keys[i % len(keys)]
+            started = time.perf_counter()
+            if i % 2:
+                cluster.put(key, f"v{i}")
+            else:
+                cluster.get(key)
+            slowest = max(slowest, time.perf_counter() - started)
+        assert cluster.suspected == ("r3",)  # still stopped, still probed
+    finally:
+        servers[2].resume()
+    print(f"\nstopped server: slowest of 1,000 calls {slowest * 1000:.1f} ms, {len(pinged_from)} probes")
+    assert pinged_from and set(pinged_from) == {"cvstore-prober"}  # no probe ran in a call
+    assert slowest < timeout / 2  # none waited out a probe's timeout (each probe takes 3 s)
+    assert wait_until(lambda: cluster.suspected == ())  # the prober finds it back by itself

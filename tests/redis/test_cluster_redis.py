@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from waiting import wait_until  # beside the tests
 
 from cvstore import Cluster, Node, RedisStore, StoreError, UnavailableError
 from cvstore.cluster import IO_BATCH
@@ -20,18 +21,6 @@ KEYS = [f"user:{i}" for i in range(300)]
 def raw(cluster, name, key):
     """The record node `name`'s server holds for `key` (None if none)."""
     return cluster.node(name).store.get(key.encode())
-
-
-def wait_until(predicate, seconds=10.0, step=0.05, action=None):
-    """Call `action` (if any) and poll `predicate` until it holds or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if action is not None:
-            action()
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class TestExports:

@@ -1,0 +1,290 @@
+"""The replication core on its own: decisions tested with no store, no socket, no thread.
+
+Procedures are driven by hand: each yielded list of calls is answered with
+results chosen by the test (applied, refused by a version, failed), and the
+test checks what the procedure decided to do next.
+"""
+
+from __future__ import annotations
+
+import ast
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cvstore.core
+from cvstore.core import hints, levels, reads, writes
+from cvstore.core.calls import Call, Op, suspects
+from cvstore.core.health import Schedule
+from cvstore.core.placement import Placement, ring_placer
+from cvstore.core.records import TOMBSTONE, Record, differs, newest
+from cvstore.errors import ConflictError, StoreError, UnavailableError
+
+CORE = Path(cvstore.core.__file__).parent
+
+
+# ----------------------------------------------------------------- layering
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in CORE.glob("*.py")))
+def test_the_core_imports_no_store_socket_thread_or_clock(module):
+    imported = imported_modules(CORE / module)
+    forbidden = {
+        name
+        for name in imported
+        if name.split(".")[0] in {"socket", "threading", "time", "asyncio", "selectors", "redis"}
+        or name.startswith(("cvstore.stores", "cvstore.cluster", "cvstore.node", "cvstore._driver"))
+        or name in {"cvstore.versions", "concurrent.futures", "logging"}
+    }
+    assert forbidden == set(), f"{module} imports {sorted(forbidden)}"
+
+
+def test_nothing_below_the_drivers_imports_a_driver():
+    package = CORE.parent
+    for path in [*package.glob("stores/**/*.py"), *CORE.glob("*.py"), package / "node.py"]:
+        imported = imported_modules(path)
+        assert not {m for m in imported if m in {"cvstore.cluster", "cvstore.aio", "cvstore._driver"}}, path
+
+
+# ------------------------------------------------------------------ records
+
+
+def test_newest_is_the_highest_version_and_the_first_of_equal_ones():
+    a, b, c = Record(3, "a"), Record(5, "b"), Record(5, "c")
+    assert newest([None, a, b, c, None]) is b
+    assert newest([None, None]) is None
+    assert newest([]) is None
+
+
+def test_differs_compares_versions_not_values():
+    assert not differs(Record(2, "x"), Record(2, "y"))  # one write, read twice
+    assert differs(Record(2, "x"), Record(3, "x"))
+    assert differs(None, Record(1, TOMBSTONE)) and differs(Record(1, 1), None)
+    assert not differs(None, None)
+
+
+# ------------------------------------------------------------------- levels
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_the_level_table(n):
+    quorum = n // 2 + 1
+    assert levels.read_needs(n) == {"one": 1, "quorum": quorum, "all": n, "eventual": 1, "strong": quorum}
+    assert levels.write_needs(n) == {"one": 1, "quorum": quorum, "all": n, "eventual": 1, "strong": quorum}
+    # the levels that promise a write wins over an earlier acknowledged one: two write quorums meet
+    meet = {name for name, rule in levels.LEVELS.items() if 2 * rule.writes(n) > n}
+    assert {"quorum", "all", "strong"} <= meet
+    assert levels.WRITE_ONE == {"eventual"}
+
+
+def test_a_bad_level_names_the_argument_and_the_value():
+    with pytest.raises(ValueError, match=r"consistency must be one of \('one', 'quorum'.*got 'bogus'"):
+        levels.check_level("consistency", "bogus")
+    with pytest.raises(ValueError, match=r"read_policy must be one of .*got 3"):
+        levels.check_policy("read_policy", 3)
+
+
+# ------------------------------------------------------------------- health
+
+
+class Member:
+    def __init__(self, name: str, up: bool = True, zone: Any = None) -> None:
+        self.name, self.weight, self.zone, self.is_up = name, 1.0, zone, up
+        self.remote = False
+        self.latency = None
+
+    def __repr__(self) -> str:
+        return f"Member({self.name})"
+
+
+def test_the_probe_schedule_backs_off_and_forgets():
+    schedule = Schedule(interval=0.1, max_interval=0.35)
+    node = Member("r1")
+    down = StoreError("connection refused", node="r1")
+    assert schedule.failed(node, down, now=10.0)
+    assert not schedule.failed(node, down, now=10.05)  # already suspected
+    assert schedule.due(10.05) == [] and schedule.due(10.1) == [node]
+    schedule.probe_failed(node, down, now=10.1)
+    assert schedule.next_due() == pytest.approx(10.3)  # 0.2 s
+    schedule.probe_failed(node, down, now=10.3)
+    assert schedule.next_due() == pytest.approx(10.65)  # 0.35 s: the maximum
+    assert schedule.report("r1", now=10.4)["suspected_for_s"] == pytest.approx(0.4)
+    assert schedule.answered(node) and not schedule.suspects
+    assert schedule.failures["r1"] == 4
+    schedule.drop("r1")
+    assert "r1" not in schedule.failures and schedule.next_due() is None
+
+
+def test_only_an_unreachable_store_makes_a_suspect():
+    schedule = Schedule(0.1, 1.0)
+    full = StoreError("OOM command not allowed", node="r1", unreachable=False)
+    assert not schedule.failed(Member("r1"), full, now=0.0)
+    assert schedule.suspects == {} and schedule.last_error["r1"] is full
+    calls = [Call(Member("a"), Op.GET), Call(Member("b"), Op.GET), Call(Member("c"), Op.GET)]
+    gone = StoreError("reset", node="b")
+    assert suspects(calls, [full, gone, Record(1, 1)]) == [(calls[1].node, gone)]
+
+
+# --------------------------------------------------------- driving procedures
+
+
+class Context:
+    """What a driver hands a procedure, without a driver."""
+
+    def __init__(self, members: list[Member], rf: int = 3) -> None:
+        self.placement = Placement(members, rf, ring_placer(vnodes=40, hash="xxh64", seed=0))
+        self.hints = hints.HintBook(3_600_000, nullcontext())
+        self.read_policy = "primary"
+        self.counters: dict[str, int] = {}
+        self.observed: list[int] = []
+        self._next = 100 << 32
+
+    def stamp(self) -> int:
+        self._next += 1 << 32
+        return self._next
+
+    def observe(self, version: int) -> None:
+        self.observed.append(version)
+        self._next = max(self._next, version)
+
+    def causes(self, names):
+        return {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def install(self, placement: Placement) -> None:
+        self.placement = placement
+
+    def random(self) -> float:
+        return 0.0
+
+
+def drive(proc, answer):
+    """Run `proc`, answering each step with ``answer(calls)``; returns (value, steps)."""
+    steps = []
+    try:
+        calls = proc.send(None)
+        while True:
+            steps.append(list(calls))
+            calls = proc.send(answer(calls))
+    except StopIteration as stop:
+        return stop.value, steps
+
+
+def test_a_write_refused_by_a_newer_version_is_stamped_again_above_it():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    newer = 500 << 32
+    written: list[int] = []
+
+    def answer(calls):
+        out = []
+        for call in calls:
+            if call.op is Op.WRITE_MANY:
+                version = call.args[1][0][0]
+                written.append(version)
+                out.append([None] if version > newer else [newer])
+            else:
+                out.append(None)
+        return out
+
+    _, steps = drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert ctx.observed == [newer]
+    assert len(steps) == 2 and all(len(step) == 3 for step in steps)  # every replica, twice
+    assert len(set(written[:3])) == 1 and min(written[3:]) > newer
+
+
+def test_refusals_that_cannot_make_a_quorum_are_not_retried():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    down = StoreError("connection refused", node="x")
+
+    def answer(calls):  # one refusal, two unreachable: retrying cannot reach 2
+        return [[7 << 32]] + [down] * (len(calls) - 1)
+
+    with pytest.raises(UnavailableError, match=r"quorum write needs 2 of 3 replicas, 0 acknowledged"):
+        drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert ctx.observed == [] and ctx.counters == {"unavailable": 1}
+
+
+def test_a_write_refused_every_time_is_a_conflict_after_the_last_attempt():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+
+    def answer(calls):
+        return [[call.args[1][0][0] + (1 << 32)] for call in calls]  # always a newer one
+
+    with pytest.raises(ConflictError, match=f"through {writes.MAX_ATTEMPTS} attempts"):
+        drive(writes.put(ctx, b"k", "v", "all", 0), answer)
+    assert len(ctx.observed) == writes.MAX_ATTEMPTS - 1
+
+
+def test_a_down_replica_gets_a_hint_on_the_next_node_of_the_walk():
+    members = [Member(f"n{i}") for i in range(5)]
+    ctx = Context(members)
+    replicas = ctx.placement.replicas(b"k")
+    replicas[1].is_up = False
+    walk = [m for m in ctx.placement.walk(b"k") if m not in replicas]
+
+    def answer(calls):
+        return [[None] if call.op is Op.WRITE_MANY else None for call in calls]
+
+    _, steps = drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert [c.node for c in steps[0]] == [replicas[0], replicas[2]]  # the live replicas
+    (hint,) = steps[1]
+    assert hint.op is Op.PUT_HINTS and hint.node is walk[0] and hint.args[0] == replicas[1].name
+    assert ctx.hints.pending == {replicas[1].name: {walk[0].name}}
+
+
+def test_an_error_reply_is_not_hinted_and_does_not_fail_a_met_quorum():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    full = StoreError("OOM", node="x", unreachable=False)
+
+    def answer(calls):
+        return [full] + [[None]] * (len(calls) - 1)
+
+    _, steps = drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert len(steps) == 1 and ctx.hints.pending == {}
+
+
+def test_a_quorum_read_returns_the_newest_and_repairs_the_stale_replica():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    old, new = Record(1 << 32, "old"), Record(2 << 32, "new")
+
+    def answer(calls):
+        if calls[0].op is Op.GET:
+            return [old, new]
+        return [[None] for _ in calls]
+
+    record, steps = drive(reads.get(ctx, b"k", "quorum", 0), answer)
+    assert record == new and ctx.observed == [new.version]
+    (repair,) = steps[1]
+    assert repair.op is Op.WRITE_MANY and repair.node is steps[0][0].node
+    assert repair.args == ([b"k"], [new]) and ctx.counters == {"read_repairs": 1}
+
+
+def test_a_failed_replica_is_replaced_by_a_spare_for_the_read():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    gone = StoreError("reset", node="x")
+    answers = iter([[gone, Record(1, "a")], [Record(1, "a")]])
+    record, steps = drive(reads.get(ctx, b"k", "quorum", 0), lambda calls: next(answers))
+    assert record == Record(1, "a") and len(steps) == 2 and len(steps[1]) == 1
+
+
+def test_zones_spread_the_replicas_first():
+    members = [Member(f"a{i}", zone="a") for i in range(4)] + [Member("b0", zone="b")]
+    ctx = Context(members, rf=2)
+    for key in (b"x", b"y", b"z", b"w"):
+        assert {m.zone for m in ctx.placement.replicas(key)} == {"a", "b"}
+
