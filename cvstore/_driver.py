@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL, Schedule
+from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
 from cvstore.core.levels import check_level, check_policy
 from cvstore.core.placement import Placement, Placer, ring_placer
@@ -226,7 +226,7 @@ class State:
             log.warning("node %s suspected down: %s", node.name, error.reason)
         return newly
 
-    def probed(self, node: Node, error: Optional[StoreError]) -> bool:
+    def probed(self, node: Node, error: StoreError | None) -> bool:
         """The result of a probe of `node`; returns True if it is back up."""
         with self.lock:
             if error is not None:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import is_, itemgetter
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
@@ -40,7 +40,7 @@ from cvstore._driver import (
 from cvstore.core import hints as _hints
 from cvstore.core import reads, rebalance, repair, scan, stats, writes
 from cvstore.core.batch import IO_BATCH
-from cvstore.core.calls import Call, Op, suspects
+from cvstore.core.calls import Call, Op
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore.core.levels import check_level, level_error
@@ -128,7 +128,7 @@ class Cluster:
         read_policy: str = "random",
         hint_window: float = DEFAULT_HINT_WINDOW,
         tombstone_grace: float = DEFAULT_TOMBSTONE_GRACE,
-        clock: Optional[HybridClock] = None,
+        clock: HybridClock | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         max_probe_interval: float = DEFAULT_MAX_PROBE_INTERVAL,
     ) -> None:
@@ -157,7 +157,7 @@ class Cluster:
         self._grace_ms = int(options.tombstone_grace * 1000)
         self._pending_hints = state.hints.pending  # the same dict: tested on every call
         self._membership = threading.RLock()
-        self._prober: Optional[_Prober] = None
+        self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
         self._closed = False
         # Hints a previous client left in the stores (a Redis server keeps them).
@@ -233,7 +233,7 @@ class Cluster:
 
     # ---------------------------------------------------------- single keys
 
-    def put(self, key: str | bytes, value: Any, *, consistency: Optional[str] = None) -> None:
+    def put(self, key: str | bytes, value: Any, *, consistency: str | None = None) -> None:
         """Store `value` under `key` on its replicas.
 
         The write is acknowledged when as many replicas as `consistency`
@@ -265,7 +265,9 @@ class Cluster:
             # write is an acknowledged write at any level.  Anything else (a
             # node down, a refusal, a membership change) goes to the core,
             # which stamps the value again and decides.
-            replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
+            replicas = list(
+                map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
+            )
             for node in replicas:
                 if not node.is_up:  # checked before writing: a refused call leaves no trace
                     break
@@ -279,11 +281,11 @@ class Cluster:
                         return
         self._run(writes.put(self._state, kb, value, level, self._state.now_ms()))
 
-    def delete(self, key: str | bytes, *, consistency: Optional[str] = None) -> None:
+    def delete(self, key: str | bytes, *, consistency: str | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
         self.put(key, TOMBSTONE, consistency=consistency)
 
-    def get(self, key: str | bytes, default: Any = None, *, consistency: Optional[str] = None) -> Any:
+    def get(self, key: str | bytes, default: Any = None, *, consistency: str | None = None) -> Any:
         """The value of `key`, or `default` if it has none.
 
         Asks as many replicas as `consistency` needs (the cluster's
@@ -311,7 +313,9 @@ class Cluster:
             raise level_error("consistency", consistency) from None
         if p.direct and not self._pending_hints and state.read_policy != "fastest":
             # Fast path, in-process stores: the replicas asked are up and agree.
-            replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
+            replicas = list(
+                map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
+            )
             record: Any = _MISSING
             if need == 1:
                 node = replicas[0]
@@ -352,7 +356,7 @@ class Cluster:
         self,
         mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
         *,
-        consistency: Optional[str] = None,
+        consistency: str | None = None,
     ) -> None:
         """Store many keys at once: ``put`` for each, with one store call per node.
 
@@ -389,7 +393,7 @@ class Cluster:
         self._run(writes.put_many(self._state, kbs, values, level, self._state.now_ms()))
 
     def get_many(
-        self, keys: Iterable[str | bytes], *, consistency: Optional[str] = None
+        self, keys: Iterable[str | bytes], *, consistency: str | None = None
     ) -> dict[Any, Any]:
         """The values of many keys: ``{key: value}``, keys without a value absent.
 
@@ -489,7 +493,9 @@ class Cluster:
             state.join(node)
             started = time.perf_counter()
             try:
-                report = self._run(rebalance.rebalance(state, old, new, action="add", node=node.name))
+                report = self._run(
+                    rebalance.rebalance(state, old, new, action="add", node=node.name)
+                )
             except BaseException:
                 state.leave(node)
                 raise
@@ -665,7 +671,7 @@ class Cluster:
             return []
         if len(calls) > 1 and any(call.node.store.remote for call in calls) and not calls[0].timed:
             pendings: list[Pending[Any]] = []
-            error: Optional[BaseException] = None
+            error: BaseException | None = None
             for call in calls:
                 try:
                     pendings.append(_send(call))

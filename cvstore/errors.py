@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Optional
 
 
 class CvstoreError(Exception):
@@ -43,9 +42,9 @@ class StoreError(CvstoreError):
         self,
         message: str,
         *,
-        node: Optional[str] = None,
+        node: str | None = None,
         unreachable: bool = True,
-        reason: Optional[str] = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.node = node
@@ -73,7 +72,7 @@ class UnavailableError(CvstoreError):
         required: int,
         alive: int,
         down: tuple[str, ...] = (),
-        causes: Optional[Mapping[str, StoreError]] = None,
+        causes: Mapping[str, StoreError] | None = None,
     ) -> None:
         super().__init__(message)
         self.level = level

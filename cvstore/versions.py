@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Optional
 
 from cvstore.core.records import (
     COUNTER_BITS,
@@ -77,7 +76,7 @@ class HybridClock:
     """
 
     def __init__(
-        self, writer_id: Optional[int] = None, *, wall_ms: Optional[Callable[[], int]] = None
+        self, writer_id: int | None = None, *, wall_ms: Callable[[], int] | None = None
     ) -> None:
         if writer_id is None:
             writer_id = int.from_bytes(os.urandom(4), "little")
@@ -113,7 +112,7 @@ class HybridClock:
         # and nothing between them can raise.
         self._acquire()
         hlc = self._hlc + 1
-        if wall > hlc:  # noqa: PLR1730 (max() costs a call per write)
+        if wall > hlc:
             hlc = wall
         self._hlc = hlc
         self._release()
@@ -141,7 +140,7 @@ class HybridClock:
         hlc = version >> _WRITER_BITS
         if hlc > self._hlc:
             with self._lock:
-                if hlc > self._hlc:  # noqa: PLR1730
+                if hlc > self._hlc:
                     self._hlc = hlc
 
     def __repr__(self) -> str:

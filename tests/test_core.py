@@ -56,7 +56,9 @@ def test_nothing_below_the_drivers_imports_a_driver():
     package = CORE.parent
     for path in [*package.glob("stores/**/*.py"), *CORE.glob("*.py"), package / "node.py"]:
         imported = imported_modules(path)
-        assert not {m for m in imported if m in {"cvstore.cluster", "cvstore.aio", "cvstore._driver"}}, path
+        assert not {
+            m for m in imported if m in {"cvstore.cluster", "cvstore.aio", "cvstore._driver"}
+        }, path
 
 
 # ------------------------------------------------------------------ records
@@ -82,8 +84,20 @@ def test_differs_compares_versions_not_values():
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_the_level_table(n):
     quorum = n // 2 + 1
-    assert levels.read_needs(n) == {"one": 1, "quorum": quorum, "all": n, "eventual": 1, "strong": quorum}
-    assert levels.write_needs(n) == {"one": 1, "quorum": quorum, "all": n, "eventual": 1, "strong": quorum}
+    assert levels.read_needs(n) == {
+        "one": 1,
+        "quorum": quorum,
+        "all": n,
+        "eventual": 1,
+        "strong": quorum,
+    }
+    assert levels.write_needs(n) == {
+        "one": 1,
+        "quorum": quorum,
+        "all": n,
+        "eventual": 1,
+        "strong": quorum,
+    }
     # the levels that promise a write wins over an earlier acknowledged one: two write quorums meet
     meet = {name for name, rule in levels.LEVELS.items() if 2 * rule.writes(n) > n}
     assert {"quorum", "all", "strong"} <= meet
@@ -91,7 +105,9 @@ def test_the_level_table(n):
 
 
 def test_a_bad_level_names_the_argument_and_the_value():
-    with pytest.raises(ValueError, match=r"consistency must be one of \('one', 'quorum'.*got 'bogus'"):
+    with pytest.raises(
+        ValueError, match=r"consistency must be one of \('one', 'quorum'.*got 'bogus'"
+    ):
         levels.check_level("consistency", "bogus")
     with pytest.raises(ValueError, match=r"read_policy must be one of .*got 3"):
         levels.check_policy("read_policy", 3)
@@ -214,7 +230,9 @@ def test_refusals_that_cannot_make_a_quorum_are_not_retried():
     def answer(calls):  # one refusal, two unreachable: retrying cannot reach 2
         return [[7 << 32]] + [down] * (len(calls) - 1)
 
-    with pytest.raises(UnavailableError, match=r"quorum write needs 2 of 3 replicas, 0 acknowledged"):
+    with pytest.raises(
+        UnavailableError, match=r"quorum write needs 2 of 3 replicas, 0 acknowledged"
+    ):
         drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
     assert ctx.observed == [] and ctx.counters == {"unavailable": 1}
 
@@ -287,4 +305,3 @@ def test_zones_spread_the_replicas_first():
     ctx = Context(members, rf=2)
     for key in (b"x", b"y", b"z", b"w"):
         assert {m.zone for m in ctx.placement.replicas(key)} == {"a", "b"}
-

@@ -143,7 +143,8 @@ class TestRecords:
     def test_write_many_returns_the_refusing_version_of_each_record(self, store):
         store.put_many([(b"a", Record(5, b"x")), (b"b", Record(7, b"y"))])
         held = store.write_many(
-            [b"a", b"b", b"c", b"a"], [Record(6, b"n"), Record(3, b"o"), Record(1, b"p"), Record(6, b"q")]
+            [b"a", b"b", b"c", b"a"],
+            [Record(6, b"n"), Record(3, b"o"), Record(1, b"p"), Record(6, b"q")],
         )
         # a: applied; b: refused by 7; c: new; a again: refused by the record just applied
         assert held == [None, 7, None, 6]
@@ -283,7 +284,7 @@ class TestMemoryStore:
     def test_a_backend_must_implement_write_many_or_put(self):
         with pytest.raises(TypeError, match="Lazy must implement write_many\\(\\) or put\\(\\)"):
 
-            class Lazy(Store):  # noqa: F841 - defining it is the test
+            class Lazy(Store):
                 def get(self, key):
                     return None
 

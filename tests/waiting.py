@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 
 def wait_until(
     predicate: Callable[[], bool],
     seconds: float = 10.0,
     step: float = 0.05,
-    action: Optional[Callable[[], Any]] = None,
+    action: Callable[[], Any] | None = None,
 ) -> bool:
     """Call `action` (if any) and poll `predicate` until it holds or `seconds` pass."""
     deadline = time.monotonic() + seconds

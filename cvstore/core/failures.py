@@ -11,7 +11,7 @@ refused, r3 down)".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from cvstore.errors import ConflictError, StoreError, UnavailableError
 
@@ -19,7 +19,7 @@ __all__ = ("conflict", "partial_failure", "unavailable")
 
 
 def _named(names: Sequence[str], state: str, causes: Mapping[str, StoreError]) -> str:
-    """"r1 down: connection refused; r2, r3 down": each known cause, then the rest."""
+    """ "r1 down: connection refused; r2, r3 down": each known cause, then the rest."""
     parts = [f"{name} {state}: {causes[name].reason}" for name in names if name in causes]
     rest = [name for name in names if name not in causes]
     if rest or not parts:
@@ -38,7 +38,7 @@ def unavailable(
     op: str,
     need: int,
     replicas: Sequence[Any],
-    causes: Optional[Mapping[str, StoreError]] = None,
+    causes: Mapping[str, StoreError] | None = None,
 ) -> UnavailableError:
     """The error for a call that needs `need` of `replicas` (members) up and has fewer."""
     causes = causes or {}
@@ -65,7 +65,7 @@ def partial_failure(
     total: int,
     done: int,
     failed: Sequence[str],
-    causes: Optional[Mapping[str, StoreError]] = None,
+    causes: Mapping[str, StoreError] | None = None,
 ) -> UnavailableError:
     """The error for a call that passed the up-check but whose stores then failed.
 

@@ -16,7 +16,7 @@ the lock around it.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from cvstore.errors import StoreError
 
@@ -76,7 +76,7 @@ class Schedule:
         """The suspected nodes whose probe is due at `now`."""
         return [entry.node for entry in self.suspects.values() if entry.due <= now]
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """When the earliest probe is due (the driver's clock), or None without suspects."""
         return min((entry.due for entry in self.suspects.values()), default=None)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Optional
+from typing import Any
 
 from cvstore.core.calls import Call, Op, Proc, failed
 from cvstore.core.records import version_wall_ms
@@ -119,7 +119,9 @@ def store(
     if not batches:
         return 0
     keys = list(batches)
-    results = yield [Call(holder, Op.PUT_HINTS, (owner, batches[holder, owner])) for holder, owner in keys]
+    results = yield [
+        Call(holder, Op.PUT_HINTS, (owner, batches[holder, owner])) for holder, owner in keys
+    ]
     stored = 0
     with book.lock:
         for (holder, owner), result in zip(keys, results):
@@ -181,7 +183,7 @@ def count(placement: Any) -> Proc[int]:
 
 
 def deliver(
-    book: HintBook, placement: Any, now_ms: int, owners: Optional[Iterable[str]] = None
+    book: HintBook, placement: Any, now_ms: int, owners: Iterable[str] | None = None
 ) -> Proc[int]:
     """Hand hints to their owners that are up; drop expired ones.
 
@@ -244,7 +246,9 @@ def deliver(
     return delivered
 
 
-def deliver_found(book: HintBook, placement: Any, replicas: Sequence[Any], now_ms: int) -> Proc[int]:
+def deliver_found(
+    book: HintBook, placement: Any, replicas: Sequence[Any], now_ms: int
+) -> Proc[int]:
     """Deliver hints for any of `replicas` that has hints waiting and is up."""
     owners = book.owners_waiting(replicas)
     if not owners:

@@ -17,7 +17,7 @@ fewer zones than N) the next nodes of the walk.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,7 +53,7 @@ class Member(Protocol):
 
     name: str
     weight: float
-    zone: Optional[str]
+    zone: str | None
     is_up: bool
 
     @property
@@ -82,13 +82,13 @@ class Placement:
         "_zone_of",
         "by_name",
         "direct",
-        "remote",
         "get_nodes",
         "index",
         "n",
         "node_of",
         "nodes",
         "pending",
+        "remote",
         "ring",
         "rneed",
         "wneed",

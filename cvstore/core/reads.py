@@ -15,10 +15,9 @@ replica keeps being measured).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from itertools import compress
 from operator import is_not
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def order_for_read(ctx: Context, up: list[Any], need: int) -> list[Any]:
     return up
 
 
-def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Optional[Record]]:
+def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]:
     """The newest record of `kb` among the replicas `level` asks (see the module docstring)."""
     while True:
         p = ctx.placement
@@ -69,7 +68,7 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Optional[Recor
         asked, spares = order[:need], order[need:]
         results = yield [Call(node, Op.GET, (kb,), timed) for node in asked]
         answered: list[Any] = []
-        records: list[Optional[Record]] = []
+        records: list[Record | None] = []
         errors: dict[str, StoreError] = {}
         while True:
             for node, result in zip(asked, results):
@@ -109,15 +108,13 @@ def repair_copies(ctx: Context, writes: dict[Any, list[tuple[bytes, Record]]]) -
     results = yield [
         Call(node, Op.WRITE_MANY, tuple(map(list, zip(*writes[node])))) for node in nodes
     ]
-    fixed = sum(
-        sum(held is None for held in result) for result in results if not failed(result)
-    )
+    fixed = sum(sum(held is None for held in result) for result in results if not failed(result))
     if fixed:
         ctx.count("read_repairs", fixed)
     return fixed
 
 
-def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[list[Optional[Record]]]:
+def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[list[Record | None]]:
     """The newest record of each key, as ``get`` would read it, one store call per node."""
     while True:
         p = ctx.placement
@@ -126,7 +123,7 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
         if ctx.hints.pending:
             yield from _hints.deliver_found(ctx.hints, p, p.nodes, now_ms)
         step = io_step(p.remote, len(kbs))
-        best: list[Optional[Record]] = []
+        best: list[Record | None] = []
         for i in range(0, len(kbs), step):
             best += yield from _read_batch(ctx, p, kbs[i : i + step], p.rneed[level], level, now_ms)
         if ctx.placement is p:
@@ -139,7 +136,7 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
 
 def _read_batch(
     ctx: Context, p: Any, kbs: list[bytes], need: int, level: str, now_ms: int
-) -> Proc[list[Optional[Record]]]:
+) -> Proc[list[Record | None]]:
     count = len(kbs)
     prefs = p.replicas_many(kbs)
     n = prefs.shape[1]
@@ -216,7 +213,7 @@ def _read_batch(
     return best
 
 
-def _get_in(ctx: Context, p: Any, kb: bytes, level: str, now_ms: int) -> Proc[Optional[Record]]:
+def _get_in(ctx: Context, p: Any, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]:
     """``get`` of one key, without the observe (the batch observes once)."""
     placement = ctx.placement
     if placement is not p:  # the batch re-reads everything on a new placement anyway

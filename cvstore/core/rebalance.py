@@ -80,7 +80,9 @@ class MembershipReport:
         )
 
 
-def rebalance(ctx: Context, old: Any, new: Any, *, action: str, node: str) -> Proc[MembershipReport]:
+def rebalance(
+    ctx: Context, old: Any, new: Any, *, action: str, node: str
+) -> Proc[MembershipReport]:
     """Move from placement `old` to `new`, streaming copies (``seconds`` left 0 for the driver)."""
     ctx.install(old.with_pending(new))
     try:
@@ -111,7 +113,9 @@ def rebalance(ctx: Context, old: Any, new: Any, *, action: str, node: str) -> Pr
     )
 
 
-def _affected(old: Any, new: Any) -> Proc[tuple[NDArray[np.object_], NDArray[np.int32], NDArray[np.int32], set[str]]]:
+def _affected(
+    old: Any, new: Any
+) -> Proc[tuple[NDArray[np.object_], NDArray[np.int32], NDArray[np.int32], set[str]]]:
     skipped = {n.name for n in old.nodes if not n.is_up} | {
         n.name for n in new.nodes if not n.is_up
     }
@@ -177,7 +181,9 @@ def _stream(
             source = old.nodes[j]
             if source.is_up and source.name not in skipped:
                 reads.append((c, j, pos))
-    results = yield [Call(old.nodes[j], Op.GET_MANY, (sub_keys[pos].tolist(),)) for _, j, pos in reads]
+    results = yield [
+        Call(old.nodes[j], Op.GET_MANY, (sub_keys[pos].tolist(),)) for _, j, pos in reads
+    ]
     columns_arr = [np.full(count, None, dtype=object) for _ in range(sub_old.shape[1])]
     for (c, j, pos), records in zip(reads, results):
         if failed(records):

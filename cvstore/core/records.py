@@ -12,7 +12,7 @@ wins (last-write-wins); a delete is a record whose value is ``TOMBSTONE``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 __all__ = (
     "TOMBSTONE",
@@ -63,7 +63,7 @@ class Record(NamedTuple):
         return self.value is TOMBSTONE
 
 
-def newest(records: Iterable[Optional[Record]]) -> Optional[Record]:
+def newest(records: Iterable[Record | None]) -> Record | None:
     """The record with the highest version among `records` (None entries skipped), or None.
 
     On equal versions the first one wins: equal versions are the same write.
@@ -75,9 +75,9 @@ def newest(records: Iterable[Optional[Record]]) -> Optional[Record]:
     return best
 
 
-def newest_by_row(columns: list[list[Optional[Record]]]) -> tuple[list[Optional[Record]], list[int]]:
+def newest_by_row(columns: list[list[Record | None]]) -> tuple[list[Record | None], list[int]]:
     """Per row of `columns` (one list per replica), the newest record and its column (-1 if none)."""
-    best_out: list[Optional[Record]] = []
+    best_out: list[Record | None] = []
     src_out: list[int] = []
     append_best = best_out.append
     append_src = src_out.append
@@ -93,7 +93,7 @@ def newest_by_row(columns: list[list[Optional[Record]]]) -> tuple[list[Optional[
     return best_out, src_out
 
 
-def differs(a: Optional[Record], b: Optional[Record]) -> bool:
+def differs(a: Record | None, b: Record | None) -> bool:
     """Whether two copies of a key are different writes (one missing, or other versions)."""
     if a is b:
         return False

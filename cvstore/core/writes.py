@@ -50,7 +50,9 @@ def refuse(ctx: Context, error: UnavailableError) -> UnavailableError:
     return error
 
 
-def refuse_down(ctx: Context, level: str, op: str, need: int, replicas: Sequence[Any]) -> UnavailableError:
+def refuse_down(
+    ctx: Context, level: str, op: str, need: int, replicas: Sequence[Any]
+) -> UnavailableError:
     """The error for a call that needs `need` of `replicas` up and has fewer."""
     down = [node.name for node in replicas if not node.is_up]
     return refuse(ctx, unavailable(level, op, need, replicas, ctx.causes(down)))
@@ -186,7 +188,9 @@ def _put_moving(ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[
 # ----------------------------------------------------------------- batches
 
 
-def writable(ctx: Context, p: Any, kbs: Sequence[bytes], need: int, level: str) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+def writable(
+    ctx: Context, p: Any, kbs: Sequence[bytes], need: int, level: str
+) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
     """Each key's replicas and which of them are up; refuses if a key has too few up."""
     prefs = p.replicas_many(kbs)
     up_rows = p.alive()[prefs]
@@ -216,7 +220,9 @@ def put_many(
     if step < len(kbs):  # refuse before writing anything, as one batch would
         writable(ctx, p, kbs, need, level)
     for i in range(0, len(kbs), step):
-        yield from _write_batch(ctx, p, kbs[i : i + step], values[i : i + step], need, level, now_ms)
+        yield from _write_batch(
+            ctx, p, kbs[i : i + step], values[i : i + step], need, level, now_ms
+        )
 
 
 def _write_batch(
@@ -273,7 +279,11 @@ def _write_batch_all(
         for j, pos in targets:
             cells = flat[pos]
             calls.append(
-                Call(p.nodes[j], Op.WRITE_MANY, (keys_sub[cells // n].tolist(), rec_arr[cells // n].tolist()))
+                Call(
+                    p.nodes[j],
+                    Op.WRITE_MANY,
+                    (keys_sub[cells // n].tolist(), rec_arr[cells // n].tolist()),
+                )
             )
         results = yield calls
         applied = np.zeros(count * n, dtype=bool)
@@ -321,7 +331,11 @@ def _write_batch_all(
         if bad.size and error is None:
             i = int(bad[0])
             names = [p.nodes[j].name for j in sub[i].tolist()]
-            failures = [name for name, ok in zip(names, applied.reshape(count, n)[i]) if not ok and name in errors]
+            failures = [
+                name
+                for name, ok in zip(names, applied.reshape(count, n)[i])
+                if not ok and name in errors
+            ]
             error = refuse(
                 ctx, partial_failure(level, "write", need, n, int(acks[i]), failures, errors)
             )
@@ -367,7 +381,9 @@ def _write_batch_one(
             redo.extend(pos.tolist())
             continue
         if result.count(None) != len(result):
-            refused = {i for i, held in zip(pos.tolist(), result) if held is not None and held != version}
+            refused = {
+                i for i, held in zip(pos.tolist(), result) if held is not None and held != version
+            }
             if refused:
                 redo.extend(refused)
                 pos = np.array([i for i in pos.tolist() if i not in refused], dtype=np.intp)
@@ -383,7 +399,9 @@ def _write_batch_one(
         yield from _hints.deliver(ctx.hints, p, now_ms, list(ctx.hints.lagging))
 
 
-def _write_batch_moving(ctx: Context, p: Any, kbs: list[bytes], records: list[Record]) -> Proc[None]:
+def _write_batch_moving(
+    ctx: Context, p: Any, kbs: list[bytes], records: list[Record]
+) -> Proc[None]:
     """Also write the batch to the replicas of a pending or newly installed placement."""
     count = len(kbs)
     kb_arr = objects(kbs, count)
@@ -399,7 +417,9 @@ def _write_batch_moving(ctx: Context, p: Any, kbs: list[bytes], records: list[Re
                 node = q.nodes[j]
                 if node.is_up:
                     rows = pos // q_prefs.shape[1]
-                    calls.append(Call(node, Op.WRITE_MANY, (kb_arr[rows].tolist(), rec_arr[rows].tolist())))
+                    calls.append(
+                        Call(node, Op.WRITE_MANY, (kb_arr[rows].tolist(), rec_arr[rows].tolist()))
+                    )
         if calls:
             yield calls  # failures: repair() completes them
         if ctx.placement is current:

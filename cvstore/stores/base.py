@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, ClassVar, Generic, Optional, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from cvstore.core.records import TOMBSTONE, Record
 from cvstore.errors import StoreError
@@ -90,15 +90,15 @@ class Store(abc.ABC):
 
     #: The node's name, carried by the StoreErrors the store raises (the
     #: cluster sets it when the store joins a node).
-    name: Optional[str] = None
+    name: str | None = None
 
     # ------------------------------------------------------------ records
 
     @abc.abstractmethod
-    def get(self, key: bytes) -> Optional[Record]:
+    def get(self, key: bytes) -> Record | None:
         """The record of `key`, tombstones included, or None."""
 
-    def get_many(self, keys: Sequence[bytes]) -> list[Optional[Record]]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
         """``[get(k) for k in keys]``, in one round trip where the backend can."""
         return [self.get(k) for k in keys]
 
@@ -109,7 +109,7 @@ class Store(abc.ABC):
         if cls.write_many is Store.write_many and cls.put is Store.put:
             raise TypeError(f"{cls.__name__} must implement write_many() or put()")
 
-    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[Optional[int]]:
+    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[int | None]:
         """Store each record whose version is newer than the one stored for its key.
 
         Returns, per record, None if it was applied, else the version of the
@@ -123,9 +123,9 @@ class Store(abc.ABC):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
             )
-        out: list[Optional[int]] = []
+        out: list[int | None] = []
         for key, record in zip(keys, records):
-            held: Optional[Record] = None
+            held: Record | None = None
             while held is None:  # refused, then gone before it was read: try again
                 if self.put(key, record):
                     break
@@ -231,7 +231,7 @@ class Store(abc.ABC):
 
     # -------------------------------------------------------- overlapping
 
-    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Optional[Record]]]:
+    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Record | None]]:
         """Start ``get_many(keys)``; ``result()`` of what is returned finishes it.
 
         A remote backend sends the request here and reads the reply in
@@ -242,7 +242,7 @@ class Store(abc.ABC):
 
     def send_write_many(
         self, keys: Sequence[bytes], records: Sequence[Record]
-    ) -> Pending[list[Optional[int]]]:
+    ) -> Pending[list[int | None]]:
         """Start ``write_many(keys, records)``, as ``send_get_many`` does."""
         return Pending.now(self.write_many, keys, records)
 

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, itemgetter
 from operator import lt as _lt
-from typing import Optional
 
 from cvstore.core.records import TOMBSTONE, Record
 from cvstore.stores.base import Store
@@ -70,11 +69,11 @@ class MemoryStore(Store):
             if old is not None and old[0] >= version:
                 return False
             data[key] = record
-            if version > self._newest:  # noqa: PLR1730 (max() costs a call per write)
+            if version > self._newest:
                 self._newest = version
             return True
 
-    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[Optional[int]]:
+    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[int | None]:
         if len(keys) != len(records):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
@@ -104,7 +103,7 @@ class MemoryStore(Store):
             data.update(compress(zip(keys, records), applied))
             return [None if ok else old[0] for ok, old in zip(applied, olds)]  # type: ignore[index]
 
-    def _put_locked(self, key: bytes, record: Record) -> Optional[int]:
+    def _put_locked(self, key: bytes, record: Record) -> int | None:
         old = self._data.get(key)
         if old is not None and old[0] >= record[0]:
             return old[0]

@@ -53,7 +53,9 @@ class TestBadRecords:
         assert cluster.suspected == ()
         report = cluster.repair()
         assert report.complete and report.skipped == ()
-        assert report.unreadable >= 2  # the foreign keys met by the scan (junk was read-repaired or rewritten)
+        assert (
+            report.unreadable >= 2
+        )  # the foreign keys met by the scan (junk was read-repaired or rewritten)
         # every real copy is back on r2, and the foreign keys are untouched
         held = values_on(cluster, "r2", victims)
         replicas_r2 = [k for k in victims if "r2" in [n.name for n in cluster.get_nodes_for_key(k)]]
@@ -235,7 +237,9 @@ class TestCauses:
         servers = start_redis(3, extra_config=["requirepass s3cret"])
         urls = [f"redis://:wrong@127.0.0.1:{s.port}/0" for s in servers]
         nodes = [Node(f"r{i + 1}", store=RedisStore(u, prefix=prefix)) for i, u in enumerate(urls)]
-        cluster = Cluster(nodes)  # builds: the hint counts it asks for fail, the nodes are suspected
+        cluster = Cluster(
+            nodes
+        )  # builds: the hint counts it asks for fail, the nodes are suspected
         assert cluster.suspected == ("r1", "r2", "r3")
         with pytest.raises(UnavailableError) as info:
             cluster.put("k", "v")

@@ -48,7 +48,7 @@ def test_kill_9_under_quorum_writes_loses_no_acknowledged_write(start_redis, mak
                 else:
                     acked[w].append(key)
                 progress.release()
-        except BaseException as exc:  # noqa: BLE001 - anything but UnavailableError is a bug
+        except BaseException as exc:
             other_errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
@@ -203,7 +203,7 @@ def while_it_waits(call, condition, release, seconds=2.5):
     def run():
         try:
             outcome.append(call())
-        except Exception as exc:  # noqa: BLE001 - the caller looks at it
+        except Exception as exc:
             outcome.append(exc)
         finally:
             finished.set()
@@ -305,7 +305,9 @@ def test_no_call_waits_for_a_probe_of_a_stopped_server(start_redis, make_cluster
         assert cluster.suspected == ("r3",)  # still stopped, still probed
     finally:
         servers[2].resume()
-    print(f"\nstopped server: slowest of 1,000 calls {slowest * 1000:.1f} ms, {len(pinged_from)} probes")
+    print(
+        f"\nstopped server: slowest of 1,000 calls {slowest * 1000:.1f} ms, {len(pinged_from)} probes"
+    )
     assert pinged_from and set(pinged_from) == {"cvstore-prober"}  # no probe ran in a call
     assert slowest < timeout / 2  # none waited out a probe's timeout (each probe takes 3 s)
     assert wait_until(lambda: cluster.suspected == ())  # the prober finds it back by itself

@@ -720,7 +720,11 @@ class TestConnecting:
         ("kwargs", "error", "match"),
         [
             ({"timeout": 0}, ValueError, "timeout must be a finite number of seconds > 0, got 0"),
-            ({"timeout": -1.5}, ValueError, "timeout must be a finite number of seconds > 0, got -1.5"),
+            (
+                {"timeout": -1.5},
+                ValueError,
+                "timeout must be a finite number of seconds > 0, got -1.5",
+            ),
             ({"timeout": float("inf")}, ValueError, "finite number of seconds > 0, got inf"),
             ({"timeout": float("nan")}, ValueError, "finite number of seconds > 0, got nan"),
             ({"timeout": "1"}, TypeError, "timeout must be a number of seconds, got '1'"),

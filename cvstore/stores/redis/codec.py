@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from itertools import repeat
 from operator import getitem
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from cvstore.core.records import TOMBSTONE, Record
 
@@ -83,7 +83,7 @@ class Unreadable(Exception):
 class RecordCodec:
     """Encodes records to bytes and back for one store (with its optional value codec)."""
 
-    def __init__(self, codec: Optional[Codec]) -> None:
+    def __init__(self, codec: Codec | None) -> None:
         self.codec = codec
 
     def head(self, version: int, tag: int) -> bytes:
@@ -134,7 +134,9 @@ class RecordCodec:
             return _new_record(Record, (version, raw[HEAD + 1 :]))
         if tag == ORD_STR:
             try:
-                return _new_record(Record, (version, raw[HEAD + 1 :].decode("utf-8", "surrogatepass")))
+                return _new_record(
+                    Record, (version, raw[HEAD + 1 :].decode("utf-8", "surrogatepass"))
+                )
             except UnicodeDecodeError:
                 raise Unreadable(f"malformed str record in {where!r}: {raw[:40]!r}") from None
         if tag == ORD_TOMBSTONE:
@@ -154,7 +156,7 @@ class RecordCodec:
 
     def decode_many(
         self, raws: list[Any], keys: list[bytes], prefix: bytes
-    ) -> tuple[list[Optional[Record]], int]:
+    ) -> tuple[list[Record | None], int]:
         """(records, how many were unreadable) of MGET replies; None where there is none."""
         if None not in raws and raws and min(map(len, raws)) > HEAD:
             # every key has a record: decode by column with C-level map when
@@ -171,12 +173,16 @@ class RecordCodec:
                     except UnicodeDecodeError:
                         pass  # one bad record: the loop below finds it
                     else:
-                        return list(map(_new_record, repeat(Record, len(raws)), zip(versions, values))), 0
+                        return list(
+                            map(_new_record, repeat(Record, len(raws)), zip(versions, values))
+                        ), 0
                 else:
-                    return list(map(_new_record, repeat(Record, len(raws)), zip(versions, payloads))), 0
+                    return list(
+                        map(_new_record, repeat(Record, len(raws)), zip(versions, payloads))
+                    ), 0
         # inline fast path of decode for bytes, str and tombstones
         from_bytes, new = int.from_bytes, _new_record
-        out: list[Optional[Record]] = []
+        out: list[Record | None] = []
         add = out.append
         bad = 0
         for raw, key in zip(raws, keys):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ("StoreStats",)
 
@@ -12,8 +12,18 @@ class StoreStats:
     """Call counters and a latency histogram (powers of two in µs); thread-safe."""
 
     __slots__ = (
-        "_lock", "calls", "errors", "timeouts", "connection_errors", "error_replies",
-        "seconds", "max_seconds", "buckets", "last_error", "records_read", "records_written",
+        "_lock",
+        "buckets",
+        "calls",
+        "connection_errors",
+        "error_replies",
+        "errors",
+        "last_error",
+        "max_seconds",
+        "records_read",
+        "records_written",
+        "seconds",
+        "timeouts",
         "unreadable",
     )  # fmt: skip
 
@@ -34,7 +44,7 @@ class StoreStats:
         self.seconds = 0.0
         self.max_seconds = 0.0
         self.buckets = [0] * 32
-        self.last_error: Optional[str] = None
+        self.last_error: str | None = None
         self.records_read = 0
         self.records_written = 0
         self.unreadable = 0

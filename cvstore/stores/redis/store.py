@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cvstore.core.records import Record
@@ -91,7 +91,7 @@ def _check_url(url: str) -> None:
             raise ValueError(f"url_or_client database must be a number >= 0, got {db!r}")
     if parts.scheme != "unix":
         try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
+            parts.port
         except ValueError as exc:
             raise ValueError(f"url_or_client port must be a number, got {url!r}") from exc
 
@@ -144,9 +144,9 @@ class RedisStore(Store):
         url_or_client: Any,
         *,
         prefix: str | bytes = DEFAULT_PREFIX,
-        timeout: Optional[float] = None,
-        codec: Optional[Codec] = None,
-        name: Optional[str] = None,
+        timeout: float | None = None,
+        codec: Codec | None = None,
+        name: str | None = None,
     ) -> None:
         redis = check_redis()
         if isinstance(url_or_client, str):
@@ -159,7 +159,7 @@ class RedisStore(Store):
                 retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
             )
             self._owns_client = True
-            self.timeout: Optional[float] = seconds
+            self.timeout: float | None = seconds
         elif isinstance(url_or_client, redis.Redis):
             if timeout is not None:
                 raise ValueError(
@@ -211,11 +211,11 @@ class RedisStore(Store):
         self.name = name
 
     @property
-    def name(self) -> Optional[str]:  # type: ignore[override]
+    def name(self) -> str | None:  # type: ignore[override]
         return self._name
 
     @name.setter
-    def name(self, value: Optional[str]) -> None:
+    def name(self, value: str | None) -> None:
         self._name = value
         wire = getattr(self, "_wire", None)
         if wire is not None:
@@ -250,13 +250,13 @@ class RedisStore(Store):
 
     # ------------------------------------------------------------ records
 
-    def get(self, key: bytes) -> Optional[Record]:
+    def get(self, key: bytes) -> Record | None:
         return self.send_get_many([_as_bytes(key)]).result()[0]
 
-    def get_many(self, keys: Sequence[bytes]) -> list[Optional[Record]]:
+    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
         return self.send_get_many(keys).result()
 
-    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Optional[Record]]]:
+    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Record | None]]:
         """Send the MGETs of `keys` now; ``result()`` reads and decodes the replies."""
         if set(map(type, keys)) != {bytes}:
             keys = [_as_bytes(k) for k in keys]
@@ -270,7 +270,7 @@ class RedisStore(Store):
             commands.append(cmd)
         read = self._wire.send("get" if len(keys) == 1 else "get_many", commands)
 
-        def finish() -> list[Optional[Record]]:
+        def finish() -> list[Record | None]:
             replies = read()  # the connection is back in the pool before decoding
             raws = replies[0] if len(replies) == 1 else [raw for part in replies for raw in part]
             records, bad = self._codec.decode_many(raws, list(keys), self._records)
@@ -280,7 +280,7 @@ class RedisStore(Store):
 
         return Pending(finish)
 
-    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[Optional[int]]:
+    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[int | None]:
         """Store each record whose version is newer; one round trip for the batch.
 
         Returns, per record, None if applied, else the version that refused it.
@@ -289,7 +289,7 @@ class RedisStore(Store):
 
     def send_write_many(
         self, keys: Sequence[bytes], records: Sequence[Record]
-    ) -> Pending[list[Optional[int]]]:
+    ) -> Pending[list[int | None]]:
         """Send the write script calls now; ``result()`` reads which records were refused."""
         if len(keys) != len(records):
             raise ValueError(
@@ -329,7 +329,7 @@ class RedisStore(Store):
         head: bytes,
         version: bytes,
         op: str,
-    ) -> Pending[list[Optional[int]]]:
+    ) -> Pending[list[int | None]]:
         """Send the script calls that store ``head + payloads[i]`` under ``key_prefix + keys[i]``.
 
         `version` is the 12-byte version every record carries, or b"" when
@@ -348,9 +348,9 @@ class RedisStore(Store):
             commands.append(cmd)
         read = self._wire.send(op, commands)
 
-        def finish() -> list[Optional[int]]:
+        def finish() -> list[int | None]:
             replies = read()
-            out: list[Optional[int]] = [None] * len(keys)
+            out: list[int | None] = [None] * len(keys)
             bad = 0
             foreign = []
             for (start, _), reply in zip(parts, replies):
@@ -451,7 +451,8 @@ class RedisStore(Store):
                 continue
             seen.update(rkeys)
             calls = [
-                (rkeys[i : i + SCRIPT_BATCH], [b"heads"]) for i in range(0, len(rkeys), SCRIPT_BATCH)
+                (rkeys[i : i + SCRIPT_BATCH], [b"heads"])
+                for i in range(0, len(rkeys), SCRIPT_BATCH)
             ]
             heads: list[Any] = []
             for part in self._scripts("scan_versions", calls):
@@ -610,7 +611,7 @@ def _mget(rkeys: list[bytes]) -> Command:
     return cmd
 
 
-def _count_of(raw: Any) -> Optional[int]:
+def _count_of(raw: Any) -> int | None:
     """A counter's value, None if it holds something other than an integer (0 when absent)."""
     if raw is None:
         return 0

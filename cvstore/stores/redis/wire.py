@@ -28,7 +28,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from typing import Any, Optional
+from typing import Any
 
 from cvstore.errors import StoreError
 from cvstore.stores.redis.resp import Command
@@ -50,13 +50,19 @@ def check_redis() -> Any:
         import redis.connection
         import redis.retry
 
-        redis.Redis  # noqa: B018 - a stray directory named redis is not redis-py
+        redis.Redis
     except (ImportError, AttributeError) as exc:
-        raise ImportError(f"RedisStore needs redis-py, which is not installed; {INSTALL_HINT}") from exc
+        raise ImportError(
+            f"RedisStore needs redis-py, which is not installed; {INSTALL_HINT}"
+        ) from exc
     needs = {
-        "ConnectionPool.get_connection": getattr(redis.connection.ConnectionPool, "get_connection", None),
+        "ConnectionPool.get_connection": getattr(
+            redis.connection.ConnectionPool, "get_connection", None
+        ),
         "ConnectionPool.release": getattr(redis.connection.ConnectionPool, "release", None),
-        "Connection.send_packed_command": getattr(redis.connection.Connection, "send_packed_command", None),
+        "Connection.send_packed_command": getattr(
+            redis.connection.Connection, "send_packed_command", None
+        ),
         "Connection.read_response": getattr(redis.connection.Connection, "read_response", None),
     }
     missing = [name for name, attr in needs.items() if not callable(attr)]
@@ -106,7 +112,7 @@ class Wire:
         self._acquire = _acquire_of(type(client.connection_pool))
         self.address = address
         self.stats = stats
-        self.name: Optional[str] = None
+        self.name: str | None = None
         self._errors = (redis.RedisError, OSError)
         self._timeout_errors = (redis.TimeoutError, TimeoutError)
         self._reply_error = redis.ResponseError
@@ -214,7 +220,9 @@ class Wire:
             if isinstance(sha, bytes):
                 sha = sha.decode()
             if sha != SCRIPT_SHA:  # pragma: no cover - a server that hashes differently
-                raise self._reply_error(f"SCRIPT LOAD returned sha {sha!r}, expected {SCRIPT_SHA!r}")
+                raise self._reply_error(
+                    f"SCRIPT LOAD returned sha {sha!r}, expected {SCRIPT_SHA!r}"
+                )
             again = [commands[i] for i in lost]
             self._write(conn, again)
             for i, reply in zip(lost, self._read(conn, again, retry=False)):
@@ -236,7 +244,7 @@ class Wire:
 
     # ------------------------------------------------------------ scans
 
-    def scan(self, op: str, pattern: bytes, kind: Optional[bytes] = None) -> Iterator[list[bytes]]:
+    def scan(self, op: str, pattern: bytes, kind: bytes | None = None) -> Iterator[list[bytes]]:
         """Pages of the keys matching `pattern` (of type `kind` if given), by SCAN.
 
         As Redis's SCAN promises: a key present for the whole scan is listed;
