@@ -23,8 +23,10 @@ from typing import Any
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
 from cvstore.core.levels import check_level, check_policy
+from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.errors import NodeExistsError, StoreError
+from cvstore.stores.base import Store
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.versions import HybridClock
 
@@ -171,6 +173,14 @@ class State:
         self.schedule = Schedule(options.probe_interval, options.max_probe_interval)
         self.lock = lock()  # guards the schedule, node state and counters
         self.counters: dict[str, int] = {"read_repairs": 0, "unavailable": 0}
+        # Membership kept on the nodes (None: kept in this process): the layout
+        # this client holds, how it reaches a node the layout names, and the
+        # nodes whose stores it made (it closes those).
+        self.layout: Layout | None = None
+        self.shared = False  # the membership lives on the nodes (set before a layout is known)
+        self.connect: Callable[[NodeSpec], Store] | None = None
+        self.made: set[str] = set()
+        self._placers: dict[tuple[Any, ...], Callable[[Mapping[str, float]], Placer]] = {}
         self.placement = self.placement_of(list(members))
         for node in members:
             self.join(node)
@@ -183,6 +193,85 @@ class State:
     def install(self, placement: Placement) -> None:
         # One assignment: every reader sees the old placement or the new one.
         self.placement = placement
+
+    @property
+    def epoch(self) -> int:
+        """The layout epoch every request carries (0: membership kept in this process)."""
+        layout = self.layout
+        if layout is None:
+            # -1: a client of a shared cluster that could not read its layout yet;
+            # every node refuses it until it has (0 would not be fenced at all)
+            return -1 if self.shared else 0
+        return layout.epoch
+
+    @property
+    def replication_factor(self) -> int:
+        layout = self.layout
+        return self.options.replication_factor if layout is None else layout.replication_factor
+
+    @property
+    def members(self) -> dict[str, Node]:
+        """Every node of the current placement and of a change under way, by name."""
+        p = self.placement
+        found = dict(p.by_name)
+        if p.pending is not None:
+            found.update(p.pending.by_name)
+        return found
+
+    def apply_layout(self, layout: Layout, joining: Mapping[str, Node] | None = None) -> None:
+        """Make `layout` this client's membership: nodes made or dropped, placement swapped.
+
+        Nodes this client does not have yet are made with ``connect``;
+        `joining` are nodes given for the names they carry.
+        """
+        known = {**self.members, **(joining or {})}
+        nodes: dict[str, Node] = {}
+        for spec in layout.everyone():
+            node = known.get(spec.name)
+            if node is None:
+                if self.connect is None:
+                    raise ValueError(
+                        f"the layout names node {spec.name!r} at {spec.address!r}, and this "
+                        "client has no way to reach it; pass connect= to Cluster.join"
+                    )
+                node = Node(spec.name, weight=spec.weight, zone=spec.zone, store=self.connect(spec))
+                self.made.add(spec.name)
+            if node._cluster is not self.owner:
+                self.join(node)
+            nodes[spec.name] = node
+        placer = self._placer(layout)
+        current = Placement(
+            [nodes[s.name] for s in layout.nodes],
+            layout.replication_factor,
+            placer,
+            {s.name: s.weight for s in layout.nodes},
+        )
+        if layout.next is not None:
+            after = Placement(
+                [nodes[s.name] for s in layout.next],
+                layout.replication_factor,
+                placer,
+                {s.name: s.weight for s in layout.next},
+            )
+            current = current.with_pending(after)
+        for spec in layout.nodes if layout.next is None else layout.next:
+            nodes[spec.name].weight = spec.weight
+        gone = [node for name, node in known.items() if name not in nodes]
+        self.layout = layout
+        self.install(current)
+        for node in gone:
+            self.leave(node)
+            if node.name in self.made:
+                self.made.discard(node.name)
+                node.store.close()
+        log.info("layout %s", layout.describe())
+
+    def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
+        key = (layout.vnodes, layout.hash, layout.seed)
+        placer = self._placers.get(key)
+        if placer is None:
+            placer = self._placers[key] = ring_placer(**layout.ring_options())
+        return placer
 
     def join(self, node: Node) -> None:
         node._cluster = self.owner

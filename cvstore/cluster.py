@@ -38,9 +38,10 @@ from cvstore._driver import (
     check_options,
 )
 from cvstore.core import hints as _hints
-from cvstore.core import reads, rebalance, repair, scan, stats, writes
+from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
 from cvstore.core.batch import IO_BATCH
-from cvstore.core.calls import Call, Op
+from cvstore.core.calls import FENCED, Call, Op
+from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore.core.levels import check_level, level_error
@@ -48,9 +49,17 @@ from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE, Record, differs
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
-from cvstore.errors import NodeExistsError, NodeNotFoundError, StoreError
+from cvstore.core.placement import Placement
+from cvstore.errors import (
+    FencedError,
+    LayoutConflictError,
+    NodeExistsError,
+    NodeNotFoundError,
+    StoreError,
+    UnavailableError,
+)
 from cvstore.node import Node
-from cvstore.stores.base import Pending
+from cvstore.stores.base import Pending, Store
 from cvstore.versions import HybridClock
 
 __all__ = ("IO_BATCH", "Cluster")
@@ -64,6 +73,8 @@ _new = tuple.__new__
 _MISSING = object()
 _value = itemgetter(1)
 _random = random.random
+# Times a call loads a newer layout (or brings a node up to date) and asks again.
+_RELOADS = 6
 
 
 class Cluster:
@@ -148,7 +159,6 @@ class Cluster:
         )
         members = check_members(nodes)
         self._state = state = State(options, members, self)
-        self._rf = options.replication_factor
         self._rlevel = options.read_consistency
         self._wlevel = options.write_consistency
         self._clock = options.clock
@@ -160,8 +170,165 @@ class Cluster:
         self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
         self._closed = False
+        if members and all(_keeps_layout(node.store) for node in members):
+            # Servers shared with other clients: the membership lives on them.
+            self._share(members, options, connect=_connect_like(members))
         # Hints a previous client left in the stores (a Redis server keeps them).
-        self._run(_hints.adopt(state.hints, members))
+        self._run(_hints.adopt(state.hints, list(state.members.values())))
+
+    # -------------------------------------------- membership on the nodes
+
+    @classmethod
+    def create(cls, nodes: Iterable[Node], *, connect: Any = None, **options: Any) -> Cluster:
+        """A new cluster whose membership lives on its nodes (the first layout is written).
+
+        Every client that joins later (``Cluster.join``) learns the whole
+        cluster from any one node.  Raises LayoutError if a node already
+        belongs to a cluster.  `connect` makes the store of a node named by
+        the layout (``connect(spec) -> Store``); Redis nodes need none.
+        """
+        members = check_members(nodes)
+        if not members:
+            raise ValueError("nodes must name at least one node to create a cluster, got none")
+        cluster = cls((), **options)
+        cluster._share(members, cluster._state.options, connect or _connect_like(members), create=True)
+        cluster._run(_hints.adopt(cluster._state.hints, members))
+        return cluster
+
+    @classmethod
+    def join(
+        cls,
+        seeds: Iterable[str | Store],
+        *,
+        prefix: str = "cvstore:",
+        timeout: float | None = None,
+        codec: Any = None,
+        connect: Any = None,
+        **options: Any,
+    ) -> Cluster:
+        """Join an existing cluster from one or more of its nodes: the layout they hold says the rest.
+
+        `seeds` are node addresses (``redis://host:port/db`` URLs, read with
+        `prefix`, `timeout` and `codec`, and any credentials in the URL, which
+        the client keeps for every node) or stores.  The layout with the
+        highest epoch among the seeds that answer wins.  Options that shape
+        placement (replication factor, vnodes, hash, seed) come from it.
+        """
+        stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
+        if not stores:
+            raise ValueError("seeds must name at least one node of the cluster, got none")
+        probe = [Node(f"seed{i}", store=store) for i, store in enumerate(stores)]
+        cluster = cls((), **options)
+        layout, _ = cluster._run(membership.load(probe))
+        if layout is None:
+            for store in stores:
+                if isinstance(seed_of(store), str):
+                    store.close()
+            raise LayoutError(
+                "no seed answered with a cluster layout; start the cluster with Cluster.create"
+            )
+        state = cluster._state
+        state.connect = connect or _connect_like(probe)
+        by_address = {(_address(st), _prefix(st)): st for st in stores}
+        given = {}
+        for spec in layout.everyone():
+            store = by_address.pop((spec.address, spec.prefix), None)
+            if store is not None:
+                given[spec.name] = Node(spec.name, weight=spec.weight, zone=spec.zone, store=store)
+                if isinstance(seed_of(store), str):
+                    state.made.add(spec.name)
+        for store in by_address.values():  # a seed that is not a node of the layout
+            if isinstance(seed_of(store), str):
+                store.close()
+        state.apply_layout(layout, given)
+        cluster._sync()
+        cluster._run(_hints.adopt(state.hints, list(state.members.values())))
+        return cluster
+
+    def _share(
+        self, members: list[Node], options: Any, connect: Any, create: bool = False
+    ) -> None:
+        """Follow the layout `members` hold, or write the first one on them."""
+        state = self._state
+        state.shared = True
+        state.connect = connect
+        given = {node.name: node for node in members}
+        layout, epochs = self._run(membership.load(members))
+        if layout is None and not epochs:
+            if create:
+                raise UnavailableError(
+                    "creating a cluster needs its nodes up, and none answered",
+                    level="membership",
+                    required=len(members),
+                    alive=0,
+                    down=tuple(given),
+                    causes=state.causes(given),
+                )
+            # No node answered: the layout is read on the first call that
+            # meets one (until then every node refuses this client's epoch).
+            return
+        if layout is None:
+            specs = [_spec(node) for node in members]
+            layout = first(specs, options.replication_factor, **options.ring_args)
+            try:
+                self._run(membership.install(layout, given, {name: 0 for name in given}))
+            except LayoutConflictError:
+                if create:
+                    raise
+                layout, epochs = self._run(membership.load(members))  # another client was first
+                assert layout is not None
+        elif create:
+            raise LayoutError(
+                f"node {next(n for n in given if epochs.get(n))!r} already belongs to cluster "
+                f"{layout.cluster} ({layout.describe()}); join it with Cluster.join"
+            )
+        if layout.replication_factor != options.replication_factor and not create:
+            if options.replication_factor != 3:  # the default: the layout decides
+                raise ValueError(
+                    f"replication_factor={options.replication_factor} does not match the "
+                    f"cluster's layout ({layout.replication_factor}); leave it out to follow "
+                    "the layout"
+                )
+        stray = sorted(name for name in given if layout.spec(name) is None)
+        if stray:
+            raise ValueError(
+                f"nodes {stray} are not in the cluster's layout ({layout.describe()}); "
+                "add them with add_node, or join with Cluster.join"
+            )
+        state.apply_layout(layout, given)
+        self._sync(epochs)
+
+    def _sync(self, epochs: dict[str, int] | None = None) -> None:
+        """Bring the nodes that hold an older layout than this client's up to date."""
+        self._run(membership.refresh(self._state))
+
+    @property
+    def layout(self) -> Layout | None:
+        """The layout this client holds, when the membership lives on the nodes (else None)."""
+        return self._state.layout
+
+    def _op(self, make: Any) -> Any:
+        """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
+        for attempt in range(_RELOADS):
+            try:
+                return self._run(make())
+            except FencedError as exc:
+                if attempt == _RELOADS - 1:
+                    raise
+                self._fenced(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fenced(self, exc: FencedError) -> None:
+        state = self._state
+        if state.layout is None:  # the layout could not be read when this client started
+            self._share(list(state.members.values()), state.options, state.connect)
+            return
+        if exc.newer:
+            self._run(membership.refresh(state))
+            return
+        node = state.members.get(exc.node or "")
+        if node is not None:  # the node missed a change: bring it up to date
+            self._run(membership.push(state.layout, node, exc.node_epoch))
 
     @property
     def _place(self) -> Any:
@@ -184,7 +351,7 @@ class Cluster:
 
     @property
     def replication_factor(self) -> int:
-        return self._rf
+        return self._state.replication_factor
 
     @property
     def ring(self) -> Any:
@@ -260,7 +427,13 @@ class Cluster:
             p.wneed[level]
         except (KeyError, TypeError):
             raise level_error("consistency", consistency) from None
-        if p.direct and p.pending is None and not self._pending_hints and level not in p.wone:
+        if (
+            p.direct
+            and p.pending is None
+            and not self._pending_hints
+            and level not in p.wone
+            and self._state.layout is None
+        ):
             # Fast path, in-process stores: every replica up and applying the
             # write is an acknowledged write at any level.  Anything else (a
             # node down, a refusal, a membership change) goes to the core,
@@ -279,7 +452,8 @@ class Cluster:
                 else:
                     if self._state.placement is p:
                         return
-        self._run(writes.put(self._state, kb, value, level, self._state.now_ms()))
+        state = self._state
+        self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
     def delete(self, key: str | bytes, *, consistency: str | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
@@ -311,7 +485,12 @@ class Cluster:
             need = p.rneed[level]
         except (KeyError, TypeError):
             raise level_error("consistency", consistency) from None
-        if p.direct and not self._pending_hints and state.read_policy != "fastest":
+        if (
+            p.direct
+            and not self._pending_hints
+            and state.read_policy != "fastest"
+            and state.layout is None
+        ):
             # Fast path, in-process stores: the replicas asked are up and agree.
             replicas = list(
                 map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
@@ -345,7 +524,7 @@ class Cluster:
                 if record[0] >> 32 > self._clock._hlc:
                     self._observe(record[0])
                 return default if record[1] is TOMBSTONE else record[1]
-        record = self._run(reads.get(state, kb, level, state.now_ms()))
+        record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
         if record is None or record[1] is TOMBSTONE:
             return default
         return record[1]
@@ -390,7 +569,8 @@ class Cluster:
             if len(merged) != len(kbs):
                 kbs = list(merged)
                 values = list(merged.values())
-        self._run(writes.put_many(self._state, kbs, values, level, self._state.now_ms()))
+        state = self._state
+        self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     def get_many(
         self, keys: Iterable[str | bytes], *, consistency: str | None = None
@@ -410,7 +590,8 @@ class Cluster:
         level = self._rlevel if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return {}
-        best = self._run(reads.get_many(self._state, kbs, level, self._state.now_ms()))
+        state = self._state
+        best = self._op(lambda: reads.get_many(state, kbs, level, state.now_ms()))
         # Built with C-level map/zip: this runs once per key of the batch.
         if None in best:
             pairs = [(k, r) for k, r in zip(keys, best) if r is not None]
@@ -442,10 +623,13 @@ class Cluster:
 
     def _live_keys(self) -> list[bytes]:
         state = self._state
-        p = state.placement
         if self._pending_hints:  # a scan meets every node: hand over what it can first
-            self._run(_hints.deliver_found(state.hints, p, p.nodes, state.now_ms()))
-        return self._run(scan.live_keys(p))
+            self._op(
+                lambda: _hints.deliver_found(
+                    state.hints, state.placement, state.placement.nodes, state.now_ms()
+                )
+            )
+        return self._op(lambda: scan.live_keys(state.placement))
 
     def __iter__(self) -> Iterator[str | bytes]:
         """Every live key on the nodes that are up (str when it is UTF-8, else bytes).
@@ -462,7 +646,7 @@ class Cluster:
         p = self._state.placement
         down = sum(not node.is_up for node in p.nodes)
         return (
-            f"Cluster(nodes={len(p.nodes)}, down={down}, replication_factor={self._rf}, "
+            f"Cluster(nodes={len(p.nodes)}, down={down}, replication_factor={self._state.replication_factor}, "
             f"read={self._rlevel!r}, write={self._wlevel!r})"
         )
 
@@ -482,11 +666,17 @@ class Cluster:
         state = self._state
         with self._membership:
             old = state.placement
-            if node.name in old.by_name:
+            if node.name in state.members:
                 raise NodeExistsError(f"node {node.name!r} is already in the cluster")
             check_joinable(node)
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
+            if state.layout is not None:
+                spec = _spec(node)
+                return self._shared_change(
+                    lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
+                    joining={node.name: node},
+                )
             if self._pending_hints:  # stream from replicas that are as whole as they can be
                 self._run(_hints.deliver_found(state.hints, old, old.nodes, state.now_ms()))
             new = state.placement_of(list(old.nodes) + [node])
@@ -521,6 +711,17 @@ class Cluster:
             member = old.by_name.get(name)
             if member is None or (isinstance(node, Node) and node is not member):
                 raise NodeNotFoundError(f"node {name!r} is not in the cluster")
+            if state.layout is not None:
+                if len(state.layout.nodes) == 1:
+                    raise ValueError(f"cannot remove {name!r}: it is the cluster's last node")
+                report = self._shared_change(
+                    lambda layout: layout.begin(
+                        tuple(s for s in layout.nodes if s.name != name), "remove", name
+                    ),
+                    removing=name,
+                )
+                self._after_removal(member, state.now_ms())
+                return report
             remaining = [n for n in old.nodes if n is not member]
             if not remaining:
                 (held,) = self._execute([Call(member, Op.COUNT)])
@@ -535,14 +736,99 @@ class Cluster:
             new = state.placement_of(remaining)
             started = time.perf_counter()
             report = self._run(rebalance.rebalance(state, old, new, action="remove", node=name))
-            self._run(_hints.move(state.hints, new, member))
-            state.hints.forget_node(name)
-            if new.nodes:  # hints meant for the node go to the keys' new replicas
-                self._run(_hints.deliver(state.hints, new, now_ms))
+            self._after_removal(member, now_ms)
             state.leave(member)
             report = dataclasses.replace(report, seconds=time.perf_counter() - started)
             log.info("%r", report)
             return report
+
+    def _after_removal(self, member: Node, now_ms: int) -> None:
+        """Hints the removed node held go to a member; those meant for it, to the keys' replicas."""
+        state = self._state
+        new = state.placement
+        self._op(lambda: _hints.move(state.hints, state.placement, member))
+        state.hints.forget_node(member.name)
+        if new.nodes:
+            self._op(lambda: _hints.deliver(state.hints, state.placement, now_ms))
+
+    def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
+        """Give a member a new weight (relative capacity) and stream the copies that move.
+
+        As ``add_node`` and ``remove_node``: copies reach their new replicas
+        before any is dropped.
+        """
+        name = node.name if isinstance(node, Node) else node
+        if not isinstance(name, str):
+            raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
+        probe = Node(name, weight=weight)  # checks the weight as Node does
+        state = self._state
+        with self._membership:
+            member = state.placement.by_name.get(name)
+            if member is None:
+                raise NodeNotFoundError(f"node {name!r} is not in the cluster")
+            if state.layout is not None:
+                return self._shared_change(
+                    lambda layout: layout.begin(
+                        tuple(
+                            dataclasses.replace(s, weight=probe.weight) if s.name == name else s
+                            for s in layout.nodes
+                        ),
+                        "weight",
+                        name,
+                    )
+                )
+            old = state.placement
+            weights = {**old.weights, name: probe.weight}
+            new = Placement(list(old.nodes), self._state.replication_factor, state.options.placer, weights)
+            started = time.perf_counter()
+            report = self._run(rebalance.rebalance(state, old, new, action="weight", node=name))
+            member.weight = probe.weight
+            report = dataclasses.replace(report, seconds=time.perf_counter() - started)
+            log.info("%r", report)
+            return report
+
+    def finish_change(self, *, abort: bool = False) -> MembershipReport | None:
+        """Finish a membership change a client left half done (it died, or lost its connection).
+
+        Only for clusters whose membership lives on the nodes.  Carries the
+        change forward (streams the copies again, commits, drops), or with
+        ``abort=True`` back (the membership before the change; copies already
+        streamed become strays that ``repair()`` removes).  Returns None if
+        no change is under way.  See the README for when to use which.
+        """
+        state = self._state
+        if state.layout is None:
+            raise ValueError("finish_change is for clusters whose membership lives on the nodes")
+        with self._membership:
+            self._run(membership.refresh(state))
+            layout = state.layout
+            if layout is None or not layout.changing:
+                return None
+            started = time.perf_counter()
+            report = self._run(membership.finish(state, abort))
+            report = dataclasses.replace(report, seconds=time.perf_counter() - started)
+            log.info("%r", report)
+            return report
+
+    def _shared_change(
+        self,
+        transition: Any,
+        joining: dict[str, Node] | None = None,
+        removing: str | None = None,
+    ) -> MembershipReport:
+        """Change a membership kept on the nodes (see ``core.membership.change``)."""
+        state = self._state
+        self._run(membership.refresh(state))
+        target = transition(state.layout)
+        started = time.perf_counter()
+        try:
+            report = self._run(membership.change(state, target, joining or {}, removing))
+        except LayoutConflictError:
+            self._run(membership.refresh(state))  # the winner's layout
+            raise
+        report = dataclasses.replace(report, seconds=time.perf_counter() - started)
+        log.info("%r", report)
+        return report
 
     # ---------------------------------------------------------- maintenance
 
@@ -561,7 +847,7 @@ class Cluster:
             nodes = state.placement.nodes
             before = sum(int(n.store.stats().get("unreadable", 0)) for n in nodes)
             started = time.perf_counter()
-            report = self._run(repair.repair(state, state.now_ms(), self._grace_ms))
+            report = self._op(lambda: repair.repair(state, state.now_ms(), self._grace_ms))
             after = sum(int(n.store.stats().get("unreadable", 0)) for n in nodes)
             report = dataclasses.replace(
                 report, seconds=time.perf_counter() - started, unreadable=after - before
@@ -582,7 +868,7 @@ class Cluster:
         self.probe()
         state = self._state
         with self._membership:
-            return self._run(_hints.deliver(state.hints, state.placement, state.now_ms()))
+            return self._op(lambda: _hints.deliver(state.hints, state.placement, state.now_ms()))
 
     def stats(self) -> ClusterStats:
         """Keys per node, share against weight, imbalance, hints and error counters.
@@ -592,7 +878,8 @@ class Cluster:
         """
         state = self._state
         p = state.placement
-        keys_per_node, hints_pending = self._run(stats.gather(p))
+        keys_per_node, hints_pending = self._op(lambda: stats.gather(state.placement))
+        p = state.placement
         per_node: dict[str, dict[str, Any]] = {}
         for node in p.nodes:
             latency = node.latency
@@ -638,7 +925,7 @@ class Cluster:
         names = [node.name for node in back if node.is_up and node.name in p.by_name]
         if not names:
             return 0
-        return self._run(_hints.deliver(state.hints, p, state.now_ms(), names))
+        return self._op(lambda: _hints.deliver(state.hints, state.placement, state.now_ms(), names))
 
     @property
     def suspected(self) -> tuple[str, ...]:
@@ -654,7 +941,14 @@ class Cluster:
         try:
             calls = send(None)  # type: ignore[arg-type]
             while True:
-                calls = send(self._execute(calls))
+                try:
+                    results = self._execute(calls)
+                except BaseException:
+                    # Close it here, in this thread: its locks are released by
+                    # the thread that took them, not by the garbage collector.
+                    proc.close()
+                    raise
+                calls = send(results)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
@@ -669,12 +963,13 @@ class Cluster:
         """
         if not calls:
             return []
+        epoch = self._state.epoch
         if len(calls) > 1 and any(call.node.store.remote for call in calls) and not calls[0].timed:
             pendings: list[Pending[Any]] = []
             error: BaseException | None = None
             for call in calls:
                 try:
-                    pendings.append(_send(call))
+                    pendings.append(_send(call, epoch))
                 except BaseException as exc:
                     error = exc
                     break
@@ -690,7 +985,7 @@ class Cluster:
             if error is not None:
                 raise error
         else:
-            results = [_call(call) for call in calls]
+            results = [_call(call, epoch) for call in calls]
         for call, result in zip(calls, results):
             if isinstance(result, StoreError):
                 if self._state.failed(call.node, result):
@@ -708,40 +1003,109 @@ class Cluster:
                 self._prober.wake()
 
     def close(self) -> None:
-        """Stop the cluster's background thread (the prober), if one runs.  The stores stay open."""
+        """Stop the cluster's background thread (the prober), if one runs.
+
+        Stores the cluster made itself (for nodes a layout named) are closed;
+        stores you passed in stay open.
+        """
         with self._prober_lock:
             prober, self._prober = self._prober, None
         if prober is not None:
             prober.stop()
+        state = self._state
+        for name in sorted(state.made):
+            node = state.members.get(name)
+            if node is not None:
+                node.store.close()
+        state.made.clear()
 
 
-def _send(call: Call) -> Pending[Any]:
+def _args(call: Call, epoch: int) -> tuple[Any, ...]:
+    """A call's arguments, with the client's layout epoch where the node checks it."""
+    if epoch and call.op in FENCED:
+        if call.op is Op.GET:
+            return ([call.args[0]], epoch)
+        return (*call.args, epoch)
+    return call.args
+
+
+def _send(call: Call, epoch: int) -> Pending[Any]:
     """Start one call: remote stores send their request now."""
     store = call.node.store
     op = call.op
+    args = _args(call, epoch)
     if op is Op.GET_MANY:
-        return store.send_get_many(*call.args)
+        return store.send_get_many(*args)
     if op is Op.WRITE_MANY:
-        return store.send_write_many(*call.args)
+        return store.send_write_many(*args)
     if op is Op.GET:
-        pending = store.send_get_many([call.args[0]])
+        pending = store.send_get_many(*args) if epoch else store.send_get_many([call.args[0]])
         return Pending(lambda: pending.result()[0])
-    return Pending.now(getattr(store, op.value), *call.args)
+    return Pending.now(getattr(store, op.value), *args)
 
 
-def _call(call: Call) -> Any:
+def _call(call: Call, epoch: int) -> Any:
     """Make one call now; its result or the StoreError it raised (timed if asked)."""
-    method = getattr(call.node.store, call.op.value)
+    store = call.node.store
+    args = _args(call, epoch)
+    if call.op is Op.GET and epoch:
+        method: Any = lambda *a: store.get_many(*a)[0]  # noqa: E731 - a fenced single read
+    else:
+        method = getattr(store, call.op.value)
     try:
         if call.timed:
             started = time.perf_counter()
-            result = method(*call.args)
+            result = method(*args)
             keys = len(call.args[0]) if call.op is Op.GET_MANY else 1
             call.node._observe_latency((time.perf_counter() - started) / max(1, keys))
             return result
-        return method(*call.args)
+        return method(*args)
     except StoreError as exc:
         return exc
+
+
+def _keeps_layout(store: Store) -> bool:
+    """Whether a store is on a server other clients share and can hold a layout (Redis)."""
+    return store.remote and type(store).read_layout is not Store.read_layout
+
+
+def _spec(node: Node) -> NodeSpec:
+    store = node.store
+    return NodeSpec(node.name, node.weight, node.zone, _address(store), _prefix(store))
+
+
+def _address(store: Store) -> str:
+    return str(getattr(store, "address", ""))
+
+
+def _prefix(store: Store) -> str:
+    prefix = getattr(store, "prefix", "")
+    return prefix.decode() if isinstance(prefix, bytes) else str(prefix)
+
+
+def _connect_like(members: Sequence[Node]) -> Any:
+    """How to reach a node a layout names: a store like the given ones (Redis) or none."""
+    model = next((n.store for n in members if hasattr(n.store, "sibling")), None)
+    if model is None:
+        return None
+    return lambda spec: model.sibling(spec.address, spec.prefix)
+
+
+def seed_of(store: Store) -> Any:
+    """What a seed was given as: the URL of a store made from one, else the store."""
+    return getattr(store, "_seed_url", store)
+
+
+def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:
+    if isinstance(seed, Store):
+        return seed
+    if isinstance(seed, str):
+        from cvstore.stores.redis import RedisStore
+
+        store = RedisStore(seed, prefix=prefix, timeout=timeout, codec=codec)
+        store._seed_url = seed  # type: ignore[attr-defined]
+        return store
+    raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
 
 
 class _Prober(threading.Thread):

@@ -91,3 +91,36 @@ class ConflictError(UnavailableError):
     The write may be applied on some replicas (as for any failed write);
     last-write-wins then keeps the newest.
     """
+
+
+class FencedError(CvstoreError):
+    """A node refused a request because it holds another layout epoch than the client's.
+
+    ``newer`` is True when the node's layout is newer than the client's (the
+    client is stale: it loads the newer layout and asks again), False when it
+    is older (the node missed a change: the client brings it up to date).
+    Drivers handle both and retry; this reaches a caller only if the layout
+    kept changing through every retry.
+    """
+
+    def __init__(self, message: str, *, node: str | None, node_epoch: int, client_epoch: int) -> None:
+        super().__init__(message)
+        self.node = node
+        self.node_epoch = node_epoch
+        self.client_epoch = client_epoch
+
+    @property
+    def newer(self) -> bool:
+        return self.node_epoch > self.client_epoch
+
+
+class LayoutConflictError(CvstoreError):
+    """Another client changed the cluster's membership first; ``layout`` is the one it installed.
+
+    The change asked for was not made.  Look at the new layout (it may
+    already contain the change you wanted) and try again if it still applies.
+    """
+
+    def __init__(self, message: str, *, layout: object = None) -> None:
+        super().__init__(message)
+        self.layout = layout

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cvstore.core.hints import HintBook
     from cvstore.core.placement import Placement
 
-__all__ = ("Call", "Context", "Op", "Proc", "suspects")
+__all__ = ("FENCED", "Call", "Context", "Op", "Proc", "suspects")
 
 T = TypeVar("T")
 
@@ -48,6 +48,23 @@ class Op(enum.Enum):
     DELETE_HINTS = "delete_hints"  # (owner, keys) -> None
     COUNT_HINTS = "count_hints"  # () -> int
     PING = "ping"  # () -> bool
+    READ_LAYOUT = "read_layout"  # () -> (epoch, layout bytes or None)
+    SWAP_LAYOUT = "swap_layout"  # (expected epoch, epoch, layout bytes) -> (epoch, layout) held after
+
+
+# The calls a node refuses when the client's layout epoch is not its own.
+FENCED = frozenset(
+    {
+        Op.GET,
+        Op.GET_MANY,
+        Op.WRITE_MANY,
+        Op.DELETE_MANY,
+        Op.PURGE_MANY,
+        Op.PUT_HINTS,
+        Op.DELETE_HINTS,
+        Op.SCAN_VERSIONS,
+    }
+)
 
 
 class Call(NamedTuple):

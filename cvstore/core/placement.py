@@ -89,6 +89,7 @@ class Placement:
         "nodes",
         "pending",
         "remote",
+        "weights",
         "ring",
         "rneed",
         "wneed",
@@ -101,9 +102,14 @@ class Placement:
         members: Sequence[Any],
         replication_factor: int,
         placer: Callable[[Mapping[str, float]], Placer],
+        weights: Mapping[str, float] | None = None,
     ) -> None:
-        weights = {node.name: node.weight for node in members}
+        if weights is None:
+            weights = {node.name: node.weight for node in members}
+        else:  # a layout's weights (a weight change has two: before and after)
+            weights = {node.name: float(weights[node.name]) for node in members}
         ring = placer(weights)
+        self.weights = weights
         by_name = {node.name: node for node in members}
         self.ring = ring
         self.by_name = by_name

@@ -25,11 +25,12 @@ from numpy.typing import NDArray
 
 from cvstore.core import hints as _hints
 from cvstore.core.batch import groups as _groups
+from cvstore.core.batch import objects
 from cvstore.core.batch import objects as _objects
 from cvstore.core.calls import Call, Context, Op, Proc, failed
 from cvstore.core.records import newest_by_row
 
-__all__ = ("MembershipReport", "rebalance")
+__all__ = ("MembershipReport", "Moves", "drop", "rebalance", "report", "stream")
 
 
 @dataclass(frozen=True)
@@ -80,34 +81,74 @@ class MembershipReport:
         )
 
 
+@dataclass
+class Moves:
+    """What streaming found and did, for the drop that follows and the report."""
+
+    keys: NDArray[np.object_]
+    old_pref: NDArray[np.int32]
+    new_pref: NDArray[np.int32]
+    skipped: set[str]
+    plan: dict[str, Any] | None
+
+
 def rebalance(
     ctx: Context, old: Any, new: Any, *, action: str, node: str
 ) -> Proc[MembershipReport]:
-    """Move from placement `old` to `new`, streaming copies (``seconds`` left 0 for the driver)."""
+    """Move from placement `old` to `new` in this process (``seconds`` left 0 for the driver).
+
+    Clusters whose membership lives on the nodes do the same steps with a
+    layout installed on every node between them (see the drivers).
+    """
     ctx.install(old.with_pending(new))
     try:
-        keys_arr, old_pref, new_pref, skipped = yield from _affected(old, new)
-        if keys_arr.size:
-            plan = yield from _stream(ctx, old, new, keys_arr, old_pref, new_pref, skipped)
-        else:
-            plan = None
+        moves = yield from stream(ctx, old, new)
     except BaseException:
         ctx.install(old)
         raise
     ctx.install(new)
-    dropped: dict[str, int] = {}
-    if plan is not None:
-        dropped = yield from _drop(old, new, keys_arr, old_pref, new_pref, plan["failed"], skipped)
+    dropped = yield from drop(old, new, moves)
+    return report(action, node, moves, dropped)
+
+
+def stream(ctx: Context, old: Any, new: Any) -> Proc[Moves]:
+    """Copy every replica `new` gains from the newest copy among the old replicas."""
+    keys_arr, old_pref, new_pref, skipped = yield from _affected(old, new)
+    plan = None
+    if keys_arr.size:
+        plan = yield from _stream(ctx, old, new, keys_arr, old_pref, new_pref, skipped)
+    return Moves(keys_arr, old_pref, new_pref, skipped, plan)
+
+
+def drop(old: Any, new: Any, moves: Moves) -> Proc[dict[str, int]]:
+    """Remove the copies `new` no longer places, for keys whose copies were all streamed."""
+    if moves.plan is None:
+        return {}
+    return (
+        yield from _drop(
+            old, new, moves.keys, moves.old_pref, moves.new_pref, moves.plan["failed"], moves.skipped
+        )
+    )
+
+
+def empty() -> Moves:
+    """Moves of a change that streamed nothing."""
+    none = np.empty((0, 0), dtype=np.int32)
+    return Moves(objects([], 0), none, none, set(), None)
+
+
+def report(action: str, node: str, moves: Moves, dropped: dict[str, int]) -> MembershipReport:
+    plan = moves.plan
     return MembershipReport(
         action=action,
         node=node,
         moved=plan["moved"] if plan else 0,
         seconds=0.0,
-        keys=int(keys_arr.size),
+        keys=int(moves.keys.size),
         received=plan["received"] if plan else {},
         sent=plan["sent"] if plan else {},
         dropped=dropped,
-        skipped=tuple(sorted(skipped)),
+        skipped=tuple(sorted(moves.skipped)),
         missed=plan["missed"] if plan else 0,
         hinted=plan["hinted"] if plan else 0,
     )

@@ -97,7 +97,7 @@ def make_stats(
 ) -> ClusterStats:
     """Assemble the snapshot from what ``gather`` found and the driver's own state."""
     total = sum(keys_per_node.values())
-    weights = {name: placement.by_name[name].weight for name in keys_per_node}
+    weights = {name: placement.weights[name] for name in keys_per_node}
     weight_total = sum(weights.values())
     share = {name: (count / total if total else 0.0) for name, count in keys_per_node.items()}
     weight_share = {name: w / weight_total for name, w in weights.items()}

@@ -15,6 +15,12 @@ error (only that call failed).  Bytes a store cannot read as a record are
 skipped, read as no record and counted (``stats()["unreadable"]``), never
 raised.  Any other exception is a bug and propagates.
 
+Fencing: a store that keeps a cluster's layout (``read_layout``,
+``swap_layout``) takes the client's layout ``epoch`` in every record and hint
+call (0: a client that keeps its own membership, not fenced) and raises
+``FencedError`` if the epoch it holds is another one, in the same atomic step
+as the call, before anything is read or written.
+
 A new backend is one module: subclass ``Store``, implement the abstract
 methods (the rest have working defaults), and add it to the store contract
 tests (``tests/test_stores.py``).  A backend that waits on a server sets
@@ -30,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from cvstore.core.records import TOMBSTONE, Record
-from cvstore.errors import StoreError
+from cvstore.errors import FencedError, StoreError
 
 __all__ = ("Pending", "Store")
 
@@ -229,21 +235,42 @@ class Store(abc.ABC):
     def count_hints(self) -> int:
         return sum(1 for _ in self.scan_hints())
 
+    # ------------------------------------------------------------ layout
+
+    def read_layout(self) -> tuple[int, bytes | None]:
+        """The cluster layout this node holds: (its epoch, its bytes), or (0, None).
+
+        Stores that cannot keep a layout (the default) are for clusters that
+        keep their membership in the client's process.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not keep a cluster layout")
+
+    def swap_layout(self, expected: int, epoch: int, data: bytes) -> tuple[int, bytes | None]:
+        """Install `data` as the layout of `epoch` if the node holds epoch `expected` (atomic).
+
+        Returns the (epoch, layout) the node holds afterwards.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not keep a cluster layout")
+
     # -------------------------------------------------------- overlapping
 
-    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Record | None]]:
+    def send_get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Pending[list[Record | None]]:
         """Start ``get_many(keys)``; ``result()`` of what is returned finishes it.
 
         A remote backend sends the request here and reads the reply in
         ``result()``, so the cluster's request reaches every replica's server
         before it waits for any.  This default makes the call at once.
         """
+        if epoch:
+            return Pending.now(self.get_many, keys, epoch)
         return Pending.now(self.get_many, keys)
 
     def send_write_many(
-        self, keys: Sequence[bytes], records: Sequence[Record]
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
     ) -> Pending[list[int | None]]:
         """Start ``write_many(keys, records)``, as ``send_get_many`` does."""
+        if epoch:
+            return Pending.now(self.write_many, keys, records, epoch)
         return Pending.now(self.write_many, keys, records)
 
     # ---------------------------------------------------------- lifecycle

@@ -15,6 +15,7 @@ from operator import is_, itemgetter
 from operator import lt as _lt
 
 from cvstore.core.records import TOMBSTONE, Record
+from cvstore.errors import FencedError
 from cvstore.stores.base import Store
 
 __all__ = ("MemoryStore",)
@@ -48,6 +49,8 @@ class MemoryStore(Store):
         # it cannot lose to a stored record, so it is written without reads.
         self._newest = -1
         self._lock = threading.Lock()
+        self._epoch = 0  # the layout this node holds (clusters sharing their membership)
+        self._layout: bytes | None = None
         if type(self).get is MemoryStore.get:
             # A read is one dict lookup: bind it directly and skip a Python
             # frame on the cluster's hottest path (subclasses keep theirs).
@@ -58,8 +61,23 @@ class MemoryStore(Store):
     def get(self, key: bytes) -> Record | None:
         return self._data.get(key)
 
-    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
+    def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> list[Record | None]:
+        if epoch:
+            with self._lock:  # the epoch and the records read in one step
+                self._fence(epoch)
+                return list(map(self._data.get, keys))
         return list(map(self._data.get, keys))
+
+    def _fence(self, epoch: int) -> None:
+        if epoch and epoch != self._epoch:
+            state = "newer" if self._epoch > epoch else "older"
+            raise FencedError(
+                f"node {self.name!r} holds layout epoch {self._epoch}, {state} than the "
+                f"client's {epoch}",
+                node=self.name,
+                node_epoch=self._epoch,
+                client_epoch=epoch,
+            )
 
     def put(self, key: bytes, record: Record) -> bool:
         data = self._data
@@ -73,7 +91,9 @@ class MemoryStore(Store):
                 self._newest = version
             return True
 
-    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[int | None]:
+    def write_many(
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
+    ) -> list[int | None]:
         if len(keys) != len(records):
             raise ValueError(
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
@@ -81,6 +101,8 @@ class MemoryStore(Store):
         data = self._data
         versions = list(map(_version, records))
         with self._lock:
+            if epoch:
+                self._fence(epoch)
             newest = self._newest
             if versions and min(versions) > newest:
                 # Newer than anything ever stored here (the usual case for a
@@ -120,15 +142,17 @@ class MemoryStore(Store):
         with self._lock:
             return self._data.pop(key, _MISSING) is not _MISSING
 
-    def delete_many(self, keys: Iterable[bytes]) -> int:
+    def delete_many(self, keys: Iterable[bytes], epoch: int = 0) -> int:
         pop = self._data.pop
         with self._lock:
+            self._fence(epoch)
             return sum(pop(key, _MISSING) is not _MISSING for key in keys)
 
-    def purge_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def purge_many(self, items: Iterable[tuple[bytes, int]], epoch: int = 0) -> int:
         data = self._data
         removed = 0
         with self._lock:
+            self._fence(epoch)
             for key, version in items:
                 record = data.get(key)
                 if record is not None and record[0] == version:
@@ -141,8 +165,9 @@ class MemoryStore(Store):
             items = list(self._data.items())
         return iter(items)
 
-    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
+    def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]:
         with self._lock:
+            self._fence(epoch)
             keys = list(self._data)
             records = list(self._data.values())
         tombs = list(map(is_, map(_value, records), repeat(TOMBSTONE)))
@@ -157,8 +182,9 @@ class MemoryStore(Store):
 
     # -------------------------------------------------------------- hints
 
-    def put_hints(self, owner: str, items: Sequence[tuple[bytes, Record]]) -> None:
+    def put_hints(self, owner: str, items: Sequence[tuple[bytes, Record]], epoch: int = 0) -> None:
         with self._lock:
+            self._fence(epoch)
             held = self._hints.setdefault(owner, {})
             for key, record in items:
                 old = held.get(key)
@@ -174,8 +200,9 @@ class MemoryStore(Store):
             ]
         return iter(hints)
 
-    def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
+    def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None:
         with self._lock:
+            self._fence(epoch)
             held = self._hints.get(owner)
             if held is None:
                 return
@@ -187,6 +214,18 @@ class MemoryStore(Store):
     def count_hints(self) -> int:
         with self._lock:
             return sum(map(len, self._hints.values()))
+
+    # ------------------------------------------------------------- layout
+
+    def read_layout(self) -> tuple[int, bytes | None]:
+        with self._lock:
+            return self._epoch, self._layout
+
+    def swap_layout(self, expected: int, epoch: int, data: bytes) -> tuple[int, bytes | None]:
+        with self._lock:
+            if self._epoch == expected:
+                self._epoch, self._layout = epoch, data
+            return self._epoch, self._layout
 
     def __repr__(self) -> str:
         return f"MemoryStore(records={self.count()}, hints={self.count_hints()})"

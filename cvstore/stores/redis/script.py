@@ -9,6 +9,12 @@ exact in Lua's doubles, and unlike Lua's string ``<``, which calls
 ``strcoll``, independent of the server's locale), checks every record before
 writing any, then writes the newer ones with one ``MSET``.
 
+Fencing: every call carries the client's layout epoch (0 for a client that
+keeps its own membership) and is refused, before anything is read or
+written, by a node that holds another epoch (``CVSTORE-FENCED have want``).
+The ``layout`` operation installs a new layout with a compare-and-set on the
+epoch.
+
 Data that is not cvstore's is contained: a stored string that is not a
 record (too short, an unknown tag) is replaced by a write and counted; a key
 of another type under the prefix (a hash, a list) is never overwritten,
@@ -36,8 +42,29 @@ __all__ = ("SCRIPT", "SCRIPT_BATCH", "SCRIPT_SHA", "spans")
 SCRIPT_BATCH = 250
 
 SCRIPT = r"""
+-- Every call: KEYS[1] the node's layout epoch key, KEYS[2] a counter (or the
+-- layout), KEYS[3..] what the operation works on; ARGV[1] the operation,
+-- ARGV[2] the client's layout epoch ('0': a client that keeps its own
+-- membership, not fenced), ARGV[3..] the operation's arguments.
 local op = ARGV[1]
 local unpack_version = struct.unpack
+
+-- the node's layout epoch (0 without one, or if the key holds something else)
+local function node_epoch()
+  local raw = redis.pcall('GET', KEYS[1])
+  if type(raw) == 'string' then return tonumber(raw) or 0 end
+  return 0
+end
+
+-- fencing: a client whose epoch is not the node's is refused before anything
+-- is read or written; it loads the newer layout, or brings the node up to date
+local want = tonumber(ARGV[2]) or 0
+if want ~= 0 and op ~= 'layout' and op ~= 'setcount' then
+  local have = node_epoch()
+  if have ~= want then
+    return redis.error_reply('CVSTORE-FENCED ' .. have .. ' ' .. want)
+  end
+end
 
 -- whether a stored string is a record: 12 version bytes and a known tag
 local function valid(old)
@@ -117,73 +144,86 @@ local function choose(names, shift, olds, first, one, foreign)
 end
 
 if op == 'put' then
-  -- KEYS[1] record counter, KEYS[2..] record keys;
-  -- ARGV[2] the records' common version or '', ARGV[3..] records
-  local olds = redis.call('MGET', unpack(KEYS, 2))
-  local reply, writes, created = choose(KEYS, 1, olds, 3, ARGV[2], foreign_of(olds, 2))
+  -- KEYS[2] record counter, KEYS[3..] record keys;
+  -- ARGV[3] the records' common version or '', ARGV[4..] records
+  local olds = redis.call('MGET', unpack(KEYS, 3))
+  local reply, writes, created = choose(KEYS, 2, olds, 4, ARGV[3], foreign_of(olds, 3))
   if #writes > 0 then redis.call('MSET', unpack(writes)) end
-  bump(KEYS[1], created)
+  bump(KEYS[2], created)
   return reply
 elseif op == 'hput' then
-  -- KEYS[1] hint counter, KEYS[2] the owner's hash; ARGV[2] as for put,
-  -- ARGV[3..n+2] records, then ARGV[n+3..2n+2] their fields (keys)
-  local n = (#ARGV - 2) / 2
-  local olds = redis.pcall('HMGET', KEYS[2], unpack(ARGV, n + 3))
-  if olds.err then return redis.error_reply('cvstore: ' .. KEYS[2] .. ' is not a hint hash') end
-  local reply, writes, created = choose(ARGV, n + 2, olds, 3, ARGV[2], {})
-  if #writes > 0 then redis.call('HSET', KEYS[2], unpack(writes)) end
-  bump(KEYS[1], created)
+  -- KEYS[2] hint counter, KEYS[3] the owner's hash; ARGV[3] as for put,
+  -- ARGV[4..n+3] records, then ARGV[n+4..2n+3] their fields (keys)
+  local n = (#ARGV - 3) / 2
+  local olds = redis.pcall('HMGET', KEYS[3], unpack(ARGV, n + 4))
+  if olds.err then return redis.error_reply('cvstore: ' .. KEYS[3] .. ' is not a hint hash') end
+  local reply, writes, created = choose(ARGV, n + 3, olds, 4, ARGV[3], {})
+  if #writes > 0 then redis.call('HSET', KEYS[3], unpack(writes)) end
+  bump(KEYS[2], created)
   return reply
 elseif op == 'purge' then
-  -- KEYS[1] record counter, KEYS[2..] record keys; ARGV[2..] 12-byte versions:
-  -- delete each record whose version is still exactly the one given
+  -- KEYS[2] record counter, KEYS[3..] record keys; ARGV[3..] their 12-byte
+  -- versions: delete each record whose version is still exactly the one given
   local n = 0
-  for i = 2, #KEYS do
+  for i = 3, #KEYS do
     local old = redis.pcall('GET', KEYS[i])
     if type(old) == 'string' and string.sub(old, 1, 12) == ARGV[i] then
       n = n + redis.call('DEL', KEYS[i])
     end
   end
-  bump(KEYS[1], -n)
+  bump(KEYS[2], -n)
   return n
 elseif op == 'heads' then
-  -- KEYS[1..] record keys: the first 13 bytes of each record (version and
+  -- KEYS[3..] record keys: the first 13 bytes of each record (version and
   -- tag), false where there is none, 0 for a key of another type; the
   -- values stay on the server
   local out = {}
-  for i = 1, #KEYS do
+  for i = 3, #KEYS do
     local head = redis.pcall('GETRANGE', KEYS[i], 0, 12)
-    if type(head) ~= 'string' then out[i] = 0
-    elseif head == '' then out[i] = false
-    else out[i] = head end
+    if type(head) ~= 'string' then out[i - 2] = 0
+    elseif head == '' then out[i - 2] = false
+    else out[i - 2] = head end
   end
   return out
 elseif op == 'del' then
-  -- KEYS[1] record counter, KEYS[2..] record keys: delete the records
+  -- KEYS[2] record counter, KEYS[3..] record keys: delete the records
   -- (strings) among them; a key of another type is not cvstore's and stays
   local n = 0
-  for i = 2, #KEYS do
+  for i = 3, #KEYS do
     if redis.call('TYPE', KEYS[i])['ok'] == 'string' then
       n = n + redis.call('DEL', KEYS[i])
     end
   end
-  bump(KEYS[1], -n)
+  bump(KEYS[2], -n)
   return n
 elseif op == 'hdel' then
-  -- KEYS[1] hint counter, KEYS[2] the owner's hash; ARGV[2..] fields
-  local n = redis.pcall('HDEL', KEYS[2], unpack(ARGV, 2))
+  -- KEYS[2] hint counter, KEYS[3] the owner's hash; ARGV[3..] fields
+  local n = redis.pcall('HDEL', KEYS[3], unpack(ARGV, 3))
   if type(n) ~= 'number' then return 0 end
-  bump(KEYS[1], -n)
+  bump(KEYS[2], -n)
   return n
 elseif op == 'setcount' then
-  -- KEYS[1] a counter; ARGV[2] what it held when the client read it, ARGV[3]
+  -- KEYS[2] a counter; ARGV[3] what it held when the client read it, ARGV[4]
   -- the recomputed count: set only if nobody changed it meanwhile
-  local c = redis.pcall('GET', KEYS[1])
-  if c == ARGV[2] or (ARGV[2] == '' and c == false) then
-    redis.call('SET', KEYS[1], ARGV[3])
+  local c = redis.pcall('GET', KEYS[2])
+  if c == ARGV[3] or (ARGV[3] == '' and c == false) then
+    redis.call('SET', KEYS[2], ARGV[4])
     return 1
   end
   return 0
+elseif op == 'layout' then
+  -- KEYS[2] the layout; ARGV[3] the epoch the client expects the node to
+  -- hold, ARGV[4] the new epoch, ARGV[5] the new layout: compare and set.
+  -- Replies with the epoch and layout the node holds afterwards.
+  local have = node_epoch()
+  if have == tonumber(ARGV[3]) then
+    redis.call('SET', KEYS[1], ARGV[4])
+    redis.call('SET', KEYS[2], ARGV[5])
+    return {tonumber(ARGV[4]), ARGV[5]}
+  end
+  local held = redis.pcall('GET', KEYS[2])
+  if type(held) ~= 'string' then held = false end
+  return {have, held}
 end
 return redis.error_reply('cvstore: unknown operation ' .. tostring(op))
 """

@@ -203,6 +203,8 @@ class RedisStore(Store):
         self._hints = prefix_b + b"h:"
         self._record_count = prefix_b + b"m:records"
         self._hint_count = prefix_b + b"m:hints"
+        self._epoch_key = prefix_b + b"m:epoch"
+        self._layout_key = prefix_b + b"m:layout"
         self._records_pattern = _glob_escape(self._records) + b"*"
         self._hints_pattern = _glob_escape(self._hints) + b"*"
         self._stats = StoreStats()
@@ -243,6 +245,27 @@ class RedisStore(Store):
         extra = f", name={self.name!r}" if self.name is not None else ""
         return f"RedisStore({self.address!r}, prefix={self.prefix!r}{extra})"
 
+    def sibling(self, address: str, prefix: str) -> RedisStore:
+        """A store like this one (timeout, codec, credentials, TLS) for another server.
+
+        A cluster that keeps its membership on the nodes reaches a node named
+        by its layout this way: the layout holds the address and prefix, the
+        client its own credentials.
+        """
+        _check_url(address)
+        kwargs = self._client.connection_pool.connection_kwargs
+        keep = {
+            key: value
+            for key, value in kwargs.items()
+            if key in ("username", "password", "socket_timeout", "socket_connect_timeout", "retry")
+            or key.startswith("ssl_")
+        }
+        client = type(self._client).from_url(address, **keep)
+        store = RedisStore(client, prefix=prefix, codec=self.codec)
+        store._owns_client = True  # made here: closed by close()
+        store.timeout = self.timeout
+        return store
+
     @property
     def client(self) -> Any:
         """The redis-py client (for inspection and tests; do not write under the prefix)."""
@@ -253,25 +276,41 @@ class RedisStore(Store):
     def get(self, key: bytes) -> Record | None:
         return self.send_get_many([_as_bytes(key)]).result()[0]
 
-    def get_many(self, keys: Sequence[bytes]) -> list[Record | None]:
-        return self.send_get_many(keys).result()
+    def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> list[Record | None]:
+        return self.send_get_many(keys, epoch).result()
 
-    def send_get_many(self, keys: Sequence[bytes]) -> Pending[list[Record | None]]:
-        """Send the MGETs of `keys` now; ``result()`` reads and decodes the replies."""
+    def send_get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Pending[list[Record | None]]:
+        """Send the MGETs of `keys` now; ``result()`` reads and decodes the replies.
+
+        With a layout `epoch`, the MGETs go between two reads of the node's
+        epoch, in the same request: epochs only grow and a node only drops
+        copies once it holds the layout that no longer places them there, so
+        when both reads are the client's epoch the records are those of that
+        epoch; otherwise FencedError.  (A MULTI/EXEC transaction would do as
+        well, but a full server refuses the reads queued in one.)
+        """
         if set(map(type, keys)) != {bytes}:
             keys = [_as_bytes(k) for k in keys]
         if not keys:
             return Pending(list)
-        commands = []
+        fence = command(b"GET", self._epoch_key)
+        commands = [fence] if epoch else []
         for i in range(0, len(keys), _MGET_BATCH):
             cmd = Command()
             cmd.arg(b"MGET")
             cmd.column(keys[i : i + _MGET_BATCH], prefix=self._records)
             commands.append(cmd)
-        read = self._wire.send("get" if len(keys) == 1 else "get_many", commands)
+        if epoch:
+            commands.append(fence)
+        op = "get" if len(keys) == 1 else "get_many"
+        read = self._wire.send(op, commands)
 
         def finish() -> list[Record | None]:
             replies = read()  # the connection is back in the pool before decoding
+            if epoch:
+                self._wire.check_epoch(replies[0], epoch)
+                self._wire.check_epoch(replies[-1], epoch)
+                replies = replies[1:-1]
             raws = replies[0] if len(replies) == 1 else [raw for part in replies for raw in part]
             records, bad = self._codec.decode_many(raws, list(keys), self._records)
             self._stats.moved(len(raws) - raws.count(None) - bad, 0)
@@ -280,15 +319,17 @@ class RedisStore(Store):
 
         return Pending(finish)
 
-    def write_many(self, keys: Sequence[bytes], records: Sequence[Record]) -> list[int | None]:
+    def write_many(
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
+    ) -> list[int | None]:
         """Store each record whose version is newer; one round trip for the batch.
 
         Returns, per record, None if applied, else the version that refused it.
         """
-        return self.send_write_many(keys, records).result()
+        return self.send_write_many(keys, records, epoch).result()
 
     def send_write_many(
-        self, keys: Sequence[bytes], records: Sequence[Record]
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
     ) -> Pending[list[int | None]]:
         """Send the write script calls now; ``result()`` reads which records were refused."""
         if len(keys) != len(records):
@@ -317,32 +358,35 @@ class RedisStore(Store):
                             map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
                         )
                     head = self._codec.head(version, tag)
-                    return self._send_put(keys, self._records, values, head, head[:HEAD], op)
+                    return self._send_put(keys, values, head, head[:HEAD], op, epoch)
         payloads = self._codec.encode_many(list(records))
-        return self._send_put(keys, self._records, payloads, b"", b"", op)
+        return self._send_put(keys, payloads, b"", b"", op, epoch)
 
     def _send_put(
         self,
         keys: Sequence[bytes],
-        key_prefix: bytes,
         payloads: list[bytes],
         head: bytes,
         version: bytes,
         op: str,
+        epoch: int,
     ) -> Pending[list[int | None]]:
-        """Send the script calls that store ``head + payloads[i]`` under ``key_prefix + keys[i]``.
+        """Send the script calls that store ``head + payloads[i]`` as the records of ``keys[i]``.
 
         `version` is the 12-byte version every record carries, or b"" when
         the records' own versions differ.
         """
         parts = spans(keys, SCRIPT_BATCH)
         commands = []
+        fence = b"%d" % epoch
         for a, b in parts:
             cmd = Command()
-            for arg in (b"EVALSHA", _SCRIPT_SHA, b"%d" % (b - a + 1), self._record_count):
+            for arg in (b"EVALSHA", _SCRIPT_SHA, b"%d" % (b - a + 2), self._epoch_key):
                 cmd.arg(arg)
-            cmd.column(keys[a:b], prefix=key_prefix)
+            cmd.arg(self._record_count)
+            cmd.column(keys[a:b], prefix=self._records)
             cmd.arg(b"put")
+            cmd.arg(fence)
             cmd.arg(version)
             cmd.column(payloads[a:b], prefix=head)
             commands.append(cmd)
@@ -367,35 +411,41 @@ class RedisStore(Store):
                 raise self._wire.refused(
                     op,
                     f"{len(foreign)} key(s) under the prefix hold values that are not cvstore "
-                    f"records (e.g. {key_prefix + foreign[0]!r}); they were not overwritten",
+                    f"records (e.g. {self._records + foreign[0]!r}); they were not overwritten",
                 )
             return out
 
         return Pending(finish)
 
-    def _script(self, op: str, keys: list[bytes], argv: list[bytes]) -> list[Any]:
-        """Run the script once per (keys, argv) call, in one round trip."""
-        return self._wire.call(op, [Wire.script(keys, argv)])
+    def _scripts(
+        self, op: str, name: bytes, calls: list[tuple[list[bytes], list[bytes]]], epoch: int = 0
+    ) -> list[Any]:
+        """Run script operation `name` once per (keys, arguments) call, in one round trip.
 
-    def _scripts(self, op: str, calls: list[tuple[list[bytes], list[bytes]]]) -> list[Any]:
+        Each call's keys follow the node's epoch key; its arguments follow
+        the operation and the client's layout `epoch` (0: not fenced).
+        """
         if not calls:
             return []
-        return self._wire.call(op, [Wire.script(keys, argv) for keys, argv in calls])
+        head = [name, b"%d" % epoch]
+        return self._wire.call(
+            op, [Wire.script([self._epoch_key, *keys], [*head, *argv]) for keys, argv in calls]
+        )
 
     def delete(self, key: bytes) -> bool:
         return self.delete_many([key]) > 0
 
-    def delete_many(self, keys: Iterable[bytes]) -> int:
+    def delete_many(self, keys: Iterable[bytes], epoch: int = 0) -> int:
         """Remove the records of `keys` (keys of other types under the prefix stay)."""
         prefix, counter = self._records, self._record_count
         rkeys = [prefix + _as_bytes(k) for k in keys]
         calls = [
-            ([counter, *rkeys[i : i + SCRIPT_BATCH]], [b"del"])
+            ([counter, *rkeys[i : i + SCRIPT_BATCH]], [])
             for i in range(0, len(rkeys), SCRIPT_BATCH)
         ]
-        return sum(self._scripts("delete_many", calls))
+        return sum(self._scripts("delete_many", b"del", calls, epoch))
 
-    def purge_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def purge_many(self, items: Iterable[tuple[bytes, int]], epoch: int = 0) -> int:
         """Delete each record whose version is still exactly the given one (atomic).
 
         A record rewritten since the caller read it (another version) stays.
@@ -408,10 +458,10 @@ class RedisStore(Store):
             rkeys.append(prefix + _as_bytes(key))
             versions.append(version.to_bytes(HEAD, "big"))
         calls = [
-            ([counter, *rkeys[i : i + SCRIPT_BATCH]], [b"purge", *versions[i : i + SCRIPT_BATCH]])
+            ([counter, *rkeys[i : i + SCRIPT_BATCH]], versions[i : i + SCRIPT_BATCH])
             for i in range(0, len(rkeys), SCRIPT_BATCH)
         ]
-        return sum(self._scripts("purge_many", calls))
+        return sum(self._scripts("purge_many", b"purge", calls, epoch))
 
     def scan(self) -> Iterator[tuple[bytes, Record]]:
         """Every (key, record) under the prefix, by SCAN (never KEYS).
@@ -430,7 +480,7 @@ class RedisStore(Store):
                 if record is not None:  # deleted since SCAN saw it, or unreadable
                     yield key, record
 
-    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
+    def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]:
         """Every key, its version and whether it is a tombstone; values stay on the server.
 
         SCAN lists the keys, then one script call per 250 keys (all of a
@@ -451,11 +501,11 @@ class RedisStore(Store):
                 continue
             seen.update(rkeys)
             calls = [
-                (rkeys[i : i + SCRIPT_BATCH], [b"heads"])
+                ([self._record_count, *rkeys[i : i + SCRIPT_BATCH]], [])
                 for i in range(0, len(rkeys), SCRIPT_BATCH)
             ]
             heads: list[Any] = []
-            for part in self._scripts("scan_versions", calls):
+            for part in self._scripts("scan_versions", b"heads", calls, epoch):
                 heads.extend(part)
             for rkey, head in zip(rkeys, heads):
                 if head is None:  # deleted since SCAN saw it
@@ -496,7 +546,7 @@ class RedisStore(Store):
         """Replace a counter that did not parse, unless it changed since it was read."""
         self._stats.bad_data(1)
         expected = seen if isinstance(seen, bytes) else b""
-        self._script("count", [counter], [b"setcount", expected, b"%d" % total])
+        self._scripts("count", b"setcount", [([counter], [expected, b"%d" % total])])
 
     # -------------------------------------------------------------- hints
 
@@ -505,7 +555,7 @@ class RedisStore(Store):
             raise TypeError(f"owner must be a non-empty str, got {owner!r}")
         return self._hints + owner.encode("utf-8")
 
-    def put_hints(self, owner: str, items: Iterable[tuple[bytes, Record]]) -> None:
+    def put_hints(self, owner: str, items: Iterable[tuple[bytes, Record]], epoch: int = 0) -> None:
         """Keep records for node `owner` in this server, until handed over.
 
         A hint replaces the hint held for the same (owner, key) only if newer.
@@ -517,10 +567,10 @@ class RedisStore(Store):
             fields.append(_as_bytes(key))
             records.append(encode(record))
         calls = [
-            ([self._hint_count, hkey], [b"hput", b"", *records[a:b], *fields[a:b]])
+            ([self._hint_count, hkey], [b"", *records[a:b], *fields[a:b]])
             for a, b in spans(fields, SCRIPT_BATCH)
         ]
-        self._scripts("put_hints", calls)
+        self._scripts("put_hints", b"hput", calls, epoch)
 
     def scan_hints(self) -> Iterator[tuple[str, bytes, Record]]:
         """Every hint held: (owner, key, record); hints that do not parse are skipped and counted."""
@@ -541,14 +591,14 @@ class RedisStore(Store):
                             continue
                         yield owner, key, record
 
-    def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
+    def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None:
         hkey = self._hint_key(owner)
         fields = [_as_bytes(k) for k in keys]
         calls = [
-            ([self._hint_count, hkey], [b"hdel", *fields[i : i + SCRIPT_BATCH]])
+            ([self._hint_count, hkey], fields[i : i + SCRIPT_BATCH])
             for i in range(0, len(fields), SCRIPT_BATCH)
         ]
-        self._scripts("delete_hints", calls)
+        self._scripts("delete_hints", b"hdel", calls, epoch)
 
     def count_hints(self) -> int:
         """How many hints are held; O(1), recomputed when the counter does not parse."""
@@ -561,6 +611,23 @@ class RedisStore(Store):
             total += sum(self._wire.call("count_hints", [command(b"HLEN", k) for k in page]))
         self._set_count(self._hint_count, raw, total)
         return total
+
+    # ------------------------------------------------------------ layout
+
+    def read_layout(self) -> tuple[int, bytes | None]:
+        """The layout epoch this node holds (0 without one) and the layout's bytes."""
+        held, data = self._wire.one("read_layout", b"MGET", self._epoch_key, self._layout_key)
+        return _count_of(held) or 0, data
+
+    def swap_layout(self, expected: int, epoch: int, data: bytes) -> tuple[int, bytes | None]:
+        """Install layout `data` at `epoch` if the node holds epoch `expected` (atomic).
+
+        Returns the epoch and layout the node holds afterwards: the new ones
+        if the swap happened, else what made it fail.
+        """
+        calls = [([self._layout_key], [b"%d" % expected, b"%d" % epoch, data])]
+        ((held, layout),) = self._scripts("swap_layout", b"layout", calls)
+        return int(held), layout
 
     # ---------------------------------------------------------- lifecycle
 

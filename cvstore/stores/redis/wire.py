@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
-from cvstore.errors import StoreError
+from cvstore.errors import FencedError, StoreError
 from cvstore.stores.redis.resp import Command
 from cvstore.stores.redis.script import SCRIPT, SCRIPT_SHA
 from cvstore.stores.redis.stats import StoreStats
@@ -229,8 +229,30 @@ class Wire:
                 replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
+                if str(reply).startswith("CVSTORE-FENCED "):
+                    _, have, want = str(reply).split()
+                    raise self.fenced(int(have), int(want))
                 raise reply
         return replies
+
+    def fenced(self, node_epoch: int, client_epoch: int) -> FencedError:
+        who = f"node {self.name!r} ({self.address})" if self.name else self.address
+        state = "newer" if node_epoch > client_epoch else "older"
+        return FencedError(
+            f"{who} holds layout epoch {node_epoch}, {state} than the client's {client_epoch}",
+            node=self.name,
+            node_epoch=node_epoch,
+            client_epoch=client_epoch,
+        )
+
+    def check_epoch(self, held: Any, client_epoch: int) -> None:
+        """Raise FencedError unless a node's epoch (as read in a transaction) is the client's."""
+        try:
+            node_epoch = int(held) if held is not None and not isinstance(held, Exception) else 0
+        except ValueError:
+            node_epoch = 0
+        if node_epoch != client_epoch:
+            raise self.fenced(node_epoch, client_epoch)
 
     @staticmethod
     def script(keys: list[bytes], argv: list[bytes]) -> Command:

@@ -1,0 +1,258 @@
+"""Membership kept on the nodes: reading layouts, installing them, and the rules of a change.
+
+Every node holds the cluster's layout (``cvstore.core.layout``) under its
+store's prefix.  A client loads the newest layout it can read, and every
+request it sends carries that layout's epoch: a node holding another epoch
+refuses the request (``FencedError``), so a client acting on an old layout
+loads the newer one and asks again, and a node that missed a change is
+brought up to date by the first client that meets it.
+
+A new layout is installed with a compare-and-set on the epoch, node by node
+in ``Layout.install_order()``: the first node decides between two changes
+racing from the same epoch (the loser's swap fails there and it stops, with
+the winner's layout), then the others are swapped together.
+
+What a change needs: every node of the current layout and every joining node
+reachable, except a node that is being removed, which may be down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cvstore.core.calls import Call, Op, Proc, failed
+from cvstore.core.layout import Layout, LayoutError, newest
+from cvstore.errors import LayoutConflictError, StoreError, UnavailableError
+
+__all__ = ("change", "finish", "install", "load", "push", "reachable", "refresh")
+
+
+def load(nodes: Sequence[Any]) -> Proc[tuple[Layout | None, dict[str, int]]]:
+    """The newest layout the `nodes` hold, and the epoch each node that answered holds.
+
+    A node whose layout does not parse counts as holding none (epoch 0).
+    """
+    results = yield [Call(node, Op.READ_LAYOUT) for node in nodes]
+    epochs: dict[str, int] = {}
+    layouts: list[Layout | None] = []
+    for node, result in zip(nodes, results):
+        if failed(result):
+            continue
+        epoch, data = result
+        layout = None
+        if data is not None:
+            try:
+                layout = Layout.from_bytes(data)
+            except LayoutError:
+                epoch = 0
+        epochs[node.name] = epoch if layout is not None else 0
+        layouts.append(layout)
+    return newest(layouts), epochs
+
+
+def install(
+    layout: Layout,
+    nodes: dict[str, Any],
+    expected: dict[str, int],
+    order: Sequence[str] | None = None,
+) -> Proc[list[str]]:
+    """Install `layout` on `nodes` (name -> node) with a compare-and-set each.
+
+    `expected` is the epoch each node is believed to hold; `order` the
+    nodes to install on, first the one that decides (by default
+    ``layout.install_order()``; a commit also goes to the nodes leaving).  Returns the
+    names of the nodes that could not be reached (they learn the layout when
+    next contacted).  Raises LayoutConflictError if another layout won on the
+    first node, or on any node with an epoch at or past this one.
+    """
+    order = [name for name in order or layout.install_order() if name in nodes]
+    data = layout.to_bytes()
+    missed: list[str] = []
+    first, rest = order[:1], order[1:]
+    for group in (first, rest):
+        if not group:
+            continue
+        results = yield [
+            Call(nodes[name], Op.SWAP_LAYOUT, (expected.get(name, 0), layout.epoch, data))
+            for name in group
+        ]
+        retry: list[str] = []
+        for name, result in zip(group, results):
+            if failed(result):
+                if group is first:
+                    raise _unreachable(layout, [nodes[name]], {name: result})
+                missed.append(name)
+                continue
+            held, held_data = result
+            if held == layout.epoch and held_data == data:
+                continue
+            if held >= layout.epoch or group is first:
+                raise _conflict(name, held, held_data, layout)
+            expected[name] = held  # behind: it missed a layout; bring it up to date
+            retry.append(name)
+        if retry:
+            again = yield [
+                Call(nodes[name], Op.SWAP_LAYOUT, (expected[name], layout.epoch, data))
+                for name in retry
+            ]
+            for name, result in zip(retry, again):
+                if failed(result):
+                    missed.append(name)
+                elif result[0] != layout.epoch:
+                    raise _conflict(name, result[0], result[1], layout)
+    return missed
+
+
+def push(layout: Layout, node: Any, held: int) -> Proc[bool]:
+    """Bring a node that holds an older epoch up to `layout`; whether it holds it now."""
+    if held >= layout.epoch:
+        return held == layout.epoch
+    (result,) = yield [Call(node, Op.SWAP_LAYOUT, (held, layout.epoch, layout.to_bytes()))]
+    return not failed(result) and result[0] == layout.epoch
+
+
+def reachable(
+    layout: Layout, nodes: dict[str, Any], action: str, removing: str | None = None
+) -> Proc[None]:
+    """Check that a change may start: every node it needs answers a ping.
+
+    The nodes of the layout and the joining ones must answer; a node being
+    removed may be down.  Raises UnavailableError naming the missing ones.
+    """
+    needed = [nodes[spec.name] for spec in layout.everyone() if spec.name in nodes]
+    results = yield [Call(node, Op.PING) for node in needed]
+    down = {
+        node.name: result
+        for node, result in zip(needed, results)
+        if failed(result) and node.name != removing
+    }
+    if down:
+        raise _unreachable(layout, needed, down, action)
+
+
+def _unreachable(
+    layout: Layout, needed: Sequence[Any], down: dict[str, StoreError], action: str = "a change"
+) -> UnavailableError:
+    names = "; ".join(f"{name} down: {error.reason}" for name, error in down.items())
+    alive = len(needed) - len(down)
+    error = UnavailableError(
+        f"{action} needs every node of the layout up (epoch {layout.epoch}), "
+        f"{alive} of {len(needed)} answered ({names}); bring them back, or remove a dead "
+        "node first",
+        level="membership",
+        required=len(needed),
+        alive=alive,
+        down=tuple(down),
+        causes=down,
+    )
+    error.__cause__ = list(down.values())[-1]
+    return error
+
+
+def _conflict(name: str, held: int, held_data: bytes | None, wanted: Layout) -> LayoutConflictError:
+    winner = None
+    if held_data is not None:
+        try:
+            winner = Layout.from_bytes(held_data)
+        except LayoutError:
+            winner = None
+    what = winner.describe() if winner is not None else f"epoch {held}"
+    return LayoutConflictError(
+        f"another client changed the membership first: node {name!r} holds {what}, "
+        f"not the layout of epoch {wanted.epoch} this change wanted; nothing was changed",
+        layout=winner,
+    )
+
+
+# ------------------------------------------------------------ the procedures
+
+
+def refresh(ctx: Any, fenced_by: Any = None) -> Proc[Layout | None]:
+    """Load the newest layout from every node this client knows; apply it if it is newer.
+
+    Nodes found holding an older epoch are brought up to date.  Returns the
+    layout the client holds afterwards.
+    """
+    known = dict(ctx.members)
+    layout, epochs = yield from load(list(known.values()))
+    if layout is None:
+        return ctx.layout
+    current = ctx.layout
+    if current is not None and layout.cluster != current.cluster:
+        raise LayoutError(
+            f"the nodes now hold a layout of another cluster ({layout.cluster}, not "
+            f"{current.cluster}); a node was given to two clusters"
+        )
+    if current is None or layout.epoch > current.epoch:
+        ctx.apply_layout(layout)
+        known.update(ctx.members)
+        if any(spec.name not in epochs for spec in layout.everyone()):  # new nodes: read them too
+            _, more = yield from load([known[s.name] for s in layout.everyone() if s.name not in epochs])
+            epochs.update(more)
+    for name, held in epochs.items():
+        node = known.get(name)
+        if node is not None and held < layout.epoch and layout.spec(name) is not None:
+            yield from push(layout, node, held)
+    return ctx.layout
+
+
+def change(ctx: Any, target: Layout, joining: dict[str, Any], removing: str | None) -> Proc[Any]:
+    """Carry a change from the current stable layout to `target` (a changing layout) and commit.
+
+    1. every node it needs answers; 2. `target` installed on every node with
+    a compare-and-set (epoch e -> e + 1); 3. the client writes to the old and
+    the new replicas; 4. copies stream; 5. the commit (e + 2) installed on
+    every node; 6. copies no longer placed are dropped, from nodes that hold
+    the commit.  Returns the rebalancing report.
+    """
+    current = ctx.layout
+    nodes = {**ctx.members, **joining}
+    yield from reachable(target, nodes, _action(target), removing)
+    if joining:  # a node joins empty, or left behind by this very cluster
+        held, _ = yield from load(list(joining.values()))
+        if held is not None and (held.cluster != current.cluster or held.epoch > current.epoch):
+            raise LayoutError(
+                f"node {next(iter(joining))!r} holds the layout of cluster {held.cluster} "
+                f"(epoch {held.epoch}): it belongs to another cluster; clear it first"
+            )
+    expected = {name: current.epoch for name in current.names}
+    yield from install(target, nodes, expected)
+    ctx.apply_layout(target, joining)
+    return (yield from finish(ctx))
+
+
+def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
+    """Carry the changing layout the client holds forward (stream, commit, drop), or abort it.
+
+    Any client can finish a change another one left half done: streaming is
+    a set of conditional writes, so doing it twice is harmless, and the
+    commit is a compare-and-set that only one client wins (a client that
+    finds the commit already installed has nothing left to do but drop).
+    """
+    from cvstore.core import rebalance
+
+    changing = ctx.layout
+    if changing is None or not changing.changing:
+        raise LayoutError("no change is under way")
+    nodes = dict(ctx.members)
+    order = changing.install_order()
+    expected = {name: changing.epoch for name in order}
+    old, new = ctx.placement, ctx.placement.pending
+    if abort:
+        end = changing.abort()
+        yield from install(end, nodes, expected, order)
+        ctx.apply_layout(end)
+        return rebalance.report("abort", str(changing.change.get("node")), rebalance.empty(), {})
+    moves = yield from rebalance.stream(ctx, old, new)
+    end = changing.commit()
+    yield from install(end, nodes, expected, order)
+    ctx.apply_layout(end)
+    dropped = yield from rebalance.drop(old, new, moves)
+    return rebalance.report(
+        str(changing.change.get("action")), str(changing.change.get("node")), moves, dropped
+    )
+
+
+def _action(layout: Layout) -> str:
+    return f"{layout.change.get('action')} {layout.change.get('node')!r}"
