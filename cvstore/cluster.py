@@ -229,16 +229,21 @@ class Cluster:
             )
         state = cluster._state
         state.connect = connect or _connect_like(probe)
-        by_address = {(_address(st), _prefix(st)): st for st in stores}
+        # a seed made from a URL serves the node at that address; an in-process
+        # store has no address, and its node is reached with connect()
+        by_address = {(_address(st), _prefix(st)): st for st in stores if _address(st)}
         given = {}
         for spec in layout.everyone():
-            store = by_address.pop((spec.address, spec.prefix), None)
+            store = by_address.pop((spec.address, spec.prefix), None) if spec.address else None
             if store is not None:
                 given[spec.name] = Node(spec.name, weight=spec.weight, zone=spec.zone, store=store)
                 if isinstance(seed_of(store), str):
                     state.made.add(spec.name)
         for store in by_address.values():  # a seed that is not a node of the layout
             if isinstance(seed_of(store), str):
+                store.close()
+        for store in stores:  # an in-process seed the layout reached through connect()
+            if not _address(store) and isinstance(seed_of(store), str):
                 store.close()
         state.apply_layout(layout, given)
         cluster._sync()
@@ -819,7 +824,15 @@ class Cluster:
         """Change a membership kept on the nodes (see ``core.membership.change``)."""
         state = self._state
         self._run(membership.refresh(state))
-        target = transition(state.layout)
+        current = state.layout
+        if current is not None and current.changing:
+            raise LayoutConflictError(
+                f"another change is under way ({current.change.get('action')} "
+                f"{current.change.get('node')!r}, epoch {current.epoch}); wait for it, or finish "
+                "it with finish_change() if its client died",
+                layout=current,
+            )
+        target = transition(current)
         started = time.perf_counter()
         try:
             report = self._run(membership.change(state, target, joining or {}, removing))

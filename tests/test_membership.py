@@ -1,0 +1,324 @@
+"""Membership kept on the nodes, in-process: layouts, epochs, fencing, changes by any client.
+
+Clients are ``Cluster`` objects made with ``Cluster.create`` / ``Cluster.join``
+over shared MemoryStores (``connect`` maps a node name to its store, as a
+URL does for Redis).  The same promises run against real servers and real
+processes in ``tests/redis/test_membership_redis.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cvstore import Cluster, MemoryStore, Node, UnavailableError
+from cvstore.core.layout import Layout, LayoutError, NodeSpec
+from cvstore.errors import FencedError, LayoutConflictError, StoreError
+from cvstore.versions import Record
+
+
+class Servers:
+    """Named MemoryStores standing in for servers: what ``connect`` reaches."""
+
+    def __init__(self, *names: str) -> None:
+        self.stores = {name: RecordingStore() for name in names}
+
+    def add(self, name: str) -> MemoryStore:
+        self.stores[name] = RecordingStore()
+        return self.stores[name]
+
+    def connect(self, spec: NodeSpec) -> MemoryStore:
+        return self.stores[spec.name]
+
+    def nodes(self, *names: str) -> list[Node]:
+        return [Node(name, store=self.stores[name]) for name in names]
+
+    def layouts(self) -> dict[str, int]:
+        return {name: store.read_layout()[0] for name, store in self.stores.items()}
+
+
+class RecordingStore(MemoryStore):
+    """A MemoryStore that remembers the epochs of the record calls it accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepted: list[tuple[str, int]] = []
+
+    def write_many(self, keys, records, epoch=0):
+        result = super().write_many(keys, records, epoch)
+        self.accepted.append(("write", epoch))
+        return result
+
+    def get_many(self, keys, epoch=0):
+        result = super().get_many(keys, epoch)
+        self.accepted.append(("read", epoch))
+        return result
+
+
+def create(servers: Servers, *names: str, **options) -> Cluster:
+    return Cluster.create(servers.nodes(*names), connect=servers.connect, **options)
+
+
+def join(servers: Servers, seed: str, **options) -> Cluster:
+    return Cluster.join([servers.stores[seed]], connect=servers.connect, **options)
+
+
+class TestLayouts:
+    def test_creating_writes_the_first_layout_on_every_node(self):
+        servers = Servers("a", "b", "c")
+        cluster = create(servers, "a", "b", "c", replication_factor=2, vnodes=40)
+        layout = cluster.layout
+        assert layout.epoch == 1 and layout.names == ("a", "b", "c") and not layout.changing
+        assert servers.layouts() == {"a": 1, "b": 1, "c": 1}
+        for store in servers.stores.values():
+            assert Layout.from_bytes(store.read_layout()[1]) == layout
+        assert (layout.replication_factor, layout.vnodes) == (2, 40)
+
+    def test_a_client_joins_from_one_node_and_gets_the_whole_cluster(self):
+        servers = Servers("a", "b", "c")
+        first = create(servers, "a", "b", "c", replication_factor=2, vnodes=40)
+        first.put_many({f"k{i}": i for i in range(200)})
+        other = join(servers, "b")  # one address, nothing else
+        assert [n.name for n in other.nodes] == ["a", "b", "c"]
+        assert other.replication_factor == 2 and other.ring == first.ring
+        assert other.get_many([f"k{i}" for i in range(200)]) == {f"k{i}": i for i in range(200)}
+
+    def test_a_node_of_one_cluster_cannot_create_another(self):
+        servers = Servers("a", "b")
+        create(servers, "a", "b")
+        with pytest.raises(LayoutError, match="already belongs to cluster .*join it"):
+            create(servers, "a")
+
+    def test_layouts_round_trip_and_bad_ones_are_refused(self):
+        servers = Servers("a")
+        layout = create(servers, "a").layout
+        assert Layout.from_bytes(layout.to_bytes()) == layout
+        for junk, match in [
+            (b"{not json", "must be JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            (b'{"format": 99}', "format 99"),
+            (layout.to_bytes().replace(b'"epoch":1', b'"epoch":0'), "epoch must be an int >= 1"),
+            (layout.to_bytes().replace(b'"weight":1.0', b'"weight":-1'), "weight must be"),
+        ]:
+            with pytest.raises(LayoutError, match=match):
+                Layout.from_bytes(junk)
+
+    def test_a_change_moves_through_three_epochs(self):
+        layout = Layout("c1", 4, (NodeSpec("a"), NodeSpec("b")), 2)
+        changing = layout.begin((NodeSpec("a"), NodeSpec("b"), NodeSpec("c")), "add", "c")
+        assert changing.epoch == 5 and changing.changing and changing.install_order() == ["a", "b", "c"]
+        with pytest.raises(LayoutError, match="a change is already under way"):
+            changing.begin((NodeSpec("a"),), "remove", "b")
+        assert changing.commit().names == ("a", "b", "c") and changing.commit().epoch == 6
+        assert changing.abort().names == ("a", "b") and not changing.abort().changing
+
+
+class TestFencing:
+    @pytest.mark.parametrize("rf", [1, 2, 3])
+    def test_two_workers_one_adds_a_node_the_other_misses_nothing(self, rf):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3", replication_factor=rf)
+        b = join(servers, "r1")
+        keys = [f"key:{i}" for i in range(2000)]
+        a.put_many({k: "v1" for k in keys})
+        b.add_node(Node("r4", store=servers.stores["r4"]))
+        # A still holds epoch 1: its first request is refused, it loads epoch 3, asks again
+        got = a.get_many(keys)
+        assert len(got) == 2000 and set(got.values()) == {"v1"}
+        a.put_many({k: "v2" for k in keys})
+        assert b.get_many(keys) == {k: "v2" for k in keys}
+        assert a.layout == b.layout and a.layout.epoch == 3
+        assert [n.name for n in a.nodes] == ["r1", "r2", "r3", "r4"]
+
+    def test_no_store_accepts_a_call_from_an_old_epoch(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        sleeper = join(servers, "r2")
+        sleeper.put("k", "before")
+        a.add_node(Node("r4", store=servers.stores["r4"]))
+        a.remove_node("r1")
+        assert a.layout.epoch == 5
+        for store in servers.stores.values():
+            store.accepted.clear()
+        # the sleeper wakes: its calls go to the nodes of epoch 5 only, never to r1
+        sleeper.put("k", "after")
+        assert sleeper.get("k", consistency="all") == "after"
+        assert sleeper.layout.epoch == 5 and "r1" not in [n.name for n in sleeper.nodes]
+        for name, store in servers.stores.items():
+            assert all(epoch == 5 for _, epoch in store.accepted), (name, store.accepted)
+        assert servers.stores["r1"].accepted == []
+        replicas = {n.name for n in a.get_nodes_for_key("k")}
+        holding = {name for name, s in servers.stores.items() if s.get(b"k") is not None}
+        assert holding == replicas
+
+    def test_a_node_refuses_another_epoch_in_the_same_step(self):
+        store = MemoryStore()
+        store.swap_layout(0, 3, b"{}")
+        with pytest.raises(FencedError, match="holds layout epoch 3, newer than the client's 2") as info:
+            store.write_many([b"k"], [Record(1, "v")], epoch=2)
+        assert info.value.newer and store.get(b"k") is None
+        with pytest.raises(FencedError, match="older than the client's 4") as info:
+            store.get_many([b"k"], epoch=4)
+        assert not info.value.newer
+        assert store.write_many([b"k"], [Record(1, "v")], epoch=3) == [None]
+        assert store.write_many([b"j"], [Record(1, "v")]) == [None]  # epoch 0: not fenced
+
+    def test_a_node_that_missed_a_change_is_brought_up_to_date(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        behind = servers.stores["r3"]
+        a.add_node(Node("r4", store=servers.stores["r4"]))
+        behind.swap_layout(3, 1, a.layout.to_bytes().replace(b'"epoch":3', b'"epoch":1'))
+        assert servers.layouts()["r3"] == 1  # as if it had been down during the change
+        a.put_many({f"k{i}": i for i in range(100)})  # meets r3: pushes epoch 3 to it
+        assert servers.layouts() == {"r1": 3, "r2": 3, "r3": 3, "r4": 3}
+
+
+class TestChanges:
+    def test_two_clients_adding_at_the_same_moment_one_wins(self):
+        servers = Servers("r1", "r2", "r3", "x", "y")
+        create(servers, "r1", "r2", "r3")
+        clients = [join(servers, "r1"), join(servers, "r2")]
+        barrier = threading.Barrier(2)
+        outcome: dict[str, object] = {}
+        # Both changes start from epoch 1: each client's first compare-and-set
+        # waits until the other has read the layout and is about to swap too.
+        first = servers.stores["r1"]
+        swap = first.swap_layout
+        racing = threading.Barrier(2)
+
+        def swap_together(expected, epoch, data):
+            if expected == 1 and racing.n_waiting < 2 and not racing.broken:
+                try:
+                    racing.wait(timeout=5)
+                except threading.BrokenBarrierError:
+                    pass
+            return swap(expected, epoch, data)
+
+        first.swap_layout = swap_together
+
+        def add(client, name):
+            barrier.wait()
+            try:
+                outcome[name] = client.add_node(Node(name, store=servers.stores[name]))
+            except LayoutConflictError as exc:
+                outcome[name] = exc
+
+        threads = [threading.Thread(target=add, args=(c, n)) for c, n in zip(clients, "xy")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        errors = [v for v in outcome.values() if isinstance(v, LayoutConflictError)]
+        assert len(outcome) == 2 and len(errors) == 1
+        loser = errors[0]
+        winner = "x" if isinstance(outcome["y"], LayoutConflictError) else "y"
+        # met while the winner's change was under way, or after it installed a layout
+        assert "another change is under way" in str(loser) or "changed the membership first" in str(
+            loser
+        )
+        assert winner in [spec.name for spec in loser.layout.everyone()]  # the new layout
+        epochs = servers.layouts()
+        members = [n for n in ("r1", "r2", "r3", winner)]
+        assert {epochs[n] for n in members} == {3}
+        assert epochs["y" if winner == "x" else "x"] == 0  # the loser's node was never touched
+        layouts = {servers.stores[n].read_layout()[1] for n in members}
+        assert len(layouts) == 1
+        assert Layout.from_bytes(layouts.pop()).names == ("r1", "r2", "r3", winner)
+
+    def test_a_change_needs_every_node_up_except_one_being_removed(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        cluster = create(servers, "r1", "r2", "r3")
+        cluster.put_many({f"k{i}": i for i in range(300)})
+        down = BrokenStore.break_(servers, "r2")
+        with pytest.raises(UnavailableError, match=r"add 'r4' needs every node .*r2 down: connection refused"):
+            cluster.add_node(Node("r4", store=servers.stores["r4"]))
+        assert cluster.layout.epoch == 1  # nothing changed
+        assert servers.stores["r4"].read_layout() == (0, None)
+        assert servers.stores["r1"].read_layout()[0] == 1
+        report = cluster.remove_node("r2")  # the dead node itself can go
+        assert report.action == "remove" and cluster.layout.names == ("r1", "r3")
+        assert cluster.get_many([f"k{i}" for i in range(300)], consistency="all") == {
+            f"k{i}": i for i in range(300)
+        }
+        down.fixed()
+
+    def test_a_change_left_half_done_is_finished_by_another_client(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3", replication_factor=2)
+        a.put_many({f"k{i}": i for i in range(500)})
+        # a client installs the changing layout, then dies before streaming
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in target.install_order():
+            servers.stores[name].swap_layout(1, target.epoch, target.to_bytes())
+        b = join(servers, "r3")
+        assert b.layout.changing
+        b.put_many({f"k{i}": -i for i in range(0, 500, 2)})  # writes reach old and new replicas
+        report = b.finish_change()
+        assert report.action == "add" and report.node == "r4"
+        assert b.layout.epoch == 3 and not b.layout.changing
+        assert set(servers.layouts().values()) == {3}
+        expected = {f"k{i}": (-i if i % 2 == 0 else i) for i in range(500)}
+        assert b.get_many(list(expected), consistency="all") == expected
+        assert a.get_many(list(expected)) == expected  # the stale client catches up
+        assert b.finish_change() is None
+
+    def test_a_change_can_be_taken_back(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in target.install_order():
+            servers.stores[name].swap_layout(1, target.epoch, target.to_bytes())
+        a.put("k", "during")
+        report = a.finish_change(abort=True)
+        assert report.action == "abort" and a.layout.names == ("r1", "r2", "r3")
+        assert a.layout.epoch == 3 and a.get("k", consistency="all") == "during"
+        assert a.repair().complete
+
+    def test_weights_change_by_any_client(self):
+        servers = Servers("r1", "r2", "r3")
+        a = create(servers, "r1", "r2", "r3", replication_factor=1)
+        a.put_many({f"k{i}": i for i in range(3000)})
+        b = join(servers, "r1")
+        b.set_weight("r1", 3.0)
+        assert a.get_many([f"k{i}" for i in range(3000)]) == {f"k{i}": i for i in range(3000)}
+        assert a.layout.spec("r1").weight == 3.0 and a.node("r1").weight == 3.0
+        share = a.stats().share["r1"]
+        assert 0.5 < share < 0.7  # about 3/5 of the keys
+
+    def test_weights_change_in_process_too(self):
+        cluster = Cluster([Node(f"n{i}") for i in range(3)], replication_factor=1)
+        cluster.put_many({f"k{i}": i for i in range(3000)})
+        report = cluster.set_weight("n0", 3.0)
+        assert report.action == "weight" and report.moved > 0
+        assert cluster.get_many([f"k{i}" for i in range(3000)]) == {
+            f"k{i}": i for i in range(3000)
+        }
+        assert 0.5 < cluster.stats().share["n0"] < 0.7
+        with pytest.raises(ValueError, match="weight must be a finite number > 0, got 0"):
+            cluster.set_weight("n0", 0)
+
+
+class BrokenStore:
+    """Makes a named store fail every call as an unreachable server would, until fixed."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.saved = {}
+
+    @classmethod
+    def break_(cls, servers: Servers, name: str) -> BrokenStore:
+        broken = cls(servers.stores[name])
+        for method in ("get", "get_many", "write_many", "ping", "read_layout", "swap_layout", "count_hints", "keys", "scan_versions"):
+            broken.saved[method] = getattr(broken.store, method)
+
+            def fail(*args, _name=name, **kwargs):
+                raise StoreError("connection refused", node=_name)
+
+            setattr(broken.store, method, fail)
+        return broken
+
+    def fixed(self) -> None:
+        for method, original in self.saved.items():
+            setattr(self.store, method, original)
