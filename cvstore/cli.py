@@ -23,7 +23,7 @@ from cvstore._version import __version__
 
 __all__ = ("main",)
 
-_COMMANDS = ("demo", "shell", "simulate", "bench")
+_COMMANDS = ("demo", "shell", "simulate", "bench", "cluster")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,6 +218,10 @@ def _build_parser() -> _Parser:
         help="time spent on each measurement (default 0.2)",
     )
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    from cvstore._cli import cluster
+
+    cluster.add_parser(sub, _args.count, _args.weight)
     return parser
 
 
@@ -237,6 +241,8 @@ def _run(args: argparse.Namespace) -> int:
         from cvstore._cli.bench import command
     elif args.command == "demo":
         from cvstore._cli.demo import command
+    elif args.command == "cluster":
+        from cvstore._cli.cluster import command
     else:
         from cvstore._cli.shell import command
     return command(args)

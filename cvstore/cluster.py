@@ -191,7 +191,9 @@ class Cluster:
         if not members:
             raise ValueError("nodes must name at least one node to create a cluster, got none")
         cluster = cls((), **options)
-        cluster._share(members, cluster._state.options, connect or _connect_like(members), create=True)
+        cluster._share(
+            members, cluster._state.options, connect or _connect_like(members), create=True
+        )
         cluster._run(_hints.adopt(cluster._state.hints, members))
         return cluster
 
@@ -250,9 +252,7 @@ class Cluster:
         cluster._run(_hints.adopt(state.hints, list(state.members.values())))
         return cluster
 
-    def _share(
-        self, members: list[Node], options: Any, connect: Any, create: bool = False
-    ) -> None:
+    def _share(self, members: list[Node], options: Any, connect: Any, create: bool = False) -> None:
         """Follow the layout `members` hold, or write the first one on them."""
         state = self._state
         state.shared = True
@@ -784,7 +784,9 @@ class Cluster:
                 )
             old = state.placement
             weights = {**old.weights, name: probe.weight}
-            new = Placement(list(old.nodes), self._state.replication_factor, state.options.placer, weights)
+            new = Placement(
+                list(old.nodes), self._state.replication_factor, state.options.placer, weights
+            )
             started = time.perf_counter()
             report = self._run(rebalance.rebalance(state, old, new, action="weight", node=name))
             member.weight = probe.weight

@@ -107,7 +107,11 @@ class TestLayouts:
     def test_a_change_moves_through_three_epochs(self):
         layout = Layout("c1", 4, (NodeSpec("a"), NodeSpec("b")), 2)
         changing = layout.begin((NodeSpec("a"), NodeSpec("b"), NodeSpec("c")), "add", "c")
-        assert changing.epoch == 5 and changing.changing and changing.install_order() == ["a", "b", "c"]
+        assert (
+            changing.epoch == 5
+            and changing.changing
+            and changing.install_order() == ["a", "b", "c"]
+        )
         with pytest.raises(LayoutError, match="a change is already under way"):
             changing.begin((NodeSpec("a"),), "remove", "b")
         assert changing.commit().names == ("a", "b", "c") and changing.commit().epoch == 6
@@ -155,7 +159,9 @@ class TestFencing:
     def test_a_node_refuses_another_epoch_in_the_same_step(self):
         store = MemoryStore()
         store.swap_layout(0, 3, b"{}")
-        with pytest.raises(FencedError, match="holds layout epoch 3, newer than the client's 2") as info:
+        with pytest.raises(
+            FencedError, match="holds layout epoch 3, newer than the client's 2"
+        ) as info:
             store.write_many([b"k"], [Record(1, "v")], epoch=2)
         assert info.value.newer and store.get(b"k") is None
         with pytest.raises(FencedError, match="older than the client's 4") as info:
@@ -232,7 +238,9 @@ class TestChanges:
         cluster = create(servers, "r1", "r2", "r3")
         cluster.put_many({f"k{i}": i for i in range(300)})
         down = BrokenStore.break_(servers, "r2")
-        with pytest.raises(UnavailableError, match=r"add 'r4' needs every node .*r2 down: connection refused"):
+        with pytest.raises(
+            UnavailableError, match=r"add 'r4' needs every node .*r2 down: connection refused"
+        ):
             cluster.add_node(Node("r4", store=servers.stores["r4"]))
         assert cluster.layout.epoch == 1  # nothing changed
         assert servers.stores["r4"].read_layout() == (0, None)
@@ -292,9 +300,7 @@ class TestChanges:
         cluster.put_many({f"k{i}": i for i in range(3000)})
         report = cluster.set_weight("n0", 3.0)
         assert report.action == "weight" and report.moved > 0
-        assert cluster.get_many([f"k{i}" for i in range(3000)]) == {
-            f"k{i}": i for i in range(3000)
-        }
+        assert cluster.get_many([f"k{i}" for i in range(3000)]) == {f"k{i}": i for i in range(3000)}
         assert 0.5 < cluster.stats().share["n0"] < 0.7
         with pytest.raises(ValueError, match="weight must be a finite number > 0, got 0"):
             cluster.set_weight("n0", 0)
@@ -310,7 +316,17 @@ class BrokenStore:
     @classmethod
     def break_(cls, servers: Servers, name: str) -> BrokenStore:
         broken = cls(servers.stores[name])
-        for method in ("get", "get_many", "write_many", "ping", "read_layout", "swap_layout", "count_hints", "keys", "scan_versions"):
+        for method in (
+            "get",
+            "get_many",
+            "write_many",
+            "ping",
+            "read_layout",
+            "swap_layout",
+            "count_hints",
+            "keys",
+            "scan_versions",
+        ):
             broken.saved[method] = getattr(broken.store, method)
 
             def fail(*args, _name=name, **kwargs):

@@ -49,7 +49,9 @@ class Op(enum.Enum):
     COUNT_HINTS = "count_hints"  # () -> int
     PING = "ping"  # () -> bool
     READ_LAYOUT = "read_layout"  # () -> (epoch, layout bytes or None)
-    SWAP_LAYOUT = "swap_layout"  # (expected epoch, epoch, layout bytes) -> (epoch, layout) held after
+    SWAP_LAYOUT = (
+        "swap_layout"  # (expected epoch, epoch, layout bytes) -> (epoch, layout) held after
+    )
 
 
 # The calls a node refuses when the client's layout epoch is not its own.

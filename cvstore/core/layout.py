@@ -199,7 +199,9 @@ class Layout:
                 raise LayoutError(f"a layout's {name} must be an int >= 1, got {value!r:.60}")
         nodes = tuple(NodeSpec.from_json(n) for n in _list(data.get("nodes"), "nodes"))
         nxt = data.get("next")
-        next_nodes = None if nxt is None else tuple(NodeSpec.from_json(n) for n in _list(nxt, "next"))
+        next_nodes = (
+            None if nxt is None else tuple(NodeSpec.from_json(n) for n in _list(nxt, "next"))
+        )
         _check_names(nodes)
         if next_nodes is not None:
             _check_names(next_nodes)

@@ -188,7 +188,9 @@ def refresh(ctx: Any, fenced_by: Any = None) -> Proc[Layout | None]:
         ctx.apply_layout(layout)
         known.update(ctx.members)
         if any(spec.name not in epochs for spec in layout.everyone()):  # new nodes: read them too
-            _, more = yield from load([known[s.name] for s in layout.everyone() if s.name not in epochs])
+            _, more = yield from load(
+                [known[s.name] for s in layout.everyone() if s.name not in epochs]
+            )
             epochs.update(more)
     for name, held in epochs.items():
         node = known.get(name)

@@ -126,7 +126,13 @@ def drop(old: Any, new: Any, moves: Moves) -> Proc[dict[str, int]]:
         return {}
     return (
         yield from _drop(
-            old, new, moves.keys, moves.old_pref, moves.new_pref, moves.plan["failed"], moves.skipped
+            old,
+            new,
+            moves.keys,
+            moves.old_pref,
+            moves.new_pref,
+            moves.plan["failed"],
+            moves.skipped,
         )
     )
 

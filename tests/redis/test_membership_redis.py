@@ -39,7 +39,10 @@ def close(*clusters: Cluster) -> None:
 @pytest.mark.parametrize("rf", [1, 2, 3])
 def test_two_workers_one_adds_a_node_nothing_missing_or_stale(start_redis, rf):
     servers = start_redis(4)
-    a = Cluster([Node(f"r{i + 1}", store=store(s)) for i, s in enumerate(servers[:3])], replication_factor=rf)
+    a = Cluster(
+        [Node(f"r{i + 1}", store=store(s)) for i, s in enumerate(servers[:3])],
+        replication_factor=rf,
+    )
     b = Cluster.join([servers[0].url()], prefix=PREFIX)
     keys = [f"key:{i}" for i in range(2000)]
     a.put_many({k: "v1" for k in keys})
@@ -83,18 +86,24 @@ def test_two_processes_adding_at_the_same_moment_one_wins(start_redis):
     barrier = spawn.Barrier(2)
     out = spawn.Queue()
     procs = [
-        spawn.Process(target=workers.racer, args=(servers[0].url(), name, server.url(), barrier, out))
+        spawn.Process(
+            target=workers.racer, args=(servers[0].url(), name, server.url(), barrier, out)
+        )
         for name, server in (("r4", servers[3]), ("r5", servers[4]))
     ]
     for p in procs:
         p.start()
-    results = {name: (outcome, detail) for name, outcome, detail in (out.get(timeout=60) for _ in procs)}
+    results = {
+        name: (outcome, detail) for name, outcome, detail in (out.get(timeout=60) for _ in procs)
+    }
     for p in procs:
         p.join(timeout=30)
     assert sorted(outcome for outcome, _ in results.values()) == ["added", "conflict"], results
     winner = next(name for name, (outcome, _) in results.items() if outcome == "added")
     loser = "r5" if winner == "r4" else "r4"
-    assert results[loser][1] == sorted(["r1", "r2", "r3", winner])  # the error carries the new layout
+    assert results[loser][1] == sorted(
+        ["r1", "r2", "r3", winner]
+    )  # the error carries the new layout
     members = servers[:3] + [servers[3] if winner == "r4" else servers[4]]
     held = {raw_layout(s) for s in members}
     assert len(held) == 1
