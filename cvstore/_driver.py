@@ -22,12 +22,12 @@ from typing import Any
 
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
-from cvstore.core.levels import check_level, check_policy
 from cvstore.core.layout import Layout, NodeSpec
+from cvstore.core.levels import check_level, check_policy
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.errors import NodeExistsError, StoreError
-from cvstore.stores.base import Store
 from cvstore.node import _LONE_CLOCK, Node
+from cvstore.stores.base import Store
 from cvstore.versions import HybridClock
 
 __all__ = ("DEFAULT_HINT_WINDOW", "DEFAULT_TOMBSTONE_GRACE", "Options", "State", "check_options")

@@ -41,15 +41,15 @@ from cvstore.core import hints as _hints
 from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
 from cvstore.core.batch import IO_BATCH
 from cvstore.core.calls import FENCED, Call, Op
-from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
+from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.levels import check_level, level_error
+from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE, Record, differs
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
-from cvstore.core.placement import Placement
 from cvstore.errors import (
     FencedError,
     LayoutConflictError,

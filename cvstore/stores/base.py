@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from cvstore.core.records import TOMBSTONE, Record
-from cvstore.errors import FencedError, StoreError
+from cvstore.errors import StoreError
 
 __all__ = ("Pending", "Store")
 
