@@ -24,7 +24,11 @@ work, counted in records (``extra_info["records"]``):
   ``cluster.put`` (3 replicas) / ``cluster.get`` at quorum (2 replicas).
 
 Both sides use redis-py with the same parser (hiredis when installed) and no
-retries.
+retries.  ``cvstore`` keeps its membership on the nodes (every request
+fenced by the layout epoch); ``cvstore-unfenced`` is the same cluster with
+``shared=False`` (membership in the client, no epoch checks), under another
+prefix on the same servers: the difference between the two is the cost of
+fencing.
 """
 
 from __future__ import annotations
@@ -83,23 +87,34 @@ def raws(redis_mod: Any, servers: Any, data: tuple[list[bytes], list[bytes]]) ->
         client.close()
 
 
-@pytest.fixture(scope="module")
-def cluster(servers: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
+def _make_cluster(servers: Any, data: tuple[list[bytes], list[bytes]], shared: bool) -> Any:
     from cvstore import Cluster, Node, RedisStore
 
+    prefix = "bench:" if shared else "bench-unfenced:"
     nodes = [
-        Node(f"r{i + 1}", store=RedisStore(s.url(), prefix="bench:", timeout=TIMEOUT))
+        Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=prefix, timeout=TIMEOUT))
         for i, s in enumerate(servers)
     ]
-    c = Cluster(nodes, replication_factor=3)
+    c = Cluster(nodes, replication_factor=3, shared=shared)
+    assert (c.layout is not None) == shared
     keys, values = data
     for i in range(0, N_KEYS, BATCH):
         c.put_many(dict(zip(keys[i : i + BATCH], values[i : i + BATCH])))
     assert all(node.store.count() == N_KEYS for node in nodes)
-    yield c
-    c.close()
-    for node in nodes:
-        node.store.close()
+    return c
+
+
+@pytest.fixture(scope="module")
+def clusters(servers: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
+    made = {
+        "cvstore": _make_cluster(servers, data, shared=True),
+        "cvstore-unfenced": _make_cluster(servers, data, shared=False),
+    }
+    yield made
+    for c in made.values():
+        c.close()
+        for node in c.nodes:
+            node.store.close()
 
 
 class _Slices:
@@ -135,10 +150,11 @@ def _info(benchmark: Any, raws: Any, keys: int, records: int) -> None:
 
 
 @pytest.mark.benchmark(group="redis-cluster-write")
-@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore"])
-def test_write(benchmark, side, raws, cluster, data):
+@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore", "cvstore-unfenced"])
+def test_write(benchmark, side, raws, clusters, data):
     slices = _Slices(data, BATCH)
-    if side == "cvstore":
+    if side.startswith("cvstore"):
+        cluster = clusters[side]
 
         def target(kv):
             cluster.put_many(dict(zip(*kv)), consistency="quorum")
@@ -155,11 +171,12 @@ def test_write(benchmark, side, raws, cluster, data):
 
 
 @pytest.mark.benchmark(group="redis-cluster-read")
-@pytest.mark.parametrize("side", ["raw MGET x2", "cvstore"])
-def test_read(benchmark, side, raws, cluster, data):
+@pytest.mark.parametrize("side", ["raw MGET x2", "cvstore", "cvstore-unfenced"])
+def test_read(benchmark, side, raws, clusters, data):
     slices = _Slices(data, BATCH)
     got = []
-    if side == "cvstore":
+    if side.startswith("cvstore"):
+        cluster = clusters[side]
 
         def target(kv):
             got.append(cluster.get_many(kv[0], consistency="quorum"))
@@ -176,10 +193,11 @@ def test_read(benchmark, side, raws, cluster, data):
 
 
 @pytest.mark.benchmark(group="redis-cluster-put")
-@pytest.mark.parametrize("side", ["raw SET x3", "cvstore"])
-def test_put(benchmark, side, raws, cluster, data):
+@pytest.mark.parametrize("side", ["raw SET x3", "cvstore", "cvstore-unfenced"])
+def test_put(benchmark, side, raws, clusters, data):
     slices = _Slices(data, SINGLE)
-    if side == "cvstore":
+    if side.startswith("cvstore"):
+        cluster = clusters[side]
 
         def target(kv):
             for key, value in zip(*kv):
@@ -197,11 +215,12 @@ def test_put(benchmark, side, raws, cluster, data):
 
 
 @pytest.mark.benchmark(group="redis-cluster-get")
-@pytest.mark.parametrize("side", ["raw GET x2", "cvstore"])
-def test_get(benchmark, side, raws, cluster, data):
+@pytest.mark.parametrize("side", ["raw GET x2", "cvstore", "cvstore-unfenced"])
+def test_get(benchmark, side, raws, clusters, data):
     slices = _Slices(data, SINGLE)
     found = []
-    if side == "cvstore":
+    if side.startswith("cvstore"):
+        cluster = clusters[side]
 
         def target(kv):
             for key in kv[0]:
@@ -221,11 +240,12 @@ def test_get(benchmark, side, raws, cluster, data):
 
 # Last: a 100,000-key call leaves the client's heap and the servers in another state.
 @pytest.mark.benchmark(group="redis-cluster-write-100k")
-@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore"])
-def test_write_whole(benchmark, side, raws, cluster, data):
+@pytest.mark.parametrize("side", ["raw MSET x3", "cvstore", "cvstore-unfenced"])
+def test_write_whole(benchmark, side, raws, clusters, data):
     # all 100,000 keys in one call (raw: 1,000-key MSETs, the way raw redis-py is fast)
     keys, values = data
-    if side == "cvstore":
+    if side.startswith("cvstore"):
+        cluster = clusters[side]
         batch = dict(zip(keys, values))
 
         def target():

@@ -103,6 +103,12 @@ class Cluster:
         once every replica of the key is current.  Must be >= hint_window.
     clock : HybridClock, optional
         The version clock (tests pass one with a fake wall clock).
+    shared : bool, optional
+        Whether the membership lives on the nodes (a layout every client
+        reads, fenced by epochs; see ``docs/membership.md``).  By default it
+        does when every node's store is on a server other processes can
+        reach (``RedisStore``), and not for in-process stores.  ``False``
+        keeps it in this process even over Redis: for a single client only.
     probe_interval, max_probe_interval : float, default 0.1 and 5.0
         A node whose store is unreachable (``StoreError.unreachable``: a
         server down, a timeout) is suspected down: calls skip it and hint
@@ -142,7 +148,10 @@ class Cluster:
         clock: HybridClock | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         max_probe_interval: float = DEFAULT_MAX_PROBE_INTERVAL,
+        shared: bool | None = None,
     ) -> None:
+        if shared is not None and not isinstance(shared, bool):
+            raise TypeError(f"shared must be True, False or None, got {shared!r}")
         options = check_options(
             replication_factor=replication_factor,
             read_consistency=read_consistency,
@@ -170,7 +179,13 @@ class Cluster:
         self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
         self._closed = False
-        if members and all(_keeps_layout(node.store) for node in members):
+        keeps = bool(members) and all(_keeps_layout(node.store) for node in members)
+        if shared and not keeps:
+            raise ValueError(
+                "shared=True needs nodes whose stores keep a layout (Redis stores), "
+                f"got {[type(n.store).__name__ for n in members] or 'no nodes'}"
+            )
+        if keeps and shared is not False:
             # Servers shared with other clients: the membership lives on them.
             self._share(members, options, connect=_connect_like(members))
         # Hints a previous client left in the stores (a Redis server keeps them).

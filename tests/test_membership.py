@@ -338,3 +338,11 @@ class BrokenStore:
     def fixed(self) -> None:
         for method, original in self.saved.items():
             setattr(self.store, method, original)
+
+
+def test_shared_needs_stores_that_keep_a_layout():
+    with pytest.raises(ValueError, match=r"shared=True needs nodes whose stores keep a layout"):
+        Cluster([Node("a")], shared=True)
+    with pytest.raises(TypeError, match="shared must be True, False or None, got 'yes'"):
+        Cluster([Node("a")], shared="yes")
+    assert Cluster([Node("a")]).layout is None  # in-process: the membership stays here

@@ -168,3 +168,13 @@ def test_client_processes_lose_nothing_through_changes_and_a_killed_server(start
     assert stale == {}
     print(f"\nclient processes: {counts}; every acknowledged write read back")
     close(creator, fresh)
+
+
+def test_shared_false_keeps_the_membership_in_the_client(start_redis):
+    servers = start_redis(2)
+    nodes = [Node(f"r{i + 1}", store=store(s)) for i, s in enumerate(servers)]
+    single = Cluster(nodes, replication_factor=2, shared=False)
+    single.put("k", "v")
+    assert single.layout is None and all(raw_layout(s) == (0, None) for s in servers)
+    assert single.get("k", consistency="all") == "v"
+    close(single)
