@@ -453,7 +453,7 @@ class TestBatches:
     def test_an_error_reply_mid_request_leaves_the_connection_in_step(self, redis_store, prefix):
         # three commands in one request; the second one fails on the server:
         # the third reply must still be read, or the next command would get it
-        from cvstore.stores.redis.wire import command
+        from cvstore.stores.redis.requests import command
 
         client = redis_store.client
         text = prefix.encode() + b"text"

@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
 from cvstore.errors import FencedError, StoreError
+from cvstore.stores.redis.requests import command
 from cvstore.stores.redis.resp import Command
 from cvstore.stores.redis.script import SCRIPT, SCRIPT_SHA
 from cvstore.stores.redis.stats import StoreStats
 
-__all__ = ("INSTALL_HINT", "Wire", "check_redis", "command")
+__all__ = ("INSTALL_HINT", "Wire", "check_redis")
 
 INSTALL_HINT = "pip install 'cvstore[redis]'"
 SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
@@ -94,14 +95,6 @@ def _acquire_of(pool_class: type) -> Callable[[Any], Any]:
     if param is not None and param.default is inspect.Parameter.empty:
         return lambda pool: pool.get_connection("_")
     return lambda pool: pool.get_connection()
-
-
-def command(*args: bytes) -> Command:
-    """A command of short arguments."""
-    cmd = Command()
-    for arg in args:
-        cmd.arg(arg)
-    return cmd
 
 
 class Wire:
@@ -194,10 +187,6 @@ class Wire:
         """Send `commands` and read their replies now."""
         return self.send(op, commands)()
 
-    def one(self, op: str, *args: bytes) -> Any:
-        """One command of short arguments, its reply."""
-        return self.call(op, [command(*args)])[0]
-
     @staticmethod
     def _write(conn: Any, commands: list[Command]) -> None:
         conn.send_packed_command(
@@ -244,52 +233,3 @@ class Wire:
             node_epoch=node_epoch,
             client_epoch=client_epoch,
         )
-
-    def check_epoch(self, held: Any, client_epoch: int) -> None:
-        """Raise FencedError unless a node's epoch (as read in a transaction) is the client's."""
-        try:
-            node_epoch = int(held) if held is not None and not isinstance(held, Exception) else 0
-        except ValueError:
-            node_epoch = 0
-        if node_epoch != client_epoch:
-            raise self.fenced(node_epoch, client_epoch)
-
-    @staticmethod
-    def script(keys: list[bytes], argv: list[bytes]) -> Command:
-        """An EVALSHA of the store's script."""
-        cmd = Command()
-        for arg in (b"EVALSHA", _SCRIPT_SHA_BYTES, b"%d" % len(keys)):
-            cmd.arg(arg)
-        cmd.column(keys)
-        cmd.column(argv)
-        return cmd
-
-    # ------------------------------------------------------------ scans
-
-    def scan(self, op: str, pattern: bytes, kind: bytes | None = None) -> Iterator[list[bytes]]:
-        """Pages of the keys matching `pattern` (of type `kind` if given), by SCAN.
-
-        As Redis's SCAN promises: a key present for the whole scan is listed;
-        one written or deleted meanwhile may or may not be; a key may be
-        listed twice if the server resizes its table during the scan.
-        """
-        cursor = b"0"
-        extra = (b"TYPE", kind) if kind is not None else ()
-        while True:
-            cursor, keys = self.one(
-                op, b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"%d" % SCAN_COUNT, *extra
-            )
-            if keys:
-                yield keys
-            if cursor in (b"0", 0):
-                return
-
-    def hscan(self, op: str, key: bytes) -> Iterator[list[bytes]]:
-        """Pages of a hash's fields and values, flat (field, value, field, value...)."""
-        cursor = b"0"
-        while True:
-            cursor, flat = self.one(op, b"HSCAN", key, cursor, b"COUNT", b"%d" % SCAN_COUNT)
-            if flat:
-                yield flat
-            if cursor in (b"0", 0):
-                return

@@ -1,0 +1,508 @@
+"""What a Redis store says to its server and what the replies mean, with no I/O.
+
+Every store operation is a ``Request`` (the commands to send, and how to
+read their replies into the operation's result) or, when it takes several
+round trips (a SCAN), a generator of requests that is sent each request's
+result and returns the operation's.  The sync ``RedisStore`` and the asyncio
+``AsyncRedisStore`` send the same requests and read the same replies, so
+both speak exactly the same protocol: one wire format, one script, one
+codec, one prefix layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from cvstore.core.records import Record
+from cvstore.errors import FencedError, StoreError
+from cvstore.stores.redis.codec import (
+    HEAD,
+    ORD_BYTES,
+    ORD_STR,
+    TAGS,
+    VERSION_LIMIT,
+    RecordCodec,
+    Unreadable,
+    check_version,
+)
+from cvstore.stores.redis.resp import Command
+from cvstore.stores.redis.script import SCRIPT_BATCH, SCRIPT_SHA, spans
+from cvstore.stores.redis.stats import StoreStats
+
+__all__ = ("Request", "Requests", "Steps", "as_bytes", "command", "glob_escape")
+
+T = TypeVar("T")
+Steps = Generator["Request[Any]", Any, T]  # sent each request's result, returns the operation's
+
+SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
+MGET_BATCH = 10_000  # keys per MGET
+_SHA = SCRIPT_SHA.encode()
+_first = itemgetter(0)  # a record's version
+_value_of = itemgetter(1)  # a record's value
+
+
+class Request(NamedTuple, Generic[T]):
+    """Commands for one round trip, and how their replies become the result."""
+
+    op: str  # the operation's name, for errors and stats
+    commands: list[Command]
+    parse: Callable[[list[Any]], T]
+
+
+def command(*args: bytes) -> Command:
+    """A command of short arguments."""
+    cmd = Command()
+    for arg in args:
+        cmd.arg(arg)
+    return cmd
+
+
+def as_bytes(key: Any, what: str = "key") -> bytes:
+    if type(key) is bytes:
+        return key
+    if isinstance(key, bytes):
+        return bytes(memoryview(key))
+    if isinstance(key, str):
+        return str.encode(key)
+    raise TypeError(f"{what} must be bytes or str, got {type(key).__name__}")
+
+
+def glob_escape(text: bytes) -> bytes:
+    """`text` as a literal in a SCAN MATCH pattern."""
+    out = bytearray()
+    for byte in text:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
+
+
+def _count_of(raw: Any) -> int | None:
+    """A counter's value, None if it holds something other than an integer (0 when absent)."""
+    if raw is None:
+        return 0
+    try:
+        return max(0, int(raw))
+    except (TypeError, ValueError):
+        return None
+
+
+class Requests:
+    """The requests of one store: its key names, its codec, its counters.
+
+    `fenced(have, want)` and `refused(op, reason)` make the errors of a node
+    holding another layout epoch and of a reply the store cannot accept.
+    """
+
+    def __init__(
+        self,
+        prefix: bytes,
+        codec: RecordCodec,
+        stats: StoreStats,
+        fenced: Callable[[int, int], FencedError],
+        refused: Callable[[str, str], StoreError],
+    ) -> None:
+        self.codec = codec
+        self.stats = stats
+        self.fenced = fenced
+        self.refused = refused
+        self.prefix = prefix
+        self.records = prefix + b"r:"
+        self.hints = prefix + b"h:"
+        self.record_count = prefix + b"m:records"
+        self.hint_count = prefix + b"m:hints"
+        self.epoch_key = prefix + b"m:epoch"
+        self.layout_key = prefix + b"m:layout"
+        self.records_pattern = glob_escape(self.records) + b"*"
+        self.hints_pattern = glob_escape(self.hints) + b"*"
+
+    # ----------------------------------------------------------- helpers
+
+    def check_epoch(self, held: Any, client_epoch: int) -> None:
+        """Raise FencedError unless a node's epoch (as read) is the client's."""
+        try:
+            node_epoch = int(held) if held is not None and not isinstance(held, Exception) else 0
+        except ValueError:
+            node_epoch = 0
+        if node_epoch != client_epoch:
+            raise self.fenced(node_epoch, client_epoch)
+
+    def scripts(
+        self,
+        op: str,
+        name: bytes,
+        calls: list[tuple[list[bytes], list[bytes]]],
+        parse: Callable[[list[Any]], T],
+        epoch: int = 0,
+    ) -> Request[T]:
+        """Script operation `name` once per (keys, arguments) call, in one round trip.
+
+        Each call's keys follow the node's epoch key; its arguments follow the
+        operation and the client's layout `epoch` (0: not fenced).
+        """
+        head = [name, b"%d" % epoch]
+        commands = []
+        for keys, argv in calls:
+            cmd = Command()
+            for arg in (b"EVALSHA", _SHA, b"%d" % (len(keys) + 1), self.epoch_key):
+                cmd.arg(arg)
+            cmd.column(keys)
+            cmd.column([*head, *argv])
+            commands.append(cmd)
+        return Request(op, commands, parse)
+
+    # ----------------------------------------------------------- records
+
+    def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Request[list[Record | None]]:
+        """MGETs of `keys`; with a layout `epoch`, between two reads of the node's epoch.
+
+        Epochs only grow and a node only drops copies once it holds the
+        layout that no longer places them there, so when both reads are the
+        client's epoch the records read are those of that epoch; otherwise
+        FencedError.  (A MULTI/EXEC transaction would do as well, but a full
+        server refuses the reads queued in one.)
+        """
+        if set(map(type, keys)) != {bytes}:
+            keys = [as_bytes(k) for k in keys]
+        fence = command(b"GET", self.epoch_key)
+        commands = [fence] if epoch else []
+        for i in range(0, len(keys), MGET_BATCH):
+            cmd = Command()
+            cmd.arg(b"MGET")
+            cmd.column(keys[i : i + MGET_BATCH], prefix=self.records)
+            commands.append(cmd)
+        if epoch:
+            commands.append(fence)
+
+        def parse(replies: list[Any]) -> list[Record | None]:
+            if epoch:
+                self.check_epoch(replies[0], epoch)
+                self.check_epoch(replies[-1], epoch)
+                replies = replies[1:-1]
+            raws = replies[0] if len(replies) == 1 else [raw for part in replies for raw in part]
+            records, bad = self.codec.decode_many(raws, list(keys), self.records)
+            self.stats.moved(len(raws) - raws.count(None) - bad, 0)
+            self.stats.bad_data(bad)
+            return records
+
+        return Request("get" if len(keys) == 1 else "get_many", commands, parse)
+
+    def write_many(
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
+    ) -> Request[list[int | None]]:
+        """The write script calls; the result says, per record, None (applied) or what refused it."""
+        if len(keys) != len(records):
+            raise ValueError(
+                f"keys and records must have the same length, got {len(keys)} and {len(records)}"
+            )
+        op = "put" if len(keys) == 1 else "put_many"
+        if set(map(type, keys)) != {bytes}:
+            keys = [as_bytes(k) for k in keys]
+        # A cluster batch writes one version to every key, and its values are
+        # usually all bytes or all str: then the records are sent as the
+        # values behind one 13-byte head, and the script reads the version once.
+        versions = set(map(_first, records))
+        if len(versions) == 1:
+            version = next(iter(versions))
+            if type(version) is int and 0 <= version < VERSION_LIMIT:
+                values = list(map(_value_of, records))
+                types = set(map(type, values))
+                if types == {bytes} or types == {str}:
+                    tag = ORD_BYTES
+                    if types == {str}:
+                        tag = ORD_STR
+                        values = list(
+                            map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
+                        )
+                    head = self.codec.head(version, tag)
+                    return self._put(keys, values, head, head[:HEAD], op, epoch)
+        return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch)
+
+    def _put(
+        self,
+        keys: Sequence[bytes],
+        payloads: list[bytes],
+        head: bytes,
+        version: bytes,
+        op: str,
+        epoch: int,
+    ) -> Request[list[int | None]]:
+        """Script calls that store ``head + payloads[i]`` as the records of ``keys[i]``.
+
+        `version` is the 12-byte version every record carries, or b"" when the
+        records' own versions differ.
+        """
+        parts = spans(keys, SCRIPT_BATCH)
+        commands = []
+        fence = b"%d" % epoch
+        for a, b in parts:
+            cmd = Command()
+            for arg in (b"EVALSHA", _SHA, b"%d" % (b - a + 2), self.epoch_key):
+                cmd.arg(arg)
+            cmd.arg(self.record_count)
+            cmd.column(keys[a:b], prefix=self.records)
+            cmd.arg(b"put")
+            cmd.arg(fence)
+            cmd.arg(version)
+            cmd.column(payloads[a:b], prefix=head)
+            commands.append(cmd)
+
+        def parse(replies: list[Any]) -> list[int | None]:
+            out: list[int | None] = [None] * len(keys)
+            bad = 0
+            foreign = []
+            for (start, _), reply in zip(parts, replies):
+                bad += reply[0]
+                for i in range(1, len(reply), 2):
+                    held = reply[i + 1]
+                    if not held:  # a key of another type: not overwritten
+                        foreign.append(keys[start + reply[i] - 1])
+                    else:
+                        out[start + reply[i] - 1] = int.from_bytes(held, "big")
+            self.stats.moved(0, len(keys) - len(foreign))
+            self.stats.bad_data(bad + len(foreign))
+            if foreign:
+                raise self.refused(
+                    op,
+                    f"{len(foreign)} key(s) under the prefix hold values that are not cvstore "
+                    f"records (e.g. {self.records + foreign[0]!r}); they were not overwritten",
+                )
+            return out
+
+        return Request(op, commands, parse)
+
+    def delete_many(self, keys: Iterable[bytes], epoch: int = 0) -> Request[int]:
+        """Remove the records of `keys` (keys of other types under the prefix stay)."""
+        rkeys = [self.records + as_bytes(k) for k in keys]
+        calls = [
+            ([self.record_count, *rkeys[i : i + SCRIPT_BATCH]], [])
+            for i in range(0, len(rkeys), SCRIPT_BATCH)
+        ]
+        return self.scripts("delete_many", b"del", calls, sum, epoch)
+
+    def purge_many(self, items: Iterable[tuple[bytes, int]], epoch: int = 0) -> Request[int]:
+        """Delete each record whose version is still exactly the given one (atomic)."""
+        rkeys, versions = [], []
+        for key, version in items:
+            if type(version) is not int or not 0 <= version < VERSION_LIMIT:
+                check_version(version)
+            rkeys.append(self.records + as_bytes(key))
+            versions.append(version.to_bytes(HEAD, "big"))
+        calls = [
+            ([self.record_count, *rkeys[i : i + SCRIPT_BATCH]], versions[i : i + SCRIPT_BATCH])
+            for i in range(0, len(rkeys), SCRIPT_BATCH)
+        ]
+        return self.scripts("purge_many", b"purge", calls, sum, epoch)
+
+    def _scan(self, op: str, pattern: bytes, kind: bytes | None = None) -> Steps[list[bytes]]:
+        """Every key matching `pattern` (of type `kind` if given), page by page, by SCAN."""
+        cursor = b"0"
+        extra = (b"TYPE", kind) if kind is not None else ()
+        keys: list[bytes] = []
+        while True:
+            cursor, page = yield Request(
+                op,
+                [command(b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"%d" % SCAN_COUNT, *extra)],
+                _one,
+            )
+            keys.extend(page)
+            if cursor in (b"0", 0):
+                return keys
+
+    def scan(self) -> Steps[list[tuple[bytes, Record]]]:
+        """Every (key, record) under the prefix, by SCAN (never KEYS).
+
+        As Redis's SCAN promises: a key present for the whole scan is listed;
+        one written or deleted meanwhile may or may not be; a key may be
+        listed twice if the server resizes its table during the scan.  Keys
+        of other types are not listed; records that do not parse are skipped
+        and counted.
+        """
+        rkeys = list(dict.fromkeys((yield from self._scan("scan", self.records_pattern, b"string"))))
+        strip = len(self.records)
+        out: list[tuple[bytes, Record]] = []
+        for i in range(0, len(rkeys), SCAN_COUNT):
+            page = rkeys[i : i + SCAN_COUNT]
+            cmd = Command()
+            cmd.arg(b"MGET")
+            cmd.column(page)
+            raws = yield Request("scan", [cmd], _one)
+            keys = [rkey[strip:] for rkey in page]
+            records, bad = self.codec.decode_many(raws, keys, self.records)
+            self.stats.bad_data(bad)
+            self.stats.moved(len(raws) - raws.count(None) - bad, 0)
+            out.extend((k, r) for k, r in zip(keys, records) if r is not None)
+        return out
+
+    def scan_versions(self, epoch: int = 0) -> Steps[tuple[list[bytes], list[int], list[bool]]]:
+        """Every key, its version and whether it is a tombstone; values stay on the server.
+
+        SCAN lists the keys, then one script call per 250 keys returns the
+        first 13 bytes of each record.  Keys of other types and records that
+        do not parse are skipped and counted.
+        """
+        rkeys = list(dict.fromkeys((yield from self._scan("scan_versions", self.records_pattern))))
+        strip = len(self.records)
+        keys: list[bytes] = []
+        versions: list[int] = []
+        tombs: list[bool] = []
+        from_bytes = int.from_bytes
+        bad = 0
+        for i in range(0, len(rkeys), SCAN_COUNT):
+            page = rkeys[i : i + SCAN_COUNT]
+            calls = [
+                ([self.record_count, *page[j : j + SCRIPT_BATCH]], [])
+                for j in range(0, len(page), SCRIPT_BATCH)
+            ]
+            heads = yield self.scripts(
+                "scan_versions", b"heads", calls, lambda parts: [h for p in parts for h in p], epoch
+            )
+            for rkey, head in zip(page, heads):
+                if head is None:  # deleted since SCAN saw it
+                    continue
+                if head == 0 or len(head) <= HEAD or head[HEAD] not in TAGS:
+                    bad += 1  # another type, or not a record
+                    continue
+                keys.append(rkey[strip:])
+                versions.append(from_bytes(head[:HEAD], "big"))
+                tombs.append(head[HEAD] == ord("t"))
+        self.stats.bad_data(bad)
+        return keys, versions, tombs
+
+    def keys(self) -> Steps[list[bytes]]:
+        """Every key with a record (tombstones included), by SCAN without reading values."""
+        strip = len(self.records)
+        found = yield from self._scan("keys", self.records_pattern, b"string")
+        return list(dict.fromkeys(rkey[strip:] for rkey in found))
+
+    def count(self) -> Steps[int]:
+        """How many records (tombstones included); recomputed when the counter does not parse."""
+        raw = yield Request("count", [command(b"GET", self.record_count)], _one)
+        parsed = _count_of(raw)
+        if parsed is not None:
+            return parsed
+        found = yield from self._scan("count", self.records_pattern, b"string")
+        total = len(set(found))
+        yield self._set_count(self.record_count, raw, total)
+        return total
+
+    def _set_count(self, counter: bytes, seen: Any, total: int) -> Request[Any]:
+        """Replace a counter that did not parse, unless it changed since it was read."""
+        self.stats.bad_data(1)
+        expected = seen if isinstance(seen, bytes) else b""
+        return self.scripts("count", b"setcount", [([counter], [expected, b"%d" % total])], _one)
+
+    # ------------------------------------------------------------- hints
+
+    def hint_key(self, owner: str) -> bytes:
+        if not isinstance(owner, str) or not owner:
+            raise TypeError(f"owner must be a non-empty str, got {owner!r}")
+        return self.hints + owner.encode("utf-8")
+
+    def put_hints(
+        self, owner: str, items: Iterable[tuple[bytes, Record]], epoch: int = 0
+    ) -> Request[None]:
+        """Keep records for node `owner`; a hint replaces the one held for its key only if newer."""
+        hkey = self.hint_key(owner)
+        fields, records = [], []
+        encode = self.codec.encode
+        for key, record in items:
+            fields.append(as_bytes(key))
+            records.append(encode(record))
+        calls = [
+            ([self.hint_count, hkey], [b"", *records[a:b], *fields[a:b]])
+            for a, b in spans(fields, SCRIPT_BATCH)
+        ]
+        return self.scripts("put_hints", b"hput", calls, _none, epoch)
+
+    def read_hints(self) -> Steps[list[tuple[str, bytes, Record]]]:
+        """Every hint held: (owner, key, record); hints that do not parse are skipped and counted."""
+        strip = len(self.hints)
+        out: list[tuple[str, bytes, Record]] = []
+        for hkey in dict.fromkeys((yield from self._scan("read_hints", self.hints_pattern, b"hash"))):
+            try:
+                owner = hkey[strip:].decode("utf-8")
+            except UnicodeDecodeError:
+                self.stats.bad_data(1)
+                continue
+            cursor = b"0"
+            while True:
+                cursor, flat = yield Request(
+                    "read_hints",
+                    [command(b"HSCAN", hkey, cursor, b"COUNT", b"%d" % SCAN_COUNT)],
+                    _one,
+                )
+                for key, raw in zip(flat[::2], flat[1::2]):
+                    try:
+                        record = self.codec.decode(raw, hkey + b" " + key)
+                    except (Unreadable, TypeError):
+                        self.stats.bad_data(1)
+                        continue
+                    out.append((owner, key, record))
+                if cursor in (b"0", 0):
+                    break
+        return out
+
+    def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> Request[None]:
+        hkey = self.hint_key(owner)
+        fields = [as_bytes(k) for k in keys]
+        calls = [
+            ([self.hint_count, hkey], fields[i : i + SCRIPT_BATCH])
+            for i in range(0, len(fields), SCRIPT_BATCH)
+        ]
+        return self.scripts("delete_hints", b"hdel", calls, _none, epoch)
+
+    def count_hints(self) -> Steps[int]:
+        """How many hints are held; O(1), recomputed when the counter does not parse."""
+        raw = yield Request("count_hints", [command(b"GET", self.hint_count)], _one)
+        parsed = _count_of(raw)
+        if parsed is not None:
+            return parsed
+        hkeys = list(dict.fromkeys((yield from self._scan("count_hints", self.hints_pattern, b"hash"))))
+        total = 0
+        if hkeys:
+            total = yield Request("count_hints", [command(b"HLEN", k) for k in hkeys], sum)
+        yield self._set_count(self.hint_count, raw, total)
+        return total
+
+    # ------------------------------------------------------------ layout
+
+    def read_layout(self) -> Request[tuple[int, bytes | None]]:
+        def parse(replies: list[Any]) -> tuple[int, bytes | None]:
+            held, data = replies[0]
+            return _count_of(held) or 0, data
+
+        return Request("read_layout", [command(b"MGET", self.epoch_key, self.layout_key)], parse)
+
+    def swap_layout(self, expected: int, epoch: int, data: bytes) -> Request[tuple[int, bytes | None]]:
+        calls = [([self.layout_key], [b"%d" % expected, b"%d" % epoch, data])]
+
+        def parse(replies: list[Any]) -> tuple[int, bytes | None]:
+            held, layout = replies[0]
+            return int(held), layout
+
+        return self.scripts("swap_layout", b"layout", calls, parse)
+
+    # --------------------------------------------------------- lifecycle
+
+    def clear(self, prefix: bytes) -> Steps[int]:
+        """Delete every key under `prefix` (records, hints, counters, layout); how many."""
+        found = list(dict.fromkeys((yield from self._scan("clear", glob_escape(prefix) + b"*"))))
+        removed = 0
+        for i in range(0, len(found), SCAN_COUNT):
+            removed += yield Request("clear", [command(b"DEL", *found[i : i + SCAN_COUNT])], _one)
+        return removed
+
+    def ping(self) -> Request[bool]:
+        return Request("ping", [command(b"PING")], lambda replies: bool(replies[0]))
+
+
+def _one(replies: list[Any]) -> Any:
+    return replies[0]
+
+
+def _none(replies: list[Any]) -> None:
+    return None
