@@ -3,9 +3,14 @@
 CVSTORE_DEBUG=1     -O0 -g, bounds checks and assertions on (a debug build)
 CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to _ring.pyx
 CVSTORE_MARCH=...   add -march=... (never the default: wheels must run on any CPU)
+
+A release build (no CVSTORE_DEBUG) compiles without debug information and,
+on Linux, links with -s, so the extension in a wheel is stripped (about
+0.5 MB instead of 3 MB with Python's default -g).
 """
 
 import os
+import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -13,7 +18,8 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("CVSTORE_DEBUG") == "1"
 MARCH = os.environ.get("CVSTORE_MARCH")
 
-compile_args = ["-std=c99", "-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3"]
+compile_args = ["-std=c99", "-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3", "-g0"]
+link_args = [] if DEBUG or not sys.platform.startswith("linux") else ["-s"]
 if MARCH:
     compile_args.append(f"-march={MARCH}")
 
@@ -25,6 +31,7 @@ ring = Extension(
     include_dirs=["csrc"],
     depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "cvstore/_chash.pxd"],
     extra_compile_args=compile_args,
+    extra_link_args=link_args,
 )
 
 setup(
