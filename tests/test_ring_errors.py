@@ -78,7 +78,7 @@ def test_absurd_weight_is_refused_before_allocating(ring):
 
 
 def test_unknown_hash_name_is_value_error():
-    with pytest.raises(ValueError, match=r"hash must be one of \('xxh64', 'ketama'\), got 'md5'"):
+    with pytest.raises(ValueError, match=r"hash must be one of \('xxh64', 'ketama', 'ketama-uhashring'\), got 'md5'"):
         HashRing(["a"], hash="md5")
 
 

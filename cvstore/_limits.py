@@ -1,0 +1,39 @@
+"""The size limits of a ring, in one place: HashRing enforces them and the
+command line's --vnodes, --nodes and --keys take their ranges from here.
+
+They stop a typo (a weight of 1e12, vnodes of 2**63) from exhausting memory
+or overflowing a C integer, and they keep every index within the ring's
+32-bit owner and radix-table arrays.
+"""
+
+from __future__ import annotations
+
+#: points per unit of weight (HashRing's ``vnodes``)
+MAX_VNODES = 10_000_000
+#: points of one node: round(vnodes * weight), or 4 per ketama digest
+MAX_POINTS_PER_NODE = 10_000_000
+#: points of the whole ring (12 bytes each in the lookup arrays)
+MAX_POINTS = 100_000_000
+
+#: the command line's ranges, the same for every command that takes the option
+CLI_LIMITS = {
+    "vnodes": (1, MAX_VNODES),
+    "nodes": (1, 100_000),
+    "keys": (1, 1_000_000_000),
+}
+
+
+def show_number(value: object) -> str:
+    """A number as an error message shows it: repr, but never hundreds of digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = str(abs(value))
+        if len(digits) > 20:
+            sign = "-" if value < 0 else ""
+            return f"{sign}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)  # Python's shortest round-trip form: 1e+300, 5e-324
+    return repr(value)
+
+
+__all__ = ("CLI_LIMITS", "MAX_POINTS", "MAX_POINTS_PER_NODE", "MAX_VNODES", "show_number")
