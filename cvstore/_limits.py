@@ -8,6 +8,8 @@ or overflowing a C integer, and they keep every index within the ring's
 
 from __future__ import annotations
 
+import numbers
+
 #: points per unit of weight (HashRing's ``vnodes``)
 MAX_VNODES = 10_000_000
 #: points of one node: round(vnodes * weight), or 4 per ketama digest
@@ -24,16 +26,22 @@ CLI_LIMITS = {
 
 
 def show_number(value: object) -> str:
-    """A number as an error message shows it: repr, but never hundreds of digits."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    """A number as an error message shows it: its repr, but never hundreds of
+    digits (an int of more than 20 digits is shown as 1.234e+56) and numpy
+    scalars as the Python number they equal."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)
         digits = str(abs(value))
         if len(digits) > 20:
             sign = "-" if value < 0 else ""
             return f"{sign}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"
         return repr(value)
-    if isinstance(value, float):
-        return repr(value)  # Python's shortest round-trip form: 1e+300, 5e-324
-    return repr(value)
+    if isinstance(value, numbers.Real) and type(value) is not float:
+        try:
+            return repr(float(value))
+        except OverflowError:
+            pass
+    return repr(value)  # a float's repr is already short: 1e+300, 5e-324
 
 
 __all__ = ("CLI_LIMITS", "MAX_POINTS", "MAX_POINTS_PER_NODE", "MAX_VNODES", "show_number")
