@@ -17,11 +17,14 @@ MAX_POINTS_PER_NODE = 10_000_000
 #: points of the whole ring (12 bytes each in the lookup arrays)
 MAX_POINTS = 100_000_000
 
-#: the command line's ranges, the same for every command that takes the option
+#: the command line's ranges, the same for every command that takes the option.
+#: A weight is relative, so a range of 1e12 between nodes is plenty, and it keeps
+#: every share and load ratio a command prints a plain number.
 CLI_LIMITS = {
     "vnodes": (1, MAX_VNODES),
     "nodes": (1, 100_000),
     "keys": (1, 1_000_000_000),
+    "weight": (1e-6, 1e6),
 }
 
 

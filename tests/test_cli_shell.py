@@ -104,14 +104,21 @@ def test_scripted_session(capsys, monkeypatch):
     ("command", "message"),
     [
         ("frobnicate", "error: unknown command 'frobnicate'; type 'help' for the list"),
-        ("put onlykey", "error: put takes put KEY VALUE [LEVEL], got 1 argument"),
-        ("get", "error: get takes get KEY [LEVEL], got 0 arguments"),
+        ("put onlykey", "error: put takes KEY VALUE [LEVEL], got 1 argument"),
+        ("get", "error: get takes KEY [LEVEL], got 0 arguments"),
         (
             "get k sometimes",
             "error: level must be one of one, quorum, all, eventual, strong, got 'sometimes'",
         ),
-        ("add node9 -1", "error: weight must be a number > 0, got '-1'"),
-        ("add node9 heavy", "error: weight must be a number > 0, got 'heavy'"),
+        ("add node9 -1", "error: weight must be a number from 1e-06 to 1e+06, got '-1'"),
+        ("add node9 heavy", "error: weight must be a number from 1e-06 to 1e+06, got 'heavy'"),
+        ("add node9 5e-324", "error: weight must be a number from 1e-06 to 1e+06, got '5e-324'"),
+        ("add node9 1e308", "error: weight must be a number from 1e-06 to 1e+06, got '1e308'"),
+        ("add node9 nan", "error: weight must be a number from 1e-06 to 1e+06, got 'nan'"),
+        (
+            "add node9 " + "9" * 400,
+            "error: weight must be a number from 1e-06 to 1e+06, got 9.999e+399",
+        ),
         ("add node1", "error: node 'node1' is already in the cluster"),
         ("remove ghost", "error: unknown node 'ghost' (nodes: node1, node2)"),
         ("fail ghost", "error: unknown node 'ghost' (nodes: node1, node2)"),
@@ -120,7 +127,7 @@ def test_scripted_session(capsys, monkeypatch):
         ("fill many", "error: count must be a whole number from 1 to 100,000,000, got 'many'"),
         ("save /no/such/dir/s.json", "error: cannot write '/no/such/dir/s.json': "),
         ("help frob", "error: no command 'frob'; type 'help' for the list"),
-        ("nodes extra", "error: nodes takes nodes, got 1 argument"),
+        ("nodes extra", "error: nodes takes no arguments, got 1 argument"),
     ],
 )
 def test_bad_commands_are_one_error_line(capsys, monkeypatch, command, message):
