@@ -167,7 +167,7 @@ def _build_parser() -> _Parser:
     sim.add_argument(
         "--hash",
         default="xxh64",
-        choices=("xxh64", "ketama"),
+        choices=("xxh64", "ketama", "ketama-uhashring"),
         help="placement function (default xxh64)",
     )
     sim.add_argument(
