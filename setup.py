@@ -11,6 +11,7 @@ on Linux, links with -s, so the extension in a wheel is stripped (about
 
 import os
 import sys
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -34,12 +35,19 @@ ring = Extension(
     extra_link_args=link_args,
 )
 
+# The generated C depends on the directives: regenerate it whenever the build
+# kind differs from the one that generated it (a debug build, then a release one).
+stamp = Path("build") / "cvstore-cython-build-kind"
+kind = "debug" if DEBUG else "release"
+switched = not stamp.is_file() or stamp.read_text() != kind
+stamp.parent.mkdir(exist_ok=True)
+stamp.write_text(kind)
+
 setup(
     ext_modules=cythonize(
         [ring],
         compiler_directives=directives,
         annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
-        # The generated C depends on the directives: regenerate it when switching builds.
-        force=DEBUG,
+        force=switched,
     )
 )
