@@ -402,3 +402,20 @@ def test_interactive_session_in_a_pty(tmp_path):
     assert child.exitstatus == 0
     assert "Traceback" not in (child.before or "")
     assert "put city Porto" in history.read_text()
+
+
+def test_shell_on_one_redis_node_names_it_once_and_notes_the_rf(capsys, monkeypatch, redis_url):
+    prefix = f"cli-test-one-{os.getpid()}:"
+    code, out, err = run_shell(capsys, monkeypatch, "put k v\n", "--redis", redis_url, "--prefix", prefix)
+    assert code == 0, out + err
+    first, second = out.splitlines()[:2]
+    assert first.startswith("cvstore shell: 1 Redis node (node1); replication factor 3")
+    assert second == (
+        "note: replication factor 3 with 1 node: each key has 1 copy, one per node, "
+        "until more nodes join"
+    )
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
