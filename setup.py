@@ -3,9 +3,15 @@
 CVSTORE_DEBUG=1     -O0 -g, bounds checks and assertions on (a debug build)
 CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to _ring.pyx
 CVSTORE_MARCH=...   add -march=... (never the default: wheels must run on any CPU)
+
+A release build (no CVSTORE_DEBUG) compiles without debug information and,
+on Linux, links with -s, so the extension in a wheel is stripped (about
+0.5 MB instead of 3 MB with Python's default -g).
 """
 
 import os
+import sys
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -13,7 +19,8 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("CVSTORE_DEBUG") == "1"
 MARCH = os.environ.get("CVSTORE_MARCH")
 
-compile_args = ["-std=c99", "-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3"]
+compile_args = ["-std=c99", "-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O3", "-g0"]
+link_args = [] if DEBUG or not sys.platform.startswith("linux") else ["-s"]
 if MARCH:
     compile_args.append(f"-march={MARCH}")
 
@@ -25,14 +32,22 @@ ring = Extension(
     include_dirs=["csrc"],
     depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "cvstore/_chash.pxd"],
     extra_compile_args=compile_args,
+    extra_link_args=link_args,
 )
+
+# The generated C depends on the directives: regenerate it whenever the build
+# kind differs from the one that generated it (a debug build, then a release one).
+stamp = Path("build") / "cvstore-cython-build-kind"
+kind = "debug" if DEBUG else "release"
+switched = not stamp.is_file() or stamp.read_text() != kind
+stamp.parent.mkdir(exist_ok=True)
+stamp.write_text(kind)
 
 setup(
     ext_modules=cythonize(
         [ring],
         compiler_directives=directives,
         annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
-        # The generated C depends on the directives: regenerate it when switching builds.
-        force=DEBUG,
+        force=switched,
     )
 )

@@ -13,6 +13,7 @@ import bisect
 import hashlib
 import math
 import struct
+from fractions import Fraction
 from typing import Iterable, Mapping
 
 _M64 = (1 << 64) - 1
@@ -99,14 +100,30 @@ def float32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def _scaled(weights: list[float]) -> list[float]:
+    """The weights times the power of two that puts the largest in [1, 2)."""
+    exponent = math.frexp(max(weights))[1]
+    return [math.ldexp(w, 1 - exponent) for w in weights]
+
+
 def ketama_digest_counts(weights: list[float], vnodes: int = 160) -> list[int]:
-    """libketama's ``floorf(pct * 40.0 * (float)numservers)`` per node, in float32."""
-    total = float32(math.fsum(weights))
+    """libketama's ``floorf(pct * 40.0 * (float)numservers)`` per node, in float32
+    (weights in server-list order, scaled by a power of two first; 0 is a count)."""
+    if not weights:
+        return []
+    scaled = _scaled(weights)
+    total = float32(math.fsum(scaled))
     n = float32(float(len(weights)))
     return [
-        max(1, math.floor(float32(float32(float32(w) / total) * (vnodes // 4) * n)))
-        for w in weights
+        math.floor(float32(float32(float32(w) / total) * (vnodes // 4) * n)) for w in scaled
     ]
+
+
+def uhashring_digest_counts(weights: list[float], vnodes: int = 160) -> list[int]:
+    """uhashring's ``(vnodes * nodes * weight) // total`` per node, in exact arithmetic."""
+    exact = [Fraction(w) for w in weights]
+    total = sum(exact)
+    return [math.floor((vnodes // 4) * len(exact) * w / total) for w in exact]
 
 
 class ReferenceRing:
@@ -135,30 +152,41 @@ class ReferenceRing:
 
     def hash_key(self, key: str | bytes) -> int:
         data = key_bytes(key)
-        if self.hash == "ketama":
-            return ketama_points(data)[0]
-        return xxh64(data, self.seed)
+        if self.hash == "xxh64":
+            return xxh64(data, self.seed)
+        return ketama_points(data)[0]
 
     def node_points(self, name: str, count: int) -> list[int]:
-        """The points of node `name` (count points; 4 per digest in ketama mode)."""
-        if self.hash == "ketama":
-            return [p for k in range(count // 4) for p in ketama_points(f"{name}-{k}".encode())]
-        return [xxh64(f"{name}-{i}".encode("utf-8"), self.seed) for i in range(count)]
+        """The points of node `name` (count points; 4 per digest in the ketama modes)."""
+        if self.hash == "xxh64":
+            return [xxh64(f"{name}-{i}".encode("utf-8"), self.seed) for i in range(count)]
+        return [p for k in range(count // 4) for p in ketama_points(f"{name}-{k}".encode())]
 
     def point_counts(self) -> dict[str, int]:
-        names = sorted(self.weights)
-        if self.hash == "ketama":
-            digests = ketama_digest_counts([self.weights[n] for n in names], self.vnodes)
-            return {n: 4 * d for n, d in zip(names, digests)}
-        return {n: max(1, math.floor(self.vnodes * self.weights[n] + 0.5)) for n in names}
+        if self.hash == "xxh64":
+            return {n: max(1, math.floor(self.vnodes * w + 0.5)) for n, w in self.weights.items()}
+        count = ketama_digest_counts if self.hash == "ketama" else uhashring_digest_counts
+        digests = count(list(self.weights.values()), self.vnodes)
+        return {n: 4 * d for n, d in zip(self.weights, digests)}
+
+    def tie_order(self) -> list[str]:
+        """Who owns an equal point: the first of this list.  xxh64: name order;
+        ketama: the server list (insertion order); ketama-uhashring: the last listed."""
+        if self.hash == "xxh64":
+            return sorted(self.weights)
+        order = list(self.weights)
+        return order[::-1] if self.hash == "ketama-uhashring" else order
 
     def _build(self) -> None:
-        pairs = []
-        for name, count in self.point_counts().items():
-            pairs.extend((p, name) for p in self.node_points(name, count))
-        pairs.sort()  # equal points are ordered by node name
-        self.pairs = pairs
-        self.positions = [p for p, _ in pairs]
+        rank = {name: i for i, name in enumerate(self.tie_order())}
+        counts = self.point_counts()
+        triples = []
+        for name, count in counts.items():
+            triples.extend((p, rank[name], name) for p in self.node_points(name, count))
+        triples.sort()  # equal points in tie order
+        self.pairs = [(p, name) for p, _, name in triples]
+        self.positions = [p for p, _ in self.pairs]
+        self.pointless = sorted(name for name, count in counts.items() if count == 0)
 
     # The API -----------------------------------------------------------
 
@@ -175,22 +203,26 @@ class ReferenceRing:
         self._build()
 
     def _start(self, key: str | bytes) -> int:
-        i = bisect.bisect_left(self.positions, self.hash_key(key))
+        # uhashring takes the first point after the key's hash; the others at or after.
+        search = bisect.bisect_right if self.hash == "ketama-uhashring" else bisect.bisect_left
+        i = search(self.positions, self.hash_key(key))
         return 0 if i == len(self.positions) else i
 
     def get_node(self, key: str | bytes) -> str:
         return self.pairs[self._start(key)][1]
 
     def get_nodes(self, key: str | bytes, n: int) -> list[str]:
+        """Distinct owners clockwise from the key; nodes without points close the list."""
         wanted = min(n, len(self.weights))
+        walked = min(wanted, len(self.weights) - len(self.pointless))
         found: list[str] = []
         i = self._start(key)
-        while len(found) < wanted:
+        while len(found) < walked:
             name = self.pairs[i][1]
             if name not in found:
                 found.append(name)
             i = (i + 1) % len(self.pairs)
-        return found
+        return found + self.pointless[: wanted - walked]
 
     def __len__(self) -> int:
         return len(self.weights)

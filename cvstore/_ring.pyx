@@ -5,10 +5,12 @@ The placement it computes is a documented function (see the README, "How
 placement works"); ``cvstore._reference`` is a slow pure-Python twin of it.
 """
 
+cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check
+from libc.math cimport floor, floorf
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
@@ -23,21 +25,21 @@ from cvstore._chash cimport (
 import math
 import numbers
 import threading
+from fractions import Fraction
 
 import numpy as np
 
+from cvstore._limits import MAX_POINTS, MAX_POINTS_PER_NODE, MAX_VNODES, show_number
 from cvstore.errors import EmptyRingError, NodeExistsError, NodeNotFoundError
 
 DEFAULT_VNODES = 160
 DEFAULT_SEED = 0
-HASHES = ("xxh64", "ketama")
-
-# A node's point count is capped so that a typo in a weight cannot exhaust memory.
-MAX_POINTS_PER_NODE = 10_000_000
+HASHES = ("xxh64", "ketama", "ketama-uhashring")
 
 cdef enum:
     KIND_XXH64 = 0
-    KIND_KETAMA = 1
+    KIND_KETAMA = 1          # libketama: float32 digest counts, first listed wins a tie
+    KIND_UHASHRING = 2       # uhashring: integer digest counts, last listed wins, strictly after
     # Up to this many wanted nodes, a preference-list walk checks distinctness by
     # scanning what it found so far; above it, a per-node stamp array is cheaper.
     LINEAR_DISTINCT_MAX = 8
@@ -113,22 +115,29 @@ cdef void _ketama_node_points(const char *name, size_t name_len, Py_ssize_t dige
 
 
 cdef inline size_t _owner_index(const uint64_t *pts, size_t npts, const uint32_t *table,
-                                int shift, uint64_t h) noexcept nogil:
-    """Index of the point owning hash `h`: the first point >= h, wrapping to 0."""
-    cdef size_t i = cvs_find(pts, table, shift, h)
+                                int shift, uint64_t h, bint strict) noexcept nogil:
+    """Index of the point owning hash `h`: the first point >= h (> h when
+    `strict`, uhashring's rule for 32-bit hashes), wrapping to 0."""
+    cdef size_t i
+    if strict:
+        if h >= 0xFFFFFFFFu:  # no 32-bit point lies above it
+            return 0
+        h += 1
+    i = cvs_find(pts, table, shift, h)
     return 0 if i == npts else i
 
 
 cdef Py_ssize_t _walk(const uint64_t *pts, const int32_t *own, size_t npts,
-                      const uint32_t *table, int shift, uint64_t h, Py_ssize_t wanted, int32_t *out, uint32_t *stamp,
+                      const uint32_t *table, int shift, bint strict, uint64_t h,
+                      Py_ssize_t wanted, int32_t *out, uint32_t *stamp,
                       uint32_t mark) noexcept nogil:
     """Collect the first `wanted` distinct owners clockwise from hash `h`.
 
-    The caller guarantees `wanted` <= number of nodes and that every node has
-    a point, so the walk ends.  `stamp` (one slot per node) marks the nodes
-    already taken with `mark`; when it is NULL, `out` is scanned instead.
+    The caller guarantees `wanted` <= number of nodes that have a point, so
+    the walk ends.  `stamp` (one slot per node) marks the nodes already taken
+    with `mark`; when it is NULL, `out` is scanned instead.
     """
-    cdef size_t i = _owner_index(pts, npts, table, shift, h)
+    cdef size_t i = _owner_index(pts, npts, table, shift, h, strict)
     cdef Py_ssize_t found = 0, j
     cdef int32_t o
     cdef bint seen
@@ -234,41 +243,77 @@ def _check_name(name):
 def _check_weight(weight):
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
         raise TypeError(f"weight must be a number > 0, got {type(weight).__name__}: {weight!r}")
-    w = float(weight)
+    try:
+        w = float(weight)
+    except OverflowError:  # an int beyond the float range
+        w = math.inf
     if not (w > 0.0 and math.isfinite(w)):
-        raise ValueError(f"weight must be a finite number > 0, got {weight!r}")
+        raise ValueError(f"weight must be a finite number > 0, got {show_number(weight)}")
     return w
 
 
-def _check_count(n, what="n"):
-    if type(n) is int and n >= 1:  # the common case, without the ABC checks
+def _check_count(n, what="n", high=None):
+    if type(n) is int and 1 <= n and (high is None or n <= high):  # the common case
         return n
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{what} must be an int >= 1, got {type(n).__name__}: {n!r}")
     if n < 1:
-        raise ValueError(f"{what} must be >= 1, got {n!r}")
+        raise ValueError(f"{what} must be >= 1, got {show_number(n)}")
+    if high is not None and n > high:
+        raise ValueError(f"{what} must be <= {high:,}, got {show_number(n)}")
     return int(n)
 
 
-def _ketama_digests(weights, Py_ssize_t vnodes):
-    """Digests per node in libketama's float32 arithmetic (weights in name order).
+def _scaled_weights(weights):
+    """The weights times one power of two that puts the largest in [1, 2).
+
+    Scaling by a power of two changes no float32 rounding and no quotient, so
+    libketama's digest counts are unchanged wherever its float32 arithmetic
+    is finite; it keeps rings of tiny (1e-50) or huge (1e39) weights from
+    underflowing or overflowing float32 (where libketama divides 0 by 0).
+    """
+    exponent = math.frexp(max(weights))[1]
+    return [math.ldexp(w, 1 - exponent) for w in weights]
+
+
+cdef list _libketama_digests(list weights, Py_ssize_t vnodes):
+    """Digests per node in libketama's arithmetic, weights in server-list order.
 
     libketama computes ``floorf(pct * 40.0 * (float)numservers)`` with
-    ``float pct = (float)memory_i / (float)memory_total``: the product is taken
-    in double and rounded to float by floorf's parameter.  Done in doubles
-    throughout, 7 equal nodes would get 39 digests each instead of 40.
-    ``vnodes / 4`` stands in for the 40.  A node that libketama would give no
-    digest (a tiny weight) gets one, so every member stays reachable.
+    ``float pct = (float)memory_i / (float)memory_total``: a float32 quotient,
+    a product in double rounded to float32 by floorf's parameter.  Done in
+    doubles throughout, 7 equal nodes would get 39 digests each instead of
+    40.  ``vnodes / 4`` stands in for the 40.  A node can get 0 digests.
     """
-    total = np.float32(math.fsum(weights))
-    nodes = float(np.float32(len(weights)))
-    per_node = float(vnodes // 4)
-    counts = []
-    for w in weights:
-        pct = np.float32(np.float32(w) / total)
-        product = np.float32(float(pct) * per_node * nodes)
-        counts.append(max(1, math.floor(product)))
+    scaled = _scaled_weights(weights)
+    cdef float total = <float>math.fsum(scaled)
+    cdef float servers = <float>len(weights)
+    cdef double per_node = <double>(vnodes // 4)
+    cdef float pct
+    cdef list counts = []
+    for w in scaled:
+        pct = <float>(<double>w) / total
+        counts.append(<Py_ssize_t>floorf(<float>(<double>pct * per_node * <double>servers)))
     return counts
+
+
+def _uhashring_digests(weights, vnodes):
+    """Digests per node as uhashring's ketama mode counts them, in exact arithmetic:
+    ``floor(vnodes / 4 * nodes * weight / total weight)``."""
+    exact = [Fraction(w) for w in weights]
+    total = sum(exact)
+    scale = (vnodes // 4) * len(exact)
+    return [int(math.floor(scale * w / total)) for w in exact]
+
+
+def _ketama_digests(weights, vnodes, hash="ketama"):
+    """Digests per node (weights in server-list order) for hash "ketama" or
+    "ketama-uhashring"; each digest gives 4 points."""
+    if not weights:
+        return []
+    if hash == "ketama":
+        return _libketama_digests(list(weights), vnodes)
+    return _uhashring_digests(weights, vnodes)
 
 
 def xxh64(data, seed=0):
@@ -291,24 +336,28 @@ def _restore_ring(weights, vnodes, hash, seed):
 
 # ------------------------------------------------------------------ the ring
 
+@cython.embedsignature(False)  # the docstring's first line is the signature (below)
 cdef class HashRing:
-    """A consistent-hash ring of named, weighted nodes with virtual-node points.
+    """HashRing(nodes=None, *, vnodes=160, hash='xxh64', seed=0)
+--
 
-    HashRing(nodes=None, *, vnodes=160, hash="xxh64", seed=0)
+A consistent-hash ring of named, weighted nodes with virtual-node points.
 
-    ``nodes`` is an iterable of node names or a mapping name -> weight.
+``nodes`` is an iterable of node names or a mapping name -> weight.
+``hash`` is "xxh64" (the default), "ketama" (libketama's placement) or
+"ketama-uhashring" (uhashring's ketama mode).
 
-    Lookup: ``get_node(key)``, ``get_nodes(key, n)`` (preference list),
-    ``hash_key(key)``.
-    Batch lookup (GIL released): ``lookup_many(keys)``,
-    ``get_nodes_many(keys, n)``, ``hash_many(keys)``.
-    Membership: ``add(name, weight=1.0)``, ``remove(name)``.
-    Introspection: ``nodes``, ``weights``, ``points``, ``owners``,
-    ``ownership()``, ``len()``, ``in``, ``==``, pickling.
+Lookup: ``get_node(key)``, ``get_nodes(key, n)`` (preference list),
+``hash_key(key)``.
+Batch lookup (GIL released): ``lookup_many(keys)``,
+``get_nodes_many(keys, n)``, ``hash_many(keys)``.
+Membership: ``add(name, weight=1.0)``, ``remove(name)``.
+Introspection: ``nodes``, ``weights``, ``points``, ``owners``,
+``ownership()``, ``len()``, ``in``, ``==``, pickling.
 
-    Membership changes build new arrays and swap them in at once, so readers
-    in other threads always see a whole ring, the old one or the new one.
-    """
+Membership changes build new arrays and swap them in at once, so readers
+in other threads always see a whole ring, the old one or the new one.
+"""
 
     cdef readonly object points
     cdef readonly object owners
@@ -327,24 +376,31 @@ cdef class HashRing:
     cdef Py_ssize_t _vnodes
     cdef uint64_t _seed
     cdef int _kind
+    cdef bint _strict
+    # Nodes that have no point (ketama modes: 0 digests), in name order: they
+    # own no key and close every preference list that the walk cannot fill.
+    cdef object _unreached_arr
+    cdef const int32_t[::1] _unreached
+    cdef Py_ssize_t _nreach
     cdef object _write_lock
 
     def __init__(self, nodes=None, *, vnodes=DEFAULT_VNODES, hash="xxh64", seed=DEFAULT_SEED):
-        vnodes = _check_count(vnodes, "vnodes")
-        if hash not in HASHES:
+        vnodes = _check_count(vnodes, "vnodes", MAX_VNODES)
+        if not isinstance(hash, str) or hash not in HASHES:
             raise ValueError(f"hash must be one of {HASHES}, got {hash!r}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
         if not 0 <= seed < 2 ** 64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
-        if hash == "ketama":
+            raise ValueError(f"seed must be in [0, 2**64), got {show_number(seed)}")
+        if hash != "xxh64":
             if vnodes % 4:
-                raise ValueError(f"vnodes must be a multiple of 4 with hash='ketama', got {vnodes!r}")
+                raise ValueError(f"vnodes must be a multiple of 4 with hash={hash!r}, got {vnodes!r}")
             if seed != 0:
-                raise ValueError(f"seed must be 0 with hash='ketama' (ketama has no seed), got {seed!r}")
+                raise ValueError(f"seed must be 0 with hash={hash!r} (ketama has no seed), got {seed!r}")
         self._vnodes = vnodes
         self._seed = seed
-        self._kind = KIND_XXH64 if hash == "xxh64" else KIND_KETAMA
+        self._kind = HASHES.index(hash)
+        self._strict = self._kind == KIND_UHASHRING
         self._write_lock = threading.Lock()
 
         weights = {}
@@ -363,11 +419,12 @@ cdef class HashRing:
 
     # ------------------------------------------------------------ building
 
-    cdef Py_ssize_t _points_for(self, double weight):
-        cdef double count = math.floor(self._vnodes * weight + 0.5)
-        if count > MAX_POINTS_PER_NODE:
+    cdef Py_ssize_t _points_for(self, double weight) except -1:
+        cdef double count = floor(<double>self._vnodes * weight + 0.5)
+        if not count <= MAX_POINTS_PER_NODE:  # also false for inf
             raise ValueError(
-                f"weight {weight!r} gives {count:.0f} points to one node with vnodes="
+                f"weight {show_number(weight)} gives "
+                f"{f'{count:.3g}' if math.isfinite(count) else 'over 1.8e+308'} points to one node with vnodes="
                 f"{self._vnodes}; the limit is {MAX_POINTS_PER_NODE:,}")
         return max(1, <Py_ssize_t>count)
 
@@ -386,22 +443,57 @@ cdef class HashRing:
                 _ketama_node_points(name_bytes, name_len, count // 4, &ov[0])
         return out
 
-    cdef list _counts(self, list names, dict weights):
-        if self._kind == KIND_KETAMA:
-            return [4 * d for d in _ketama_digests([weights[n] for n in names], self._vnodes)]
-        return [self._points_for(weights[n]) for n in names]
+    cdef list _build_order(self, dict weights):
+        """The order in which nodes' points enter the (stable) sort: on equal
+        points the first one entered owns it.  xxh64: name order.  ketama:
+        the server list (insertion order), as libketama's stable sort keeps
+        it.  ketama-uhashring: the list reversed (uhashring keeps the last)."""
+        if self._kind == KIND_XXH64:
+            return sorted(weights)
+        order = list(weights)
+        if self._kind == KIND_UHASHRING:
+            order.reverse()
+        return order
+
+    cdef dict _counts(self, dict weights):
+        """{name: points} for every node."""
+        if self._kind == KIND_XXH64:
+            return {n: self._points_for(w) for n, w in weights.items()}
+        digests = _ketama_digests(list(weights.values()), self._vnodes, HASHES[self._kind])
+        counts = {}
+        for (name, w), d in zip(weights.items(), digests):
+            if 4 * d > MAX_POINTS_PER_NODE:
+                raise ValueError(
+                    f"weight {show_number(w)} gives {4 * d:,} points to node {name!r} with "
+                    f"vnodes={self._vnodes} and {len(weights):,} nodes; the limit is "
+                    f"{MAX_POINTS_PER_NODE:,}")
+            counts[name] = 4 * d
+        if weights and not any(counts.values()):
+            raise ValueError(
+                f"vnodes={self._vnodes} gives none of the {len(weights):,} nodes a point with "
+                f"hash={HASHES[self._kind]!r}; use a larger vnodes")
+        return counts
+
+    cdef _check_total(self, Py_ssize_t total, Py_ssize_t nodes):
+        if total > MAX_POINTS:
+            raise ValueError(
+                f"vnodes={self._vnodes} with these {nodes:,} nodes gives the ring {total:,} "
+                f"points; the limit is {MAX_POINTS:,}")
 
     cdef _install_built(self, dict weights):
         """Build the whole ring for `weights` from scratch and swap it in."""
         cdef list names = sorted(weights)
-        cdef list counts = self._counts(names, weights)
-        total = sum(counts)
+        cdef dict counts = self._counts(weights)
+        total = sum(counts.values())
+        self._check_total(total, len(weights))
+        index = {name: i for i, name in enumerate(names)}
         points = np.empty(total, dtype=np.uint64)
         owners = np.empty(total, dtype=np.int32)
         start = 0
-        for idx, (name, count) in enumerate(zip(names, counts)):
+        for name in self._build_order(weights):
+            count = counts[name]
             points[start:start + count] = self._node_points(name, count)
-            owners[start:start + count] = idx
+            owners[start:start + count] = index[name]
             start += count
         points, owners, table = self._sort_points(points, owners)
         self._install(points, owners, tuple(names), weights, table)
@@ -419,6 +511,14 @@ cdef class HashRing:
         table.flags.writeable = False
         cdef const uint32_t[::1] tv = table
         cdef int shift = self._radix_layout(pv.shape[0])[1]
+        if self._kind == KIND_XXH64:  # every node has a point
+            unreached = np.empty(0, dtype=np.int32)
+        else:
+            has_point = np.bincount(owners, minlength=len(names)) > 0
+            unreached = np.flatnonzero(~has_point).astype(np.int32)
+        unreached.flags.writeable = False
+        cdef const int32_t[::1] uv = unreached
+        cdef Py_ssize_t nreach = len(names) - unreached.shape[0]
         # --- the swap: plain C assignments and reference moves only
         self.points = points
         self.owners = owners
@@ -431,6 +531,9 @@ cdef class HashRing:
         self._table_arr = table
         self._table = &tv[0]
         self._shift = shift
+        self._unreached_arr = unreached
+        self._unreached = uv
+        self._nreach = nreach
         self._names = names
         self._index = index
         self._weights = weights
@@ -438,7 +541,7 @@ cdef class HashRing:
     cdef tuple _radix_layout(self, Py_ssize_t npts):
         """(bits, shift) of the radix table for `npts` points: about one bucket
         per point, never more, so the table costs at most 4 bytes a point."""
-        cdef int hash_bits = 32 if self._kind == KIND_KETAMA else 64
+        cdef int hash_bits = 64 if self._kind == KIND_XXH64 else 32
         cdef int bits = max(1, min(hash_bits - 1, npts.bit_length() - 1))
         return bits, hash_bits - bits
 
@@ -515,11 +618,12 @@ cdef class HashRing:
                 raise NodeExistsError(f"node {name!r} is already in the ring")
             weights = dict(self._weights)
             weights[name] = w
-            if self._kind == KIND_KETAMA:
-                # libketama's shares depend on every weight and the node count.
+            if self._kind != KIND_XXH64:
+                # ketama's shares depend on every weight and the node count.
                 self._install_built(weights)
                 return
             count = self._points_for(w)
+            self._check_total(self._npts + count, len(weights))
             new_points = np.sort(self._node_points(name, count))
             names = sorted(weights)
             rank = names.index(name)
@@ -552,7 +656,7 @@ cdef class HashRing:
                 raise NodeNotFoundError(f"node {name!r} is not in the ring")
             weights = dict(self._weights)
             del weights[name]
-            if self._kind == KIND_KETAMA:
+            if self._kind != KIND_XXH64:
                 self._install_built(weights)
                 return
             rank = self._index[name]
@@ -575,7 +679,10 @@ cdef class HashRing:
         return EmptyRingError("the ring has no nodes; add one with ring.add(name)")
 
     def hash_key(self, key):
-        """The key's position on the ring (XXH64, or ketama's 32-bit MD5 point)."""
+        """The key's position on the ring (XXH64, or ketama's 32-bit MD5 point).
+
+        Runtime complexity: O(len(key)).
+        """
         return self._hash_key(key)
 
     def get_node(self, key):
@@ -586,7 +693,8 @@ cdef class HashRing:
         cdef uint64_t h = self._hash_key(key)
         if self._npts == 0:
             raise self._empty_error()
-        return self._names[self._own[_owner_index(self._pts, self._npts, self._table, self._shift, h)]]
+        return self._names[self._own[_owner_index(self._pts, self._npts, self._table, self._shift,
+                                                  h, self._strict)]]
 
     def get_nodes(self, key, n):
         """The preference list of `key`: the first `n` distinct nodes clockwise
@@ -610,10 +718,12 @@ cdef class HashRing:
                 free(out)
                 free(stamp)
                 raise MemoryError()
-        found = _walk(self._pts, self._own, self._npts, self._table, self._shift, h, wanted, out,
-                      stamp, 1)
-        cdef list result = PyList_New(found)
-        for i in range(found):
+        found = _walk(self._pts, self._own, self._npts, self._table, self._shift, self._strict, h,
+                      min(wanted, self._nreach), out, stamp, 1)
+        for i in range(wanted - found):  # nodes without points close the list
+            out[found + i] = self._unreached[i]
+        cdef list result = PyList_New(wanted)
+        for i in range(wanted):
             name = names[out[i]]
             Py_INCREF(name)
             PyList_SET_ITEM(result, i, name)
@@ -732,12 +842,13 @@ cdef class HashRing:
         cdef const int32_t[::1] own = self._ov
         cdef const uint32_t[::1] tv = self._tv
         cdef int shift = self._shift
+        cdef bint strict = self._strict
         cdef const uint64_t[::1] hv = hashes
         cdef int32_t[::1] ov = out
         cdef size_t npts = pv.shape[0]
         with nogil:
             for i in range(n):
-                ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i])]
+                ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
         return out
 
     def get_nodes_many(self, keys, n):
@@ -751,9 +862,12 @@ cdef class HashRing:
         cdef const int32_t[::1] own = self._ov
         cdef const uint32_t[::1] tv = self._tv
         cdef int shift = self._shift
+        cdef bint strict = self._strict
+        cdef const int32_t[::1] unreached = self._unreached
         cdef const uint64_t[::1] hv = hashes
-        cdef Py_ssize_t rows = hashes.shape[0], nnodes = len(self._names), i
+        cdef Py_ssize_t rows = hashes.shape[0], nnodes = len(self._names), i, j, found
         cdef Py_ssize_t wanted = min(n, nnodes)
+        cdef Py_ssize_t walked = min(wanted, self._nreach)
         cdef size_t npts = pv.shape[0]
         out = np.empty((rows, wanted), dtype=np.int32)
         if rows == 0:
@@ -768,8 +882,10 @@ cdef class HashRing:
             for i in range(rows):
                 # Stamps are the row number + 1, so the array never needs clearing
                 # (a batch would need 4 billion rows to wrap it).
-                _walk(&pv[0], &own[0], npts, &tv[0], shift, hv[i], wanted, &ov[i, 0], stamp,
-                      <uint32_t>(i + 1))
+                found = _walk(&pv[0], &own[0], npts, &tv[0], shift, strict, hv[i], walked,
+                              &ov[i, 0], stamp, <uint32_t>(i + 1))
+                for j in range(wanted - found):  # nodes without points close the list
+                    ov[i, found + j] = unreached[j]
         free(stamp)
         return out
 
@@ -806,7 +922,7 @@ cdef class HashRing:
         owners = np.asarray(self.owners)
         # Point i owns the arc (points[i-1], points[i]]; point 0 owns the wrap-around arc.
         arcs = points - np.roll(points, 1)  # uint64 arithmetic wraps modulo 2**64
-        if self._kind == KIND_KETAMA:
+        if self._kind != KIND_XXH64:
             arcs &= np.uint64(0xFFFFFFFF)
             space = 2.0 ** 32
         else:
@@ -834,11 +950,19 @@ cdef class HashRing:
                 last = points.shape[0] - 1  # (no negative indices: wraparound is off)
                 assert np.all(points[1:] >= points[:last]), "points are not sorted"
                 ties = np.flatnonzero(points[1:] == points[:last])
-                assert np.all(owners[ties] <= owners[ties + 1]), "equal points not in name order"
+                order = self._build_order(self._weights)
+                rank = np.empty(len(names), dtype=np.int64)
+                rank[[self._index[name] for name in order]] = np.arange(len(order))
+                assert np.all(rank[owners[ties]] <= rank[owners[ties + 1]]), (
+                    "equal points not in the documented tie order")
             assert np.array_equal(self._table_arr, self._radix_table(points)), "radix table is stale"
-            counts = np.bincount(owners, minlength=len(names)) if names else []
-            expected = self._counts(list(names), self._weights)
-            assert list(counts) == expected, f"point counts {list(counts)} != {expected}"
+            counts = np.bincount(owners, minlength=len(names)).tolist() if names else []
+            by_name = self._counts(self._weights)
+            expected = [by_name[name] for name in names]
+            assert counts == expected, f"point counts {counts} != {expected}"
+            assert self._unreached_arr.tolist() == [i for i, c in enumerate(counts) if c == 0], (
+                "nodes without points are stale")
+            assert self._nreach == sum(1 for c in counts if c), "reachable node count is stale"
         except AssertionError:
             print(f"HashRing._check failed for {self!r}: names={self._names!r} "
                   f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")
@@ -855,6 +979,7 @@ cdef class HashRing:
         other._vnodes = self._vnodes
         other._seed = self._seed
         other._kind = self._kind
+        other._strict = self._strict
         other._write_lock = threading.Lock()
         other._install(self.points, self.owners, self._names, dict(self._weights), self._table_arr)
         return other

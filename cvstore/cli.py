@@ -56,7 +56,7 @@ def _build_parser() -> _Parser:
     )
     demo.add_argument(
         "--seed",
-        type=_args.count(0),
+        type=_args.count(0, 2**64 - 1),
         default=0,
         metavar="S",
         help="seed of the random choices (default 0)",
@@ -77,10 +77,10 @@ def _build_parser() -> _Parser:
     )
     shell.add_argument(
         "--vnodes",
-        type=_args.count(1, 10_000),
+        type=_args.limited("vnodes"),
         default=160,
         metavar="V",
-        help="ring points per unit of weight (default 160)",
+        help="ring points per unit of weight (default 160, at most 10,000,000)",
     )
     shell.add_argument(
         "--read",
@@ -119,21 +119,21 @@ def _build_parser() -> _Parser:
     )
     sim.add_argument(
         "--nodes",
-        type=_args.count(1, 100_000),
+        type=_args.limited("nodes"),
         default=100,
         metavar="N",
         help="nodes in the ring (default 100)",
     )
     sim.add_argument(
         "--vnodes",
-        type=_args.count(1, 100_000),
+        type=_args.limited("vnodes"),
         default=160,
         metavar="V",
         help="points per unit of weight (default 160)",
     )
     sim.add_argument(
         "--keys",
-        type=_args.count(1, 10**9),
+        type=_args.limited("keys"),
         default=1_000_000,
         metavar="K",
         help="synthetic keys; 10k, 10M are understood (default 1M)",
@@ -154,20 +154,20 @@ def _build_parser() -> _Parser:
     )
     sim.add_argument(
         "--add",
-        type=_args.count(1, 100_000),
+        type=_args.limited("nodes"),
         metavar="A",
         help="what if A nodes of weight 1 are added",
     )
     sim.add_argument(
         "--remove",
-        type=_args.count(1, 100_000),
+        type=_args.limited("nodes"),
         metavar="R",
         help="what if R nodes (chosen with --seed) are removed",
     )
     sim.add_argument(
         "--hash",
         default="xxh64",
-        choices=("xxh64", "ketama"),
+        choices=("xxh64", "ketama", "ketama-uhashring"),
         help="placement function (default xxh64)",
     )
     sim.add_argument(
@@ -191,21 +191,21 @@ def _build_parser() -> _Parser:
     )
     bench.add_argument(
         "--nodes",
-        type=_args.count(1, 10_000),
+        type=_args.limited("nodes"),
         default=100,
         metavar="N",
         help="nodes in each ring (default 100)",
     )
     bench.add_argument(
         "--vnodes",
-        type=_args.count(4, 1_000),
+        type=_args.limited("vnodes"),
         default=160,
         metavar="V",
         help="points per node (default 160)",
     )
     bench.add_argument(
         "--keys",
-        type=_args.count(1_000, 10**7),
+        type=_args.limited("keys"),
         default=200_000,
         metavar="K",
         help="keys in the batch lookup (default 200k)",
@@ -264,7 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = f"cvstore {args.command}"
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
-        return _run(args)
+        status = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except UsageError as exc:
         print(f"{exc.prog or prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -274,7 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+    except MemoryError:
+        print(f"{prog}: error: not enough memory for this run; try fewer nodes, vnodes or keys",
+              file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # Output piped into `head` and the like, which read what they wanted and
+        # left: the reader is satisfied, so this is a success.  Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0

@@ -43,7 +43,7 @@ def test_version(capsys):
         ),
         (
             ["bench", "--seconds", "0"],
-            "cvstore bench: error: argument --seconds: must be seconds > 0",
+            "cvstore bench: error: argument --seconds: must be seconds from 0.001 to 60, got '0'",
         ),
         (["demo", "--keys", "-5"], "cvstore demo: error: argument --keys: must be a whole number"),
         (

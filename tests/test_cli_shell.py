@@ -107,14 +107,21 @@ def test_scripted_session(capsys, monkeypatch):
     ("command", "message"),
     [
         ("frobnicate", "error: unknown command 'frobnicate'; type 'help' for the list"),
-        ("put onlykey", "error: put takes put KEY VALUE [LEVEL], got 1 argument"),
-        ("get", "error: get takes get KEY [LEVEL], got 0 arguments"),
+        ("put onlykey", "error: put takes KEY VALUE [LEVEL], got 1 argument"),
+        ("get", "error: get takes KEY [LEVEL], got 0 arguments"),
         (
             "get k sometimes",
             "error: level must be one of one, quorum, all, eventual, strong, got 'sometimes'",
         ),
-        ("add node9 -1", "error: weight must be a number > 0, got '-1'"),
-        ("add node9 heavy", "error: weight must be a number > 0, got 'heavy'"),
+        ("add node9 -1", "error: weight must be a number from 1e-06 to 1e+06, got '-1'"),
+        ("add node9 heavy", "error: weight must be a number from 1e-06 to 1e+06, got 'heavy'"),
+        ("add node9 5e-324", "error: weight must be a number from 1e-06 to 1e+06, got '5e-324'"),
+        ("add node9 1e308", "error: weight must be a number from 1e-06 to 1e+06, got '1e308'"),
+        ("add node9 nan", "error: weight must be a number from 1e-06 to 1e+06, got 'nan'"),
+        (
+            "add node9 " + "9" * 400,
+            "error: weight must be a number from 1e-06 to 1e+06, got 9.999e+399",
+        ),
         ("add node1", "error: node 'node1' is already in the cluster"),
         ("remove ghost", "error: unknown node 'ghost' (nodes: node1, node2)"),
         ("fail ghost", "error: unknown node 'ghost' (nodes: node1, node2)"),
@@ -123,7 +130,7 @@ def test_scripted_session(capsys, monkeypatch):
         ("fill many", "error: count must be a whole number from 1 to 100,000,000, got 'many'"),
         ("save /no/such/dir/s.json", "error: cannot write '/no/such/dir/s.json': "),
         ("help frob", "error: no command 'frob'; type 'help' for the list"),
-        ("nodes extra", "error: nodes takes nodes, got 1 argument"),
+        ("nodes extra", "error: nodes takes no arguments, got 1 argument"),
     ],
 )
 def test_bad_commands_are_one_error_line(capsys, monkeypatch, command, message):
@@ -398,3 +405,20 @@ def test_interactive_session_in_a_pty(tmp_path):
     assert child.exitstatus == 0
     assert "Traceback" not in (child.before or "")
     assert "put city Porto" in history.read_text()
+
+
+def test_shell_on_one_redis_node_names_it_once_and_notes_the_rf(capsys, monkeypatch, redis_url):
+    prefix = f"cli-test-one-{os.getpid()}:"
+    code, out, err = run_shell(capsys, monkeypatch, "put k v\n", "--redis", redis_url, "--prefix", prefix)
+    assert code == 0, out + err
+    first, second = out.splitlines()[:2]
+    assert first.startswith("cvstore shell: 1 Redis node (node1); replication factor 3")
+    assert second == (
+        "note: replication factor 3 with 1 node: each key has 1 copy, one per node, "
+        "until more nodes join"
+    )
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)

@@ -33,18 +33,40 @@ def test_xxh64_ring_equals_reference(spec, keys, n):
         assert ring.hash_key(key) == ref.hash_key(key)
 
 
-@given(
-    nodes=st.dictionaries(names, weights, min_size=1, max_size=10),
-    vnodes=st.sampled_from([4, 8, 40, 160]),
-    keys=st.lists(keys, min_size=1, max_size=50),
+# Ketama weights span tiny ones (nodes with 0 digests) and huge ones (float32 overflow).
+ketama_weights = st.one_of(
+    weights,
+    st.floats(min_value=5e-324, max_value=1e-30),
+    st.floats(min_value=1e30, max_value=1.7e308),
+    st.integers(1, 1000).map(float),
 )
-def test_ketama_ring_equals_reference(nodes, vnodes, keys):
-    ring = HashRing(nodes, vnodes=vnodes, hash="ketama")
-    ref = ReferenceRing(nodes, vnodes=vnodes, hash="ketama")
+
+
+@given(
+    nodes=st.dictionaries(names, ketama_weights, min_size=1, max_size=10),
+    vnodes=st.sampled_from([4, 8, 40, 160]),
+    hash=st.sampled_from(["ketama", "ketama-uhashring"]),
+    keys=st.lists(keys, min_size=1, max_size=50),
+    n=st.integers(1, 12),
+)
+def test_ketama_ring_equals_reference(nodes, vnodes, hash, keys, n):
+    try:
+        ring = HashRing(nodes, vnodes=vnodes, hash=hash)
+    except ValueError as exc:  # only when no node gets a digest (libketama's float32)
+        assert "gives none of the" in str(exc)
+        assert not any(ReferenceRing(nodes, vnodes=vnodes, hash=hash).point_counts().values())
+        return
+    ref = ReferenceRing(nodes, vnodes=vnodes, hash=hash)
+    ring._check()
     assert np.asarray(ring.points).tolist() == ref.positions
+    assert [ring.nodes[o] for o in np.asarray(ring.owners).tolist()] == [p[1] for p in ref.pairs]
+    index = {name: i for i, name in enumerate(ring.nodes)}
     for key in keys:
         assert ring.get_node(key) == ref.get_node(key)
-        assert ring.get_nodes(key, 3) == ref.get_nodes(key, 3)
+        assert ring.get_nodes(key, n) == ref.get_nodes(key, n)
+    assert ring.get_nodes_many(keys, n).tolist() == [
+        [index[x] for x in ref.get_nodes(k, n)] for k in keys
+    ]
 
 
 @given(spec=rings, keys=st.lists(keys, max_size=80), n=st.integers(1, 14))

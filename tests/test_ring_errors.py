@@ -78,7 +78,7 @@ def test_absurd_weight_is_refused_before_allocating(ring):
 
 
 def test_unknown_hash_name_is_value_error():
-    with pytest.raises(ValueError, match=r"hash must be one of \('xxh64', 'ketama'\), got 'md5'"):
+    with pytest.raises(ValueError, match=r"hash must be one of \('xxh64', 'ketama', 'ketama-uhashring'\), got 'md5'"):
         HashRing(["a"], hash="md5")
 
 
@@ -171,3 +171,80 @@ def test_failed_calls_leave_the_ring_usable(ring):
     ring._check()
     assert ring.get_node("k") in ("a", "b")
     assert pickle.loads(pickle.dumps(ring)) == ring
+
+
+# ------------------------------------------------ numbers at their extremes
+
+
+@pytest.mark.parametrize(
+    "vnodes, message",
+    [
+        (2**63, "vnodes must be <= 10,000,000, got 9223372036854775808"),
+        (2**200, r"vnodes must be <= 10,000,000, got 1\.606e\+60"),
+        (-(10**400), r"vnodes must be >= 1, got -1\.000e\+400"),
+        (10_000_001, "vnodes must be <= 10,000,000, got 10000001"),
+        (40_000_000, "vnodes must be <= 10,000,000, got 40000000"),
+    ],
+)
+@pytest.mark.parametrize("hash", ["xxh64", "ketama", "ketama-uhashring"])
+def test_vnodes_beyond_the_limit_is_value_error(vnodes, message, hash):
+    with pytest.raises(ValueError, match=message):
+        HashRing(["a"], vnodes=vnodes, hash=hash)
+
+
+@pytest.mark.parametrize(
+    "weight, message",
+    [
+        (1e308, r"weight 1e\+308 gives over 1\.8e\+308 points to one node with vnodes=16; the limit is 10,000,000"),
+        (1.7976931348623157e308, r"weight 1\.7976931348623157e\+308 gives over"),
+        (2**70, r"weight 1\.1805916207174113e\+21 gives 1\.89e\+2[23] points to one node"),
+        (10**400, r"weight must be a finite number > 0, got 1\.000e\+400"),
+        (-(2**80), r"weight must be a finite number > 0, got -1\.208e\+24"),
+        (-5e-324, r"weight must be a finite number > 0, got -5e-324"),
+        (np.float64("nan"), "weight must be a finite number > 0, got nan"),
+        (np.float32("inf"), "weight must be a finite number > 0, got inf"),
+    ],
+)
+def test_weight_extremes_are_value_errors_and_change_nothing(ring, weight, message):
+    before = state(ring)
+    with pytest.raises(ValueError, match=message):
+        ring.add("c", weight)
+    assert state(ring) == before
+    with pytest.raises(ValueError, match=message.replace("vnodes=16", "vnodes=160")):
+        HashRing({"c": weight})
+
+
+@pytest.mark.parametrize("hash", ["xxh64", "ketama", "ketama-uhashring"])
+def test_subnormal_and_tiny_weights_still_build(hash, recwarn):
+    ring = HashRing({"tiny": 5e-324, "small": 1e-300, "one": 1.0}, hash=hash)
+    ring._check()
+    assert ring.get_node("k") in ring.nodes
+    assert len(ring.get_nodes("k", 3)) == 3
+    assert len(recwarn) == 0
+
+
+def test_ketama_caps_points_per_node_like_xxh64():
+    nodes = {"heavy": 1e6, **{f"n{i}": 1.0 for i in range(99)}}
+    for hash in ("ketama", "ketama-uhashring"):
+        with pytest.raises(ValueError, match="points to node 'heavy' with vnodes=400000 and 100 nodes; the limit is 10,000,000"):
+            HashRing(nodes, vnodes=400_000, hash=hash)
+
+
+def test_ring_size_is_capped_before_allocating():
+    names = [f"n{i}" for i in range(100_000)]
+    with pytest.raises(ValueError, match="vnodes=1001 with these 100,000 nodes gives the ring 100,100,000 points; the limit is 100,000,000"):
+        HashRing(names, vnodes=1001)
+    with pytest.raises(ValueError, match="gives the ring 100,400,000 points"):
+        HashRing(names, vnodes=1004, hash="ketama")
+
+
+@pytest.mark.parametrize("seed", [2**64, 2**200, -(2**70)])
+def test_seed_beyond_64_bits_is_value_error(seed):
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\), got -?[0-9.e+]{1,22}$"):
+        HashRing(["a"], seed=seed)
+
+
+@pytest.mark.parametrize("n", [2**63, 2**200, np.int64(7)])
+def test_huge_preference_list_length_is_every_node(ring, n):
+    assert ring.get_nodes("k", n) == ring.get_nodes("k", 2)
+    assert ring.get_nodes_many(["k"], n).shape == (1, 2)

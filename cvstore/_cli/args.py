@@ -3,13 +3,20 @@
 Each returns a function that argparse calls on the text; a bad value becomes
 an ``argparse.ArgumentTypeError`` whose message argparse prefixes with the
 argument's name, e.g. "argument --nodes: must be a whole number >= 1, got '0'".
+
+The ranges of --vnodes, --nodes and --keys, and of weights, come from one
+table shared with the library (``cvstore._limits.CLI_LIMITS``), so every
+command takes the same values.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Callable
+
+from cvstore._limits import CLI_LIMITS, show_number
 
 LEVELS = ("one", "quorum", "all", "eventual", "strong")
 
@@ -17,22 +24,37 @@ _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
 
 def parse_count(text: str) -> int | None:
-    """``"10M"`` -> 10_000_000, ``"1_000"`` -> 1000, ``"1e6"`` -> 1_000_000; None if not a count."""
+    """``"10M"`` -> 10_000_000, ``"1_000"`` -> 1000, ``"1e6"`` -> 1_000_000; None if not a count.
+
+    The text is read as an exact decimal, so "1.5k" is 1500 and "5e-324" or
+    "0.5" are not whole numbers (no rounding to 0 or 1).
+    """
     t = text.strip().replace("_", "").replace(",", "").lower()
     scale = 1
     if t and t[-1] in _SUFFIXES:
         scale, t = _SUFFIXES[t[-1]], t[:-1]
     try:
-        value = int(t)
-    except ValueError:
-        try:
-            f = float(t)
-        except ValueError:
-            return None
-        if not math.isfinite(f) or abs(f * scale - round(f * scale)) > 1e-6:
-            return None
-        return round(f * scale)
-    return value * scale
+        number = Decimal(t)
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite():
+        return None
+    if number.adjusted() > 4000:  # thousands of digits: beyond every limit, not expanded
+        return None
+    with localcontext() as exact:
+        exact.prec = 4100  # enough digits that nothing below rounds
+        value = number * scale
+    if value != value.to_integral_value():
+        return None
+    return int(value)
+
+
+def shown(text: str) -> str:
+    """The text a user gave, quoted, or compactly when it is a very long number."""
+    if len(text) <= 24:
+        return repr(text)
+    value = parse_count(text)
+    return show_number(value) if value is not None else repr(text[:20] + "...")
 
 
 def count(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -42,30 +64,46 @@ def count(low: int, high: int | None = None) -> Callable[[str], int]:
         value = parse_count(text)
         bounds = f">= {low}" if high is None else f"from {low} to {high:,}"
         if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {shown(text)}")
         return value
 
     convert.__name__ = "count"
     return convert
 
 
-def weight(text: str) -> float:
-    """A finite number > 0 (a node's relative capacity)."""
+def limited(option: str) -> Callable[[str], int]:
+    """A whole number in the shared range of `option` ("vnodes", "nodes" or "keys")."""
+    return count(*CLI_LIMITS[option])
+
+
+WEIGHT_LOW, WEIGHT_HIGH = CLI_LIMITS["weight"]
+
+
+def parse_weight(text: str) -> float | None:
+    """A weight in the shared range, or None."""
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"weights must be numbers > 0, got {text!r}")
+        return None
+    return value if WEIGHT_LOW <= value <= WEIGHT_HIGH else None  # also false for nan
+
+
+def weight(text: str) -> float:
+    """A node's relative capacity: a number in the shared weight range."""
+    value = parse_weight(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"weights must be numbers from {WEIGHT_LOW:g} to {WEIGHT_HIGH:g}, got {shown(text)}"
+        )
     return value
 
 
 def duration(text: str) -> float:
-    """Seconds: a number > 0 and at most 60."""
+    """Seconds: a number from 0.001 to 60."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and 0 < value <= 60):
-        raise argparse.ArgumentTypeError(f"must be seconds > 0 and <= 60, got {text!r}")
+    if not 0.001 <= value <= 60:  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be seconds from 0.001 to 60, got {shown(text)}")
     return value

@@ -35,6 +35,11 @@ from cvstore._cli import text
 from cvstore._cli.errors import UsageError
 
 LOOP_KEYS = 20_000  # keys per round of a get_node loop
+BATCH_CHUNK = 1_000_000  # keys per lookup_many call: a batch of any size fits in memory
+# uhashring builds its ring with one list insertion per point (quadratic), and
+# the pure-Python ring hashes every point in Python: above this many points
+# they would take minutes to build, so they are skipped and named.
+PEER_MAX_POINTS = 2_000_000
 
 
 @dataclass
@@ -81,10 +86,9 @@ def _uhashring(names: list[str], vnodes: int) -> Any | None:
         import uhashring
     except ImportError:
         return None
-    # Its ketama mode: vnodes are MD5 digests of 4 points each (40 gives 160 points).
-    # Names in descending order, so that on a colliding point it keeps the same
-    # node as cvstore (it keeps the last written, cvstore the smallest name).
-    nodes = {name: {"vnodes": vnodes // 4} for name in sorted(names, reverse=True)}
+    # Its ketama mode: vnodes are MD5 digests of 4 points each (40 gives 160 points);
+    # cvstore's hash="ketama-uhashring" places keys exactly as it does.
+    nodes = {name: {"vnodes": vnodes // 4} for name in names}
     return uhashring.HashRing(nodes, hash_fn="ketama")
 
 
@@ -95,20 +99,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"got {args.vnodes}"
         )
     names = [f"node-{i}" for i in range(args.nodes)]
-    keys = [f"key-{i}" for i in range(args.keys)]
-    loop_keys = keys[:LOOP_KEYS]
+    loop_keys = [f"key-{i}" for i in range(min(args.keys, LOOP_KEYS))]
+    first_chunk = [f"key-{i}" for i in range(min(args.keys, BATCH_CHUNK))]
     budget = args.seconds
     results: list[Result] = []
     missing: list[str] = []
 
-    fast = HashRing(names, vnodes=args.vnodes)
-    ketama = HashRing(names, vnodes=args.vnodes, hash="ketama")
-    truth = {"xxh64": fast.get_node, "ketama": ketama.get_node}
+    try:
+        fast = HashRing(names, vnodes=args.vnodes)
+        ketama = HashRing(names, vnodes=args.vnodes, hash="ketama")
+        uh_ketama = HashRing(names, vnodes=args.vnodes, hash="ketama-uhashring")
+    except ValueError as exc:  # the ring's size limit, with these nodes and vnodes
+        raise UsageError(f"argument --vnodes: {exc}") from None
+    truth = {"xxh64": fast.get_node, "ketama": ketama.get_node,
+             "ketama-uhashring": uh_ketama.get_node}  # fmt: skip
+
+    def all_keys(batch: Callable[[list[str]], Any]) -> None:
+        """One round of the batch call over every key, a chunk at a time."""
+        batch(first_chunk)
+        for start in range(BATCH_CHUNK, args.keys, BATCH_CHUNK):
+            batch([f"key-{i}" for i in range(start, min(args.keys, start + BATCH_CHUNK))])
 
     def measure(name: str, placement: str, get: Callable[[str], str], batch: Any) -> None:
         ns = _best_per_item(_loop(get, loop_keys), len(loop_keys), budget) * 1e9
         if batch is not None:
-            per_key = _best_per_item(lambda: batch(keys), len(keys), budget)
+            if args.keys <= BATCH_CHUNK:
+                per_key = _best_per_item(lambda: batch(first_chunk), args.keys, budget)
+            else:  # making the keys of later chunks is timed too: say so below
+                per_key = _best_per_item(lambda: all_keys(batch), args.keys, budget)
             call = "lookup_many"
         else:
             per_key, call = ns / 1e9, "loop"
@@ -119,18 +137,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     measure("cvstore", "xxh64", fast.get_node, fast.lookup_many)
     measure("cvstore", "ketama", ketama.get_node, ketama.lookup_many)
-
-    uh = _uhashring(names, args.vnodes)
-    if uh is None:
-        missing.append("uhashring (pip install uhashring)")
-    else:
-        measure("uhashring", "ketama", uh.get_node, None)
+    measure("cvstore", "ketama-uhashring", uh_ketama.get_node, uh_ketama.lookup_many)
 
     from cvstore._reference import ReferenceRing, _xxh64_fast
 
-    ref = ReferenceRing(names, vnodes=args.vnodes)
     hashing = "xxhash's C XXH64" if _xxh64_fast is not None else "pure-Python XXH64"
-    measure("pure-Python bisect ring", "xxh64", ref.get_node, None)
+    points = args.nodes * args.vnodes
+    if points > PEER_MAX_POINTS:
+        skipped = f"{points:,} points is more than the {PEER_MAX_POINTS:,} they build in seconds"
+        missing.append(f"uhashring and the pure-Python ring ({skipped})")
+    else:
+        uh = _uhashring(names, args.vnodes)
+        if uh is None:
+            missing.append("uhashring (pip install uhashring)")
+        else:
+            measure("uhashring", "ketama-uhashring", uh.get_node, None)
+        ref = ReferenceRing(names, vnodes=args.vnodes)
+        measure("pure-Python bisect ring", "xxh64", ref.get_node, None)
 
     return {
         "nodes": args.nodes,
@@ -174,7 +197,10 @@ def render(r: dict[str, Any]) -> str:
     lines = [
         (
             f"bench: {r['nodes']} nodes x {r['vnodes']} vnodes; get_node over {r['loop_keys']:,} "
-            f"keys, batch over {r['keys']:,} keys; best round of each"
+            f"keys, batch over {r['keys']:,} keys"
+            + (f" in calls of {BATCH_CHUNK:,} (making their keys included)"
+               if r["keys"] > BATCH_CHUNK else "")
+            + "; best round of each"
         ),
         (
             f"python {m['python']} ({m['implementation']}, {m['machine']}, {m['cpus']} CPUs); "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import cmd
 import contextlib
-import math
 import os
 import shlex
 import sys
@@ -26,7 +25,7 @@ from typing import Any, Callable
 
 from cvstore import Cluster, CvstoreError, EmptyRingError, Node, UnavailableError
 from cvstore._cli import text
-from cvstore._cli.args import LEVELS, parse_count
+from cvstore._cli.args import LEVELS, WEIGHT_HIGH, WEIGHT_LOW, parse_count, parse_weight, shown
 from cvstore._cli.errors import CommandError, UsageError
 from cvstore._cli.ringview import picture
 from cvstore._cli.session import SessionError, load, save
@@ -139,7 +138,8 @@ class Shell(cmd.Cmd):
             raise ShellError(f"{command}: {str(exc).lower()}; usage: {USAGE[command]}") from None
         if not least <= len(words) <= most:
             got = text.plural(len(words), "argument")
-            raise ShellError(f"{command} takes {USAGE[command]}, got {got}")
+            wanted = USAGE[command].partition(" ")[2] or "no arguments"
+            raise ShellError(f"{command} takes {wanted}, got {got}")
         return words
 
     def _level(self, words: list[str], index: int) -> str | None:
@@ -205,12 +205,13 @@ class Shell(cmd.Cmd):
         name = words[0]
         weight = 1.0
         if len(words) > 1:
-            try:
-                weight = float(words[1])
-            except ValueError:
-                weight = math.nan
-            if not (math.isfinite(weight) and weight > 0):
-                raise ShellError(f"weight must be a number > 0, got {words[1]!r}")
+            parsed = parse_weight(words[1])
+            if parsed is None:
+                raise ShellError(
+                    f"weight must be a number from {WEIGHT_LOW:g} to {WEIGHT_HIGH:g}, "
+                    f"got {shown(words[1])}"
+                )
+            weight = parsed
         zone = words[2] if len(words) > 2 else None
         if any(n.name == name for n in self.cluster.nodes):
             raise ShellError(f"node {name!r} is already in the cluster")
@@ -228,6 +229,12 @@ class Shell(cmd.Cmd):
             f"{text.num(report.moved)} copies streamed to it in {text.seconds(report.seconds)}"
             + (f", {text.num(report.missed)} missed (run 'repair')" if report.missed else "")
         )
+
+    def _note_rf(self) -> None:
+        """Say so when there are fewer nodes than the replication factor asks for."""
+        nodes, rf = len(self.cluster.nodes), self.cluster.replication_factor
+        if 0 < nodes < rf:
+            self.say(f"note: {rf_note(rf, nodes)}")
 
     def do_remove(self, arg: str) -> None:
         """Remove a node gracefully: remove NAME. Its copies go to their new replicas first."""
@@ -276,6 +283,7 @@ class Shell(cmd.Cmd):
             f"ok ({level or self.cluster.write_consistency}): on {', '.join(up)}"
             + (f"; hinted for {', '.join(down)}" if down else "")
         )
+        self._note_rf()
 
     def do_get(self, arg: str) -> None:
         """Read a value: get KEY [LEVEL]."""
@@ -383,6 +391,7 @@ class Shell(cmd.Cmd):
             f"  replication factor {c.replication_factor}; reads {c.read_consistency}, "
             f"writes {c.write_consistency}"
         )
+        self._note_rf()
 
     def do_ring(self, arg: str) -> None:
         """Draw the ring: which node owns which part of the hash space, and each node's share."""
@@ -517,6 +526,15 @@ class Shell(cmd.Cmd):
         return [name for name in USAGE if name.startswith(text_)]
 
 
+def rf_note(rf: int, nodes: int) -> str:
+    """What a replication factor above the node count means."""
+    copies = "1 copy" if nodes == 1 else f"{nodes} copies"
+    return (
+        f"replication factor {rf} with {text.plural(nodes, 'node')}: each key has {copies}, "
+        "one per node, until more nodes join"
+    )
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value) if (not value or value != value.strip() or "\n" in value) else value
@@ -598,7 +616,9 @@ def build_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
     for i, url in enumerate(args.redis, start=1):
         name = f"node{i}"
         cluster.add_node(Node(name, store=make_redis_store(url, name, args.prefix)))
-    return cluster, f"{text.plural(len(args.redis), 'Redis node')} (node1 .. node{len(args.redis)})"
+    count = len(args.redis)
+    names = "node1" if count == 1 else f"node1 .. node{count}"
+    return cluster, f"{text.plural(count, 'Redis node')} ({names})"
 
 
 def command(args: argparse.Namespace) -> int:
@@ -616,7 +636,9 @@ def command(args: argparse.Namespace) -> int:
     shell.intro = (
         f"cvstore shell: {what}; replication factor {c.replication_factor}, reads "
         f"{c.read_consistency}, writes {c.write_consistency}.\n"
-        "Type 'help' for the commands, 'quit' to leave."
+        + (f"note: {rf_note(c.replication_factor, len(c.nodes))}\n"
+           if 0 < len(c.nodes) < c.replication_factor else "")
+        + "Type 'help' for the commands, 'quit' to leave."
         + ("" if c.nodes else " Start with: add node1")
     )
     save_history = (

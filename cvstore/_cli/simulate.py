@@ -133,7 +133,9 @@ def _make_ring(weights: dict[str, float], args: argparse.Namespace) -> HashRing:
     try:
         return HashRing(weights, vnodes=args.vnodes, hash=args.hash, seed=seed)
     except ValueError as exc:
-        raise UsageError(f"argument --vnodes: {exc}") from None
+        # The ring names what it refused: a weight, or vnodes (with the ring's size).
+        option = "--weights" if str(exc).startswith("weight") else "--vnodes"
+        raise UsageError(f"argument {option}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     passes = 1 + len(changes)
     rings = [base] + [c.ring for c in changes]
+    built = time.perf_counter()  # placements are timed from here: building is not placing
     # The batch lookups release the GIL: place the next chunk on every ring in
     # worker threads while this thread counts the chunk before it.
     with (
@@ -195,7 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for c, future in zip(changes, current[1:]):
                 _count_moves(c, pref, future.result())
                 bar.update(len(pref))
-    elapsed = time.perf_counter() - started
+    placed = time.perf_counter()
+    elapsed = placed - built
 
     base_load = Load(owners, _fair(w_base, k))
     base_copies = Load(copies, _fair(w_base, k * copies_per_key))
@@ -204,6 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "vnodes": args.vnodes,
         "keys": k,
         "rf": rf,
+        "copies_per_key": copies_per_key,
         "hash": args.hash,
         "seed": args.seed,
         "weights": "equal" if not args.weights else [float(w) for w in w_base],
@@ -213,6 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "per_node": {name: int(c) for name, c in zip(base.nodes, owners)},
         },
         "changes": [_change_result(c, k, rf) for c in changes],
+        "build_seconds": built - started,
         "seconds": elapsed,
         "placements_per_second": k * passes / elapsed if elapsed > 0 else None,
     }
@@ -305,15 +311,15 @@ def render(result: dict[str, Any]) -> str:
     rows = [
         (
             "keys owned",
-            f"{keys['max_over_fair']:.3f}",
-            f"{keys['stddev_over_fair']:.3f}",
-            f"{keys['min_over_fair']:.3f}",
+            _ratio(keys["max_over_fair"]),
+            _ratio(keys["stddev_over_fair"]),
+            _ratio(keys["min_over_fair"]),
         ),
         (
             f"copies held (RF {r['rf']})",
-            f"{copies['max_over_fair']:.3f}",
-            f"{copies['stddev_over_fair']:.3f}",
-            f"{copies['min_over_fair']:.3f}",
+            _ratio(copies["max_over_fair"]),
+            _ratio(copies["stddev_over_fair"]),
+            _ratio(copies["min_over_fair"]),
         ),
     ]
     lines.append(text.table(rows, ["", "max", "stddev", "min"]))
@@ -321,6 +327,12 @@ def render(result: dict[str, Any]) -> str:
         f"  busiest {keys['busiest']} ({text.num(per_node[keys['busiest']])} keys), "
         f"idlest {keys['idlest']} ({text.num(per_node[keys['idlest']])} keys)"
     )
+    if r["copies_per_key"] < r["rf"]:
+        lines.append(
+            f"  note: RF {r['rf']} on {text.plural(r['nodes'], 'node')}: each key has "
+            f"{r['copies_per_key']} {'copy' if r['copies_per_key'] == 1 else 'copies'}, "
+            "one per node, until more nodes join"
+        )
     if r["changes"]:
         lines += ["", "what moves, for each change to the ring above (each from the same start)"]
         rows = []
@@ -331,7 +343,7 @@ def render(result: dict[str, Any]) -> str:
                     f"{c['change']} {text.plural(len(c['nodes']), 'node')}",
                     f"{text.num(c['keys_moved'])} ({text.pct(c['keys_moved_fraction'])})",
                     text.pct(ideal),
-                    f"{c['keys_moved_fraction'] / ideal:.3f}" if ideal else "-",
+                    _ratio(c["keys_moved_fraction"] / ideal) if ideal else "-",
                     f"{text.num(c['copies_moved'])} ({text.pct(c['copies_moved_fraction'])})",
                     text.pct(c["copies_ideal_fraction"]),
                     text.num(c["needless_moves"]),
@@ -364,10 +376,16 @@ def render(result: dict[str, Any]) -> str:
         "",
         (
             f"placed {text.num(r['keys'])} keys on {text.plural(rings, 'ring')} in "
-            f"{text.seconds(r['seconds'])} ({text.rate(r['placements_per_second'] or 0)} placements/s)"
+            f"{text.seconds(r['seconds'])} ({text.rate(r['placements_per_second'] or 0)} placements/s; "
+            f"building the {text.plural(rings, 'ring')} took {text.seconds(r['build_seconds'])})"
         ),
     ]
     return "\n".join(lines)
+
+
+def _ratio(x: float) -> str:
+    """A load ratio: 3 decimals, or 3 significant digits when large (a tiny weight's node)."""
+    return f"{x:.3f}" if x < 1e4 else f"{x:.3g}"
 
 
 def _check_plot(path: str | None) -> None:
