@@ -18,8 +18,6 @@ from typing import Callable
 
 from cvstore._limits import CLI_LIMITS, show_number
 
-LEVELS = ("one", "quorum", "all", "eventual", "strong")
-
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
 
