@@ -17,6 +17,9 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Callable
 
 from cvstore._limits import CLI_LIMITS, show_number
+from cvstore.core.levels import LEVEL_NAMES
+
+LEVELS = LEVEL_NAMES  # the consistency levels, from the core's one table
 
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
 
