@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any
 
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
+from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
-from cvstore.core.levels import check_level, check_policy
+from cvstore.core.levels import check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
+from cvstore.core.records import TOMBSTONE, Record, differs
 from cvstore.errors import NodeExistsError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
@@ -33,6 +37,7 @@ from cvstore.versions import HybridClock
 __all__ = ("DEFAULT_HINT_WINDOW", "DEFAULT_TOMBSTONE_GRACE", "Options", "State", "check_options")
 
 log = logging.getLogger("cvstore")
+_value = itemgetter(1)
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
@@ -346,3 +351,145 @@ def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
         log.info("%d hint(s) delivered to %s from %s", count, owner, holder)
     else:
         log.info("%d expired hint(s) for %s dropped from %s", count, owner, holder)
+
+
+# ------------------------------------------------ the public calls, shared
+
+MISSING: Any = object()  # "no value": a default no caller can pass
+_new = tuple.__new__  # Record(version, value) built in C, on the per-key write path
+
+
+def key_of(key: Any) -> bytes:
+    """A key as the stores key it (str keys are their UTF-8)."""
+    if type(key) is str:
+        return key.encode()
+    if type(key) is bytes:
+        return key
+    return key_bytes(key)
+
+
+def level_of(consistency: Any, default: str, needs: Mapping[str, int]) -> str:
+    """The level a call asks for (`default` when None), or the ValueError naming it."""
+    level = default if consistency is None else consistency
+    try:
+        needs[level]
+    except (KeyError, TypeError):
+        raise level_error("consistency", consistency) from None
+    return level
+
+
+def fast_put(state: State, p: Placement, kb: bytes, value: Any, level: str) -> bool:
+    """The per-key write over in-process stores when nothing is unusual; False if something is.
+
+    Every replica up and applying the write is an acknowledged write at any
+    level.  Anything else (a node down, a refusal, a membership change, a
+    layout) goes to the core, which stamps the value again and decides.
+    """
+    if not p.direct or p.pending is not None or state.hints.pending or level in p.wone:
+        return False
+    if state.layout is not None:
+        return False
+    replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
+    for node in replicas:
+        if not node.is_up:  # checked before writing: a refused call leaves no trace
+            return False
+    record = _new(Record, (state.stamp(), value))
+    for node in replicas:
+        if not node._put(kb, record):
+            return False
+    return state.placement is p
+
+
+def fast_get(state: State, p: Placement, kb: bytes, level: str) -> Any:
+    """The per-key read over in-process stores when the replicas asked are up and agree.
+
+    Returns the record (or None), or MISSING when the core must decide
+    (a node down, copies that differ: read repair, the "fastest" policy).
+    """
+    if not p.direct or state.hints.pending or state.read_policy == "fastest" or state.layout:
+        return MISSING
+    need = p.rneed[level]
+    replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
+    record: Any = MISSING
+    if need == 1:
+        node = replicas[0]
+        if state.read_policy == "random":
+            node = replicas[int(state.random() * len(replicas))]
+        if node.is_up:
+            record = node._get(kb)
+    else:
+        asked = replicas[:need]
+        if all(node.is_up for node in asked):
+            record = asked[0]._get(kb)
+            for node in asked[1:]:
+                if differs(node._get(kb), record):
+                    return MISSING  # read repair: the core decides
+    if record is MISSING or state.placement is not p:
+        return MISSING
+    if record is not None:
+        state.observe(record[0])
+    return record
+
+
+def value_of(record: Any, default: Any) -> Any:
+    """The value a read returns for a record (`default` for none or a tombstone)."""
+    if record is None or record[1] is TOMBSTONE:
+        return default
+    return record[1]
+
+
+def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
+    """The keys (as stores key them) and values of a ``put_many`` argument.
+
+    A mapping, or an iterable of (key, value) pairs; a key given twice (as
+    str and bytes, or twice in the pairs) keeps its last value.
+    """
+    if isinstance(mapping, Mapping):
+        keys = list(mapping.keys())
+        values = list(mapping.values())
+        distinct = True
+    elif isinstance(mapping, (str, bytes)) or not isinstance(mapping, Iterable):
+        raise TypeError(
+            "mapping must be a mapping or an iterable of (key, value) pairs, "
+            f"got {type(mapping).__name__}"
+        )
+    else:
+        keys, values = [], []
+        for i, pair in enumerate(mapping):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"mapping[{i}] must be a (key, value) pair, got {pair!r:.60}")
+            keys.append(pair[0])
+            values.append(pair[1])
+        distinct = False
+    kbs, one_type = encode_keys(keys)
+    if kbs and not (distinct and one_type):
+        merged = dict(zip(kbs, values))
+        if len(merged) != len(kbs):
+            return list(merged), list(merged.values())
+    return kbs, values
+
+
+def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
+    """The keys of a ``get_many`` argument, and those keys as stores key them."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(
+            f"keys must be an iterable of keys, got {type(keys).__name__}; "
+            "wrap a single key in a list"
+        )
+    keys = list(keys)
+    return keys, keys_bytes(keys)
+
+
+def batch_values(keys: list[Any], records: list[Any]) -> dict[Any, Any]:
+    """``{key: value}`` of a batch read, keys without a live value left out.
+
+    Built with C-level map/zip: this runs once per key of the batch.
+    """
+    if None in records:
+        pairs = [(k, r) for k, r in zip(keys, records) if r is not None]
+        keys = [k for k, _ in pairs]
+        records = [r for _, r in pairs]
+    values = list(map(_value, records))
+    if any(map(is_, values, repeat(TOMBSTONE))):
+        return {key: value for key, value in zip(keys, values) if value is not TOMBSTONE}
+    return dict(zip(keys, values))

@@ -52,11 +52,9 @@ from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
 from cvstore.errors import (
     FencedError,
-    LayoutConflictError,
     NodeExistsError,
     NodeNotFoundError,
     StoreError,
-    UnavailableError,
 )
 from cvstore.node import Node
 from cvstore.stores.base import Pending, Store
@@ -263,64 +261,15 @@ class Cluster:
             if not _address(store) and isinstance(seed_of(store), str):
                 store.close()
         state.apply_layout(layout, given)
-        cluster._sync()
+        cluster._run(membership.refresh(state))
         cluster._run(_hints.adopt(state.hints, list(state.members.values())))
         return cluster
 
     def _share(self, members: list[Node], options: Any, connect: Any, create: bool = False) -> None:
         """Follow the layout `members` hold, or write the first one on them."""
         state = self._state
-        state.shared = True
         state.connect = connect
-        given = {node.name: node for node in members}
-        layout, epochs = self._run(membership.load(members))
-        if layout is None and not epochs:
-            if create:
-                raise UnavailableError(
-                    "creating a cluster needs its nodes up, and none answered",
-                    level="membership",
-                    required=len(members),
-                    alive=0,
-                    down=tuple(given),
-                    causes=state.causes(given),
-                )
-            # No node answered: the layout is read on the first call that
-            # meets one (until then every node refuses this client's epoch).
-            return
-        if layout is None:
-            specs = [_spec(node) for node in members]
-            layout = first(specs, options.replication_factor, **options.ring_args)
-            try:
-                self._run(membership.install(layout, given, {name: 0 for name in given}))
-            except LayoutConflictError:
-                if create:
-                    raise
-                layout, epochs = self._run(membership.load(members))  # another client was first
-                assert layout is not None
-        elif create:
-            raise LayoutError(
-                f"node {next(n for n in given if epochs.get(n))!r} already belongs to cluster "
-                f"{layout.cluster} ({layout.describe()}); join it with Cluster.join"
-            )
-        if layout.replication_factor != options.replication_factor and not create:
-            if options.replication_factor != 3:  # the default: the layout decides
-                raise ValueError(
-                    f"replication_factor={options.replication_factor} does not match the "
-                    f"cluster's layout ({layout.replication_factor}); leave it out to follow "
-                    "the layout"
-                )
-        stray = sorted(name for name in given if layout.spec(name) is None)
-        if stray:
-            raise ValueError(
-                f"nodes {stray} are not in the cluster's layout ({layout.describe()}); "
-                "add them with add_node, or join with Cluster.join"
-            )
-        state.apply_layout(layout, given)
-        self._sync(epochs)
-
-    def _sync(self, epochs: dict[str, int] | None = None) -> None:
-        """Bring the nodes that hold an older layout than this client's up to date."""
-        self._run(membership.refresh(self._state))
+        self._run(membership.share(state, *_first_layout(members, options), create))
 
     @property
     def layout(self) -> Layout | None:
@@ -340,17 +289,13 @@ class Cluster:
 
     def _fenced(self, exc: FencedError) -> None:
         state = self._state
-        if state.layout is None:  # the layout could not be read when this client started
-            self._share(list(state.members.values()), state.options, state.connect)
-            return
-        if exc.newer:
-            self._run(membership.refresh(state))
-            return
-        node = state.members.get(exc.node or "")
-        if node is not None:  # the node missed a change: bring it up to date
-            self._run(membership.push(state.layout, node, exc.node_epoch))
+        members = list(state.members.values())
+        self._run(
+            membership.recover(
+                state, exc, lambda: membership.share(state, *_first_layout(members, state.options), False)
+            )
+        )
 
-    @property
     def _place(self) -> Any:
         """The current placement (a core Placement snapshot)."""
         return self._state.placement
@@ -839,23 +784,8 @@ class Cluster:
         removing: str | None = None,
     ) -> MembershipReport:
         """Change a membership kept on the nodes (see ``core.membership.change``)."""
-        state = self._state
-        self._run(membership.refresh(state))
-        current = state.layout
-        if current is not None and current.changing:
-            raise LayoutConflictError(
-                f"another change is under way ({current.change.get('action')} "
-                f"{current.change.get('node')!r}, epoch {current.epoch}); wait for it, or finish "
-                "it with finish_change() if its client died",
-                layout=current,
-            )
-        target = transition(current)
         started = time.perf_counter()
-        try:
-            report = self._run(membership.change(state, target, joining or {}, removing))
-        except LayoutConflictError:
-            self._run(membership.refresh(state))  # the winner's layout
-            raise
+        report = self._run(membership.start(self._state, transition, joining or {}, removing))
         report = dataclasses.replace(report, seconds=time.perf_counter() - started)
         log.info("%r", report)
         return report
@@ -1111,6 +1041,17 @@ def _address(store: Store) -> str:
 def _prefix(store: Store) -> str:
     prefix = getattr(store, "prefix", "")
     return prefix.decode() if isinstance(prefix, bytes) else str(prefix)
+
+
+def _first_layout(members: Sequence[Node], options: Any) -> tuple[dict[str, Node], Any, int]:
+    """The `given` nodes, the maker of a new cluster's first layout, the replication factor."""
+    given = {node.name: node for node in members}
+
+    def make() -> Layout:
+        specs = [_spec(node) for node in members]
+        return first(specs, options.replication_factor, **options.ring_args)
+
+    return given, make, options.replication_factor
 
 
 def _connect_like(members: Sequence[Node]) -> Any:

@@ -18,14 +18,25 @@ reachable, except a node that is being removed, which may be down.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cvstore.core.calls import Call, Op, Proc, failed
 from cvstore.core.layout import Layout, LayoutError, newest
-from cvstore.errors import LayoutConflictError, StoreError, UnavailableError
+from cvstore.errors import FencedError, LayoutConflictError, StoreError, UnavailableError
 
-__all__ = ("change", "finish", "install", "load", "push", "reachable", "refresh")
+__all__ = (
+    "change",
+    "finish",
+    "install",
+    "load",
+    "push",
+    "reachable",
+    "recover",
+    "refresh",
+    "share",
+    "start",
+)
 
 
 def load(nodes: Sequence[Any]) -> Proc[tuple[Layout | None, dict[str, int]]]:
@@ -258,3 +269,100 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
 
 def _action(layout: Layout) -> str:
     return f"{layout.change.get('action')} {layout.change.get('node')!r}"
+
+
+# ------------------------------------------------ joining, creating, recovering
+
+
+def share(
+    ctx: Any,
+    given: dict[str, Any],
+    first_layout: Callable[[], Layout],
+    replication_factor: int,
+    create: bool,
+) -> Proc[None]:
+    """Follow the layout the `given` nodes hold, or install the first one on them.
+
+    `first_layout()` builds the layout of a new cluster (only called when
+    none is found).  If no node answers, the client stays without a layout
+    (every node refuses its epoch, -1) and tries again on its first call.
+    """
+    ctx.shared = True
+    nodes = list(given.values())
+    layout, epochs = yield from load(nodes)
+    if layout is None and not epochs:
+        if create:
+            raise UnavailableError(
+                "creating a cluster needs its nodes up, and none answered",
+                level="membership",
+                required=len(nodes),
+                alive=0,
+                down=tuple(given),
+                causes=ctx.causes(list(given)),
+            )
+        return
+    if layout is None:
+        candidate = first_layout()
+        try:
+            yield from install(candidate, given, {name: 0 for name in given})
+            layout = candidate
+        except LayoutConflictError:
+            if create:
+                raise
+            layout, epochs = yield from load(nodes)  # another client was first
+            if layout is None:
+                raise
+    elif create:
+        holder = next(name for name in given if epochs.get(name))
+        raise LayoutError(
+            f"node {holder!r} already belongs to cluster {layout.cluster} "
+            f"({layout.describe()}); join it with Cluster.join"
+        )
+    if layout.replication_factor != replication_factor and not create and replication_factor != 3:
+        raise ValueError(  # 3 is the default: then the layout decides
+            f"replication_factor={replication_factor} does not match the cluster's layout "
+            f"({layout.replication_factor}); leave it out to follow the layout"
+        )
+    stray = sorted(name for name in given if layout.spec(name) is None)
+    if stray:
+        raise ValueError(
+            f"nodes {stray} are not in the cluster's layout ({layout.describe()}); "
+            "add them with add_node, or join with Cluster.join"
+        )
+    ctx.apply_layout(layout, given)
+    yield from refresh(ctx)
+
+
+def recover(ctx: Any, error: FencedError, retry_share: Callable[[], Proc[None]]) -> Proc[None]:
+    """What a client does when a node refused its epoch: load, or bring the node up to date."""
+    if ctx.layout is None:  # the layout could not be read when this client started
+        yield from retry_share()
+    elif error.newer:
+        yield from refresh(ctx)
+    else:
+        node = ctx.members.get(error.node or "")
+        if node is not None:  # the node missed a change: bring it up to date
+            yield from push(ctx.layout, node, error.node_epoch)
+
+
+def start(
+    ctx: Any,
+    transition: Callable[[Layout], Layout],
+    joining: dict[str, Any],
+    removing: str | None,
+) -> Proc[Any]:
+    """Make a change from the newest layout: refuse if one is under way, else ``change``."""
+    yield from refresh(ctx)
+    current = ctx.layout
+    if current is not None and current.changing:
+        raise LayoutConflictError(
+            f"another change is under way ({current.change.get('action')} "
+            f"{current.change.get('node')!r}, epoch {current.epoch}); wait for it, or finish "
+            "it with finish_change() if its client died",
+            layout=current,
+        )
+    try:
+        return (yield from change(ctx, transition(current), joining, removing))
+    except LayoutConflictError:
+        yield from refresh(ctx)  # the winner's layout
+        raise

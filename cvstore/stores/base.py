@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from cvstore.core.records import TOMBSTONE, Record
 from cvstore.errors import StoreError
 
-__all__ = ("Pending", "Store")
+__all__ = ("AsyncStore", "Pending", "Store")
 
 T = TypeVar("T")
 
@@ -289,3 +289,71 @@ class Store(abc.ABC):
 
     def close(self) -> None:
         """Release connections or files, if the backend holds any."""
+
+
+class AsyncStore(abc.ABC):
+    """Abstract base of stores the asyncio driver awaits (``AsyncRedisStore``).
+
+    The same operations as ``Store``, with the same meaning, as coroutines;
+    ``stats()`` stays a plain method.  In-process stores (``MemoryStore``)
+    need no async twin: the asyncio driver calls them directly, without a
+    thread hop.
+    """
+
+    remote: ClassVar[bool] = True
+    name: str | None = None
+
+    @abc.abstractmethod
+    async def get(self, key: bytes) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> list[Record | None]: ...
+
+    @abc.abstractmethod
+    async def write_many(
+        self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
+    ) -> list[int | None]: ...
+
+    @abc.abstractmethod
+    async def delete_many(self, keys: Iterable[bytes], epoch: int = 0) -> int: ...
+
+    @abc.abstractmethod
+    async def purge_many(self, items: Iterable[tuple[bytes, int]], epoch: int = 0) -> int: ...
+
+    @abc.abstractmethod
+    async def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]: ...
+
+    @abc.abstractmethod
+    async def keys(self) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    async def count(self) -> int: ...
+
+    @abc.abstractmethod
+    async def put_hints(
+        self, owner: str, items: Sequence[tuple[bytes, Record]], epoch: int = 0
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def read_hints(self) -> list[tuple[str, bytes, Record]]: ...
+
+    @abc.abstractmethod
+    async def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None: ...
+
+    @abc.abstractmethod
+    async def count_hints(self) -> int: ...
+
+    @abc.abstractmethod
+    async def read_layout(self) -> tuple[int, bytes | None]: ...
+
+    @abc.abstractmethod
+    async def swap_layout(self, expected: int, epoch: int, data: bytes) -> tuple[int, bytes | None]: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool: ...
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        return {}
+
+    async def close(self) -> None:
+        """Release connections, if the backend holds any."""

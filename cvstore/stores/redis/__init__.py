@@ -36,12 +36,14 @@ errors and the bad data met.
 Nothing is unpickled: values come back as bytes, str, or whatever the codec
 you chose decodes, so the data in a server can never run code in the client.
 
-Modules: ``store`` (RedisStore), ``codec`` (records as bytes), ``script``
+Modules: ``store`` (RedisStore), ``aio`` (AsyncRedisStore, over redis.asyncio: the
+same requests and replies), ``requests`` (every request and reply, no I/O), ``codec`` (records as bytes), ``script``
 (the Lua script), ``wire`` (connections, sending, SCAN), ``resp`` (packing
 batches), ``stats`` (counters).
 """
 
+from cvstore.stores.redis.aio import AsyncRedisStore
 from cvstore.stores.redis.codec import JSONCodec
 from cvstore.stores.redis.store import DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore
 
-__all__ = ("DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "JSONCodec", "RedisStore")
+__all__ = ("DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "AsyncRedisStore", "JSONCodec", "RedisStore")

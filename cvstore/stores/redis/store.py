@@ -61,7 +61,176 @@ def _check_url(url: str) -> None:
             raise ValueError(f"url_or_client port must be a number, got {url!r}") from exc
 
 
-class RedisStore(Store):
+class RedisClientStore:
+    """What the sync and the asyncio Redis stores share: options, client, names, stats.
+
+    `client_class` is ``redis.Redis`` or ``redis.asyncio.Redis``; `wire_class`
+    the connection code that goes with it.
+    """
+
+    remote = True  # calls to several nodes overlap
+
+    def _setup(
+        self,
+        redis: Any,
+        client_class: Any,
+        wire_class: Any,
+        url_or_client: Any,
+        prefix: str | bytes,
+        timeout: float | None,
+        codec: Codec | None,
+        name: str | None,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            _check_url(url_or_client)
+            seconds = DEFAULT_TIMEOUT if timeout is None else _check_timeout(timeout)
+            client = client_class.from_url(
+                url_or_client,
+                socket_timeout=seconds,
+                socket_connect_timeout=seconds,
+                retry=_no_retries(client_class),
+            )
+            self._owns_client = True
+            self.timeout: float | None = seconds
+        elif isinstance(url_or_client, client_class):
+            if timeout is not None:
+                raise ValueError(
+                    f"timeout applies to a url only, got timeout={timeout!r} with a client; "
+                    "set socket_timeout on the client instead"
+                )
+            kwargs = url_or_client.connection_pool.connection_kwargs
+            if kwargs.get("decode_responses"):
+                raise ValueError(
+                    "url_or_client must not decode responses, got a client with "
+                    "decode_responses=True; the store reads raw bytes"
+                )
+            client = url_or_client
+            self._owns_client = False
+            self.timeout = kwargs.get("socket_timeout")
+        else:
+            kind = "redis.asyncio.Redis" if _is_async(client_class) else "redis.Redis"
+            raise TypeError(
+                f"url_or_client must be a redis:// url or a {kind} client, "
+                f"got {type(url_or_client).__name__}"
+            )
+        if isinstance(prefix, str):
+            prefix_b = prefix.encode("utf-8")
+        elif isinstance(prefix, bytes):
+            prefix_b = prefix
+        else:
+            raise TypeError(f"prefix must be str or bytes, got {type(prefix).__name__}")
+        if codec is not None and not (
+            callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))
+        ):
+            raise TypeError(
+                f"codec must have encode(value) -> bytes and decode(bytes) methods, got {codec!r}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be str or None, got {type(name).__name__}")
+
+        self._client = client
+        self.prefix = prefix
+        self.codec = codec
+        self._stats = StoreStats()
+        self.address = self._describe()
+        self._wire = wire_class(redis, client, self.address, self._stats)
+        self._requests = Requests(
+            prefix_b, RecordCodec(codec), self._stats, self._wire.fenced, self._wire.refused
+        )
+        self.name = name
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+        wire = getattr(self, "_wire", None)
+        if wire is not None:
+            wire.name = value
+
+    def _describe(self) -> str:
+        """Where the server is, without the password."""
+        pool = self._client.connection_pool
+        kw = pool.connection_kwargs
+        if "path" in kw:
+            return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+        ssl = "SSL" in getattr(pool.connection_class, "__name__", "")
+        scheme = "rediss" if ssl else "redis"
+        host = str(kw.get("host", "localhost"))
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        except ValueError:
+            pass
+        return f"{scheme}://{host}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+    def __repr__(self) -> str:
+        extra = f", name={self.name!r}" if self.name is not None else ""
+        return f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}{extra})"
+
+    def sibling(self, address: str, prefix: str) -> Any:
+        """A store like this one (timeout, codec, credentials, TLS) for another server.
+
+        A cluster that keeps its membership on the nodes reaches a node named
+        by its layout this way: the layout holds the address and prefix, the
+        client its own credentials.
+        """
+        _check_url(address)
+        kwargs = self._client.connection_pool.connection_kwargs
+        keep = {
+            key: value
+            for key, value in kwargs.items()
+            if key in ("username", "password", "socket_timeout", "socket_connect_timeout", "retry")
+            or key.startswith("ssl_")
+        }
+        client = type(self._client).from_url(address, **keep)
+        store = type(self)(client, prefix=prefix, codec=self.codec)
+        store._owns_client = True  # made here: closed by close()
+        store.timeout = self.timeout
+        return store
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (for inspection and tests; do not write under the prefix)."""
+        return self._client
+
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """Calls, errors (timeouts, connection errors, error replies), bad data and latency.
+
+        ``mean_ms``/``max_ms`` cover every call; ``p50_ms``/``p99_ms`` are upper
+        bounds (powers of two in µs) over the calls that succeeded.  A batch is
+        one call.  A call sent together with other nodes' is timed from its
+        request to its reply being read, so it can include the time spent
+        reading the replies of the nodes read before it.  ``unreadable``
+        counts records that did not parse and keys under the prefix that are
+        not cvstore's, met so far.
+        """
+        snap = self._stats.snapshot()
+        if reset:
+            self._stats.reset()
+        return snap
+
+
+def _is_async(client_class: Any) -> bool:
+    return str(client_class.__module__).startswith("redis.asyncio")
+
+
+def _no_retries(client_class: Any) -> Any:
+    """redis-py's own retries off: the cluster decides what to do about a failure."""
+    import redis.backoff
+
+    if _is_async(client_class):
+        import redis.asyncio.retry
+
+        return redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
+    import redis.retry
+
+    return redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+
+
+class RedisStore(RedisClientStore, Store):
     """A node's records in a Redis server, under a key prefix.
 
     Parameters
@@ -102,8 +271,6 @@ class RedisStore(Store):
     True
     """
 
-    remote = True  # batches to several nodes overlap: sent to each, then read
-
     def __init__(
         self,
         url_or_client: Any,
@@ -114,121 +281,7 @@ class RedisStore(Store):
         name: str | None = None,
     ) -> None:
         redis = check_redis()
-        if isinstance(url_or_client, str):
-            _check_url(url_or_client)
-            seconds = DEFAULT_TIMEOUT if timeout is None else _check_timeout(timeout)
-            client = redis.Redis.from_url(
-                url_or_client,
-                socket_timeout=seconds,
-                socket_connect_timeout=seconds,
-                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-            )
-            self._owns_client = True
-            self.timeout: float | None = seconds
-        elif isinstance(url_or_client, redis.Redis):
-            if timeout is not None:
-                raise ValueError(
-                    f"timeout applies to a url only, got timeout={timeout!r} with a client; "
-                    "set socket_timeout on the client instead"
-                )
-            kwargs = url_or_client.connection_pool.connection_kwargs
-            if kwargs.get("decode_responses"):
-                raise ValueError(
-                    "url_or_client must not decode responses, got a client with "
-                    "decode_responses=True; RedisStore reads raw bytes"
-                )
-            client = url_or_client
-            self._owns_client = False
-            self.timeout = kwargs.get("socket_timeout")
-        else:
-            raise TypeError(
-                "url_or_client must be a redis:// url or a redis.Redis client, "
-                f"got {type(url_or_client).__name__}"
-            )
-        if isinstance(prefix, str):
-            prefix_b = prefix.encode("utf-8")
-        elif isinstance(prefix, bytes):
-            prefix_b = prefix
-        else:
-            raise TypeError(f"prefix must be str or bytes, got {type(prefix).__name__}")
-        if codec is not None and not (
-            callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))
-        ):
-            raise TypeError(
-                f"codec must have encode(value) -> bytes and decode(bytes) methods, got {codec!r}"
-            )
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be str or None, got {type(name).__name__}")
-
-        self._client = client
-        self.prefix = prefix
-        self.codec = codec
-        self._stats = StoreStats()
-        self.address = self._describe()
-        self._wire = Wire(redis, client, self.address, self._stats)
-        self._requests = Requests(
-            prefix_b, RecordCodec(codec), self._stats, self._wire.fenced, self._wire.refused
-        )
-        self.name = name
-
-    @property
-    def name(self) -> str | None:  # type: ignore[override]
-        return self._name
-
-    @name.setter
-    def name(self, value: str | None) -> None:
-        self._name = value
-        wire = getattr(self, "_wire", None)
-        if wire is not None:
-            wire.name = value
-
-    # ------------------------------------------------------------ helpers
-
-    def _describe(self) -> str:
-        """Where the server is, without the password."""
-        pool = self._client.connection_pool
-        kw = pool.connection_kwargs
-        if "path" in kw:
-            return f"unix://{kw['path']}?db={kw.get('db', 0)}"
-        ssl = "SSL" in getattr(pool.connection_class, "__name__", "")
-        scheme = "rediss" if ssl else "redis"
-        host = str(kw.get("host", "localhost"))
-        try:
-            if ipaddress.ip_address(host).version == 6:
-                host = f"[{host}]"
-        except ValueError:
-            pass
-        return f"{scheme}://{host}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
-
-    def __repr__(self) -> str:
-        extra = f", name={self.name!r}" if self.name is not None else ""
-        return f"RedisStore({self.address!r}, prefix={self.prefix!r}{extra})"
-
-    def sibling(self, address: str, prefix: str) -> RedisStore:
-        """A store like this one (timeout, codec, credentials, TLS) for another server.
-
-        A cluster that keeps its membership on the nodes reaches a node named
-        by its layout this way: the layout holds the address and prefix, the
-        client its own credentials.
-        """
-        _check_url(address)
-        kwargs = self._client.connection_pool.connection_kwargs
-        keep = {
-            key: value
-            for key, value in kwargs.items()
-            if key in ("username", "password", "socket_timeout", "socket_connect_timeout", "retry")
-            or key.startswith("ssl_")
-        }
-        client = type(self._client).from_url(address, **keep)
-        store = RedisStore(client, prefix=prefix, codec=self.codec)
-        store._owns_client = True  # made here: closed by close()
-        store.timeout = self.timeout
-        return store
-
-    @property
-    def client(self) -> Any:
-        """The redis-py client (for inspection and tests; do not write under the prefix)."""
-        return self._client
+        self._setup(redis, redis.Redis, Wire, url_or_client, prefix, timeout, codec, name)
 
     # ------------------------------------------------------------ running
 
@@ -373,22 +426,6 @@ class RedisStore(Store):
     def ping(self) -> bool:
         """One round trip to the server; raises StoreError if it does not answer."""
         return self._do(self._requests.ping())
-
-    def stats(self, reset: bool = False) -> dict[str, Any]:
-        """Calls, errors (timeouts, connection errors, error replies), bad data and latency.
-
-        ``mean_ms``/``max_ms`` cover every call; ``p50_ms``/``p99_ms`` are upper
-        bounds (powers of two in µs) over the calls that succeeded.  A batch is
-        one call.  A call sent together with other nodes' is timed from its
-        request to its reply being read, so it can include the time spent
-        reading the replies of the nodes read before it.  ``unreadable``
-        counts records that did not parse and keys under the prefix that are
-        not cvstore's, met so far.
-        """
-        snap = self._stats.snapshot()
-        if reset:
-            self._stats.reset()
-        return snap
 
     def close(self) -> None:
         """Close the connections, if this store opened them (from a URL)."""

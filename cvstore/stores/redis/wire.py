@@ -36,7 +36,7 @@ from cvstore.stores.redis.resp import Command
 from cvstore.stores.redis.script import SCRIPT, SCRIPT_SHA
 from cvstore.stores.redis.stats import StoreStats
 
-__all__ = ("INSTALL_HINT", "Wire", "check_redis")
+__all__ = ("INSTALL_HINT", "LOAD_SCRIPT", "Failures", "Wire", "check_redis")
 
 INSTALL_HINT = "pip install 'cvstore[redis]'"
 SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
@@ -97,12 +97,14 @@ def _acquire_of(pool_class: type) -> Callable[[Any], Any]:
     return lambda pool: pool.get_connection()
 
 
-class Wire:
-    """The connection side of one RedisStore: send, read, retry scripts, scan, classify errors."""
+class Failures:
+    """How one store's failures read: StoreError (unreachable or an error reply), FencedError.
 
-    def __init__(self, redis: Any, client: Any, address: str, stats: StoreStats) -> None:
-        self._client = client
-        self._acquire = _acquire_of(type(client.connection_pool))
+    Shared by the sync and the asyncio connection code; counts every failure
+    in the store's stats.
+    """
+
+    def __init__(self, redis: Any, address: str, stats: StoreStats) -> None:
         self.address = address
         self.stats = stats
         self.name: str | None = None
@@ -111,7 +113,8 @@ class Wire:
         self._reply_error = redis.ResponseError
         self._noscript_error = redis.exceptions.NoScriptError
 
-    # ------------------------------------------------------------ failures
+    def _who(self) -> str:
+        return f"node {self.name!r} ({self.address})" if self.name else self.address
 
     def fail(self, op: str, exc: BaseException, started: float) -> StoreError:
         """The StoreError for `exc`, counted in the store's stats."""
@@ -125,17 +128,57 @@ class Wire:
             kind, what, reason, unreachable = "reply", "failed", text, False
         else:
             kind, what, reason = "connection", "connection failed", text
-        who = f"node {self.name!r} ({self.address})" if self.name else self.address
-        message = f"{who}: {op} {what}: {text}"
+        message = f"{self._who()}: {op} {what}: {text}"
         self.stats.failed(elapsed, kind, message)
         return StoreError(message, node=self.name, unreachable=unreachable, reason=reason)
 
     def refused(self, op: str, reason: str) -> StoreError:
         """A StoreError for a reply this store cannot accept (not a server failure)."""
-        who = f"node {self.name!r} ({self.address})" if self.name else self.address
-        message = f"{who}: {op} failed: {reason}"
+        message = f"{self._who()}: {op} failed: {reason}"
         self.stats.failed(0.0, "reply", message)
         return StoreError(message, node=self.name, unreachable=False, reason=reason)
+
+    def fenced(self, node_epoch: int, client_epoch: int) -> FencedError:
+        state = "newer" if node_epoch > client_epoch else "older"
+        return FencedError(
+            f"{self._who()} holds layout epoch {node_epoch}, {state} than the client's "
+            f"{client_epoch}",
+            node=self.name,
+            node_epoch=node_epoch,
+            client_epoch=client_epoch,
+        )
+
+    def lost_scripts(self, replies: list[Any]) -> list[int]:
+        """Which replies say the server does not know the script (NOSCRIPT)."""
+        return [i for i, reply in enumerate(replies) if isinstance(reply, self._noscript_error)]
+
+    def check_sha(self, sha: Any) -> None:
+        if isinstance(sha, bytes):
+            sha = sha.decode()
+        if sha != SCRIPT_SHA:  # pragma: no cover - a server that hashes differently
+            raise self._reply_error(f"SCRIPT LOAD returned sha {sha!r}, expected {SCRIPT_SHA!r}")
+
+    def raise_errors(self, replies: list[Any]) -> list[Any]:
+        """`replies`, or the first error among them (a fenced refusal as FencedError)."""
+        for reply in replies:
+            if isinstance(reply, Exception):
+                if str(reply).startswith("CVSTORE-FENCED "):
+                    _, have, want = str(reply).split()
+                    raise self.fenced(int(have), int(want))
+                raise reply
+        return replies
+
+
+LOAD_SCRIPT = command(b"SCRIPT", b"LOAD", SCRIPT.encode())
+
+
+class Wire(Failures):
+    """The sync connection side of one RedisStore: send now, read later, retry scripts."""
+
+    def __init__(self, redis: Any, client: Any, address: str, stats: StoreStats) -> None:
+        super().__init__(redis, address, stats)
+        self._client = client
+        self._acquire = _acquire_of(type(client.connection_pool))
 
     # ---------------------------------------------------------- requests
 
@@ -202,34 +245,12 @@ class Wire:
                 replies.append(conn.read_response())
             except self._reply_error as exc:
                 replies.append(exc)
-        lost = [i for i, reply in enumerate(replies) if isinstance(reply, self._noscript_error)]
+        lost = self.lost_scripts(replies)
         if lost and retry:  # the server lost the script: load it, send those calls again
-            self._write(conn, [command(b"SCRIPT", b"LOAD", SCRIPT.encode())])
-            sha = conn.read_response()
-            if isinstance(sha, bytes):
-                sha = sha.decode()
-            if sha != SCRIPT_SHA:  # pragma: no cover - a server that hashes differently
-                raise self._reply_error(
-                    f"SCRIPT LOAD returned sha {sha!r}, expected {SCRIPT_SHA!r}"
-                )
+            self._write(conn, [LOAD_SCRIPT])
+            self.check_sha(conn.read_response())
             again = [commands[i] for i in lost]
             self._write(conn, again)
             for i, reply in zip(lost, self._read(conn, again, retry=False)):
                 replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                if str(reply).startswith("CVSTORE-FENCED "):
-                    _, have, want = str(reply).split()
-                    raise self.fenced(int(have), int(want))
-                raise reply
-        return replies
-
-    def fenced(self, node_epoch: int, client_epoch: int) -> FencedError:
-        who = f"node {self.name!r} ({self.address})" if self.name else self.address
-        state = "newer" if node_epoch > client_epoch else "older"
-        return FencedError(
-            f"{who} holds layout epoch {node_epoch}, {state} than the client's {client_epoch}",
-            node=self.name,
-            node_epoch=node_epoch,
-            client_epoch=client_epoch,
-        )
+        return self.raise_errors(replies)
