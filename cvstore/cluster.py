@@ -21,33 +21,39 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
-from operator import is_, itemgetter
 from typing import Any, TypeVar
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
     DEFAULT_TOMBSTONE_GRACE,
+    MISSING,
     State,
+    batch_items,
+    batch_keys,
+    batch_values,
     check_joinable,
     check_members,
     check_options,
+    fast_get,
+    fast_put,
+    key_of,
+    level_of,
+    value_of,
 )
 from cvstore.core import hints as _hints
 from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
 from cvstore.core.batch import IO_BATCH
 from cvstore.core.calls import FENCED, Call, Op
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
-from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
+from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
-from cvstore.core.levels import check_level, level_error
+from cvstore.core.levels import check_level
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
-from cvstore.core.records import TOMBSTONE, Record, differs
+from cvstore.core.records import TOMBSTONE
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
 from cvstore.errors import (
@@ -65,12 +71,6 @@ __all__ = ("IO_BATCH", "Cluster")
 log = logging.getLogger("cvstore")
 T = TypeVar("T")
 
-# Record(version, value) without NamedTuple's Python-level __new__: the same
-# tuple subclass, built in C.  Used on the per-key write path.
-_new = tuple.__new__
-_MISSING = object()
-_value = itemgetter(1)
-_random = random.random
 # Times a call loads a newer layout (or brings a node up to date) and asks again.
 _RELOADS = 6
 
@@ -296,6 +296,7 @@ class Cluster:
             )
         )
 
+    @property
     def _place(self) -> Any:
         """The current placement (a core Placement snapshot)."""
         return self._state.placement
@@ -380,45 +381,12 @@ class Cluster:
             Fewer replicas are up than the level needs (nothing was written),
             or too few applied the write.
         """
-        if type(key) is str:
-            kb = key.encode()
-        elif type(key) is bytes:
-            kb = key
-        else:
-            kb = key_bytes(key)
-        level = self._wlevel if consistency is None else consistency
-        p = self._state.placement
-        try:
-            p.wneed[level]
-        except (KeyError, TypeError):
-            raise level_error("consistency", consistency) from None
-        if (
-            p.direct
-            and p.pending is None
-            and not self._pending_hints
-            and level not in p.wone
-            and self._state.layout is None
-        ):
-            # Fast path, in-process stores: every replica up and applying the
-            # write is an acknowledged write at any level.  Anything else (a
-            # node down, a refusal, a membership change) goes to the core,
-            # which stamps the value again and decides.
-            replicas = list(
-                map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
-            )
-            for node in replicas:
-                if not node.is_up:  # checked before writing: a refused call leaves no trace
-                    break
-            else:
-                record = _new(Record, (self._now(), value))
-                for node in replicas:
-                    if not node._put(kb, record):
-                        break
-                else:
-                    if self._state.placement is p:
-                        return
+        kb = key_of(key)
         state = self._state
-        self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
+        p = state.placement
+        level = level_of(consistency, self._wlevel, p.wneed)
+        if not fast_put(state, p, kb, value, level):
+            self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
     def delete(self, key: str | bytes, *, consistency: str | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
@@ -437,62 +405,14 @@ class Cluster:
         UnavailableError
             Fewer replicas are up than the level needs.
         """
-        if type(key) is str:
-            kb = key.encode()
-        elif type(key) is bytes:
-            kb = key
-        else:
-            kb = key_bytes(key)
-        level = self._rlevel if consistency is None else consistency
+        kb = key_of(key)
         state = self._state
         p = state.placement
-        try:
-            need = p.rneed[level]
-        except (KeyError, TypeError):
-            raise level_error("consistency", consistency) from None
-        if (
-            p.direct
-            and not self._pending_hints
-            and state.read_policy != "fastest"
-            and state.layout is None
-        ):
-            # Fast path, in-process stores: the replicas asked are up and agree.
-            replicas = list(
-                map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n))
-            )
-            record: Any = _MISSING
-            if need == 1:
-                node = replicas[0]
-                if state.read_policy == "random":
-                    node = replicas[int(_random() * len(replicas))]
-                if node.is_up:
-                    record = node._get(kb)
-            elif need == 2:  # quorum of 3, the common case, written out
-                first, second = replicas[0], replicas[1]
-                if first.is_up and second.is_up:
-                    record = first._get(kb)
-                    other = second._get(kb)
-                    if other is not record and differs(other, record):
-                        record = _MISSING  # read repair: the core decides
-            else:
-                asked = replicas[:need]
-                if all(node.is_up for node in asked):
-                    record = asked[0]._get(kb)
-                    for node in asked[1:]:
-                        if differs(node._get(kb), record):
-                            record = _MISSING  # read repair: the core decides
-                            break
-            if record is not _MISSING and state.placement is p:
-                if record is None:
-                    return default
-                # observe() inlined for the usual case, a version already passed
-                if record[0] >> 32 > self._clock._hlc:
-                    self._observe(record[0])
-                return default if record[1] is TOMBSTONE else record[1]
-        record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        if record is None or record[1] is TOMBSTONE:
-            return default
-        return record[1]
+        level = level_of(consistency, self._rlevel, p.rneed)
+        record = fast_get(state, p, kb, level)
+        if record is MISSING:
+            record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
+        return value_of(record, default)
 
     # ---------------------------------------------------------------- batch
 
@@ -508,32 +428,10 @@ class Cluster:
         few replicas up for the level.  A key given twice (as str and bytes)
         keeps its last value.
         """
-        if isinstance(mapping, Mapping):
-            keys = list(mapping.keys())
-            values = list(mapping.values())
-            distinct = True
-        elif isinstance(mapping, (str, bytes)) or not isinstance(mapping, Iterable):
-            raise TypeError(
-                "mapping must be a mapping or an iterable of (key, value) pairs, "
-                f"got {type(mapping).__name__}"
-            )
-        else:
-            keys, values = [], []
-            for i, pair in enumerate(mapping):
-                if not (isinstance(pair, tuple) and len(pair) == 2):
-                    raise TypeError(f"mapping[{i}] must be a (key, value) pair, got {pair!r:.60}")
-                keys.append(pair[0])
-                values.append(pair[1])
-            distinct = False
-        kbs, one_type = encode_keys(keys)
+        kbs, values = batch_items(mapping)
         level = self._wlevel if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return
-        if not (distinct and one_type):  # a key given twice keeps its last value
-            merged = dict(zip(kbs, values))
-            if len(merged) != len(kbs):
-                kbs = list(merged)
-                values = list(merged.values())
         state = self._state
         self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
@@ -545,27 +443,12 @@ class Cluster:
         Each key is read as ``get`` would (same level, newest version, read
         repair), with one store call per node.
         """
-        if isinstance(keys, (str, bytes)):
-            raise TypeError(
-                f"keys must be an iterable of keys, got {type(keys).__name__}; "
-                "wrap a single key in a list"
-            )
-        keys = list(keys)
-        kbs = keys_bytes(keys)
+        keys, kbs = batch_keys(keys)
         level = self._rlevel if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return {}
         state = self._state
-        best = self._op(lambda: reads.get_many(state, kbs, level, state.now_ms()))
-        # Built with C-level map/zip: this runs once per key of the batch.
-        if None in best:
-            pairs = [(k, r) for k, r in zip(keys, best) if r is not None]
-            keys = [k for k, _ in pairs]
-            best = [r for _, r in pairs]
-        values = list(map(_value, best))
-        if any(map(is_, values, repeat(TOMBSTONE))):
-            return {key: value for key, value in zip(keys, values) if value is not TOMBSTONE}
-        return dict(zip(keys, values))
+        return batch_values(keys, self._op(lambda: reads.get_many(state, kbs, level, state.now_ms())))
 
     # ------------------------------------------------------------- mapping
 
@@ -573,18 +456,18 @@ class Cluster:
         self.put(key, value)
 
     def __getitem__(self, key: str | bytes) -> Any:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
+        value = self.get(key, MISSING)
+        if value is MISSING:
             raise KeyError(key)
         return value
 
     def __delitem__(self, key: str | bytes) -> None:
-        if self.get(key, _MISSING) is _MISSING:
+        if self.get(key, MISSING) is MISSING:
             raise KeyError(key)
         self.delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
+        return self.get(key, MISSING) is not MISSING  # type: ignore[arg-type]
 
     def _live_keys(self) -> list[bytes]:
         state = self._state
