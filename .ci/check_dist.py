@@ -26,7 +26,10 @@ WHEEL_MUST = [
     "cvstore/_reference.py",
     "cvstore/cli.py",
     "cvstore/_cli/shell.py",
-    "cvstore/stores/redis.py",
+    "cvstore/stores/redis/store.py",
+    "cvstore/stores/redis/aio.py",
+    "cvstore/core/writes.py",
+    "cvstore/core/membership.py",
 ]
 SDIST_MUST = [
     "pyproject.toml",
