@@ -8,6 +8,7 @@ import logging as _logging
 
 from cvstore._ring import HashRing
 from cvstore._version import __version__
+from cvstore.aio import AsyncCluster
 from cvstore.cluster import Cluster
 from cvstore.errors import (
     ConflictError,
@@ -21,13 +22,15 @@ from cvstore.errors import (
     UnavailableError,
 )
 from cvstore.node import Node
-from cvstore.stores import MemoryStore, RedisStore
+from cvstore.stores import AsyncRedisStore, MemoryStore, RedisStore
 
 # Records of node health, hints, repair and membership go to the "cvstore"
 # logger; a library adds no handler of its own (the application decides).
 _logging.getLogger("cvstore").addHandler(_logging.NullHandler())
 
 __all__ = (
+    "AsyncCluster",
+    "AsyncRedisStore",
     "Cluster",
     "ConflictError",
     "CvstoreError",

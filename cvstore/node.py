@@ -15,7 +15,7 @@ from typing import Any
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.records import TOMBSTONE, Record
 from cvstore.errors import ConflictError, StoreError
-from cvstore.stores.base import Store
+from cvstore.stores.base import AsyncStore, Store
 from cvstore.stores.memory import MemoryStore
 from cvstore.versions import HybridClock
 
@@ -106,10 +106,10 @@ class Node:
             raise TypeError(f"zone must be a str or None, got {type(zone).__name__}")
         if store is None:
             store = MemoryStore()
-        elif not isinstance(store, Store):
+        elif not isinstance(store, (Store, AsyncStore)):
             raise TypeError(
-                f"store must be a cvstore.stores.Store, got {type(store).__name__}; "
-                "subclass Store to plug in a backend"
+                f"store must be a cvstore.stores.Store (or AsyncStore), got "
+                f"{type(store).__name__}; subclass Store to plug in a backend"
             )
         self.name = name
         self.weight = float(weight)
@@ -161,6 +161,11 @@ class Node:
         """This node's live values as a mutable mapping (str or bytes keys)."""
         storage = self._storage
         if storage is None:
+            if isinstance(self.store, AsyncStore):
+                raise TypeError(
+                    f"node {self.name!r} has an asyncio store: node.storage needs a sync one "
+                    "(read and write its keys through the AsyncCluster)"
+                )
             storage = self._storage = NodeStorage(self)
         return storage
 

@@ -18,7 +18,7 @@ implements them all (sync or async, see ``cvstore.stores.base``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from cvstore.errors import StoreError
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cvstore.core.hints import HintBook
     from cvstore.core.placement import Placement
 
-__all__ = ("FENCED", "Call", "Context", "Op", "Proc", "suspects")
+__all__ = ("FENCED", "PENDING", "Call", "Context", "Op", "Proc", "Step", "suspects")
 
 T = TypeVar("T")
 
@@ -83,6 +83,38 @@ class Call(NamedTuple):
 
 
 Proc = Generator[Sequence[Call], Sequence[Any], T]
+
+
+class _Pending:
+    """The result of a call not answered yet (a step sent back early)."""
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING: Any = _Pending()
+
+
+class Step(list):  # type: ignore[type-arg]
+    """Calls a driver may answer early.
+
+    When ``enough(results)`` holds, with PENDING for the calls not answered
+    yet, a driver may send the results on at once and finish the other calls
+    in the background; ``late(answered)`` is then a procedure run on the
+    (call, result) pairs that came in after, so they still count (a write
+    that failed late is hinted).  A driver may as well wait for every call:
+    the procedure decides the same with PENDING or with the real results.
+    """
+
+    def __init__(
+        self,
+        calls: Sequence[Call],
+        enough: Callable[[Sequence[Any]], bool],
+        late: Callable[[list[tuple[Call, Any]]], Proc[None]],
+    ) -> None:
+        super().__init__(calls)
+        self.enough = enough
+        self.late = late
 
 
 class Context(Protocol):

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from cvstore.core import hints as _hints
 from cvstore.core.batch import groups, io_step, objects
-from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.calls import PENDING, Call, Context, Op, Proc, Step, failed
 from cvstore.core.failures import conflict, partial_failure, unavailable
 from cvstore.core.records import Record
 from cvstore.errors import EmptyRingError, StoreError, UnavailableError
@@ -87,6 +87,8 @@ def _judge(
     lost: list[Any] = []
     errors: dict[str, StoreError] = {}
     for node, result in zip(targets, results):
+        if result is PENDING:  # not answered yet: the step's late procedure sees it
+            continue
         if failed(result):
             errors[node.name] = result
             if result.unreachable:
@@ -109,7 +111,11 @@ def _put_all(
         if len(up) < need:
             raise refuse_down(ctx, level, "write", need, replicas)
         record = _new(Record, (ctx.stamp(), value))
-        results = yield [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in up]
+        results = yield Step(
+            [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in up],
+            enough=_applied_by(record[0], need),
+            late=_hint_late(ctx, p, kb, record, replicas),
+        )
         applied, refused, lost, errors = _judge(up, results, record[0])
         if applied >= need or not (refused and applied + len(refused) >= need):
             missed = [node for node in replicas if not node.is_up or node in lost]
@@ -125,6 +131,31 @@ def _put_all(
         if attempt < MAX_ATTEMPTS:
             ctx.observe(max(refused))
     raise refuse(ctx, conflict(level, need, len(replicas), applied, MAX_ATTEMPTS))
+
+
+def _applied_by(version: int, need: int) -> Any:
+    """Whether `need` replicas applied the write of `version` (answers so far)."""
+
+    def enough(results: Sequence[Any]) -> bool:
+        applied = 0
+        for result in results:
+            if result is not PENDING and not failed(result):
+                held = result[0]
+                applied += held is None or held == version
+        return applied >= need
+
+    return enough
+
+
+def _hint_late(ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[Any]) -> Any:
+    """What a write that answered after its call returned leaves: a hint if its node was lost."""
+
+    def late(answered: list[tuple[Call, Any]]) -> Proc[None]:
+        lost = [call.node for call, result in answered if failed(result) and result.unreachable]
+        if lost:
+            yield from _hints.hint(ctx.hints, p, [(kb, record, replicas, lost)])
+
+    return late
 
 
 def _put_one(

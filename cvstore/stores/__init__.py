@@ -5,8 +5,8 @@ redis-py is imported only when one is made) live here; a backend is one
 module implementing ``Store`` from ``cvstore.stores.base``.
 """
 
-from cvstore.stores.base import Store
+from cvstore.stores.base import AsyncStore, Store
 from cvstore.stores.memory import MemoryStore
-from cvstore.stores.redis import RedisStore
+from cvstore.stores.redis import AsyncRedisStore, RedisStore
 
-__all__ = ("MemoryStore", "RedisStore", "Store")
+__all__ = ("AsyncRedisStore", "AsyncStore", "MemoryStore", "RedisStore", "Store")
