@@ -108,8 +108,8 @@ class Node:
             store = MemoryStore()
         elif not isinstance(store, (Store, AsyncStore)):
             raise TypeError(
-                f"store must be a cvstore.stores.Store (or AsyncStore), got "
-                f"{type(store).__name__}; subclass Store to plug in a backend"
+                f"store must be a cvstore.stores.Store, got {type(store).__name__}; subclass "
+                "Store to plug in a backend (AsyncStore for an asyncio one)"
             )
         self.name = name
         self.weight = float(weight)
@@ -123,9 +123,9 @@ class Node:
         # Bound store methods, looked up once: the cluster's per-key fast
         # path calls these directly, for the built-in in-process store only
         # (any other store goes through the general path and write_many).
-        self._get = store.get
-        self._put = store.put
         self._fast = type(store) is MemoryStore
+        self._get = store.get if self._fast else None
+        self._put = store.put if self._fast else None
         self._latency: float | None = None
         self._clock = _LONE_CLOCK
         self._cluster: Any = None

@@ -15,11 +15,23 @@ from hypothesis import HealthCheck, Verbosity, settings
 # from any test folder, whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-settings.register_profile("dev", max_examples=60, deadline=None)
+# Test classes parametrized over the two drivers call one hypothesis method from two
+# instances (one per driver): the examples are the same, so that check does not apply.
+_PER_DRIVER = [HealthCheck.differing_executors]
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=_PER_DRIVER)
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, *_PER_DRIVER],
 )
-settings.register_profile("debug", max_examples=10, deadline=None, verbosity=Verbosity.verbose)
+settings.register_profile(
+    "debug",
+    max_examples=10,
+    deadline=None,
+    verbosity=Verbosity.verbose,
+    suppress_health_check=_PER_DRIVER,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
@@ -37,3 +49,20 @@ class Rand(random.Random):
 @pytest.fixture
 def rand() -> Rand:
     return Rand(int(os.environ.get("CVSTORE_TEST_SEED", random.randrange(2**32))))
+
+
+def pytest_generate_tests(metafunc):
+    """Modules with ``BOTH_DRIVERS = True`` run each test under the sync and the async driver."""
+    if getattr(metafunc.module, "BOTH_DRIVERS", False):
+        metafunc.fixturenames.append("driver")
+        metafunc.parametrize("driver", ["sync", "async"], indirect=True)
+
+
+@pytest.fixture
+def driver(request):
+    """The driver ``drivers.Cluster`` makes for this test ("sync" or "async")."""
+    import drivers
+
+    drivers.current = getattr(request, "param", "sync")
+    yield drivers.current
+    drivers.current = "sync"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cvstore import Cluster, MemoryStore, Node, StoreError, UnavailableError
+from cvstore import MemoryStore, Node, StoreError, UnavailableError
 from cvstore.versions import TOMBSTONE
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 
 def three_nodes(**kwargs) -> Cluster:

@@ -6,8 +6,11 @@ import itertools
 import re
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, Node, UnavailableError
+from cvstore import Node, UnavailableError
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 LEVELS = ("one", "quorum", "all")
 NEEDS = {"one": 1, "quorum": 2, "all": 3, "eventual": 1, "strong": 2}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, EmptyRingError, MemoryStore, Node, NodeExistsError
+from cvstore import EmptyRingError, MemoryStore, Node, NodeExistsError
 from cvstore.versions import HybridClock
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 LEVELS = "('one', 'quorum', 'all', 'eventual', 'strong')"
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, MemoryStore, Node, StoreError, UnavailableError
+from cvstore import MemoryStore, Node, StoreError, UnavailableError
 from cvstore.versions import TOMBSTONE, HybridClock, Record
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 HOUR_MS = 3600 * 1000
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, HashRing, Node, NodeExistsError, NodeNotFoundError
+from cvstore import HashRing, Node, NodeExistsError, NodeNotFoundError
 from cvstore.versions import TOMBSTONE
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 KEYS = [f"key:{i}" for i in range(6000)]
 

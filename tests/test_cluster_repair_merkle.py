@@ -6,8 +6,12 @@ written to them, so the tests see exactly what repair transferred.
 
 from __future__ import annotations
 
-from cvstore import Cluster, MemoryStore, Node
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+
+from cvstore import MemoryStore, Node
 from cvstore.versions import TOMBSTONE
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 
 class CountingStore(MemoryStore):

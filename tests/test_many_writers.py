@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import pytest
 import writers_scenarios as sc  # beside the tests: tests/conftest.py puts that folder on sys.path
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, ConflictError, MemoryStore, Node, UnavailableError
+from cvstore import ConflictError, MemoryStore, Node, UnavailableError
 from cvstore.core.writes import MAX_ATTEMPTS
 from cvstore.versions import HybridClock, Record, version_wall_ms
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 ROUNDS = 200
 

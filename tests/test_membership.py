@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
-from cvstore import Cluster, MemoryStore, Node, UnavailableError
+from cvstore import MemoryStore, Node, UnavailableError
 from cvstore.core.layout import Layout, LayoutError, NodeSpec
 from cvstore.errors import FencedError, LayoutConflictError, StoreError
 from cvstore.versions import Record
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 
 class Servers:

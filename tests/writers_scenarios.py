@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drivers import raw
+
 from cvstore import Cluster
 from cvstore.versions import TOMBSTONE, HybridClock
 
@@ -51,7 +53,7 @@ def holders(cluster: Cluster, key: str, value: Any) -> int:
     """How many of the key's replicas hold `value` (MISSING: no live copy), read from the stores."""
     count = 0
     for node in cluster.get_nodes_for_key(key):
-        record = node.store.get(key.encode())
+        record = raw(node).get(key.encode())
         held = MISSING if record is None or record.value is TOMBSTONE else record.value
         count += held == value
     return count

@@ -86,7 +86,9 @@ def make_cluster(prefix):
     the servers can tell) with the same node names and prefix, so two calls
     give two clusters with the same membership.  Closed at teardown.
     """
-    from cvstore import Cluster, Node, RedisStore
+    from drivers import Cluster, raw  # the sync or the async driver (tests/drivers.py)
+
+    from cvstore import Node, RedisStore
 
     made = []
 
@@ -97,11 +99,12 @@ def make_cluster(prefix):
         ]
         kwargs.setdefault("replication_factor", 3)
         cluster = Cluster(nodes, **kwargs)
-        made.append(cluster)
+        made.append((cluster, nodes))
         return cluster
 
     yield make
-    for cluster in made:
+    for cluster, nodes in made:
+        views = [raw(node) for node in cluster.nodes]
         cluster.close()
-        for node in cluster.nodes:
-            node.store.close()
+        for store in {id(s): s for s in [*views, *(n.store for n in nodes)]}.values():
+            store.close()

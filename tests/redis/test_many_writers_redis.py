@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import pytest
 import writers_scenarios as sc  # beside the tests: tests/conftest.py puts that folder on sys.path
+from drivers import raw
+
+BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 ROUNDS = 150
 pytestmark = pytest.mark.slow  # thousands of rounds against real servers
@@ -56,6 +59,6 @@ def test_two_clients_with_skewed_clocks_converge_on_one_value_per_key(three_serv
     assert not any(t.is_alive() for t in threads)
     a.repair()
     for key in keys:
-        copies = {node.store.get(key.encode()).version for node in a.get_nodes_for_key(key)}
+        copies = {raw(node).get(key.encode()).version for node in a.get_nodes_for_key(key)}
         assert len(copies) == 1
         assert a.get(key, consistency="all") == b.get(key, consistency="all")
