@@ -52,10 +52,15 @@ def rand() -> Rand:
 
 
 def pytest_generate_tests(metafunc):
-    """Modules with ``BOTH_DRIVERS = True`` run each test under the sync and the async driver."""
+    """Modules with ``BOTH_DRIVERS = True`` run each test under the sync and the async driver.
+
+    ``CVSTORE_TEST_DRIVERS=sync`` (or ``async``) runs them under one: CI's runs of
+    an installed wheel or sdist check the package, after the full run checked both.
+    """
     if getattr(metafunc.module, "BOTH_DRIVERS", False):
+        chosen = os.environ.get("CVSTORE_TEST_DRIVERS", "sync,async").split(",")
         metafunc.fixturenames.append("driver")
-        metafunc.parametrize("driver", ["sync", "async"], indirect=True)
+        metafunc.parametrize("driver", [d for d in ("sync", "async") if d in chosen], indirect=True)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
-ROUNDS = 150
+ROUNDS = 100
 pytestmark = pytest.mark.slow  # thousands of rounds against real servers
 
 
