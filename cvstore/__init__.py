@@ -11,6 +11,7 @@ from cvstore._version import __version__
 from cvstore.aio import AsyncCluster
 from cvstore.cluster import Cluster
 from cvstore.errors import (
+    ClusterClosedError,
     ConflictError,
     CvstoreError,
     EmptyRingError,
@@ -32,6 +33,7 @@ __all__ = (
     "AsyncCluster",
     "AsyncRedisStore",
     "Cluster",
+    "ClusterClosedError",
     "ConflictError",
     "CvstoreError",
     "EmptyRingError",

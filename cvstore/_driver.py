@@ -29,7 +29,7 @@ from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.core.records import TOMBSTONE, Record, differs
-from cvstore.errors import NodeExistsError, StoreError
+from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
 from cvstore.versions import HybridClock
@@ -493,3 +493,32 @@ def batch_values(keys: list[Any], records: list[Any]) -> dict[Any, Any]:
     if any(map(is_, values, repeat(TOMBSTONE))):
         return {key: value for key, value in zip(keys, values) if value is not TOMBSTONE}
     return dict(zip(keys, values))
+
+
+def update_items(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[list[bytes], list[Any]]:
+    """The keys and values of ``update(other, **kwargs)``, as ``dict.update`` reads them."""
+    if len(args) > 1:
+        raise TypeError(f"update expected at most 1 positional argument, got {len(args)}")
+    kbs: list[bytes] = []
+    values: list[Any] = []
+    if args:
+        other = args[0]
+        if not isinstance(other, Mapping) and hasattr(other, "keys"):  # a mapping-like object
+            other = {key: other[key] for key in other.keys()}
+        kbs, values = batch_items(other)
+    if kwargs:
+        more, more_values = batch_items(kwargs)
+        if kbs:
+            merged = dict(zip(kbs, values))
+            merged.update(zip(more, more_values))
+            return list(merged), list(merged.values())
+        return more, more_values
+    return kbs, values
+
+
+def closed_error() -> ClusterClosedError:
+    return ClusterClosedError("the cluster is closed; make a new one")
+
+
+# Keys per batch when a mapping call walks the whole cluster (items, values, clear).
+WALK_BATCH = 10_000

@@ -46,6 +46,7 @@ from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
+    WALK_BATCH,
     State,
     batch_items,
     batch_keys,
@@ -53,10 +54,12 @@ from cvstore._driver import (
     check_joinable,
     check_members,
     check_options,
+    closed_error,
     fast_get,
     fast_put,
     key_of,
     level_of,
+    update_items,
     value_of,
 )
 from cvstore.cluster import (
@@ -154,13 +157,14 @@ class AsyncCluster:
         self._membership = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._popping: list[str | bytes] = []  # keys popitem() found in its last scan
 
     # ------------------------------------------------------------ lifecycle
 
     async def open(self) -> AsyncCluster:
         """Read the layout from the nodes (or write the first one) and adopt waiting hints."""
         if self._closed:
-            raise RuntimeError("the cluster is closed")
+            raise closed_error()
         if not self._opened:
             self._opened = True
             members = self._share_at_open
@@ -199,10 +203,10 @@ class AsyncCluster:
         state.made.clear()
 
     async def _ready(self) -> None:
+        if self._closed:
+            raise closed_error()
         if not self._opened:
             await self.open()
-        elif self._closed:
-            raise RuntimeError("the cluster is closed")
 
     # -------------------------------------------- membership on the nodes
 
@@ -444,6 +448,72 @@ class AsyncCluster:
     async def count(self) -> int:
         """Distinct live keys on the nodes that are up (``len(cluster)`` of the sync driver)."""
         return len(await self._live_keys())
+
+    # ------------------------------------------------- the mapping calls
+
+    async def items(self) -> list[tuple[str | bytes, Any]]:
+        """Every (key, value): one scan for the keys, then ``get_many`` of 10,000 at a time."""
+        keys = await self.keys()
+        out: list[tuple[str | bytes, Any]] = []
+        for i in range(0, len(keys), WALK_BATCH):
+            chunk = keys[i : i + WALK_BATCH]
+            found = await self.get_many(chunk)
+            out.extend((key, found[key]) for key in chunk if key in found)
+        return out
+
+    async def values(self) -> list[Any]:
+        """Every value (see ``items``)."""
+        return [value for _, value in await self.items()]
+
+    async def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update``: a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        kbs, values = update_items(args, kwargs)
+        if kbs:
+            await self._ready()
+            state = self._state
+            level = self._wlevel
+            await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
+
+    async def setdefault(self, key: str | bytes, default: Any = None) -> Any:
+        """The value of `key`; if it has none, `default` is stored and returned (read, then write)."""
+        value = await self.get(key, MISSING)
+        if value is MISSING:
+            await self.put(key, default)
+            return default
+        return value
+
+    async def pop(self, key: str | bytes, default: Any = MISSING) -> Any:
+        """Remove `key` and return its value; `default` (or KeyError) if it has none."""
+        value = await self.get(key, MISSING)
+        if value is MISSING:
+            if default is MISSING:
+                raise KeyError(key)
+            return default
+        await self.delete(key)
+        return value
+
+    async def popitem(self) -> tuple[str | bytes, Any]:
+        """Remove and return some (key, value) pair; KeyError if empty (one scan kept between calls)."""
+        for _ in range(2):
+            while self._popping:
+                key = self._popping.pop()
+                value = await self.get(key, MISSING)
+                if value is not MISSING:
+                    await self.delete(key)
+                    return key, value
+            self._popping = await self.keys()
+        raise KeyError("popitem(): the cluster is empty")
+
+    async def clear(self) -> None:
+        """Delete every live key: one scan of keys (no values read), then tombstones in batches."""
+        kbs = await self._live_keys()
+        state = self._state
+        level = self._wlevel
+        for i in range(0, len(kbs), WALK_BATCH):
+            chunk = kbs[i : i + WALK_BATCH]
+            tombs = [TOMBSTONE] * len(chunk)
+            await self._op(lambda: writes.put_many(state, chunk, tombs, level, state.now_ms()))
+        self._popping = []
 
     # ---------------------------------------------------------- membership
 

@@ -23,13 +23,24 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Generator,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
 from typing import Any, TypeVar
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
+    WALK_BATCH,
     State,
     batch_items,
     batch_keys,
@@ -37,10 +48,12 @@ from cvstore._driver import (
     check_joinable,
     check_members,
     check_options,
+    closed_error,
     fast_get,
     fast_put,
     key_of,
     level_of,
+    update_items,
     value_of,
 )
 from cvstore.core import hints as _hints
@@ -75,7 +88,7 @@ T = TypeVar("T")
 _RELOADS = 6
 
 
-class Cluster:
+class Cluster(MutableMapping):  # type: ignore[type-arg]
     """Nodes holding N versioned copies of each key, with per-call consistency.
 
     Parameters
@@ -177,6 +190,7 @@ class Cluster:
         self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
         self._closed = False
+        self._popping: list[str | bytes] = []  # keys popitem() found in its last scan
         keeps = bool(members) and all(_keeps_layout(node.store) for node in members)
         if shared and not keeps:
             raise ValueError(
@@ -278,6 +292,8 @@ class Cluster:
 
     def _op(self, make: Any) -> Any:
         """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
+        if self._closed:
+            raise closed_error()
         for attempt in range(_RELOADS):
             try:
                 return self._run(make())
@@ -382,6 +398,8 @@ class Cluster:
             or too few applied the write.
         """
         kb = key_of(key)
+        if self._closed:
+            raise closed_error()
         state = self._state
         p = state.placement
         level = level_of(consistency, self._wlevel, p.wneed)
@@ -406,6 +424,8 @@ class Cluster:
             Fewer replicas are up than the level needs.
         """
         kb = key_of(key)
+        if self._closed:
+            raise closed_error()
         state = self._state
         p = state.placement
         level = level_of(consistency, self._rlevel, p.rneed)
@@ -470,6 +490,8 @@ class Cluster:
         return self.get(key, MISSING) is not MISSING  # type: ignore[arg-type]
 
     def _live_keys(self) -> list[bytes]:
+        if self._closed:
+            raise closed_error()
         state = self._state
         if self._pending_hints:  # a scan meets every node: hand over what it can first
             self._op(
@@ -489,6 +511,84 @@ class Cluster:
     def __len__(self) -> int:
         """Distinct live keys on the nodes that are up; O(records)."""
         return len(self._live_keys())
+
+    def keys(self) -> KeysView[str | bytes]:
+        """A view of the live keys (each use scans the nodes, as ``iter(cluster)`` does)."""
+        return KeysView(self)
+
+    def items(self) -> ItemsView[str | bytes, Any]:
+        """A view of (key, value) pairs, read in batches of 10,000 keys (``get_many``)."""
+        return _Items(self)
+
+    def values(self) -> ValuesView[Any]:
+        """A view of the values, read in batches of 10,000 keys (``get_many``)."""
+        return _Values(self)
+
+    def _walk(self) -> Iterator[tuple[str | bytes, Any]]:
+        keys = [key_out(kb) for kb in self._live_keys()]
+        for i in range(0, len(keys), WALK_BATCH):
+            chunk = keys[i : i + WALK_BATCH]
+            found = self.get_many(chunk)
+            for key in chunk:
+                if key in found:  # deleted since the scan: left out, as a dict view would
+                    yield key, found[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """``dict.update``: the pairs of a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        kbs, values = update_items(args, kwargs)
+        if kbs:
+            state = self._state
+            level = self._wlevel
+            self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
+
+    def setdefault(self, key: str | bytes, default: Any = None) -> Any:
+        """The value of `key`; if it has none, `default` is stored and returned.
+
+        A read then a write, not one atomic step: two clients may both store
+        their default (last-write-wins keeps one).
+        """
+        value = self.get(key, MISSING)
+        if value is MISSING:
+            self.put(key, default)
+            return default
+        return value
+
+    def pop(self, key: str | bytes, default: Any = MISSING) -> Any:
+        """Remove `key` and return its value; `default` (or KeyError) if it has none."""
+        value = self.get(key, MISSING)
+        if value is MISSING:
+            if default is MISSING:
+                raise KeyError(key)
+            return default
+        self.delete(key)
+        return value
+
+    def popitem(self) -> tuple[str | bytes, Any]:
+        """Remove and return some (key, value) pair; KeyError if the cluster is empty.
+
+        Keys come from one scan kept between calls (a scan per pop would read
+        every node every time); a key found gone meanwhile is skipped.
+        """
+        for _ in range(2):  # the kept keys, then one fresh scan
+            while self._popping:
+                key = self._popping.pop()
+                value = self.get(key, MISSING)
+                if value is not MISSING:
+                    self.delete(key)
+                    return key, value
+            self._popping = [key_out(kb) for kb in self._live_keys()]
+        raise KeyError("popitem(): the cluster is empty")
+
+    def clear(self) -> None:
+        """Delete every live key: one scan of keys (no values read), then tombstones in batches."""
+        state = self._state
+        kbs = self._live_keys()
+        level = self._wlevel
+        for i in range(0, len(kbs), WALK_BATCH):
+            chunk = kbs[i : i + WALK_BATCH]
+            tombs = [TOMBSTONE] * len(chunk)
+            self._op(lambda: writes.put_many(state, chunk, tombs, level, state.now_ms()))
+        self._popping = []
 
     def __repr__(self) -> str:
         p = self._state.placement
@@ -835,6 +935,12 @@ class Cluster:
                     self._start_prober()
         return results
 
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _start_prober(self) -> None:
         with self._prober_lock:
             if self._closed:
@@ -846,12 +952,15 @@ class Cluster:
                 self._prober.wake()
 
     def close(self) -> None:
-        """Stop the cluster's background thread (the prober), if one runs.
+        """Stop the prober thread and close the stores the cluster made; later calls raise.
 
-        Stores the cluster made itself (for nodes a layout named) are closed;
-        stores you passed in stay open.
+        Stores the cluster made itself (for nodes a layout named, or joined by
+        URL) are closed; stores you passed in (``Node(..., store=...)``) stay
+        open: they are yours.  Calls after ``close()`` raise
+        ClusterClosedError; closing twice is fine.
         """
         with self._prober_lock:
+            self._closed = True
             prober, self._prober = self._prober, None
         if prober is not None:
             prober.stop()
@@ -1017,3 +1126,17 @@ class _Prober(threading.Thread):
                     cluster._welcome(back)
                 except Exception:  # the next call or deliver_hints() hands them over
                     log.exception("handing hints to %s failed", [n.name for n in back])
+
+
+class _Items(ItemsView):  # type: ignore[type-arg]
+    """Items read in batches: one scan for the keys, then ``get_many`` of 10,000 at a time."""
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._walk()  # type: ignore[attr-defined,no-any-return]
+
+
+class _Values(ValuesView):  # type: ignore[type-arg]
+    """Values read in batches (see ``_Items``)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return (value for _, value in self._mapping._walk())  # type: ignore[attr-defined]

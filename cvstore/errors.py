@@ -124,3 +124,7 @@ class LayoutConflictError(CvstoreError):
     def __init__(self, message: str, *, layout: object = None) -> None:
         super().__init__(message)
         self.layout = layout
+
+
+class ClusterClosedError(CvstoreError, RuntimeError):
+    """A call on a cluster after its ``close()``: it no longer has connections or threads."""

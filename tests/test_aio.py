@@ -13,7 +13,14 @@ import threading
 
 import pytest
 
-from cvstore import AsyncCluster, MemoryStore, Node, StoreError, UnavailableError
+from cvstore import (
+    AsyncCluster,
+    ClusterClosedError,
+    MemoryStore,
+    Node,
+    StoreError,
+    UnavailableError,
+)
 from cvstore.stores.base import AsyncStore
 
 
@@ -188,7 +195,7 @@ class TestCancellation:
             await cluster.close()
             assert slow.inner.get(b"k").value == "v"
             await cluster.close()  # twice is fine
-            with pytest.raises(RuntimeError, match="the cluster is closed"):
+            with pytest.raises(ClusterClosedError, match="the cluster is closed"):
                 await cluster.get("k")
 
         run(main())
@@ -238,3 +245,25 @@ def test_the_module_example_runs():
 
     result = doctest.testmod(cvstore.aio, raise_on_error=False)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_the_mapping_calls_of_the_async_driver():
+    async def main():
+        async with AsyncCluster([Node(f"n{i}") for i in range(3)]) as c:
+            await c.update({"a": "1", "b": "2"}, c="3")
+            assert sorted(await c.items()) == [("a", "1"), ("b", "2"), ("c", "3")]
+            assert sorted(await c.values()) == ["1", "2", "3"]
+            assert await c.setdefault("a", "x") == "1" and await c.setdefault("d", "4") == "4"
+            assert await c.pop("d") == "4" and await c.pop("d", None) is None
+            with pytest.raises(KeyError):
+                await c.pop("d")
+            popped = dict([await c.popitem() for _ in range(3)])
+            assert popped == {"a": "1", "b": "2", "c": "3"} and await c.count() == 0
+            with pytest.raises(KeyError):
+                await c.popitem()
+            await c.update({f"k{i}": str(i) for i in range(100)})
+            await c.clear()
+            assert await c.keys() == []
+            assert await c.contains("k1") is False
+
+    run(main())

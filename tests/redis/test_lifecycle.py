@@ -1,0 +1,74 @@
+"""A cluster's lifecycle: ``with``, ``close()``, what it closes and what stays yours."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+
+import pytest
+from waiting import wait_until
+
+from cvstore import AsyncCluster, Cluster, ClusterClosedError, Node, RedisStore
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_with_closes_what_the_cluster_made_and_leaves_what_you_gave(start_redis, prefix):
+    servers = start_redis(3)
+    mine = [RedisStore(s.url(), prefix=prefix) for s in servers]
+    with Cluster([Node(f"r{i + 1}", store=st) for i, st in enumerate(mine)]) as creator:
+        creator.put_many({f"k{i}": "v" for i in range(100)})
+    gc.collect()
+    before_fds, before_threads = fds(), threading.active_count()
+    for _ in range(5):
+        with Cluster.join([servers[0].url()], prefix=prefix, probe_interval=0.01) as joined:
+            assert len(joined.get_many([f"k{i}" for i in range(100)])) == 100
+            servers[2].pause()
+            try:
+                joined.put(
+                    "x", "y", consistency="quorum"
+                )  # r3 times out: suspected, a prober starts
+                assert joined.suspected == ("r3",)
+            finally:
+                servers[2].resume()
+        with pytest.raises(ClusterClosedError, match="the cluster is closed"):
+            joined.get("k1")
+        with pytest.raises(ClusterClosedError):
+            joined.put_many({"a": "b"})
+        with pytest.raises(ClusterClosedError):
+            len(joined)
+        joined.close()  # twice is fine
+    gc.collect()
+    assert wait_until(lambda: threading.active_count() <= before_threads, seconds=5)
+    assert fds() <= before_fds + 3  # the joined clients' connections are closed
+    # the stores the first cluster was given are still open and usable: they are yours
+    assert mine[0].get(b"k1") is not None
+    for store in mine:
+        store.close()
+
+
+def test_the_async_driver_closes_the_same_way(start_redis, prefix):
+    servers = start_redis(3)
+    with Cluster(
+        [Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=prefix)) for i, s in enumerate(servers)]
+    ) as c:
+        c.put("k", "v")
+        given = [node.store for node in c.nodes]
+
+    async def main() -> AsyncCluster:
+        async with await AsyncCluster.join([servers[1].url()], prefix=prefix) as a:
+            assert await a.get("k") == "v"
+        with pytest.raises(ClusterClosedError):
+            await a.get("k")
+        await a.close()
+        return a
+
+    before = fds()
+    a = asyncio.run(main())
+    assert a._state.made == set() and fds() <= before + 3
+    for store in given:
+        store.close()

@@ -1,0 +1,67 @@
+"""The mapping contract (tests/mapping_contract.py) on clusters of three real redis-servers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
+
+
+@pytest.fixture(scope="module")
+def servers(redis_binary, tmp_path_factory):
+    import redis_servers
+
+    started = redis_servers.start_servers(
+        3, tmp_path_factory.mktemp("mapping"), binary=redis_binary
+    )
+    yield started
+    redis_servers.stop_servers(started)
+
+
+@pytest.fixture
+def new_cluster(servers, prefix):
+    from cvstore import Cluster, Node, RedisStore
+
+    made = []
+
+    def make():
+        n = len(made)
+        nodes = [
+            Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=f"{prefix}{n}:"))
+            for i, s in enumerate(servers)
+        ]
+        cluster = Cluster(nodes)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        stores = [node.store for node in cluster.nodes]
+        for store in stores:
+            store.clear()
+        cluster.close()
+        for store in stores:
+            store.close()
+
+
+@pytest.fixture
+def counted():
+    def count(cluster) -> Counter:
+        calls: Counter = Counter()
+        for node in cluster.nodes:
+            store = node.store
+            for name in ("get", "get_many", "write_many", "scan_versions"):
+                for method_name in (
+                    (name, f"send_{name}") if name in ("get_many", "write_many") else (name,)
+                ):
+                    method = getattr(store, method_name)
+
+                    def counting(*args, _name=name, _method=method, **kwargs):
+                        calls[_name] += 1
+                        return _method(*args, **kwargs)
+
+                    setattr(store, method_name, counting)
+        return calls
+
+    return count
