@@ -28,7 +28,7 @@ from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
-from cvstore.core.records import TOMBSTONE, Record, differs
+from cvstore.core.records import TOMBSTONE, Expiring, Record, differs
 from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
@@ -281,8 +281,13 @@ class State:
     def join(self, node: Node) -> None:
         node._cluster = self.owner
         node._clock = self.clock
-        if node.store.name is None:
-            node.store.name = node.name  # so the store's StoreErrors name this node
+        store = node.store
+        if store.name is None:
+            store.name = node.name  # so the store's StoreErrors name this node
+        # expired records linger as tombstones do, then the store may drop them
+        store.linger_ms = int(self.options.tombstone_grace * 1000)
+        if hasattr(store, "clock"):
+            store.clock = self.clock.time_ms
 
     def leave(self, node: Node) -> None:
         node._cluster = None
@@ -431,11 +436,37 @@ def fast_get(state: State, p: Placement, kb: bytes, level: str) -> Any:
     return record
 
 
-def value_of(record: Any, default: Any) -> Any:
-    """The value a read returns for a record (`default` for none or a tombstone)."""
-    if record is None or record[1] is TOMBSTONE:
+def value_of(record: Any, default: Any, state: State) -> Any:
+    """The value a read returns for a record (`default` for none, a tombstone, an expired one)."""
+    if record is None:
         return default
-    return record[1]
+    value = record[1]
+    if value is TOMBSTONE:
+        return default
+    if type(value) is Expiring:
+        return value.value if value.expires > state.now_ms() else default
+    return value
+
+
+def check_ttl(ttl: Any) -> int | None:
+    """A ttl in seconds as milliseconds (None: the value never expires), or the error naming it."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+    if ttl > 10 * 365 * 86400:
+        raise ValueError(f"ttl must be at most ten years (315360000 s), got {ttl!r}")
+    return max(1, round(ttl * 1000))
+
+
+def expiring(values: list[Any], ttl_ms: int | None, state: State) -> list[Any]:
+    """`values` as written with a ttl: each wrapped with its expiry (as is without one)."""
+    if ttl_ms is None:
+        return values
+    expires = state.now_ms() + ttl_ms
+    return [Expiring(value, expires) for value in values]
 
 
 def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
@@ -480,7 +511,7 @@ def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
     return keys, keys_bytes(keys)
 
 
-def batch_values(keys: list[Any], records: list[Any]) -> dict[Any, Any]:
+def batch_values(keys: list[Any], records: list[Any], state: State) -> dict[Any, Any]:
     """``{key: value}`` of a batch read, keys without a live value left out.
 
     Built with C-level map/zip: this runs once per key of the batch.
@@ -490,6 +521,14 @@ def batch_values(keys: list[Any], records: list[Any]) -> dict[Any, Any]:
         keys = [k for k, _ in pairs]
         records = [r for _, r in pairs]
     values = list(map(_value, records))
+    if Expiring in set(map(type, values)):
+        now = state.now_ms()
+        return {
+            key: value_of(record, MISSING, state) if type(record[1]) is Expiring else record[1]
+            for key, record in zip(keys, records)
+            if record[1] is not TOMBSTONE
+            and not (type(record[1]) is Expiring and record[1].expires <= now)
+        }
     if any(map(is_, values, repeat(TOMBSTONE))):
         return {key: value for key, value in zip(keys, values) if value is not TOMBSTONE}
     return dict(zip(keys, values))

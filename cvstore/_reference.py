@@ -114,9 +114,7 @@ def ketama_digest_counts(weights: list[float], vnodes: int = 160) -> list[int]:
     scaled = _scaled(weights)
     total = float32(math.fsum(scaled))
     n = float32(float(len(weights)))
-    return [
-        math.floor(float32(float32(float32(w) / total) * (vnodes // 4) * n)) for w in scaled
-    ]
+    return [math.floor(float32(float32(float32(w) / total) * (vnodes // 4) * n)) for w in scaled]
 
 
 def uhashring_digest_counts(weights: list[float], vnodes: int = 160) -> list[int]:

@@ -54,7 +54,9 @@ from cvstore._driver import (
     check_joinable,
     check_members,
     check_options,
+    check_ttl,
     closed_error,
+    expiring,
     fast_get,
     fast_put,
     key_of,
@@ -248,8 +250,7 @@ class AsyncCluster:
             for store in owned:
                 await _close_store(store)
             raise LayoutError(
-                "no seed answered with a cluster layout; start the cluster with "
-                "AsyncCluster.create"
+                "no seed answered with a cluster layout; start the cluster with AsyncCluster.create"
             )
         state = cluster._state
         state.connect = connect or _connect_like(probe)
@@ -354,7 +355,14 @@ class AsyncCluster:
 
     # ---------------------------------------------------------- single keys
 
-    async def put(self, key: str | bytes, value: Any, *, consistency: Level | None = None) -> None:
+    async def put(
+        self,
+        key: str | bytes,
+        value: Any,
+        *,
+        consistency: Level | None = None,
+        ttl: float | None = None,
+    ) -> None:
         """Store `value` under `key` on its replicas (see ``Cluster.put``).
 
         Returns once the level is met; replicas still answering finish in
@@ -365,6 +373,8 @@ class AsyncCluster:
         state = self._state
         p = state.placement
         level = level_of(consistency, self._wlevel, p.wneed)
+        if ttl is not None:
+            value = expiring([value], check_ttl(ttl), state)[0]
         if not fast_put(state, p, kb, value, level):
             await self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
@@ -384,7 +394,7 @@ class AsyncCluster:
         record = fast_get(state, p, kb, level)
         if record is MISSING:
             record = await self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        return value_of(record, default)
+        return value_of(record, default, state)
 
     async def contains(self, key: str | bytes) -> bool:
         """Whether `key` has a value (``key in cluster`` of the sync driver)."""
@@ -397,14 +407,17 @@ class AsyncCluster:
         mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
         *,
         consistency: Level | None = None,
+        ttl: float | None = None,
     ) -> None:
         """Store many keys at once, one store call per node (see ``Cluster.put_many``)."""
         kbs, values = batch_items(mapping)
+        ttl_ms = check_ttl(ttl)
         level = self._wlevel if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return
         await self._ready()
         state = self._state
+        values = expiring(values, ttl_ms, state)
         await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     async def get_many(
@@ -418,7 +431,7 @@ class AsyncCluster:
         await self._ready()
         state = self._state
         records = await self._op(lambda: reads.get_many(state, kbs, level, state.now_ms()))
-        return batch_values(keys, records)
+        return batch_values(keys, records, state)
 
     # ------------------------------------------------------------- scanning
 
@@ -431,7 +444,7 @@ class AsyncCluster:
                     state.hints, state.placement, state.placement.nodes, state.now_ms()
                 )
             )
-        return await self._op(lambda: scan.live_keys(state.placement))
+        return await self._op(lambda: scan.live_keys(state.placement, state.now_ms()))
 
     async def keys(self) -> list[str | bytes]:
         """Every live key on the nodes that are up (str when it is UTF-8, else bytes)."""
@@ -630,7 +643,9 @@ class AsyncCluster:
                 )
             old = state.placement
             weights = {**old.weights, name: probe.weight}
-            new = Placement(list(old.nodes), state.replication_factor, state.options.placer, weights)
+            new = Placement(
+                list(old.nodes), state.replication_factor, state.options.placer, weights
+            )
             started = time.perf_counter()
             report = await self._run(
                 rebalance.rebalance(state, old, new, action="weight", node=name)
@@ -688,7 +703,9 @@ class AsyncCluster:
         """Keys per node, share against weight, imbalance, hints and error counters."""
         await self._ready()
         state = self._state
-        keys_per_node, hints_pending = await self._op(lambda: stats.gather(state.placement))
+        keys_per_node, hints_pending = await self._op(
+            lambda: stats.gather(state.placement, state.now_ms())
+        )
         p = state.placement
         per_node: dict[str, dict[str, Any]] = {}
         for node in p.nodes:

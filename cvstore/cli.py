@@ -277,8 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print(f"{prog}: error: not enough memory for this run; try fewer nodes, vnodes or keys",
-              file=sys.stderr)
+        print(
+            f"{prog}: error: not enough memory for this run; try fewer nodes, vnodes or keys",
+            file=sys.stderr,
+        )
         return 1
     except BrokenPipeError:
         # Output piped into `head` and the like, which read what they wanted and

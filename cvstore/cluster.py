@@ -48,7 +48,9 @@ from cvstore._driver import (
     check_joinable,
     check_members,
     check_options,
+    check_ttl,
     closed_error,
+    expiring,
     fast_get,
     fast_put,
     key_of,
@@ -308,7 +310,9 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         members = list(state.members.values())
         self._run(
             membership.recover(
-                state, exc, lambda: membership.share(state, *_first_layout(members, state.options), False)
+                state,
+                exc,
+                lambda: membership.share(state, *_first_layout(members, state.options), False),
             )
         )
 
@@ -382,7 +386,14 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
 
     # ---------------------------------------------------------- single keys
 
-    def put(self, key: str | bytes, value: Any, *, consistency: str | None = None) -> None:
+    def put(
+        self,
+        key: str | bytes,
+        value: Any,
+        *,
+        consistency: str | None = None,
+        ttl: float | None = None,
+    ) -> None:
         """Store `value` under `key` on its replicas.
 
         The write is acknowledged when as many replicas as `consistency`
@@ -403,6 +414,8 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         state = self._state
         p = state.placement
         level = level_of(consistency, self._wlevel, p.wneed)
+        if ttl is not None:
+            value = expiring([value], check_ttl(ttl), state)[0]
         if not fast_put(state, p, kb, value, level):
             self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
@@ -432,7 +445,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         record = fast_get(state, p, kb, level)
         if record is MISSING:
             record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        return value_of(record, default)
+        return value_of(record, default, state)
 
     # ---------------------------------------------------------------- batch
 
@@ -441,18 +454,21 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
         *,
         consistency: str | None = None,
+        ttl: float | None = None,
     ) -> None:
         """Store many keys at once: ``put`` for each, with one store call per node.
 
         Raises UnavailableError before writing anything if any key has too
         few replicas up for the level.  A key given twice (as str and bytes)
-        keeps its last value.
+        keeps its last value.  `ttl`, as for ``put``, applies to every key.
         """
         kbs, values = batch_items(mapping)
+        ttl_ms = check_ttl(ttl)
         level = self._wlevel if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return
         state = self._state
+        values = expiring(values, ttl_ms, state)
         self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     def get_many(
@@ -468,7 +484,9 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         if not kbs:
             return {}
         state = self._state
-        return batch_values(keys, self._op(lambda: reads.get_many(state, kbs, level, state.now_ms())))
+        return batch_values(
+            keys, self._op(lambda: reads.get_many(state, kbs, level, state.now_ms())), state
+        )
 
     # ------------------------------------------------------------- mapping
 
@@ -499,7 +517,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
                     state.hints, state.placement, state.placement.nodes, state.now_ms()
                 )
             )
-        return self._op(lambda: scan.live_keys(state.placement))
+        return self._op(lambda: scan.live_keys(state.placement, state.now_ms()))
 
     def __iter__(self) -> Iterator[str | bytes]:
         """Every live key on the nodes that are up (str when it is UTF-8, else bytes).
@@ -821,7 +839,9 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         """
         state = self._state
         p = state.placement
-        keys_per_node, hints_pending = self._op(lambda: stats.gather(state.placement))
+        keys_per_node, hints_pending = self._op(
+            lambda: stats.gather(state.placement, state.now_ms())
+        )
         p = state.placement
         per_node: dict[str, dict[str, Any]] = {}
         for node in p.nodes:

@@ -103,7 +103,9 @@ class FencedError(CvstoreError):
     kept changing through every retry.
     """
 
-    def __init__(self, message: str, *, node: str | None, node_epoch: int, client_epoch: int) -> None:
+    def __init__(
+        self, message: str, *, node: str | None, node_epoch: int, client_epoch: int
+    ) -> None:
         super().__init__(message)
         self.node = node
         self.node_epoch = node_epoch

@@ -13,7 +13,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from cvstore.core.keys import key_bytes, key_out
-from cvstore.core.records import TOMBSTONE, Record
+from cvstore.core.records import TOMBSTONE, Record, live, value_of
 from cvstore.errors import ConflictError, StoreError
 from cvstore.stores.base import AsyncStore, Store
 from cvstore.stores.memory import MemoryStore
@@ -218,10 +218,11 @@ class NodeStorage(MutableMapping):
         kb = key_bytes(key)
         node._check_up()
         record = node.store.get(kb)
-        if record is None or record[1] is TOMBSTONE:
+        now = node._clock.time_ms()
+        if not live(record, now):
             raise KeyError(key)
         node._clock.observe(record[0])  # a later write through this clock is newer
-        return record[1]
+        return value_of(record, None, now)
 
     def _write(self, kb: bytes, value: Any) -> None:
         node = self._node
@@ -249,20 +250,23 @@ class NodeStorage(MutableMapping):
         kb = key_bytes(key)
         node = self._node
         node._check_up()
-        record = node.store.get(kb)
-        if record is None or record[1] is TOMBSTONE:
+        if not live(node.store.get(kb), node._clock.time_ms()):
             raise KeyError(key)
         self._write(kb, TOMBSTONE)
 
     def __iter__(self) -> Iterator[str | bytes]:
-        self._node._check_up()
-        for kb, record in self._node.store.scan():
-            if record[1] is not TOMBSTONE:
+        node = self._node
+        node._check_up()
+        now = node._clock.time_ms()
+        for kb, record in node.store.scan():
+            if live(record, now):
                 yield key_out(kb)
 
     def __len__(self) -> int:
-        self._node._check_up()
-        return sum(1 for _, record in self._node.store.scan() if record[1] is not TOMBSTONE)
+        node = self._node
+        node._check_up()
+        now = node._clock.time_ms()
+        return sum(1 for _, record in node.store.scan() if live(record, now))
 
     def __repr__(self) -> str:
         return f"<storage of node {self._node.name!r}>"

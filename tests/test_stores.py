@@ -15,6 +15,7 @@ import pytest
 
 from cvstore.errors import StoreError
 from cvstore.stores import MemoryStore, Store
+from cvstore.core.records import Expiring
 from cvstore.versions import TOMBSTONE, Record
 
 STORE_FACTORIES: list[Any] = [
@@ -121,14 +122,26 @@ class TestRecords:
         assert store.count() == 2
 
     def test_scan_versions_lists_versions_and_tombstones_without_values(self, store):
-        assert store.scan_versions() == ([], [], [])
+        assert store.scan_versions() == ([], [], [], [])
         big = (1 << 95) + 7
         store.put_many(
             [(b"a", Record(1, "x")), (b"b", Record(2, TOMBSTONE)), (b"c", Record(big, b""))]
         )
         store.delete(b"a")
-        keys, versions, tombs = store.scan_versions()
-        assert sorted(zip(keys, versions, tombs)) == [(b"b", 2, True), (b"c", big, False)]
+        keys, versions, tombs, expires = store.scan_versions()
+        assert sorted(zip(keys, versions, tombs, expires)) == [(b"b", 2, True, 0), (b"c", big, False, 0)]
+
+    def test_an_expiring_value_round_trips_and_its_expiry_is_listed(self, store):
+        # (an expiry in 2096: a server drops a record once it has expired for its linger)
+        store.put_many(
+            [(b"e", Record(3, Expiring("soon", 4_000_000_000_123))), (b"p", Record(3, "always"))]
+        )
+        assert store.get(b"e") == Record(3, Expiring("soon", 4_000_000_000_123))
+        keys, versions, tombs, expires = store.scan_versions()
+        assert sorted(zip(keys, expires)) == [(b"e", 4_000_000_000_123), (b"p", 0)]
+        # a later write without a ttl replaces it, expiry and all
+        assert store.put(b"e", Record(4, "forever"))
+        assert store.get(b"e") == Record(4, "forever")
 
     def test_send_then_result_is_the_call(self, store):
         pending = store.send_write_many([b"a", b"b"], [Record(2, b"x"), Record(2, b"y")])

@@ -198,8 +198,11 @@ def render(r: dict[str, Any]) -> str:
         (
             f"bench: {r['nodes']} nodes x {r['vnodes']} vnodes; get_node over {r['loop_keys']:,} "
             f"keys, batch over {r['keys']:,} keys"
-            + (f" in calls of {BATCH_CHUNK:,} (making their keys included)"
-               if r["keys"] > BATCH_CHUNK else "")
+            + (
+                f" in calls of {BATCH_CHUNK:,} (making their keys included)"
+                if r["keys"] > BATCH_CHUNK
+                else ""
+            )
             + "; best round of each"
         ),
         (

@@ -636,8 +636,11 @@ def command(args: argparse.Namespace) -> int:
     shell.intro = (
         f"cvstore shell: {what}; replication factor {c.replication_factor}, reads "
         f"{c.read_consistency}, writes {c.write_consistency}.\n"
-        + (f"note: {rf_note(c.replication_factor, len(c.nodes))}\n"
-           if 0 < len(c.nodes) < c.replication_factor else "")
+        + (
+            f"note: {rf_note(c.replication_factor, len(c.nodes))}\n"
+            if 0 < len(c.nodes) < c.replication_factor
+            else ""
+        )
         + "Type 'help' for the commands, 'quit' to leave."
         + ("" if c.nodes else " Start with: add node1")
     )

@@ -16,13 +16,18 @@ from typing import Any, NamedTuple
 
 __all__ = (
     "TOMBSTONE",
+    "Expiring",
     "VERSION_HEX_DIGITS",
     "Record",
+    "dead_since",
     "differs",
+    "expired",
+    "live",
     "newest",
     "newest_by_row",
     "version_from_hex",
     "version_hex",
+    "value_of",
     "version_wall_ms",
 )
 
@@ -61,6 +66,58 @@ class Record(NamedTuple):
     @property
     def deleted(self) -> bool:
         return self.value is TOMBSTONE
+
+
+class Expiring(NamedTuple):
+    """The value of a record written with a ttl: the value, and when it expires.
+
+    ``expires`` is the wall clock in milliseconds after which the record reads
+    as absent.  The expiry travels with the record (its version), so a copy
+    handed on by read repair, hints, repair or rebalancing expires at the same
+    moment, and a later write without a ttl replaces it for good.
+    """
+
+    value: Any
+    expires: int
+
+
+def expired(record: Record | None, now_ms: int) -> bool:
+    """Whether `record` carries a value that has expired at `now_ms`."""
+    if record is None:
+        return False
+    value = record[1]
+    return type(value) is Expiring and value.expires <= now_ms
+
+
+def live(record: Record | None, now_ms: int) -> bool:
+    """Whether `record` holds a value a read returns at `now_ms` (not deleted, not expired)."""
+    if record is None:
+        return False
+    value = record[1]
+    if value is TOMBSTONE:
+        return False
+    return type(value) is not Expiring or value.expires > now_ms
+
+
+def value_of(record: Record | None, default: Any, now_ms: int) -> Any:
+    """What a read returns for `record`: its value, or `default` (none, deleted, expired)."""
+    if record is None:
+        return default
+    value = record[1]
+    if value is TOMBSTONE:
+        return default
+    if type(value) is Expiring:
+        return value.value if value.expires > now_ms else default
+    return value
+
+
+def dead_since(version: int, tomb: bool, expires: int) -> int | None:
+    """Since when (ms) a copy is dead: a tombstone from its write, an expired value from its expiry."""
+    if tomb:
+        return version_wall_ms(version)
+    if expires:
+        return expires
+    return None
 
 
 def newest(records: Iterable[Record | None]) -> Record | None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from cvstore.core import hints as _hints
 from cvstore.core.calls import Call, Context, Op, Proc, failed
-from cvstore.core.records import version_wall_ms
+from cvstore.core.records import dead_since
 
 __all__ = ("RepairReport", "repair")
 
@@ -53,8 +53,8 @@ class RepairReport:
     strays_removed : int
         Copies removed from nodes that do not replicate their key.
     purged : int
-        Deleted keys whose tombstones were removed (older than the grace
-        period, every replica current).
+        Deleted or expired keys whose last copies were removed (dead for
+        longer than the grace period, every replica current).
     hints_delivered, hints_dropped : int
         Hints handed to their owners, and expired hints dropped, first.
     skipped : tuple[str, ...]
@@ -111,7 +111,7 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
     skipped = [n.name for n in nodes if not n.is_up]
     up = [j for j, node in enumerate(nodes) if node.is_up]
     scans = yield [Call(nodes[j], Op.SCAN_VERSIONS) for j in up]
-    listed: dict[int, tuple[list[bytes], list[int], list[bool]]] = {}
+    listed: dict[int, tuple[list[bytes], list[int], list[bool], list[int]]] = {}
     for j, result in zip(up, scans):
         if failed(result):
             skipped.append(nodes[j].name)
@@ -120,11 +120,13 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
     keys_all: list[bytes] = []
     versions_all: list[int] = []
     tombs_all: list[bool] = []
+    expires_all: list[int] = []
     owner_parts = []
-    for j, (keys, versions, tombs) in listed.items():
+    for j, (keys, versions, tombs, expires) in listed.items():
         keys_all.extend(keys)
         versions_all.extend(versions)
         tombs_all.extend(tombs)
+        expires_all.extend(expires)
         owner_parts.append(np.full(len(keys), j, dtype=np.int32))
     total = len(keys_all)
     if not total:
@@ -164,16 +166,22 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
     bad = bad.reshape(-1)
     compared = int(answered.any(axis=1).sum()) * LEAVES
     differing = int(bad.sum())
-    # Strays and tombstones are settled key by key too, wherever they are.
+    # Strays, tombstones and expired values are settled key by key too, wherever they are.
     bad[leaf[~is_member]] = True
     tomb_arr = np.fromiter(tombs_all, dtype=bool, count=total)
+    if any(expires_all):
+        expiry = np.fromiter(expires_all, dtype=np.int64, count=total)
+        tomb_arr |= (expiry > 0) & (expiry <= now_ms)
     bad[leaf[tomb_arr]] = True
     chosen = np.flatnonzero(bad[leaf])
 
-    # The keys to settle: every (holder, version, tombstone) of each.
-    copies: dict[bytes, dict[int, tuple[int, bool]]] = defaultdict(dict)
+    # The keys to settle: every (holder, version, dead since) of each (None: live).
+    copies: dict[bytes, dict[int, tuple[int, int | None]]] = defaultdict(dict)
     for i, j in zip(chosen.tolist(), holder[chosen].tolist()):
-        copies[keys_all[i]][j] = (versions_all[i], tombs_all[i])
+        copies[keys_all[i]][j] = (
+            versions_all[i],
+            dead_since(versions_all[i], tombs_all[i], expires_all[i]),
+        )
     settle = list(copies)
     fetch: dict[int, list[bytes]] = defaultdict(list)  # source node -> keys to read
     wanted: dict[bytes, list[int]] = {}  # key -> replicas to write its newest record to
@@ -187,14 +195,16 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
     for kb, row in zip(settle, replica_rows):
         held = copies[kb]
         best_j, best = -1, None
-        for j, (version, tomb) in held.items():
+        for j, (version, dead) in held.items():
             if best is None or version > best[0] or (version == best[0] and j in row):
-                best_j, best = j, (version, tomb)
+                best_j, best = j, (version, dead)
         if best is None:
             continue
         complete = all(j in listed for j in row)
         strays = [(j, held[j][0]) for j in held if j not in row]
-        if complete and best[1] and now_ms - version_wall_ms(best[0]) >= grace_ms:
+        if complete and best[1] is not None and now_ms - best[1] >= grace_ms:
+            # Deleted (or expired) for longer than the grace period, and every
+            # replica current: no copy can bring the key back.
             # Every copy goes, each at the version it has now, so a write
             # that lands meanwhile survives (its version no longer matches).
             purged_keys.add(kb)

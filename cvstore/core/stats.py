@@ -22,7 +22,7 @@ class ClusterStats:
     down : tuple[str, ...]
         Members that are down (absent from the per-node figures).
     keys_per_node : dict[str, int]
-        Live keys (tombstones excluded) each up node holds.
+        Live keys (tombstones and expired values excluded) each up node holds.
     share : dict[str, float]
         Each up node's fraction of all live copies.
     weight_share : dict[str, float]
@@ -70,21 +70,27 @@ class ClusterStats:
     unreadable: int = 0
 
 
-def gather(placement: Any) -> Proc[tuple[dict[str, int], int]]:
-    """(live keys per up node that answered, hints those nodes hold)."""
+def gather(placement: Any, now_ms: int) -> Proc[tuple[dict[str, int], int]]:
+    """(live copies per up node that answered, hints those nodes hold)."""
     up = [node for node in placement.nodes if node.is_up]
     results = yield [Call(node, Op.SCAN_VERSIONS) for node in up] + [
         Call(node, Op.COUNT_HINTS) for node in up
     ]
     scans, hint_counts = results[: len(up)], results[len(up) :]
     keys_per_node = {
-        node.name: len(tombs) - sum(tombs)
+        node.name: _live_copies(result[2], result[3], now_ms)
         for node, result in zip(up, scans)
         if not failed(result)
-        for tombs in (result[2],)
     }
     hints = sum(n for n in hint_counts if not failed(n))
     return keys_per_node, hints
+
+
+def _live_copies(tombs: list[bool], expires: list[int], now_ms: int) -> int:
+    dead = sum(tombs)
+    if any(expires):
+        dead += sum(1 for e in expires if 0 < e <= now_ms)
+    return len(tombs) - dead
 
 
 def make_stats(

@@ -35,7 +35,7 @@ import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from cvstore.core.records import TOMBSTONE, Record
+from cvstore.core.records import TOMBSTONE, Expiring, Record
 from cvstore.errors import StoreError
 
 __all__ = ("AsyncStore", "Pending", "Store")
@@ -97,6 +97,11 @@ class Store(abc.ABC):
     #: The node's name, carried by the StoreErrors the store raises (the
     #: cluster sets it when the store joins a node).
     name: str | None = None
+
+    #: How long (ms) an expired record is kept after it expires, as a tombstone
+    #: is, so repair can carry it to every replica; then the store may drop it.
+    #: The cluster sets it from its tombstone_grace.
+    linger_ms: int = 10 * 86_400_000
 
     # ------------------------------------------------------------ records
 
@@ -175,10 +180,11 @@ class Store(abc.ABC):
     def count(self) -> int:
         """How many records (tombstones included)."""
 
-    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool]]:
-        """Every key with its record's version and whether it is a tombstone, without values.
+    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool], list[int]]:
+        """Every key with its record's version, whether it is a tombstone and when it expires.
 
-        Three matching lists.  Repair compares replicas with these (hashed
+        Four matching lists, without values (expiry 0: none; see
+        ``records.Expiring``).  Repair compares replicas with these (hashed
         into Merkle trees) and reads values only where replicas differ;
         backends that can list versions without reading the values should
         override this.
@@ -186,11 +192,14 @@ class Store(abc.ABC):
         keys: list[bytes] = []
         versions: list[int] = []
         tombs: list[bool] = []
+        expires: list[int] = []
         for key, record in self.scan():
             keys.append(key)
             versions.append(record[0])
-            tombs.append(record[1] is TOMBSTONE)
-        return keys, versions, tombs
+            value = record[1]
+            tombs.append(value is TOMBSTONE)
+            expires.append(value.expires if type(value) is Expiring else 0)
+        return keys, versions, tombs, expires
 
     def keys(self) -> list[bytes]:
         """Every key that has a record (tombstones included), in no particular order."""
@@ -302,6 +311,7 @@ class AsyncStore(abc.ABC):
 
     remote: ClassVar[bool] = True
     name: str | None = None
+    linger_ms: int = 10 * 86_400_000
 
     @abc.abstractmethod
     async def get(self, key: bytes) -> Record | None: ...
@@ -321,7 +331,9 @@ class AsyncStore(abc.ABC):
     async def purge_many(self, items: Iterable[tuple[bytes, int]], epoch: int = 0) -> int: ...
 
     @abc.abstractmethod
-    async def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]: ...
+    async def scan_versions(
+        self, epoch: int = 0
+    ) -> tuple[list[bytes], list[int], list[bool], list[int]]: ...
 
     @abc.abstractmethod
     async def keys(self) -> list[bytes]: ...
@@ -347,7 +359,9 @@ class AsyncStore(abc.ABC):
     async def read_layout(self) -> tuple[int, bytes | None]: ...
 
     @abc.abstractmethod
-    async def swap_layout(self, expected: int, epoch: int, data: bytes) -> tuple[int, bytes | None]: ...
+    async def swap_layout(
+        self, expected: int, epoch: int, data: bytes
+    ) -> tuple[int, bytes | None]: ...
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...

@@ -8,6 +8,8 @@
          s  str, the payload is its UTF-8 (surrogates allowed, so every str round-trips)
          c  any other value, the payload is ``codec.encode(value)``
          t  tombstone (a deleted key), no payload
+         B, S, C  as b, s, c for a value written with a ttl (``records.Expiring``):
+            8 bytes of its expiry (ms, big-endian) come before the payload
 
 Big-endian makes byte order equal version order.  A ``str`` or ``bytes``
 subclass (an ``Enum`` mixin, a class with its own ``__str__``) is stored as
@@ -24,7 +26,7 @@ from itertools import repeat
 from operator import getitem
 from typing import Any, Protocol
 
-from cvstore.core.records import TOMBSTONE, Record
+from cvstore.core.records import TOMBSTONE, Expiring, Record
 
 __all__ = (
     "HEAD",
@@ -38,7 +40,9 @@ HEAD = 12  # bytes of the version, before the tag
 VERSION_LIMIT = 1 << (8 * HEAD)
 TAG_BYTES, TAG_STR, TAG_CODEC, TAG_TOMBSTONE = b"b", b"s", b"c", b"t"
 ORD_BYTES, ORD_STR, ORD_CODEC, ORD_TOMBSTONE = ord("b"), ord("s"), ord("c"), ord("t")
-TAGS = frozenset((ORD_BYTES, ORD_STR, ORD_CODEC, ORD_TOMBSTONE))
+EXPIRING = frozenset(b"BSC")  # the tags of values written with a ttl
+EXPIRY = 8  # bytes of the expiry after such a tag
+TAGS = frozenset((ORD_BYTES, ORD_STR, ORD_CODEC, ORD_TOMBSTONE)) | EXPIRING
 _VERSIONS = slice(0, HEAD)  # a record's version bytes
 _PAYLOAD = slice(HEAD + 1, None)  # a record's payload
 _new_record = tuple.__new__  # Record(v, x) without NamedTuple's Python-level __new__
@@ -104,6 +108,16 @@ class RecordCodec:
         head = version.to_bytes(HEAD, "big")
         if value is TOMBSTONE:
             return head + TAG_TOMBSTONE
+        if cls is Expiring:
+            inner = self.encode((version, value.value))
+            if inner[HEAD] == ORD_TOMBSTONE:
+                raise TypeError("a tombstone cannot expire")
+            return (
+                head
+                + bytes((inner[HEAD] - 32,))  # the upper-case tag
+                + int(value.expires).to_bytes(EXPIRY, "big")
+                + inner[HEAD + 1 :]
+            )
         if isinstance(value, bytes):  # a subclass: its bytes, not its __bytes__
             return head + TAG_BYTES + bytes(memoryview(value))
         if isinstance(value, str):  # a subclass: its characters, not its __str__
@@ -130,6 +144,12 @@ class RecordCodec:
             raise Unreadable(f"malformed record in {where!r}: {raw[:40]!r}")
         tag = raw[HEAD]
         version = int.from_bytes(raw[:HEAD], "big")
+        if tag in EXPIRING:
+            if len(raw) < HEAD + 1 + EXPIRY:
+                raise Unreadable(f"malformed record in {where!r}: {raw[:40]!r}")
+            expires = int.from_bytes(raw[HEAD + 1 : HEAD + 1 + EXPIRY], "big")
+            plain = raw[:HEAD] + bytes((tag + 32,)) + raw[HEAD + 1 + EXPIRY :]
+            return _new_record(Record, (version, Expiring(self.decode(plain, where)[1], expires)))
         if tag == ORD_BYTES:
             return _new_record(Record, (version, raw[HEAD + 1 :]))
         if tag == ORD_STR:

@@ -19,6 +19,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from cvstore.core.records import Record
 from cvstore.errors import FencedError, StoreError
 from cvstore.stores.redis.codec import (
+    EXPIRING,
+    EXPIRY,
     HEAD,
     ORD_BYTES,
     ORD_STR,
@@ -105,6 +107,7 @@ class Requests:
         fenced: Callable[[int, int], FencedError],
         refused: Callable[[str, str], StoreError],
     ) -> None:
+        self.linger_ms = 10 * 86_400_000  # the store's linger_ms (see Store)
         self.codec = codec
         self.stats = stats
         self.fenced = fenced
@@ -247,6 +250,7 @@ class Requests:
             cmd.arg(b"put")
             cmd.arg(fence)
             cmd.arg(version)
+            cmd.arg(b"%d" % self.linger_ms)
             cmd.column(payloads[a:b], prefix=head)
             commands.append(cmd)
 
@@ -321,7 +325,9 @@ class Requests:
         of other types are not listed; records that do not parse are skipped
         and counted.
         """
-        rkeys = list(dict.fromkeys((yield from self._scan("scan", self.records_pattern, b"string"))))
+        rkeys = list(
+            dict.fromkeys((yield from self._scan("scan", self.records_pattern, b"string")))
+        )
         strip = len(self.records)
         out: list[tuple[bytes, Record]] = []
         for i in range(0, len(rkeys), SCAN_COUNT):
@@ -337,18 +343,21 @@ class Requests:
             out.extend((k, r) for k, r in zip(keys, records) if r is not None)
         return out
 
-    def scan_versions(self, epoch: int = 0) -> Steps[tuple[list[bytes], list[int], list[bool]]]:
-        """Every key, its version and whether it is a tombstone; values stay on the server.
+    def scan_versions(
+        self, epoch: int = 0
+    ) -> Steps[tuple[list[bytes], list[int], list[bool], list[int]]]:
+        """Every key, its version, whether it is a tombstone and its expiry (0: none).
 
-        SCAN lists the keys, then one script call per 250 keys returns the
-        first 13 bytes of each record.  Keys of other types and records that
-        do not parse are skipped and counted.
+        The values stay on the server: SCAN lists the keys, then one script
+        call per 250 keys returns the first 21 bytes of each record.  Keys of
+        other types and records that do not parse are skipped and counted.
         """
         rkeys = list(dict.fromkeys((yield from self._scan("scan_versions", self.records_pattern))))
         strip = len(self.records)
         keys: list[bytes] = []
         versions: list[int] = []
         tombs: list[bool] = []
+        expires: list[int] = []
         from_bytes = int.from_bytes
         bad = 0
         for i in range(0, len(rkeys), SCAN_COUNT):
@@ -366,11 +375,18 @@ class Requests:
                 if head == 0 or len(head) <= HEAD or head[HEAD] not in TAGS:
                     bad += 1  # another type, or not a record
                     continue
+                tag = head[HEAD]
+                if tag in EXPIRING and len(head) < HEAD + 1 + EXPIRY:
+                    bad += 1
+                    continue
                 keys.append(rkey[strip:])
                 versions.append(from_bytes(head[:HEAD], "big"))
-                tombs.append(head[HEAD] == ord("t"))
+                tombs.append(tag == ord("t"))
+                expires.append(
+                    from_bytes(head[HEAD + 1 : HEAD + 1 + EXPIRY], "big") if tag in EXPIRING else 0
+                )
         self.stats.bad_data(bad)
-        return keys, versions, tombs
+        return keys, versions, tombs, expires
 
     def keys(self) -> Steps[list[bytes]]:
         """Every key with a record (tombstones included), by SCAN without reading values."""
@@ -422,7 +438,9 @@ class Requests:
         """Every hint held: (owner, key, record); hints that do not parse are skipped and counted."""
         strip = len(self.hints)
         out: list[tuple[str, bytes, Record]] = []
-        for hkey in dict.fromkeys((yield from self._scan("read_hints", self.hints_pattern, b"hash"))):
+        for hkey in dict.fromkeys(
+            (yield from self._scan("read_hints", self.hints_pattern, b"hash"))
+        ):
             try:
                 owner = hkey[strip:].decode("utf-8")
             except UnicodeDecodeError:
@@ -461,7 +479,9 @@ class Requests:
         parsed = _count_of(raw)
         if parsed is not None:
             return parsed
-        hkeys = list(dict.fromkeys((yield from self._scan("count_hints", self.hints_pattern, b"hash"))))
+        hkeys = list(
+            dict.fromkeys((yield from self._scan("count_hints", self.hints_pattern, b"hash")))
+        )
         total = 0
         if hkeys:
             total = yield Request("count_hints", [command(b"HLEN", k) for k in hkeys], sum)
@@ -477,7 +497,9 @@ class Requests:
 
         return Request("read_layout", [command(b"MGET", self.epoch_key, self.layout_key)], parse)
 
-    def swap_layout(self, expected: int, epoch: int, data: bytes) -> Request[tuple[int, bytes | None]]:
+    def swap_layout(
+        self, expected: int, epoch: int, data: bytes
+    ) -> Request[tuple[int, bytes | None]]:
         calls = [([self.layout_key], [b"%d" % expected, b"%d" % epoch, data])]
 
         def parse(replies: list[Any]) -> tuple[int, bytes | None]:

@@ -70,7 +70,22 @@ end
 local function valid(old)
   if #old < 13 then return false end
   local tag = string.byte(old, 13)
+  if tag == 66 or tag == 83 or tag == 67 then return #old >= 21 end  -- B, S, C: with an expiry
   return tag == 98 or tag == 115 or tag == 99 or tag == 116
+end
+
+-- a record written with a ttl (tags B, S, C) carries its expiry in bytes 14..21:
+-- the server drops the key `linger` ms after it (the record lingers as a
+-- tombstone does, so repair can carry it to every replica first)
+local function expire_written(writes, linger)
+  for i = 2, #writes, 2 do
+    local record = writes[i]
+    local tag = string.byte(record, 13)
+    if tag == 66 or tag == 83 or tag == 67 then
+      local hi, lo = struct.unpack('>I4I4', string.sub(record, 14, 21))
+      redis.call('PEXPIREAT', writes[i - 1], hi * 4294967296 + lo + linger)
+    end
+  end
 end
 
 -- add n to a counter, unless it holds something other than an integer (the
@@ -144,11 +159,15 @@ local function choose(names, shift, olds, first, one, foreign)
 end
 
 if op == 'put' then
-  -- KEYS[2] record counter, KEYS[3..] record keys;
-  -- ARGV[3] the records' common version or '', ARGV[4..] records
+  -- KEYS[2] record counter, KEYS[3..] record keys; ARGV[3] the records'
+  -- common version or '', ARGV[4] how long (ms) an expired record lingers,
+  -- ARGV[5..] records
   local olds = redis.call('MGET', unpack(KEYS, 3))
-  local reply, writes, created = choose(KEYS, 2, olds, 4, ARGV[3], foreign_of(olds, 3))
-  if #writes > 0 then redis.call('MSET', unpack(writes)) end
+  local reply, writes, created = choose(KEYS, 2, olds, 5, ARGV[3], foreign_of(olds, 3))
+  if #writes > 0 then
+    redis.call('MSET', unpack(writes))
+    expire_written(writes, tonumber(ARGV[4]))
+  end
   bump(KEYS[2], created)
   return reply
 elseif op == 'hput' then
@@ -174,12 +193,12 @@ elseif op == 'purge' then
   bump(KEYS[2], -n)
   return n
 elseif op == 'heads' then
-  -- KEYS[3..] record keys: the first 13 bytes of each record (version and
-  -- tag), false where there is none, 0 for a key of another type; the
-  -- values stay on the server
+  -- KEYS[3..] record keys: the first 21 bytes of each record (version, tag
+  -- and, for a value with a ttl, its expiry), false where there is none, 0
+  -- for a key of another type; the values stay on the server
   local out = {}
   for i = 3, #KEYS do
-    local head = redis.pcall('GETRANGE', KEYS[i], 0, 12)
+    local head = redis.pcall('GETRANGE', KEYS[i], 0, 20)
     if type(head) ~= 'string' then out[i - 2] = 0
     elseif head == '' then out[i - 2] = false
     else out[i - 2] = head end
