@@ -36,10 +36,10 @@ SDIST_MUST = [
     "setup.py",
     "README.md",
     "LICENSE",
-    "cvstore/_ring.pyx",
-    "cvstore/_ring.pyi",
-    "cvstore/_chash.pxd",
-    "cvstore/py.typed",
+    "src/cvstore/_ring.pyx",
+    "src/cvstore/_ring.pyi",
+    "src/cvstore/_chash.pxd",
+    "src/cvstore/py.typed",
     "csrc/cvs_hash.h",
     "csrc/cvs_search.h",
     "csrc/cvs_xxh64.c",
@@ -106,7 +106,7 @@ def check_sdist(path: Path) -> list[str]:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
     problems = [f"sdist lacks {must}" for must in SDIST_MUST if must not in names]
     problems += [f"sdist ships the build product {n}" for n in sorted(names)
-                 if n.endswith((".so", ".pyd")) or n == "cvstore/_ring.c"]
+                 if n.endswith((".so", ".pyd")) or n == "src/cvstore/_ring.c"]
     print(f"sdist: {path.name} {path.stat().st_size:,} bytes, {len(names)} entries")
     return problems
 

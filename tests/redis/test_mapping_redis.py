@@ -65,3 +65,29 @@ def counted():
         return calls
 
     return count
+
+
+def test_values_over_redis_are_fresh_copies(servers, prefix):
+    """Over Redis a value is encoded when put and decoded on each get (README: values in memory)."""
+    from cvstore import Cluster, Node, RedisStore
+    from cvstore.stores.redis import JSONCodec
+
+    nodes = [
+        Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=f"{prefix}copies:", codec=JSONCodec()))
+        for i, s in enumerate(servers)
+    ]
+    try:
+        with Cluster(nodes) as c:
+            value = [1, 2]
+            c.put("l", value)
+            value.append(3)  # after the put: not what was stored
+            first = c.get("l", consistency="all")
+            assert first == [1, 2]
+            first.append(9)  # a caller's copy: changes nothing stored
+            second = c.get("l", consistency="all")
+            assert second == [1, 2]
+            assert second is not first
+    finally:
+        for node in nodes:
+            node.store.clear()
+            node.store.close()

@@ -259,7 +259,7 @@ def spans(names: Sequence[bytes], size: int) -> list[tuple[int, int]]:
     if len(set(names)) == len(names):  # the usual case: no repeats
         return [(i, min(i + size, len(names))) for i in range(0, len(names), size)]
     out = []
-    start, seen = 0, set()
+    start, seen = 0, set[bytes]()
     for i, name in enumerate(names):
         if name in seen or i - start == size:
             out.append((start, i))

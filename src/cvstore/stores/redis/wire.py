@@ -68,7 +68,8 @@ def check_redis() -> Any:
     }
     missing = [name for name, attr in needs.items() if not callable(attr)]
     if not missing:
-        params = inspect.signature(needs["Connection.send_packed_command"]).parameters
+        send: Any = needs["Connection.send_packed_command"]
+        params = inspect.signature(send).parameters
         if "check_health" not in params:
             missing.append("Connection.send_packed_command(check_health=...)")
     if missing:
@@ -89,7 +90,7 @@ def _raiser(error: StoreError, cause: BaseException) -> Callable[[], list[Any]]:
     return fail
 
 
-def _acquire_of(pool_class: type) -> Callable[[Any], Any]:
+def _acquire_of(pool_class: Any) -> Callable[[Any], Any]:
     """How to take a connection from a pool: redis-py before 5.3 requires a command name."""
     param = inspect.signature(pool_class.get_connection).parameters.get("command_name")
     if param is not None and param.default is inspect.Parameter.empty:

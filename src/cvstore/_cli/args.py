@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Callable
 
 from cvstore._limits import CLI_LIMITS, show_number
 from cvstore.core.levels import LEVEL_NAMES
@@ -74,7 +74,8 @@ def count(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def limited(option: str) -> Callable[[str], int]:
     """A whole number in the shared range of `option` ("vnodes", "nodes" or "keys")."""
-    return count(*CLI_LIMITS[option])
+    low, high = CLI_LIMITS[option]
+    return count(int(low), int(high))
 
 
 WEIGHT_LOW, WEIGHT_HIGH = CLI_LIMITS["weight"]

@@ -154,7 +154,9 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
         """Every (key, record) under the prefix (``RedisStore.scan``, read at once)."""
         return await self._steps(self._requests.scan())
 
-    async def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]:
+    async def scan_versions(
+        self, epoch: int = 0
+    ) -> tuple[list[bytes], list[int], list[bool], list[int]]:
         return await self._steps(self._requests.scan_versions(epoch))
 
     async def keys(self) -> list[bytes]:

@@ -21,7 +21,8 @@ import shlex
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from cvstore import Cluster, CvstoreError, EmptyRingError, Node, UnavailableError
 from cvstore._cli import text
@@ -30,6 +31,7 @@ from cvstore._cli.errors import CommandError, UsageError
 from cvstore._cli.ringview import picture
 from cvstore._cli.session import SessionError, load, save
 from cvstore._cli.synth import synthetic_keys
+from cvstore.core.levels import Level
 from cvstore.versions import TOMBSTONE
 
 LONG_WORK = 100_000  # records from which membership changes show progress
@@ -125,7 +127,7 @@ class Shell(cmd.Cmd):
     def emptyline(self) -> bool:
         return False  # cmd's default repeats the last command
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> None:
         word = line.split()[0]
         raise ShellError(f"unknown command {word!r}; type 'help' for the list")
 
@@ -142,13 +144,13 @@ class Shell(cmd.Cmd):
             raise ShellError(f"{command} takes {wanted}, got {got}")
         return words
 
-    def _level(self, words: list[str], index: int) -> str | None:
+    def _level(self, words: list[str], index: int) -> Level | None:
         if len(words) <= index:
             return None
         level = words[index].lower()
         if level not in LEVELS:
             raise ShellError(f"level must be one of {', '.join(LEVELS)}, got {words[index]!r}")
-        return level
+        return cast(Level, level)
 
     def _node(self, name: str) -> Node:
         for node in self.cluster.nodes:
@@ -330,6 +332,7 @@ class Shell(cmd.Cmd):
         newest = None
         held = []
         for node in replicas:
+            record: Any
             try:
                 record = node.store.get(kb)
             except Exception as exc:  # noqa: BLE001 - shown in the table

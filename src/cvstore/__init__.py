@@ -7,9 +7,11 @@ keeps N versioned copies of each key on distinct nodes, Dynamo-style.
 import logging as _logging
 
 from cvstore._ring import HashRing
+from cvstore._types import Hash
 from cvstore._version import __version__
 from cvstore.aio import AsyncCluster
 from cvstore.cluster import Cluster
+from cvstore.core.levels import Level, ReadPolicy
 from cvstore.errors import (
     ClusterClosedError,
     ConflictError,
@@ -38,12 +40,15 @@ __all__ = (
     "CvstoreError",
     "EmptyRingError",
     "FencedError",
+    "Hash",
     "HashRing",
     "LayoutConflictError",
+    "Level",
     "MemoryStore",
     "Node",
     "NodeExistsError",
     "NodeNotFoundError",
+    "ReadPolicy",
     "RedisStore",
     "StoreError",
     "UnavailableError",

@@ -154,7 +154,7 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
     listed_mask[list(listed)] = True
     answered = listed_mask[groups]  # (groups, n)
     leaves = tree.reshape(len(groups), LEAVES, n)
-    bad = np.zeros((len(groups), LEAVES), dtype=bool)
+    bad_by_group = np.zeros((len(groups), LEAVES), dtype=bool)
     for g in range(len(groups)):
         cols = np.flatnonzero(answered[g])
         if cols.size < 2:
@@ -162,8 +162,8 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
         roots = {hashlib.blake2b(leaves[g, :, c].tobytes(), digest_size=16).digest() for c in cols}
         if len(roots) > 1:
             sub = leaves[g][:, cols]
-            bad[g] = (sub != sub[:, :1]).any(axis=1)
-    bad = bad.reshape(-1)
+            bad_by_group[g] = (sub != sub[:, :1]).any(axis=1)
+    bad = bad_by_group.reshape(-1)
     compared = int(answered.any(axis=1).sum()) * LEAVES
     differing = int(bad.sum())
     # Strays, tombstones and expired values are settled key by key too, wherever they are.

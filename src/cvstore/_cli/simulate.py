@@ -85,8 +85,8 @@ class Change:
     keys_moved: int = 0
     copies_moved: int = 0
     needless: int = 0
-    owners: np.ndarray = field(default=None)  # type: ignore[assignment]
-    copies: np.ndarray = field(default=None)  # type: ignore[assignment]
+    owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    copies: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def label(self) -> str:
@@ -335,10 +335,10 @@ def render(result: dict[str, Any]) -> str:
         )
     if r["changes"]:
         lines += ["", "what moves, for each change to the ring above (each from the same start)"]
-        rows = []
+        change_rows = []
         for c in r["changes"]:
             ideal = c["keys_ideal_fraction"]
-            rows.append(
+            change_rows.append(
                 (
                     f"{c['change']} {text.plural(len(c['nodes']), 'node')}",
                     f"{text.num(c['keys_moved'])} ({text.pct(c['keys_moved_fraction'])})",
@@ -351,7 +351,7 @@ def render(result: dict[str, Any]) -> str:
             )
         lines.append(
             text.table(
-                rows,
+                change_rows,
                 [
                     "change",
                     "keys moved",

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import (
+    Callable,
     Generator,
     ItemsView,
     Iterable,
@@ -34,7 +35,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
@@ -58,14 +59,16 @@ from cvstore._driver import (
     update_items,
     value_of,
 )
+from cvstore._ring import HashRing
+from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.core import hints as _hints
 from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
 from cvstore.core.batch import IO_BATCH
-from cvstore.core.calls import FENCED, Call, Op
+from cvstore.core.calls import FENCED, Call, Op, Proc
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
-from cvstore.core.levels import check_level
+from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE
@@ -81,6 +84,9 @@ from cvstore.node import Node
 from cvstore.stores.base import Pending, Store
 from cvstore.versions import HybridClock
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
+
 __all__ = ("IO_BATCH", "Cluster")
 
 log = logging.getLogger("cvstore")
@@ -90,7 +96,7 @@ T = TypeVar("T")
 _RELOADS = 6
 
 
-class Cluster(MutableMapping):  # type: ignore[type-arg]
+class Cluster(MutableMapping[Key, V], Generic[V]):
     """Nodes holding N versioned copies of each key, with per-call consistency.
 
     Parameters
@@ -150,12 +156,12 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         nodes: Iterable[Node] = (),
         *,
         replication_factor: int = 3,
-        read_consistency: str = "quorum",
-        write_consistency: str = "quorum",
+        read_consistency: Level = "quorum",
+        write_consistency: Level = "quorum",
         vnodes: int = 160,
-        hash: str = "xxh64",
+        hash: Hash = "xxh64",
         seed: int = 0,
-        read_policy: str = "random",
+        read_policy: ReadPolicy = "random",
         hint_window: float = DEFAULT_HINT_WINDOW,
         tombstone_grace: float = DEFAULT_TOMBSTONE_GRACE,
         clock: HybridClock | None = None,
@@ -192,7 +198,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
         self._closed = False
-        self._popping: list[str | bytes] = []  # keys popitem() found in its last scan
+        self._popping: list[Key] = []  # keys popitem() found in its last scan
         keeps = bool(members) and all(_keeps_layout(node.store) for node in members)
         if shared and not keeps:
             raise ValueError(
@@ -208,7 +214,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
     # -------------------------------------------- membership on the nodes
 
     @classmethod
-    def create(cls, nodes: Iterable[Node], *, connect: Any = None, **options: Any) -> Cluster:
+    def create(cls, nodes: Iterable[Node], *, connect: Any = None, **options: Any) -> Cluster[V]:
         """A new cluster whose membership lives on its nodes (the first layout is written).
 
         Every client that joins later (``Cluster.join``) learns the whole
@@ -236,7 +242,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         codec: Any = None,
         connect: Any = None,
         **options: Any,
-    ) -> Cluster:
+    ) -> Cluster[V]:
         """Join an existing cluster from one or more of its nodes: the layout they hold says the rest.
 
         `seeds` are node addresses (``redis://host:port/db`` URLs, read with
@@ -252,9 +258,9 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         cluster = cls((), **options)
         layout, _ = cluster._run(membership.load(probe))
         if layout is None:
-            for store in stores:
-                if isinstance(seed_of(store), str):
-                    store.close()
+            for seed_store in stores:
+                if isinstance(seed_of(seed_store), str):
+                    seed_store.close()
             raise LayoutError(
                 "no seed answered with a cluster layout; start the cluster with Cluster.create"
             )
@@ -265,7 +271,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         by_address = {(_address(st), _prefix(st)): st for st in stores if _address(st)}
         given = {}
         for spec in layout.everyone():
-            store = by_address.pop((spec.address, spec.prefix), None) if spec.address else None
+            store: Store | None = by_address.pop((spec.address, spec.prefix), None) if spec.address else None
             if store is not None:
                 given[spec.name] = Node(spec.name, weight=spec.weight, zone=spec.zone, store=store)
                 if isinstance(seed_of(store), str):
@@ -292,7 +298,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         """The layout this client holds, when the membership lives on the nodes (else None)."""
         return self._state.layout
 
-    def _op(self, make: Any) -> Any:
+    def _op(self, make: Callable[[], Proc[T]]) -> T:
         """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
         if self._closed:
             raise closed_error()
@@ -340,38 +346,36 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         return self._state.replication_factor
 
     @property
-    def ring(self) -> Any:
+    def ring(self) -> HashRing:
         """A copy of the HashRing that currently places keys."""
-        return self._state.placement.ring.copy()
+        return self._state.ring()
 
     @property
     def clock(self) -> HybridClock:
         return self._state.clock
 
     @property
-    def read_consistency(self) -> str:
+    def read_consistency(self) -> Level:
         return self._rlevel
 
     @read_consistency.setter
-    def read_consistency(self, level: str) -> None:
+    def read_consistency(self, level: Level) -> None:
         self._rlevel = check_level("read_consistency", level)
 
     @property
-    def write_consistency(self) -> str:
+    def write_consistency(self) -> Level:
         return self._wlevel
 
     @write_consistency.setter
-    def write_consistency(self, level: str) -> None:
+    def write_consistency(self, level: Level) -> None:
         self._wlevel = check_level("write_consistency", level)
 
     @property
-    def read_policy(self) -> str:
+    def read_policy(self) -> ReadPolicy:
         return self._state.read_policy
 
     @read_policy.setter
-    def read_policy(self, policy: str) -> None:
-        from cvstore.core.levels import check_policy
-
+    def read_policy(self, policy: ReadPolicy) -> None:
         self._state.read_policy = check_policy("read_policy", policy)
 
     # ------------------------------------------------------------ placement
@@ -388,10 +392,10 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
 
     def put(
         self,
-        key: str | bytes,
-        value: Any,
+        key: Key,
+        value: V,
         *,
-        consistency: str | None = None,
+        consistency: Level | None = None,
         ttl: float | None = None,
     ) -> None:
         """Store `value` under `key` on its replicas.
@@ -419,11 +423,15 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         if not fast_put(state, p, kb, value, level):
             self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
-    def delete(self, key: str | bytes, *, consistency: str | None = None) -> None:
+    def delete(self, key: Key, *, consistency: Level | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
         self.put(key, TOMBSTONE, consistency=consistency)
 
-    def get(self, key: str | bytes, default: Any = None, *, consistency: str | None = None) -> Any:
+    @overload
+    def get(self, key: Key, default: None = None, *, consistency: Level | None = None) -> V | None: ...
+    @overload
+    def get(self, key: Key, default: V | D, *, consistency: Level | None = None) -> V | D: ...
+    def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any:
         """The value of `key`, or `default` if it has none.
 
         Asks as many replicas as `consistency` needs (the cluster's
@@ -451,9 +459,9 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
 
     def put_many(
         self,
-        mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+        mapping: Mapping[KeyIn, V] | Iterable[tuple[KeyIn, V]],
         *,
-        consistency: str | None = None,
+        consistency: Level | None = None,
         ttl: float | None = None,
     ) -> None:
         """Store many keys at once: ``put`` for each, with one store call per node.
@@ -472,8 +480,8 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     def get_many(
-        self, keys: Iterable[str | bytes], *, consistency: str | None = None
-    ) -> dict[Any, Any]:
+        self, keys: Iterable[KeyIn], *, consistency: Level | None = None
+    ) -> dict[KeyIn, V]:
         """The values of many keys: ``{key: value}``, keys without a value absent.
 
         Each key is read as ``get`` would (same level, newest version, read
@@ -490,22 +498,23 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
 
     # ------------------------------------------------------------- mapping
 
-    def __setitem__(self, key: str | bytes, value: Any) -> None:
+    def __setitem__(self, key: Key, value: V) -> None:
         self.put(key, value)
 
-    def __getitem__(self, key: str | bytes) -> Any:
+    def __getitem__(self, key: Key) -> V:
         value = self.get(key, MISSING)
         if value is MISSING:
             raise KeyError(key)
         return value
 
-    def __delitem__(self, key: str | bytes) -> None:
+    def __delitem__(self, key: Key) -> None:
         if self.get(key, MISSING) is MISSING:
             raise KeyError(key)
         self.delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.get(key, MISSING) is not MISSING  # type: ignore[arg-type]
+        # a key that is not str/bytes gets get()'s TypeError, as ``[] in {}`` does
+        return self.get(key, MISSING) is not MISSING  # type: ignore[call-overload]
 
     def _live_keys(self) -> list[bytes]:
         if self._closed:
@@ -519,7 +528,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
             )
         return self._op(lambda: scan.live_keys(state.placement, state.now_ms()))
 
-    def __iter__(self) -> Iterator[str | bytes]:
+    def __iter__(self) -> Iterator[Key]:
         """Every live key on the nodes that are up (str when it is UTF-8, else bytes).
 
         A snapshot taken when iteration starts; O(records).
@@ -530,19 +539,19 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         """Distinct live keys on the nodes that are up; O(records)."""
         return len(self._live_keys())
 
-    def keys(self) -> KeysView[str | bytes]:
+    def keys(self) -> KeysView[Key]:
         """A view of the live keys (each use scans the nodes, as ``iter(cluster)`` does)."""
         return KeysView(self)
 
-    def items(self) -> ItemsView[str | bytes, Any]:
+    def items(self) -> ItemsView[Key, V]:
         """A view of (key, value) pairs, read in batches of 10,000 keys (``get_many``)."""
         return _Items(self)
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[V]:
         """A view of the values, read in batches of 10,000 keys (``get_many``)."""
         return _Values(self)
 
-    def _walk(self) -> Iterator[tuple[str | bytes, Any]]:
+    def _walk(self) -> Iterator[tuple[Key, V]]:
         keys = [key_out(kb) for kb in self._live_keys()]
         for i in range(0, len(keys), WALK_BATCH):
             chunk = keys[i : i + WALK_BATCH]
@@ -551,7 +560,13 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
                 if key in found:  # deleted since the scan: left out, as a dict view would
                     yield key, found[key]
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    @overload
+    def update(self, other: SupportsKeysAndGetItem[KeyIn, V], /, **kwargs: V) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[KeyIn, V]], /, **kwargs: V) -> None: ...
+    @overload
+    def update(self, /, **kwargs: V) -> None: ...
+    def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: the pairs of a mapping, an iterable of pairs and keywords, in one ``put_many``."""
         kbs, values = update_items(args, kwargs)
         if kbs:
@@ -559,7 +574,11 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
             level = self._wlevel
             self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
-    def setdefault(self, key: str | bytes, default: Any = None) -> Any:
+    @overload
+    def setdefault(self: Cluster[T | None], key: Key, default: None = None) -> T | None: ...
+    @overload
+    def setdefault(self, key: Key, default: V) -> V: ...
+    def setdefault(self, key: Key, default: Any = None) -> Any:
         """The value of `key`; if it has none, `default` is stored and returned.
 
         A read then a write, not one atomic step: two clients may both store
@@ -571,7 +590,13 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
             return default
         return value
 
-    def pop(self, key: str | bytes, default: Any = MISSING) -> Any:
+    @overload
+    def pop(self, key: Key) -> V: ...
+    @overload
+    def pop(self, key: Key, default: V) -> V: ...
+    @overload
+    def pop(self, key: Key, default: D) -> V | D: ...
+    def pop(self, key: Key, default: Any = MISSING) -> Any:
         """Remove `key` and return its value; `default` (or KeyError) if it has none."""
         value = self.get(key, MISSING)
         if value is MISSING:
@@ -581,7 +606,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
         self.delete(key)
         return value
 
-    def popitem(self) -> tuple[str | bytes, Any]:
+    def popitem(self) -> tuple[Key, V]:
         """Remove and return some (key, value) pair; KeyError if the cluster is empty.
 
         Keys come from one scan kept between calls (a scan per pop would read
@@ -955,7 +980,7 @@ class Cluster(MutableMapping):  # type: ignore[type-arg]
                     self._start_prober()
         return results
 
-    def __enter__(self) -> Cluster:
+    def __enter__(self) -> Cluster[V]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1021,7 +1046,7 @@ def _call(call: Call, epoch: int) -> Any:
     store = call.node.store
     args = _args(call, epoch)
     if call.op is Op.GET and epoch:
-        method: Any = lambda *a: store.get_many(*a)[0]  # noqa: E731 - a fenced single read
+        method: Any = lambda *a: store.get_many(*a)[0]
     else:
         method = getattr(store, call.op.value)
     try:
@@ -1123,12 +1148,11 @@ class _Prober(threading.Thread):
                 due_at = state.schedule.next_due()
                 due = state.schedule.due(time.monotonic())
             if due_at is None:
-                with cluster._prober_lock:
-                    with state.lock:
-                        if state.schedule.next_due() is None:
-                            if cluster._prober is self:
-                                cluster._prober = None
-                            return
+                with cluster._prober_lock, state.lock:
+                    if state.schedule.next_due() is None:
+                        if cluster._prober is self:
+                            cluster._prober = None
+                        return
                 continue
             if not due:
                 with self._wakeup:
@@ -1148,15 +1172,19 @@ class _Prober(threading.Thread):
                     log.exception("handing hints to %s failed", [n.name for n in back])
 
 
-class _Items(ItemsView):  # type: ignore[type-arg]
+class _Items(ItemsView[Key, V]):
     """Items read in batches: one scan for the keys, then ``get_many`` of 10,000 at a time."""
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return self._mapping._walk()  # type: ignore[attr-defined,no-any-return]
+    _mapping: Cluster[V]
+
+    def __iter__(self) -> Iterator[tuple[Key, V]]:
+        return self._mapping._walk()
 
 
-class _Values(ValuesView):  # type: ignore[type-arg]
+class _Values(ValuesView[V]):
     """Values read in batches (see ``_Items``)."""
 
-    def __iter__(self) -> Iterator[Any]:
-        return (value for _, value in self._mapping._walk())  # type: ignore[attr-defined]
+    _mapping: Cluster[V]
+
+    def __iter__(self) -> Iterator[V]:
+        return (value for _, value in self._mapping._walk())

@@ -186,7 +186,8 @@ class RedisClientStore:
             or key.startswith("ssl_")
         }
         client = type(self._client).from_url(address, **keep)
-        store = type(self)(client, prefix=prefix, codec=self.codec)
+        make: Any = type(self)  # RedisStore or AsyncRedisStore
+        store = make(client, prefix=prefix, codec=self.codec)
         store._owns_client = True  # made here: closed by close()
         store.timeout = self.timeout
         return store
@@ -369,7 +370,7 @@ class RedisStore(RedisClientStore, Store):
         """
         return iter(self._steps(self._requests.scan()))
 
-    def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool]]:
+    def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool], list[int]]:
         """Every key, its version and whether it is a tombstone; values stay on the server.
 
         SCAN lists the keys, then one script call per 250 keys returns the

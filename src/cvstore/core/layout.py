@@ -194,9 +194,7 @@ class Layout:
         cluster, epoch, rf = data.get("cluster"), data.get("epoch"), data.get("replication_factor")
         if not isinstance(cluster, str) or not cluster:
             raise LayoutError(f"a layout's cluster id must be a non-empty str, got {cluster!r:.60}")
-        for name, value in (("epoch", epoch), ("replication_factor", rf)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LayoutError(f"a layout's {name} must be an int >= 1, got {value!r:.60}")
+        epoch, rf = _positive("epoch", epoch), _positive("replication_factor", rf)
         nodes = tuple(NodeSpec.from_json(n) for n in _list(data.get("nodes"), "nodes"))
         nxt = data.get("next")
         next_nodes = (
@@ -252,3 +250,10 @@ def newest(layouts: Iterable[Layout | None]) -> Layout | None:
             "each node belongs to one cluster"
         )
     return max(found, key=lambda layout: layout.epoch)
+
+
+def _positive(name: str, value: Any) -> int:
+    """`value` if it is an int >= 1 (not a bool), else the LayoutError naming field `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LayoutError(f"a layout's {name} must be an int >= 1, got {value!r:.60}")
+    return value

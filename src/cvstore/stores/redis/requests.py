@@ -281,7 +281,7 @@ class Requests:
     def delete_many(self, keys: Iterable[bytes], epoch: int = 0) -> Request[int]:
         """Remove the records of `keys` (keys of other types under the prefix stay)."""
         rkeys = [self.records + as_bytes(k) for k in keys]
-        calls = [
+        calls: list[tuple[list[bytes], list[bytes]]] = [
             ([self.record_count, *rkeys[i : i + SCRIPT_BATCH]], [])
             for i in range(0, len(rkeys), SCRIPT_BATCH)
         ]
@@ -362,7 +362,7 @@ class Requests:
         bad = 0
         for i in range(0, len(rkeys), SCAN_COUNT):
             page = rkeys[i : i + SCAN_COUNT]
-            calls = [
+            calls: list[tuple[list[bytes], list[bytes]]] = [
                 ([self.record_count, *page[j : j + SCRIPT_BATCH]], [])
                 for j in range(0, len(page), SCRIPT_BATCH)
             ]

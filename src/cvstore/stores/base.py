@@ -180,7 +180,7 @@ class Store(abc.ABC):
     def count(self) -> int:
         """How many records (tombstones included)."""
 
-    def scan_versions(self) -> tuple[list[bytes], list[int], list[bool], list[int]]:
+    def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool], list[int]]:
         """Every key with its record's version, whether it is a tombstone and when it expires.
 
         Four matching lists, without values (expiry 0: none; see

@@ -13,8 +13,8 @@ import bisect
 import hashlib
 import math
 import struct
+from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
-from typing import Iterable, Mapping
 
 _M64 = (1 << 64) - 1
 _P1 = 0x9E3779B185EBCA87
@@ -70,6 +70,7 @@ def xxh64_py(data: bytes, seed: int = 0) -> int:
     return h
 
 
+_xxh64_fast: Callable[[bytes, int], int] | None
 try:  # the C implementation of the same function, when installed
     from xxhash import xxh64_intdigest as _xxh64_fast
 except ImportError:  # pragma: no cover - depends on the environment
@@ -157,7 +158,7 @@ class ReferenceRing:
     def node_points(self, name: str, count: int) -> list[int]:
         """The points of node `name` (count points; 4 per digest in the ketama modes)."""
         if self.hash == "xxh64":
-            return [xxh64(f"{name}-{i}".encode("utf-8"), self.seed) for i in range(count)]
+            return [xxh64(f"{name}-{i}".encode(), self.seed) for i in range(count)]
         return [p for k in range(count // 4) for p in ketama_points(f"{name}-{k}".encode())]
 
     def point_counts(self) -> dict[str, int]:
@@ -178,7 +179,7 @@ class ReferenceRing:
     def _build(self) -> None:
         rank = {name: i for i, name in enumerate(self.tie_order())}
         counts = self.point_counts()
-        triples = []
+        triples: list[tuple[int, int, str]] = []
         for name, count in counts.items():
             triples.extend((p, rank[name], name) for p in self.node_points(name, count))
         triples.sort()  # equal points in tie order

@@ -25,6 +25,7 @@ from cvstore.errors import StoreError
 
 if TYPE_CHECKING:
     from cvstore.core.hints import HintBook
+    from cvstore.core.levels import ReadPolicy
     from cvstore.core.placement import Placement
 
 __all__ = ("FENCED", "PENDING", "Call", "Context", "Op", "Proc", "Step", "suspects")
@@ -129,7 +130,7 @@ class Context(Protocol):
 
     placement: Placement
     hints: HintBook
-    read_policy: str
+    read_policy: ReadPolicy
 
     def stamp(self) -> int: ...
 

@@ -39,8 +39,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
@@ -64,6 +64,8 @@ from cvstore._driver import (
     update_items,
     value_of,
 )
+from cvstore._ring import HashRing
+from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.cluster import (
     _RELOADS,
     _address,
@@ -77,7 +79,7 @@ from cvstore.cluster import (
 )
 from cvstore.core import hints as _hints
 from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
-from cvstore.core.calls import PENDING, Call, Op
+from cvstore.core.calls import PENDING, Call, Op, Proc
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError
@@ -92,6 +94,9 @@ from cvstore.node import Node
 from cvstore.stores.base import AsyncStore, Store
 from cvstore.versions import HybridClock
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
+
 __all__ = ("AsyncCluster",)
 
 log = logging.getLogger("cvstore")
@@ -101,7 +106,7 @@ T = TypeVar("T")
 _CLOSE_WAIT = 5.0
 
 
-class AsyncCluster:
+class AsyncCluster(Generic[V]):
     """Nodes holding N versioned copies of each key, with per-call consistency, for asyncio.
 
     Takes the options of ``Cluster`` (see there); its calls are coroutines.
@@ -115,7 +120,7 @@ class AsyncCluster:
         read_consistency: Level = "quorum",
         write_consistency: Level = "quorum",
         vnodes: int = 160,
-        hash: str = "xxh64",
+        hash: Hash = "xxh64",
         seed: int = 0,
         read_policy: ReadPolicy = "random",
         hint_window: float = DEFAULT_HINT_WINDOW,
@@ -150,8 +155,8 @@ class AsyncCluster:
             )
         # One event loop, one task at a time between awaits: the core's locks are no-ops.
         self._state = State(options, members, self, lock=contextlib.nullcontext)
-        self._rlevel: str = options.read_consistency
-        self._wlevel: str = options.write_consistency
+        self._rlevel: Level = options.read_consistency
+        self._wlevel: Level = options.write_consistency
         self._grace_ms = int(options.tombstone_grace * 1000)
         self._share_at_open = members if keeps and shared is not False else None
         self._opened = False
@@ -159,11 +164,11 @@ class AsyncCluster:
         self._membership = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._popping: list[str | bytes] = []  # keys popitem() found in its last scan
+        self._popping: list[Key] = []  # keys popitem() found in its last scan
 
     # ------------------------------------------------------------ lifecycle
 
-    async def open(self) -> AsyncCluster:
+    async def open(self) -> AsyncCluster[V]:
         """Read the layout from the nodes (or write the first one) and adopt waiting hints."""
         if self._closed:
             raise closed_error()
@@ -176,7 +181,7 @@ class AsyncCluster:
             await self._run(_hints.adopt(state.hints, list(state.members.values())))
         return self
 
-    async def __aenter__(self) -> AsyncCluster:
+    async def __aenter__(self) -> AsyncCluster[V]:
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -215,7 +220,7 @@ class AsyncCluster:
     @classmethod
     async def create(
         cls, nodes: Iterable[Node], *, connect: Any = None, **options: Any
-    ) -> AsyncCluster:
+    ) -> AsyncCluster[V]:
         """A new cluster whose membership lives on its nodes (see ``Cluster.create``)."""
         members = check_members(nodes)
         if not members:
@@ -236,7 +241,7 @@ class AsyncCluster:
         codec: Any = None,
         connect: Any = None,
         **options: Any,
-    ) -> AsyncCluster:
+    ) -> AsyncCluster[V]:
         """Join an existing cluster from one or more of its nodes (see ``Cluster.join``)."""
         stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
         if not stores:
@@ -299,43 +304,43 @@ class AsyncCluster:
         return self._state.replication_factor
 
     @property
-    def ring(self) -> Any:
+    def ring(self) -> HashRing:
         """A copy of the HashRing that currently places keys."""
-        return self._state.placement.ring.copy()
+        return self._state.ring()
 
     @property
     def clock(self) -> HybridClock:
         return self._state.clock
 
     @property
-    def read_consistency(self) -> str:
+    def read_consistency(self) -> Level:
         return self._rlevel
 
     @read_consistency.setter
-    def read_consistency(self, level: str) -> None:
+    def read_consistency(self, level: Level) -> None:
         self._rlevel = check_level("read_consistency", level)
 
     @property
-    def write_consistency(self) -> str:
+    def write_consistency(self) -> Level:
         return self._wlevel
 
     @write_consistency.setter
-    def write_consistency(self, level: str) -> None:
+    def write_consistency(self, level: Level) -> None:
         self._wlevel = check_level("write_consistency", level)
 
     @property
-    def read_policy(self) -> str:
+    def read_policy(self) -> ReadPolicy:
         return self._state.read_policy
 
     @read_policy.setter
-    def read_policy(self, policy: str) -> None:
+    def read_policy(self, policy: ReadPolicy) -> None:
         self._state.read_policy = check_policy("read_policy", policy)
 
-    def get_node_for_key(self, key: str | bytes) -> Node:
+    def get_node_for_key(self, key: Key) -> Node:
         """The key's primary: the first node of its preference list."""
         return self.get_nodes_for_key(key)[0]
 
-    def get_nodes_for_key(self, key: str | bytes) -> list[Node]:
+    def get_nodes_for_key(self, key: Key) -> list[Node]:
         """The key's replicas (its preference list), primary first."""
         return self._state.placement.replicas(key_bytes(key))
 
@@ -357,8 +362,8 @@ class AsyncCluster:
 
     async def put(
         self,
-        key: str | bytes,
-        value: Any,
+        key: Key,
+        value: V,
         *,
         consistency: Level | None = None,
         ttl: float | None = None,
@@ -378,13 +383,17 @@ class AsyncCluster:
         if not fast_put(state, p, kb, value, level):
             await self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
-    async def delete(self, key: str | bytes, *, consistency: Level | None = None) -> None:
+    async def delete(self, key: Key, *, consistency: Level | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
         await self.put(key, TOMBSTONE, consistency=consistency)
 
+    @overload
     async def get(
-        self, key: str | bytes, default: Any = None, *, consistency: Level | None = None
-    ) -> Any:
+        self, key: Key, default: None = None, *, consistency: Level | None = None
+    ) -> V | None: ...
+    @overload
+    async def get(self, key: Key, default: V | D, *, consistency: Level | None = None) -> V | D: ...
+    async def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any:
         """The value of `key`, or `default` if it has none (see ``Cluster.get``)."""
         kb = key_of(key)
         await self._ready()
@@ -396,7 +405,7 @@ class AsyncCluster:
             record = await self._op(lambda: reads.get(state, kb, level, state.now_ms()))
         return value_of(record, default, state)
 
-    async def contains(self, key: str | bytes) -> bool:
+    async def contains(self, key: Key) -> bool:
         """Whether `key` has a value (``key in cluster`` of the sync driver)."""
         return await self.get(key, MISSING) is not MISSING
 
@@ -404,7 +413,7 @@ class AsyncCluster:
 
     async def put_many(
         self,
-        mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+        mapping: Mapping[KeyIn, V] | Iterable[tuple[KeyIn, V]],
         *,
         consistency: Level | None = None,
         ttl: float | None = None,
@@ -421,8 +430,8 @@ class AsyncCluster:
         await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     async def get_many(
-        self, keys: Iterable[str | bytes], *, consistency: Level | None = None
-    ) -> dict[Any, Any]:
+        self, keys: Iterable[KeyIn], *, consistency: Level | None = None
+    ) -> dict[KeyIn, V]:
         """The values of many keys: ``{key: value}``, keys without a value absent."""
         keys, kbs = batch_keys(keys)
         level = self._rlevel if consistency is None else check_level("consistency", consistency)
@@ -446,15 +455,15 @@ class AsyncCluster:
             )
         return await self._op(lambda: scan.live_keys(state.placement, state.now_ms()))
 
-    async def keys(self) -> list[str | bytes]:
+    async def keys(self) -> list[Key]:
         """Every live key on the nodes that are up (str when it is UTF-8, else bytes)."""
         return [key_out(kb) for kb in await self._live_keys()]
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
+    def __aiter__(self) -> AsyncIterator[Key]:
         """``async for key in cluster``: a snapshot of the live keys when iteration starts."""
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
+    async def _iterate(self) -> AsyncIterator[Key]:
         for key in await self.keys():
             yield key
 
@@ -464,21 +473,27 @@ class AsyncCluster:
 
     # ------------------------------------------------- the mapping calls
 
-    async def items(self) -> list[tuple[str | bytes, Any]]:
+    async def items(self) -> list[tuple[Key, V]]:
         """Every (key, value): one scan for the keys, then ``get_many`` of 10,000 at a time."""
         keys = await self.keys()
-        out: list[tuple[str | bytes, Any]] = []
+        out: list[tuple[Key, V]] = []
         for i in range(0, len(keys), WALK_BATCH):
             chunk = keys[i : i + WALK_BATCH]
             found = await self.get_many(chunk)
             out.extend((key, found[key]) for key in chunk if key in found)
         return out
 
-    async def values(self) -> list[Any]:
+    async def values(self) -> list[V]:
         """Every value (see ``items``)."""
         return [value for _, value in await self.items()]
 
-    async def update(self, *args: Any, **kwargs: Any) -> None:
+    @overload
+    async def update(self, other: SupportsKeysAndGetItem[KeyIn, V], /, **kwargs: V) -> None: ...
+    @overload
+    async def update(self, other: Iterable[tuple[KeyIn, V]], /, **kwargs: V) -> None: ...
+    @overload
+    async def update(self, /, **kwargs: V) -> None: ...
+    async def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: a mapping, an iterable of pairs and keywords, in one ``put_many``."""
         kbs, values = update_items(args, kwargs)
         if kbs:
@@ -487,7 +502,11 @@ class AsyncCluster:
             level = self._wlevel
             await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
-    async def setdefault(self, key: str | bytes, default: Any = None) -> Any:
+    @overload
+    async def setdefault(self: AsyncCluster[T | None], key: Key, default: None = None) -> T | None: ...
+    @overload
+    async def setdefault(self, key: Key, default: V) -> V: ...
+    async def setdefault(self, key: Key, default: Any = None) -> Any:
         """The value of `key`; if it has none, `default` is stored and returned (read, then write)."""
         value = await self.get(key, MISSING)
         if value is MISSING:
@@ -495,7 +514,13 @@ class AsyncCluster:
             return default
         return value
 
-    async def pop(self, key: str | bytes, default: Any = MISSING) -> Any:
+    @overload
+    async def pop(self, key: Key) -> V: ...
+    @overload
+    async def pop(self, key: Key, default: V) -> V: ...
+    @overload
+    async def pop(self, key: Key, default: D) -> V | D: ...
+    async def pop(self, key: Key, default: Any = MISSING) -> Any:
         """Remove `key` and return its value; `default` (or KeyError) if it has none."""
         value = await self.get(key, MISSING)
         if value is MISSING:
@@ -505,7 +530,7 @@ class AsyncCluster:
         await self.delete(key)
         return value
 
-    async def popitem(self) -> tuple[str | bytes, Any]:
+    async def popitem(self) -> tuple[Key, V]:
         """Remove and return some (key, value) pair; KeyError if empty (one scan kept between calls)."""
         for _ in range(2):
             while self._popping:
@@ -771,7 +796,7 @@ class AsyncCluster:
 
     # ------------------------------------------------------------- running
 
-    async def _op(self, make: Any) -> Any:
+    async def _op(self, make: Callable[[], Proc[T]]) -> T:
         """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
         for attempt in range(_RELOADS):
             try:
@@ -837,11 +862,11 @@ class AsyncCluster:
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     i = tasks[task]
-                    exc = task.exception()
-                    if exc is None or isinstance(exc, StoreError):
-                        results[i] = exc if exc is not None else task.result()
+                    failed = task.exception()
+                    if failed is None or isinstance(failed, StoreError):
+                        results[i] = failed if failed is not None else task.result()
                     else:
-                        error = error or exc
+                        error = error or failed
                         results[i] = None
                 if waiting and error is None and enough is not None and enough(results):
                     break

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cvstore._ring import HashRing
+from cvstore._types import Hash
 from cvstore.core.levels import WRITE_ONE, read_needs, write_needs
 from cvstore.errors import EmptyRingError
 
@@ -60,7 +61,7 @@ class Member(Protocol):
     def remote(self) -> bool: ...
 
 
-def ring_placer(*, vnodes: int, hash: str, seed: int) -> Callable[[Mapping[str, float]], Placer]:
+def ring_placer(*, vnodes: int, hash: Hash, seed: int) -> Callable[[Mapping[str, float]], Placer]:
     """A factory of ``HashRing`` placers with these options (validated by the ring)."""
     HashRing([], vnodes=vnodes, hash=hash, seed=seed)  # bad options fail here, at once
 
@@ -89,9 +90,9 @@ class Placement:
         "nodes",
         "pending",
         "remote",
-        "weights",
         "ring",
         "rneed",
+        "weights",
         "wneed",
         "wone",
         "zoned",

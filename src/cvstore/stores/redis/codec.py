@@ -22,6 +22,7 @@ nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from itertools import repeat
 from operator import getitem
 from typing import Any, Protocol
@@ -183,8 +184,9 @@ class RecordCodec:
             # the records are all bytes (or all str) values
             tags = set(map(getitem, raws, repeat(HEAD)))
             if len(tags) == 1 and (tag := tags.pop()) in (ORD_BYTES, ORD_STR):
-                versions = map(int.from_bytes, map(getitem, raws, repeat(_VERSIONS)), repeat("big"))
-                payloads = map(getitem, raws, repeat(_PAYLOAD))
+                # (getitem of a slice is typed as a Sequence; of bytes it is bytes)
+                versions = map(int.from_bytes, map(getitem, raws, repeat(_VERSIONS)), repeat("big"))  # type: ignore[arg-type]
+                payloads: Iterator[bytes] = map(getitem, raws, repeat(_PAYLOAD))
                 if tag == ORD_STR:
                     try:
                         values = list(

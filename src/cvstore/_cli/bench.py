@@ -26,9 +26,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 from cvstore import HashRing
 from cvstore._cli import text

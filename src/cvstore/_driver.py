@@ -22,11 +22,12 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
 from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
-from cvstore.core.levels import check_level, check_policy, level_error
+from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.core.records import TOMBSTONE, Expiring, Record, differs
 from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
@@ -56,9 +57,9 @@ class Options:
     """A cluster's checked constructor options."""
 
     replication_factor: int
-    read_consistency: str
-    write_consistency: str
-    read_policy: str
+    read_consistency: Level
+    write_consistency: Level
+    read_policy: ReadPolicy
     placer: Callable[[Mapping[str, float]], Placer]
     ring_args: Mapping[str, Any]
     hint_window: float
@@ -90,9 +91,9 @@ def check_options(
         )
     if replication_factor < 1:
         raise ValueError(f"replication_factor must be >= 1, got {replication_factor!r}")
-    check_level("read_consistency", read_consistency)
-    check_level("write_consistency", write_consistency)
-    check_policy("read_policy", read_policy)
+    read_consistency = check_level("read_consistency", read_consistency)
+    write_consistency = check_level("write_consistency", write_consistency)
+    read_policy = check_policy("read_policy", read_policy)
     window = seconds("hint_window", hint_window)
     grace = seconds("tombstone_grace", tombstone_grace)
     interval = seconds("probe_interval", probe_interval)
@@ -171,7 +172,7 @@ class State:
         self.clock = options.clock
         self.stamp = options.clock.now
         self.observe = options.clock.observe
-        self.read_policy = options.read_policy
+        self.read_policy: ReadPolicy = options.read_policy
         self.random = random.random
         self.hints = HintBook(int(options.hint_window * 1000), lock())
         self.hints.on_event = _log_hints
@@ -194,6 +195,12 @@ class State:
 
     def placement_of(self, members: list[Node]) -> Placement:
         return Placement(members, self.options.replication_factor, self.options.placer)
+
+    def ring(self) -> HashRing:
+        """A copy of the ring that places keys (the drivers place with ``ring_placer``)."""
+        ring = self.placement.ring
+        assert isinstance(ring, HashRing), ring
+        return ring.copy()
 
     def install(self, placement: Placement) -> None:
         # One assignment: every reader sees the old placement or the new one.

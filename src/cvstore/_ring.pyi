@@ -1,11 +1,13 @@
-from typing import Iterable, Iterator, Literal, Mapping, Sequence, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
-Key = Union[str, bytes]
-Hash = Literal["xxh64", "ketama", "ketama-uhashring"]
-Keys = Union[Sequence[Key], NDArray[np.str_], NDArray[np.bytes_], NDArray[np.object_]]
+from cvstore._types import Hash
+
+Key: TypeAlias = str | bytes
+Keys: TypeAlias = Sequence[Key] | NDArray[np.str_] | NDArray[np.bytes_] | NDArray[np.object_]
 
 DEFAULT_VNODES: int
 DEFAULT_SEED: int

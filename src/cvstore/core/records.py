@@ -12,12 +12,12 @@ wins (last-write-wins); a delete is a record whose value is ``TOMBSTONE``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 __all__ = (
     "TOMBSTONE",
-    "Expiring",
     "VERSION_HEX_DIGITS",
+    "Expiring",
     "Record",
     "dead_since",
     "differs",
@@ -25,9 +25,9 @@ __all__ = (
     "live",
     "newest",
     "newest_by_row",
+    "value_of",
     "version_from_hex",
     "version_hex",
-    "value_of",
     "version_wall_ms",
 )
 
@@ -89,7 +89,7 @@ def expired(record: Record | None, now_ms: int) -> bool:
     return type(value) is Expiring and value.expires <= now_ms
 
 
-def live(record: Record | None, now_ms: int) -> bool:
+def live(record: Record | None, now_ms: int) -> TypeGuard[Record]:
     """Whether `record` holds a value a read returns at `now_ms` (not deleted, not expired)."""
     if record is None:
         return False
