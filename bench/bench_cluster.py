@@ -15,6 +15,14 @@ keys it handles):
   ``cluster_remove_node`` is the reverse (11 -> 10).
 - ``cluster_add_node_100k``: the same add with 100,000 keys, where the naive
   peer (a Python loop over every key) finishes in reasonable time.
+- ``cluster_update``: the mapping call ``update`` of 100,000 items into a
+  cluster holding them, against ``put_many`` of the same items, the
+  one-``__setitem__``-per-item loop that ``MutableMapping``'s own ``update``
+  runs (what the cluster did before it had its own), and ``dict.update``.
+- ``cluster_clear``: ``clear()`` of 100,000 keys, against ``put_many`` of
+  100,000 tombstones (the write it amounts to), ``MutableMapping``'s own
+  ``clear`` (a ``popitem`` loop: a read and a delete per key) and
+  ``dict.clear``; each round starts from a freshly filled store (not timed).
 
 Peers (ids):
 
@@ -29,12 +37,14 @@ Peers (ids):
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
 import pytest
 
 from cvstore import Cluster, HashRing, Node
+from cvstore.versions import TOMBSTONE
 
 RF = 3
 VNODES = 160  # the Cluster default
@@ -319,3 +329,56 @@ def test_add_node_100k(benchmark, peer, batch):
         keys=len(batch), nodes=10, vnodes=VNODES, replication_factor=RF, moved=moved[-1]
     )
     assert moved[-1] > 0
+
+
+# -- the mapping calls ------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="cluster_update")
+@pytest.mark.parametrize("peer", ["cvstore", "cvstore-put_many", "cvstore-setitem-loop", "dict"])
+def test_update(benchmark, peer, batch):
+    benchmark.extra_info.update(keys=len(batch), nodes=5, vnodes=VNODES, replication_factor=RF)
+    if peer == "dict":
+        store: dict[str, int] = {}
+        benchmark(store.update, batch)
+        assert store == batch
+        return
+    cluster = _cluster(5, batch)
+    if peer == "cvstore":
+        benchmark(cluster.update, batch)
+    elif peer == "cvstore-put_many":
+        benchmark(cluster.put_many, batch)
+    else:  # MutableMapping.update: cluster[key] = value for each item
+        benchmark.pedantic(MutableMapping.update, args=(cluster, batch), rounds=3)
+    keys = list(batch)[::100]
+    assert cluster.get_many(keys) == {key: batch[key] for key in keys}
+
+
+@pytest.mark.benchmark(group="cluster_clear")
+@pytest.mark.parametrize(
+    "peer", ["cvstore", "cvstore-put_many-tombstones", "cvstore-popitem-loop", "dict"]
+)
+def test_clear(benchmark, peer, batch):
+    benchmark.extra_info.update(keys=len(batch), nodes=5, vnodes=VNODES, replication_factor=RF)
+    emptied = []
+    if peer == "dict":
+        benchmark.pedantic(
+            lambda store: emptied.append(store.clear() or store),
+            setup=lambda: ((dict(batch),), {}),
+            rounds=5,
+        )
+        assert emptied[-1] == {}
+        return
+    tombstones = dict.fromkeys(batch, TOMBSTONE)
+    clear = {
+        "cvstore": Cluster.clear,
+        "cvstore-put_many-tombstones": lambda cluster: cluster.put_many(tombstones),
+        "cvstore-popitem-loop": MutableMapping.clear,
+    }[peer]
+
+    def run(cluster: Cluster) -> None:
+        clear(cluster)
+        emptied.append(cluster)
+
+    benchmark.pedantic(run, setup=lambda: ((_cluster(5, batch),), {}), rounds=3)
+    assert len(emptied[-1]) == 0

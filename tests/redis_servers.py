@@ -166,30 +166,42 @@ def _command(*args: bytes) -> bytes:
     return out
 
 
-def _server_pid(port: int, password: str | None = None, timeout: float = 0.5) -> int | None:
-    """The process id a server on `port` reports (INFO server), or None.
+def _serving_pid(port: int, password: str | None = None, timeout: float = 0.5) -> int | None:
+    """The process id of the server on `port` once it serves its data (INFO), else None.
 
     Used instead of a bare PING to be sure the server answering is the one we
-    started, not another process that took the port first.
+    started, not another process that took the port first; and a server that
+    still loads its AOF or RDB answers INFO (``loading:1``) but refuses every
+    data command with LOADING, so it does not count as started until it is done.
     """
-    request = _command(b"INFO", b"server")
+    request = _command(b"INFO")
     if password is not None:
         request = _command(b"AUTH", password.encode()) + request
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as sock:
             sock.sendall(request)
             data = b""
-            while b"process_id:" not in data or not data.endswith(b"\r\n"):
+            while True:  # the INFO reply is a bulk string: $<length>\r\n<text>\r\n
                 chunk = sock.recv(65536)
                 if not chunk:
-                    break
+                    return None
                 data += chunk
-    except OSError:
+                start = data.find(b"$")
+                head_end = data.find(b"\r\n", start)
+                if start >= 0 and head_end > 0:
+                    length = int(data[start + 1 : head_end])
+                    if len(data) >= head_end + 2 + length:
+                        break
+    except (OSError, ValueError):
         return None
-    for line in data.split(b"\r\n"):
-        if line.startswith(b"process_id:"):
-            return int(line.split(b":", 1)[1])
-    return None
+    fields = dict(
+        line.split(b":", 1)
+        for line in data.split(b"\r\n")
+        if b":" in line and not line.startswith(b"#")
+    )
+    if fields.get(b"loading") != b"0" or b"process_id" not in fields:
+        return None
+    return int(fields[b"process_id"])
 
 
 class RedisServer:
@@ -275,7 +287,7 @@ class RedisServer:
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = START_TIMEOUT) -> RedisServer:
-        """Start the process and wait until it answers PING."""
+        """Start the process and wait until it answers, its data loaded."""
         if self.running:
             raise RedisServerError(f"server on port {self.port} is already running")
         self._write_config()
@@ -293,7 +305,7 @@ class RedisServer:
         _LIVE[self.proc.pid] = self
         deadline = time.monotonic() + timeout
         while True:
-            if _server_pid(self.port, self.password) == self.proc.pid:
+            if _serving_pid(self.port, self.password) == self.proc.pid:
                 return self
             if self.proc.poll() is not None:
                 _LIVE.pop(self.proc.pid, None)
