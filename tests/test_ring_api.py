@@ -5,8 +5,10 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cvstore import HashRing
+from cvstore import EmptyRingError, HashRing
 
 
 def test_introspection():
@@ -104,3 +106,31 @@ def test_equality_means_same_placement():
     assert (a == "not a ring") is False
     with pytest.raises(TypeError, match="unhashable"):
         hash(a)
+
+
+@given(
+    names=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=12, unique=True),
+    keys=st.lists(st.binary(max_size=12), min_size=1, max_size=20),
+    n=st.integers(min_value=1, max_value=14),
+    hash_name=st.sampled_from(["xxh64", "ketama"]),
+)
+def test_get_items_is_get_nodes_mapped_through_the_items(names, keys, n, hash_name):
+    ring = HashRing(names, vnodes=8, hash=hash_name)
+    items = tuple(object() for _ in ring.nodes)  # identity: the very objects come back
+    index = {name: i for i, name in enumerate(ring.nodes)}
+    for key in keys:
+        expected = [items[index[name]] for name in ring.get_nodes(key, n)]
+        got = ring.get_items(key, n, items)
+        assert len(got) == len(expected) and all(a is b for a, b in zip(got, expected))
+
+
+def test_get_items_refuses_items_that_do_not_match_the_nodes():
+    ring = HashRing(["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"items must have one entry per node \(3\), got 2"):
+        ring.get_items("k", 2, ("x", "y"))
+    with pytest.raises(TypeError):
+        ring.get_items("k", 2, ["x", "y", "z"])  # a list, not a tuple
+    with pytest.raises(ValueError, match="n must be"):
+        ring.get_items("k", -1, ("x", "y", "z"))
+    with pytest.raises(EmptyRingError):
+        HashRing().get_items("k", 1, ())

@@ -29,11 +29,11 @@ from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
-from cvstore.core.records import TOMBSTONE, Expiring, Record, differs
+from cvstore.core.records import TOMBSTONE, Expiring, Record
 from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
-from cvstore.versions import HybridClock
+from cvstore.versions import WRITER_BITS, HybridClock
 
 __all__ = ("DEFAULT_HINT_WINDOW", "DEFAULT_TOMBSTONE_GRACE", "Options", "State", "check_options")
 
@@ -173,6 +173,9 @@ class State:
         self.stamp = options.clock.now
         self.observe = options.clock.observe
         self.read_policy: ReadPolicy = options.read_policy
+        self.read_level: Level = options.read_consistency  # the calls' default levels
+        self.write_level: Level = options.write_consistency
+        self.closed = False  # set by the driver's close(): every later call raises
         self.random = random.random
         self.hints = HintBook(int(options.hint_window * 1000), lock())
         self.hints.on_event = _log_hints
@@ -371,76 +374,142 @@ MISSING: Any = object()  # "no value": a default no caller can pass
 _new = tuple.__new__  # Record(version, value) built in C, on the per-key write path
 
 
-def key_of(key: Any) -> bytes:
-    """A key as the stores key it (str keys are their UTF-8)."""
+# The per-key calls.  ``put_value`` and ``get_value`` are ``Cluster.put`` and
+# ``Cluster.get`` themselves (class attributes, not wrappers): over in-process
+# stores a call is a few hundred nanoseconds, and each extra Python frame
+# costs as much as the lookup on the ring.  So the common case is written out
+# flat here, helpers inlined, and anything unusual goes to the driver's
+# ``_put_with_core`` / ``_get_with_core``, which run the core's procedure (the
+# asyncio driver's hand the arguments back, and its coroutine awaits the core).
+
+
+def put_value(
+    self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: Any = None
+) -> Any:
+    """Store `value` under `key` on its replicas.
+
+    The write is acknowledged when as many replicas as `consistency` needs
+    (the cluster's ``write_consistency`` by default) applied it; a replica
+    holding a newer version refuses it, and the write is stamped again above
+    that version and rewritten (see the README's consistency section).
+    Replicas that are down get the write later through hints.  With `ttl`
+    (seconds) the key expires that long after the write.
+
+    Raises
+    ------
+    UnavailableError
+        Fewer replicas are up than the level needs (nothing was written),
+        or too few applied the write.
+    """
+    state = self._state
     if type(key) is str:
-        return key.encode()
-    if type(key) is bytes:
-        return key
-    return key_bytes(key)
-
-
-def level_of(consistency: Any, default: str, needs: Mapping[str, int]) -> str:
-    """The level a call asks for (`default` when None), or the ValueError naming it."""
-    level = default if consistency is None else consistency
+        kb = key.encode()
+    elif type(key) is bytes:
+        kb = key
+    else:
+        kb = key_bytes(key)
+    if state.closed:
+        raise closed_error()
+    p = state.placement
+    level = state.write_level if consistency is None else consistency
     try:
-        needs[level]
+        p.wneed[level]
     except (KeyError, TypeError):
         raise level_error("consistency", consistency) from None
-    return level
+    if ttl is not None:
+        value = expiring([value], check_ttl(ttl), state)[0]
+    # Every replica up and applying the write is an acknowledged write at any
+    # level; anything else (a node down, a refusal, a membership change, a
+    # layout, eventual) goes to the core, which stamps the value again.
+    if p.direct and p.pending is None and not state.hints.pending and state.layout is None:
+        if level not in p.wone:
+            replicas = (
+                list(map(p.node_of, p.replica_names(kb)))
+                if p.zoned
+                else p.get_items(kb, p.n, p.nodes)
+            )
+            for node in replicas:
+                if not node.is_up:  # checked before writing: a refused call leaves no trace
+                    break
+            else:
+                record = _new(Record, (state.stamp(), value))
+                for node in replicas:
+                    if not node._put(kb, record):
+                        break
+                else:
+                    if state.placement is p:
+                        return None
+    return self._put_with_core(kb, value, level)
 
 
-def fast_put(state: State, p: Placement, kb: bytes, value: Any, level: str) -> bool:
-    """The per-key write over in-process stores when nothing is unusual; False if something is.
+def get_value(self: Any, key: Any, default: Any = None, *, consistency: Any = None) -> Any:
+    """The value of `key`, or `default` if it has none.
 
-    Every replica up and applying the write is an acknowledged write at any
-    level.  Anything else (a node down, a refusal, a membership change, a
-    layout) goes to the core, which stamps the value again and decides.
+    Asks as many replicas as `consistency` needs (the cluster's
+    ``read_consistency`` by default), returns the newest version among their
+    answers, and first writes that version to any of them that had an older
+    one or none (read repair).
+
+    Raises
+    ------
+    UnavailableError
+        Fewer replicas are up than the level needs.
     """
-    if not p.direct or p.pending is not None or state.hints.pending or level in p.wone:
-        return False
-    if state.layout is not None:
-        return False
-    replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
-    for node in replicas:
-        if not node.is_up:  # checked before writing: a refused call leaves no trace
-            return False
-    record = _new(Record, (state.stamp(), value))
-    for node in replicas:
-        if not node._put(kb, record):
-            return False
-    return state.placement is p
-
-
-def fast_get(state: State, p: Placement, kb: bytes, level: str) -> Any:
-    """The per-key read over in-process stores when the replicas asked are up and agree.
-
-    Returns the record (or None), or MISSING when the core must decide
-    (a node down, copies that differ: read repair, the "fastest" policy).
-    """
-    if not p.direct or state.hints.pending or state.read_policy == "fastest" or state.layout:
-        return MISSING
-    need = p.rneed[level]
-    replicas = list(map(p.node_of, p.replica_names(kb) if p.zoned else p.get_nodes(kb, p.n)))
-    record: Any = MISSING
-    if need == 1:
-        node = replicas[0]
-        if state.read_policy == "random":
-            node = replicas[int(state.random() * len(replicas))]
-        if node.is_up:
-            record = node._get(kb)
+    state = self._state
+    if type(key) is str:
+        kb = key.encode()
+    elif type(key) is bytes:
+        kb = key
     else:
-        asked = replicas[:need]
-        if all(node.is_up for node in asked):
-            record = asked[0]._get(kb)
-            for node in asked[1:]:
-                if differs(node._get(kb), record):
-                    return MISSING  # read repair: the core decides
-    if record is MISSING or state.placement is not p:
-        return MISSING
-    if record is not None:
-        state.observe(record[0])
-    return record
+        kb = key_bytes(key)
+    if state.closed:
+        raise closed_error()
+    p = state.placement
+    level = state.read_level if consistency is None else consistency
+    try:
+        need = p.rneed[level]
+    except (KeyError, TypeError):
+        raise level_error("consistency", consistency) from None
+    # The replicas asked are up and agree: their record.  Anything else (a
+    # node down, copies that differ: read repair, "fastest", a layout) goes
+    # to the core.
+    if p.direct and not state.hints.pending and state.read_policy != "fastest" and not state.layout:
+        replicas = (
+            list(map(p.node_of, p.replica_names(kb))) if p.zoned else p.get_items(kb, p.n, p.nodes)
+        )
+        record: Any = MISSING
+        if need == 1:
+            node = replicas[0]
+            if state.read_policy == "random":
+                node = replicas[int(state.random() * len(replicas))]
+            if node.is_up:
+                record = node._get(kb)
+        else:  # every replica up, or the core reads around the down one
+            for node in replicas:
+                if not node.is_up:
+                    break
+            else:
+                record = replicas[0]._get(kb)
+                for node in replicas[1:need] if need > 2 else (replicas[1],):
+                    other = node._get(kb)
+                    # differs(other, record), inlined
+                    if other is not record and (
+                        other is None or record is None or other[0] != record[0]
+                    ):
+                        record = MISSING  # read repair: the core decides
+                        break
+        if record is not MISSING and state.placement is p:
+            if record is None:
+                return default
+            if record[0] >> WRITER_BITS > state.clock._hlc:
+                state.observe(record[0])  # a version this client has not passed yet
+            value = record[1]  # value_of(record, default, state), inlined
+            if value is TOMBSTONE:
+                return default
+            if type(value) is Expiring:
+                return value.value if value.expires > state.now_ms() else default
+            return value
+    return self._get_with_core(kb, level, default)
 
 
 def value_of(record: Any, default: Any, state: State) -> Any:

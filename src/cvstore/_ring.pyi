@@ -1,11 +1,12 @@
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from cvstore._types import Hash
 
+T = TypeVar("T")
 Key: TypeAlias = str | bytes
 Keys: TypeAlias = Sequence[Key] | NDArray[np.str_] | NDArray[np.bytes_] | NDArray[np.object_]
 
@@ -47,6 +48,7 @@ class HashRing:
     def hash_key(self, key: Key) -> int: ...
     def get_node(self, key: Key) -> str: ...
     def get_nodes(self, key: Key, n: int) -> list[str]: ...
+    def get_items(self, key: Key, n: int, items: tuple[T, ...]) -> list[T]: ...
     def hash_many(self, keys: Keys) -> NDArray[np.uint64]: ...
     def lookup_many(
         self, keys: Keys, *, out: NDArray[np.int32] | None = None

@@ -702,18 +702,31 @@ in other threads always see a whole ring, the old one or the new one.
 
         Runtime complexity: O(log(points) + walk).
         """
+        return self._preference(key, n, self._names)
+
+    def get_items(self, key, n, tuple items):
+        """get_nodes(key, n) with each node given as ``items[i]``, where i is
+        its index in ``ring.nodes``: a node's connection, say, without a dict
+        lookup per name.  `items` is a tuple with one entry per node.
+        """
+        if len(items) != len(self._names):
+            raise ValueError(
+                f"items must have one entry per node ({len(self._names)}), got {len(items)}")
+        return self._preference(key, n, items)
+
+    cdef list _preference(self, key, n, tuple table):
+        """The first `n` distinct nodes from `key`'s point, each as table[index]."""
         n = _check_count(n)
         cdef uint64_t h = self._hash_key(key)
         if self._npts == 0:
             raise self._empty_error()
-        cdef tuple names = self._names
-        cdef Py_ssize_t wanted = min(n, len(names)), found, i
+        cdef Py_ssize_t wanted = min(n, len(table)), found, i
         cdef int32_t small[LINEAR_DISTINCT_MAX]
         cdef int32_t *out = small
         cdef uint32_t *stamp = NULL
         if wanted > LINEAR_DISTINCT_MAX:
             out = <int32_t *>malloc(wanted * sizeof(int32_t))
-            stamp = <uint32_t *>calloc(len(names), sizeof(uint32_t))
+            stamp = <uint32_t *>calloc(len(table), sizeof(uint32_t))
             if out == NULL or stamp == NULL:
                 free(out)
                 free(stamp)
@@ -724,9 +737,9 @@ in other threads always see a whole ring, the old one or the new one.
             out[found + i] = self._unreached[i]
         cdef list result = PyList_New(wanted)
         for i in range(wanted):
-            name = names[out[i]]
-            Py_INCREF(name)
-            PyList_SET_ITEM(result, i, name)
+            item = table[out[i]]
+            Py_INCREF(item)
+            PyList_SET_ITEM(result, i, item)
         if stamp != NULL:
             free(out)
             free(stamp)

@@ -57,10 +57,8 @@ from cvstore._driver import (
     check_ttl,
     closed_error,
     expiring,
-    fast_get,
-    fast_put,
-    key_of,
-    level_of,
+    get_value,
+    put_value,
     update_items,
     value_of,
 )
@@ -101,6 +99,10 @@ __all__ = ("AsyncCluster",)
 
 log = logging.getLogger("cvstore")
 T = TypeVar("T")
+
+class _Later(tuple):  # type: ignore[type-arg]
+    """A per-key call's arguments for the core (not a value: no caller can hold one)."""
+
 
 # Seconds close() waits for writes still finishing in the background.
 _CLOSE_WAIT = 5.0
@@ -155,12 +157,9 @@ class AsyncCluster(Generic[V]):
             )
         # One event loop, one task at a time between awaits: the core's locks are no-ops.
         self._state = State(options, members, self, lock=contextlib.nullcontext)
-        self._rlevel: Level = options.read_consistency
-        self._wlevel: Level = options.write_consistency
         self._grace_ms = int(options.tombstone_grace * 1000)
         self._share_at_open = members if keeps and shared is not False else None
         self._opened = False
-        self._closed = False
         self._membership = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -170,7 +169,7 @@ class AsyncCluster(Generic[V]):
 
     async def open(self) -> AsyncCluster[V]:
         """Read the layout from the nodes (or write the first one) and adopt waiting hints."""
-        if self._closed:
+        if self._state.closed:
             raise closed_error()
         if not self._opened:
             self._opened = True
@@ -192,9 +191,9 @@ class AsyncCluster(Generic[V]):
 
         Stores you passed in stay open.  Closing twice is fine.
         """
-        if self._closed:
+        if self._state.closed:
             return
-        self._closed = True
+        self._state.closed = True
         if self._background:
             await asyncio.wait(set(self._background), timeout=_CLOSE_WAIT)
         prober, self._prober = self._prober, None
@@ -210,7 +209,7 @@ class AsyncCluster(Generic[V]):
         state.made.clear()
 
     async def _ready(self) -> None:
-        if self._closed:
+        if self._state.closed:
             raise closed_error()
         if not self._opened:
             await self.open()
@@ -314,19 +313,19 @@ class AsyncCluster(Generic[V]):
 
     @property
     def read_consistency(self) -> Level:
-        return self._rlevel
+        return self._state.read_level
 
     @read_consistency.setter
     def read_consistency(self, level: Level) -> None:
-        self._rlevel = check_level("read_consistency", level)
+        self._state.read_level = check_level("read_consistency", level)
 
     @property
     def write_consistency(self) -> Level:
-        return self._wlevel
+        return self._state.write_level
 
     @write_consistency.setter
     def write_consistency(self, level: Level) -> None:
-        self._wlevel = check_level("write_consistency", level)
+        self._state.write_level = check_level("write_consistency", level)
 
     @property
     def read_policy(self) -> ReadPolicy:
@@ -354,8 +353,8 @@ class AsyncCluster(Generic[V]):
         down = sum(not node.is_up for node in p.nodes)
         return (
             f"AsyncCluster(nodes={len(p.nodes)}, down={down}, "
-            f"replication_factor={self.replication_factor}, read={self._rlevel!r}, "
-            f"write={self._wlevel!r})"
+            f"replication_factor={self.replication_factor}, read={self._state.read_level!r}, "
+            f"write={self._state.write_level!r})"
         )
 
     # ---------------------------------------------------------- single keys
@@ -373,14 +372,11 @@ class AsyncCluster(Generic[V]):
         Returns once the level is met; replicas still answering finish in
         the background.
         """
-        kb = key_of(key)
         await self._ready()
-        state = self._state
-        p = state.placement
-        level = level_of(consistency, self._wlevel, p.wneed)
-        if ttl is not None:
-            value = expiring([value], check_ttl(ttl), state)[0]
-        if not fast_put(state, p, kb, value, level):
+        later = put_value(self, key, value, consistency=consistency, ttl=ttl)
+        if type(later) is _Later:  # the core decides: run its procedure here
+            state = self._state
+            kb, value, level = later
             await self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
 
     async def delete(self, key: Key, *, consistency: Level | None = None) -> None:
@@ -395,15 +391,22 @@ class AsyncCluster(Generic[V]):
     async def get(self, key: Key, default: V | D, *, consistency: Level | None = None) -> V | D: ...
     async def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any:
         """The value of `key`, or `default` if it has none (see ``Cluster.get``)."""
-        kb = key_of(key)
         await self._ready()
+        value = get_value(self, key, default, consistency=consistency)
+        if type(value) is not _Later:
+            return value
         state = self._state
-        p = state.placement
-        level = level_of(consistency, self._rlevel, p.rneed)
-        record = fast_get(state, p, kb, level)
-        if record is MISSING:
-            record = await self._op(lambda: reads.get(state, kb, level, state.now_ms()))
+        kb, level, default = value
+        record = await self._op(lambda: reads.get(state, kb, level, state.now_ms()))
         return value_of(record, default, state)
+
+    # The per-key functions' slow paths (see _driver): what the core must run,
+    # handed back to put() and get(), which await it.
+    def _put_with_core(self, kb: bytes, value: Any, level: Level) -> _Later:
+        return _Later((kb, value, level))
+
+    def _get_with_core(self, kb: bytes, level: Level, default: Any) -> _Later:
+        return _Later((kb, level, default))
 
     async def contains(self, key: Key) -> bool:
         """Whether `key` has a value (``key in cluster`` of the sync driver)."""
@@ -421,7 +424,7 @@ class AsyncCluster(Generic[V]):
         """Store many keys at once, one store call per node (see ``Cluster.put_many``)."""
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
-        level = self._wlevel if consistency is None else check_level("consistency", consistency)
+        level = self._state.write_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return
         await self._ready()
@@ -434,7 +437,7 @@ class AsyncCluster(Generic[V]):
     ) -> dict[KeyIn, V]:
         """The values of many keys: ``{key: value}``, keys without a value absent."""
         keys, kbs = batch_keys(keys)
-        level = self._rlevel if consistency is None else check_level("consistency", consistency)
+        level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return {}
         await self._ready()
@@ -499,7 +502,7 @@ class AsyncCluster(Generic[V]):
         if kbs:
             await self._ready()
             state = self._state
-            level = self._wlevel
+            level = self._state.write_level
             await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     @overload
@@ -546,7 +549,7 @@ class AsyncCluster(Generic[V]):
         """Delete every live key: one scan of keys (no values read), then tombstones in batches."""
         kbs = await self._live_keys()
         state = self._state
-        level = self._wlevel
+        level = self._state.write_level
         for i in range(0, len(kbs), WALK_BATCH):
             chunk = kbs[i : i + WALK_BATCH]
             tombs = [TOMBSTONE] * len(chunk)
@@ -776,7 +779,7 @@ class AsyncCluster(Generic[V]):
         """Probe the suspects on their schedule until none is left (or the cluster closes)."""
         state = self._state
         try:
-            while not self._closed:
+            while not self._state.closed:
                 due_at = state.schedule.next_due()
                 if due_at is None:
                     return
@@ -911,7 +914,7 @@ class AsyncCluster(Generic[V]):
         task.add_done_callback(self._background.discard)
 
     def _start_prober(self) -> None:
-        if self._closed or (self._prober is not None and not self._prober.done()):
+        if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
         self._prober = asyncio.ensure_future(self._probe_loop())
 

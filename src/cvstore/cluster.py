@@ -52,10 +52,8 @@ from cvstore._driver import (
     check_ttl,
     closed_error,
     expiring,
-    fast_get,
-    fast_put,
-    key_of,
-    level_of,
+    get_value,
+    put_value,
     update_items,
     value_of,
 )
@@ -187,8 +185,6 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         )
         members = check_members(nodes)
         self._state = state = State(options, members, self)
-        self._rlevel = options.read_consistency
-        self._wlevel = options.write_consistency
         self._clock = options.clock
         self._now = options.clock.now
         self._observe = options.clock.observe
@@ -197,7 +193,6 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         self._membership = threading.RLock()
         self._prober: _Prober | None = None
         self._prober_lock = threading.Lock()
-        self._closed = False
         self._popping: list[Key] = []  # keys popitem() found in its last scan
         keeps = bool(members) and all(_keeps_layout(node.store) for node in members)
         if shared and not keeps:
@@ -300,7 +295,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
 
     def _op(self, make: Callable[[], Proc[T]]) -> T:
         """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
-        if self._closed:
+        if self._state.closed:
             raise closed_error()
         for attempt in range(_RELOADS):
             try:
@@ -356,19 +351,19 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
 
     @property
     def read_consistency(self) -> Level:
-        return self._rlevel
+        return self._state.read_level
 
     @read_consistency.setter
     def read_consistency(self, level: Level) -> None:
-        self._rlevel = check_level("read_consistency", level)
+        self._state.read_level = check_level("read_consistency", level)
 
     @property
     def write_consistency(self) -> Level:
-        return self._wlevel
+        return self._state.write_level
 
     @write_consistency.setter
     def write_consistency(self, level: Level) -> None:
-        self._wlevel = check_level("write_consistency", level)
+        self._state.write_level = check_level("write_consistency", level)
 
     @property
     def read_policy(self) -> ReadPolicy:
@@ -390,70 +385,45 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- single keys
 
-    def put(
-        self,
-        key: Key,
-        value: V,
-        *,
-        consistency: Level | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        """Store `value` under `key` on its replicas.
+    # put and get are the shared per-key functions themselves (see _driver):
+    # no wrapper frame on the hot path; their slow paths are the hooks below.
+    if TYPE_CHECKING:
 
-        The write is acknowledged when as many replicas as `consistency`
-        needs (the cluster's ``write_consistency`` by default) applied it; a
-        replica holding a newer version refuses it, and the write is stamped
-        again above that version and rewritten (see the README's consistency
-        section).  Replicas that are down get the write later through hints.
+        def put(
+            self,
+            key: Key,
+            value: V,
+            *,
+            consistency: Level | None = None,
+            ttl: float | None = None,
+        ) -> None: ...
 
-        Raises
-        ------
-        UnavailableError
-            Fewer replicas are up than the level needs (nothing was written),
-            or too few applied the write.
-        """
-        kb = key_of(key)
-        if self._closed:
-            raise closed_error()
+        @overload
+        def get(
+            self, key: Key, default: None = None, *, consistency: Level | None = None
+        ) -> V | None: ...
+        @overload
+        def get(
+            self, key: Key, default: V | D, *, consistency: Level | None = None
+        ) -> V | D: ...
+        def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any: ...
+
+    else:
+        put = put_value
+        get = get_value
+
+    def _put_with_core(self, kb: bytes, value: Any, level: Level) -> None:
         state = self._state
-        p = state.placement
-        level = level_of(consistency, self._wlevel, p.wneed)
-        if ttl is not None:
-            value = expiring([value], check_ttl(ttl), state)[0]
-        if not fast_put(state, p, kb, value, level):
-            self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
+        self._op(lambda: writes.put(state, kb, value, level, state.now_ms()))
+
+    def _get_with_core(self, kb: bytes, level: Level, default: Any) -> Any:
+        state = self._state
+        record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
+        return value_of(record, default, state)
 
     def delete(self, key: Key, *, consistency: Level | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
-        self.put(key, TOMBSTONE, consistency=consistency)
-
-    @overload
-    def get(self, key: Key, default: None = None, *, consistency: Level | None = None) -> V | None: ...
-    @overload
-    def get(self, key: Key, default: V | D, *, consistency: Level | None = None) -> V | D: ...
-    def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any:
-        """The value of `key`, or `default` if it has none.
-
-        Asks as many replicas as `consistency` needs (the cluster's
-        ``read_consistency`` by default), returns the newest version among
-        their answers, and first writes that version to any of them that
-        had an older one or none (read repair).
-
-        Raises
-        ------
-        UnavailableError
-            Fewer replicas are up than the level needs.
-        """
-        kb = key_of(key)
-        if self._closed:
-            raise closed_error()
-        state = self._state
-        p = state.placement
-        level = level_of(consistency, self._rlevel, p.rneed)
-        record = fast_get(state, p, kb, level)
-        if record is MISSING:
-            record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        return value_of(record, default, state)
+        self.put(key, TOMBSTONE, consistency=consistency)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- batch
 
@@ -472,7 +442,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         """
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
-        level = self._wlevel if consistency is None else check_level("consistency", consistency)
+        level = self._state.write_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return
         state = self._state
@@ -488,7 +458,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         repair), with one store call per node.
         """
         keys, kbs = batch_keys(keys)
-        level = self._rlevel if consistency is None else check_level("consistency", consistency)
+        level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
             return {}
         state = self._state
@@ -517,7 +487,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         return self.get(key, MISSING) is not MISSING  # type: ignore[call-overload]
 
     def _live_keys(self) -> list[bytes]:
-        if self._closed:
+        if self._state.closed:
             raise closed_error()
         state = self._state
         if self._pending_hints:  # a scan meets every node: hand over what it can first
@@ -571,7 +541,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         kbs, values = update_items(args, kwargs)
         if kbs:
             state = self._state
-            level = self._wlevel
+            level = self._state.write_level
             self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
     @overload
@@ -626,7 +596,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         """Delete every live key: one scan of keys (no values read), then tombstones in batches."""
         state = self._state
         kbs = self._live_keys()
-        level = self._wlevel
+        level = self._state.write_level
         for i in range(0, len(kbs), WALK_BATCH):
             chunk = kbs[i : i + WALK_BATCH]
             tombs = [TOMBSTONE] * len(chunk)
@@ -638,7 +608,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         down = sum(not node.is_up for node in p.nodes)
         return (
             f"Cluster(nodes={len(p.nodes)}, down={down}, replication_factor={self._state.replication_factor}, "
-            f"read={self._rlevel!r}, write={self._wlevel!r})"
+            f"read={self._state.read_level!r}, write={self._state.write_level!r})"
         )
 
     # ---------------------------------------------------------- membership
@@ -988,7 +958,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
 
     def _start_prober(self) -> None:
         with self._prober_lock:
-            if self._closed:
+            if self._state.closed:
                 return
             if self._prober is None or not self._prober.is_alive():
                 self._prober = _Prober(self)
@@ -1005,7 +975,7 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         ClusterClosedError; closing twice is fine.
         """
         with self._prober_lock:
-            self._closed = True
+            self._state.closed = True
             prober, self._prober = self._prober, None
         if prober is not None:
             prober.stop()

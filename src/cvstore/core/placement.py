@@ -17,7 +17,7 @@ fewer zones than N) the next nodes of the walk.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,12 +29,15 @@ from cvstore.errors import EmptyRingError
 
 __all__ = ("Member", "Placement", "Placer", "ring_placer")
 
+T = TypeVar("T")
+
 
 class Placer(Protocol):
     """What the core needs of a placement function (``HashRing`` is one).
 
     ``nodes`` are the member names in index order; ``get_nodes(key, n)`` the
-    key's first `n` distinct members; ``get_nodes_many(keys, n)`` the same for
+    key's first `n` distinct members (``get_items(key, n, items)``: each as
+    ``items[index]``); ``get_nodes_many(keys, n)`` the same for
     a batch as an int32 array of indices into ``nodes``; ``hash_many(keys)``
     each key's position (uint64), which repair uses to cut key ranges.
     """
@@ -43,6 +46,8 @@ class Placer(Protocol):
     def nodes(self) -> Sequence[str]: ...
 
     def get_nodes(self, key: bytes, n: int) -> list[str]: ...
+
+    def get_items(self, key: bytes, n: int, items: tuple[T, ...]) -> list[T]: ...
 
     def get_nodes_many(self, keys: Sequence[bytes], n: int) -> NDArray[np.int32]: ...
 
@@ -71,7 +76,7 @@ def ring_placer(*, vnodes: int, hash: Hash, seed: int) -> Callable[[Mapping[str,
     return make
 
 
-def _no_nodes(key: Any, n: int = 0) -> list[str]:
+def _no_nodes(*args: Any) -> list[Any]:
     raise EmptyRingError("the cluster has no nodes; add one with cluster.add_node(Node(name))")
 
 
@@ -83,6 +88,7 @@ class Placement:
         "_zone_of",
         "by_name",
         "direct",
+        "get_items",
         "get_nodes",
         "index",
         "n",
@@ -119,6 +125,8 @@ class Placement:
         self.index = {name: i for i, name in enumerate(ring.nodes)}
         self.n = min(replication_factor, len(members))
         self.get_nodes = ring.get_nodes if members else _no_nodes
+        # get_items(key, n, nodes): the replicas as Node objects, mapped in C
+        self.get_items = ring.get_items if members else _no_nodes
         self.pending: Placement | None = None
         self.rneed = read_needs(self.n)
         self.wneed = write_needs(self.n)
