@@ -1,7 +1,7 @@
-"""Declares the one compiled extension, cvstore._ring, and its build switches.
+"""Declares the compiled extensions, cvstore._ring and cvstore._records, and their build switches.
 
 CVSTORE_DEBUG=1     -O0 -g, bounds checks and assertions on (a debug build)
-CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to _ring.pyx
+CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to each .pyx
 CVSTORE_MARCH=...   add -march=... (never the default: wheels must run on any CPU)
 
 A release build (no CVSTORE_DEBUG) compiles without debug information and,
@@ -35,6 +35,14 @@ ring = Extension(
     extra_link_args=link_args,
 )
 
+# Records built in C so the collector can leave them untracked (see _records.pyx).
+records = Extension(
+    "cvstore._records",
+    sources=["src/cvstore/_records.pyx"],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
 # The generated C depends on the directives: regenerate it whenever the build
 # kind differs from the one that generated it (a debug build, then a release one).
 stamp = Path("build") / "cvstore-cython-build-kind"
@@ -45,7 +53,7 @@ stamp.write_text(kind)
 
 setup(
     ext_modules=cythonize(
-        [ring],
+        [ring, records],
         compiler_directives=directives,
         annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
         force=switched,

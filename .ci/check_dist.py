@@ -3,8 +3,8 @@
     python .ci/check_dist.py dist/
 
 The wheel must hold the package, the stubs, py.typed, the Cython sources
-(.pyx and the .pxd it cimports) and a stripped extension (no symbol table,
-no debug sections), and no generated C.  The sdist must hold everything
+(.pyx and the .pxd they cimport) and each extension once, stripped (no
+symbol table, no debug sections), and no generated C.  The sdist must hold everything
 needed to build the extension and run the test suite.  Exits 1 and says
 what is wrong otherwise.
 """
@@ -23,6 +23,8 @@ WHEEL_MUST = [
     "cvstore/_ring.pyi",
     "cvstore/_ring.pyx",
     "cvstore/_chash.pxd",
+    "cvstore/_records.pyi",
+    "cvstore/_records.pyx",
     "cvstore/_reference.py",
     "cvstore/cli.py",
     "cvstore/_cli/shell.py",
@@ -39,6 +41,8 @@ SDIST_MUST = [
     "src/cvstore/_ring.pyx",
     "src/cvstore/_ring.pyi",
     "src/cvstore/_chash.pxd",
+    "src/cvstore/_records.pyx",
+    "src/cvstore/_records.pyi",
     "src/cvstore/py.typed",
     "csrc/cvs_hash.h",
     "csrc/cvs_search.h",
@@ -49,6 +53,8 @@ SDIST_MUST = [
     "tests/redis/conftest.py",
     "tests/test_readme.py",
 ]
+
+EXTENSIONS = ["_ring", "_records"]  # the compiled modules, each in the wheel exactly once
 
 
 def elf_sections(data: bytes) -> list[str]:
@@ -87,9 +93,11 @@ def check_wheel(path: Path) -> list[str]:
         for name in names:
             if name.endswith((".c", ".html")):
                 problems.append(f"wheel ships the generated {name}")
-        exts = [n for n in names if n.startswith("cvstore/_ring.") and n.endswith((".so", ".pyd"))]
-        if len(exts) != 1:
-            problems.append(f"wheel has {len(exts)} _ring extensions, not 1: {exts}")
+        exts = [n for n in names if n.endswith((".so", ".pyd"))]
+        for module in EXTENSIONS:
+            found = [n for n in exts if n.startswith(f"cvstore/{module}.")]
+            if len(found) != 1:
+                problems.append(f"wheel has {len(found)} {module} extensions, not 1: {found}")
         for ext in exts:
             data = wheel.read(ext)
             if ext.endswith(".so"):
@@ -106,7 +114,8 @@ def check_sdist(path: Path) -> list[str]:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
     problems = [f"sdist lacks {must}" for must in SDIST_MUST if must not in names]
     problems += [f"sdist ships the build product {n}" for n in sorted(names)
-                 if n.endswith((".so", ".pyd")) or n == "src/cvstore/_ring.c"]
+                 if n.endswith((".so", ".pyd"))
+                 or n in {f"src/cvstore/{module}.c" for module in EXTENSIONS}]
     print(f"sdist: {path.name} {path.stat().st_size:,} bytes, {len(names)} entries")
     return problems
 

@@ -22,6 +22,7 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+from cvstore._records import record as new_record
 from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
@@ -29,7 +30,7 @@ from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
-from cvstore.core.records import TOMBSTONE, Expiring, Record
+from cvstore.core.records import TOMBSTONE, Expiring
 from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
@@ -371,7 +372,6 @@ def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
 # ------------------------------------------------ the public calls, shared
 
 MISSING: Any = object()  # "no value": a default no caller can pass
-_new = tuple.__new__  # Record(version, value) built in C, on the per-key write path
 
 
 # The per-key calls.  ``put_value`` and ``get_value`` are ``Cluster.put`` and
@@ -383,9 +383,7 @@ _new = tuple.__new__  # Record(version, value) built in C, on the per-key write 
 # asyncio driver's hand the arguments back, and its coroutine awaits the core).
 
 
-def put_value(
-    self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: Any = None
-) -> Any:
+def put_value(self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: Any = None) -> Any:
     """Store `value` under `key` on its replicas.
 
     The write is acknowledged when as many replicas as `consistency` needs
@@ -432,7 +430,7 @@ def put_value(
                 if not node.is_up:  # checked before writing: a refused call leaves no trace
                     break
             else:
-                record = _new(Record, (state.stamp(), value))
+                record = new_record(state.stamp(), value)
                 for node in replicas:
                     if not node._put(kb, record):
                         break

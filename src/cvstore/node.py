@@ -12,8 +12,9 @@ import math
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from cvstore._records import record as new_record
 from cvstore.core.keys import key_bytes, key_out
-from cvstore.core.records import TOMBSTONE, Record, live, value_of
+from cvstore.core.records import TOMBSTONE, live, value_of
 from cvstore.errors import ConflictError, StoreError
 from cvstore.stores.base import AsyncStore, Store
 from cvstore.stores.memory import MemoryStore
@@ -229,7 +230,7 @@ class NodeStorage(MutableMapping):
         store = node.store
         clock = node._clock
         for _ in range(_ATTEMPTS):
-            (held,) = store.write_many([kb], [Record(clock.now(), value)])
+            (held,) = store.write_many([kb], [new_record(clock.now(), value)])
             if held is None:
                 return
             clock.observe(held)  # refused by a newer record: stamp above it and write again

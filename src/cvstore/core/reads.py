@@ -16,7 +16,7 @@ replica keeps being measured).
 from __future__ import annotations
 
 from itertools import compress
-from operator import is_not
+from operator import is_not, itemgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ from cvstore.core.writes import no_nodes, refuse, refuse_down
 from cvstore.errors import StoreError
 
 __all__ = ("get", "get_many", "order_for_read")
+
+_version = itemgetter(0)  # a record's version
 
 _EXPLORE = 1 / 16  # share of "fastest" reads sent to another replica, to measure it
 
@@ -128,9 +130,9 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
             best += yield from _read_batch(ctx, p, kbs[i : i + step], p.rneed[level], level, now_ms)
         if ctx.placement is p:
             break
-    found = list(filter(None, best))
-    if found:
-        ctx.observe(max(r[0] for r in found))
+    newest = max(map(_version, filter(None, best)), default=0)  # C-level: once per key
+    if newest:
+        ctx.observe(newest)
     return best
 
 

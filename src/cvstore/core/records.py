@@ -58,7 +58,12 @@ TOMBSTONE: Any = _Tombstone()
 
 
 class Record(NamedTuple):
-    """One stored copy of a key: its version and its value (or TOMBSTONE)."""
+    """One stored copy of a key: its version and its value (or TOMBSTONE).
+
+    The write paths build records with ``cvstore._records`` rather than this
+    constructor: the same tuple, left untracked by the garbage collector when
+    its value is a plain str, bytes or number.
+    """
 
     version: int
     value: Any

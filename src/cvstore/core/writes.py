@@ -19,12 +19,13 @@ not hinted: ``repair()`` or read repair completes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from cvstore._records import record as new_record
+from cvstore._records import records as new_records
 from cvstore.core import hints as _hints
 from cvstore.core.batch import groups, io_step, objects
 from cvstore.core.calls import PENDING, Call, Context, Op, Proc, Step, failed
@@ -36,8 +37,6 @@ __all__ = ("MAX_ATTEMPTS", "put", "put_many")
 
 # Writes of one call: the first, plus rewrites after refusals by newer versions.
 MAX_ATTEMPTS = 8
-
-_new = tuple.__new__  # Record(version, value) built in C
 
 
 def no_nodes() -> EmptyRingError:
@@ -110,7 +109,7 @@ def _put_all(
         up = [node for node in replicas if node.is_up]
         if len(up) < need:
             raise refuse_down(ctx, level, "write", need, replicas)
-        record = _new(Record, (ctx.stamp(), value))
+        record = new_record(ctx.stamp(), value)
         results = yield Step(
             [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in up],
             enough=_applied_by(record[0], need),
@@ -167,7 +166,7 @@ def _put_one(
         up = [node for node in replicas if node.is_up]
         if not up:
             raise refuse_down(ctx, level, "write", 1, replicas)
-        record = _new(Record, (ctx.stamp(), value))
+        record = new_record(ctx.stamp(), value)
         refused = None
         for node in up:
             (result,) = yield [Call(node, Op.WRITE_MANY, ([kb], [record]))]
@@ -300,10 +299,14 @@ def _write_batch_all(
         # versions order the writes of each key, and a batch writes each key once.
         version = ctx.stamp()
         count = rows.size
-        records = list(map(_new, repeat(Record, count), zip(repeat(version, count), val_arr[rows])))
+        everyone = count == kb_arr.size  # the first attempt, usually the only one: no copies
+        records = new_records(version, val_arr if everyone else val_arr[rows])
         rec_arr = objects(records, count)
-        final[rows] = rec_arr
-        keys_sub = kb_arr[rows]
+        if everyone:
+            final[:] = rec_arr
+        else:
+            final[rows] = rec_arr
+        keys_sub = kb_arr if everyone else kb_arr[rows]
         flat = np.flatnonzero(up.ravel())  # cells (row * n + column) of live replicas
         targets = groups(sub.ravel()[flat])
         calls = []
@@ -395,7 +398,7 @@ def _write_batch_one(
     """An eventual batch: each key's first live replica writes it, the others get hints."""
     count = kb_arr.size
     version = ctx.stamp()
-    records = list(map(_new, repeat(Record, count), zip(repeat(version, count), val_arr)))
+    records = new_records(version, val_arr)
     rec_arr = objects(records, count)
     final[:] = rec_arr
     rows = np.arange(count)
