@@ -35,6 +35,7 @@ M_KEYS_PER_S = Unit("M keys/s", lambda s, info: info["keys"] / s / 1e6, True)
 MS = Unit("ms", lambda s, info: s * 1e3, False)
 US_PER_KEY = Unit("µs/op", lambda s, info: s / info.get("keys", 1) * 1e6, False)
 K_RECORDS_PER_S = Unit("k records/s", lambda s, info: info["records"] / s / 1e3, True)
+K_KEYS_PER_S = Unit("k keys/s", lambda s, info: info["keys"] / s / 1e3, True)
 
 GROUP_ORDER = [
     "get_node",
@@ -47,6 +48,11 @@ GROUP_ORDER = [
     "cluster_get",
     "cluster_put_many",
     "cluster_get_many",
+    "cluster_update",
+    "cluster_clear",
+    "cluster_add_node",
+    "cluster_add_node_100k",
+    "cluster_remove_node",
     "redis-set",
     "redis-get",
     "redis-write-1000",
@@ -56,6 +62,11 @@ GROUP_ORDER = [
     "redis-cluster-read",
     "redis-cluster-put",
     "redis-cluster-get",
+    "redis-async-put",
+    "redis-async-get",
+    "redis-async-write",
+    "redis-async-read",
+    "redis-concurrent-get",
 ]
 UNITS = {
     "get_node": NS_PER_KEY,
@@ -77,6 +88,11 @@ UNITS = {
     "redis-cluster-read": K_RECORDS_PER_S,
     "redis-cluster-put": US_PER_KEY,
     "redis-cluster-get": US_PER_KEY,
+    "redis-async-put": US_PER_KEY,
+    "redis-async-get": US_PER_KEY,
+    "redis-async-write": K_RECORDS_PER_S,
+    "redis-async-read": K_RECORDS_PER_S,
+    "redis-concurrent-get": K_KEYS_PER_S,
 }
 VERSIONED = [
     "python",

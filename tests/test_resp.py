@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cvstore.stores.redis.resp import Command
+from cvstore.stores.redis.resp import PACKED_BYTES, Command, packed
 
 
 def plain_resp(args: list[bytes]) -> bytes:
@@ -91,3 +91,53 @@ def test_an_empty_column_adds_nothing():
     command.arg(b"PING")
     command.column([], prefix=b"p:")
     assert b"".join(command.chunks()) == b"*1\r\n$4\r\nPING\r\n" and len(command) == 1
+
+
+# ------------------------------------------------- packed: one write per request
+
+
+@given(st.lists(parts, max_size=6), st.lists(st.integers(0, 3 * PACKED_BYTES), max_size=3))
+def test_packed_is_every_commands_bytes_in_order(requests, big_sizes):
+    commands = [build(p)[0] for p in requests]
+    for size in big_sizes:  # commands with long arguments among the short ones
+        big = Command()
+        big.arg(b"SET")
+        big.arg(b"x" * size)
+        commands.insert(size % (len(commands) + 1), big)
+    chunks = packed(commands)
+    assert b"".join(chunks) == b"".join(c for cmd in commands for c in cmd.chunks())
+    originals = [len(c) for cmd in commands for c in cmd.chunks()]
+    for chunk in chunks:  # joined only up to the limit; a longer chunk is one of the originals
+        assert len(chunk) <= PACKED_BYTES or len(chunk) in originals
+    # nothing left apart that fits together
+    for a, b in zip(chunks, chunks[1:]):
+        assert len(a) + len(b) > PACKED_BYTES
+
+
+def test_a_fenced_read_is_one_write():
+    fence = Command()
+    fence.arg(b"GET")
+    fence.arg(b"p:m:epoch")
+    read = Command()
+    read.arg(b"MGET")
+    read.column([b"key"], prefix=b"p:r:")
+    chunks = packed([fence, read, fence])
+    assert len(chunks) == 1
+    assert chunks[0] == plain_resp([b"GET", b"p:m:epoch"]) + plain_resp(
+        [b"MGET", b"p:r:key"]
+    ) + plain_resp([b"GET", b"p:m:epoch"])
+
+
+def test_packed_leaves_a_large_chunk_uncopied():
+    class Built:  # a command whose chunks the test holds on to
+        def __init__(self, chunks):
+            self._chunks = chunks
+
+        def chunks(self):
+            return self._chunks
+
+    big = b"*2\r\n$4\r\nMGET\r\n$%d\r\n" % PACKED_BYTES + b"k" * PACKED_BYTES + b"\r\n"
+    small = b"*2\r\n$3\r\nGET\r\n$1\r\ne\r\n"
+    out = packed([Built([small]), Built([big]), Built([small])])
+    assert out == [small, big, small]
+    assert out[1] is big

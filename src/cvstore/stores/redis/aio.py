@@ -21,7 +21,7 @@ from cvstore.core.records import Record
 from cvstore.stores.base import AsyncStore
 from cvstore.stores.redis.codec import Codec
 from cvstore.stores.redis.requests import Request, Steps, as_bytes
-from cvstore.stores.redis.resp import Command
+from cvstore.stores.redis.resp import Command, packed
 from cvstore.stores.redis.store import DEFAULT_PREFIX, RedisClientStore
 from cvstore.stores.redis.wire import LOAD_SCRIPT, Failures, check_redis
 
@@ -59,9 +59,7 @@ class AsyncWire(Failures):
         return replies
 
     async def _exchange(self, conn: Any, commands: list[Command], retry: bool = True) -> list[Any]:
-        await conn.send_packed_command(
-            [chunk for cmd in commands for chunk in cmd.chunks()], check_health=False
-        )
+        await conn.send_packed_command(packed(commands), check_health=False)
         replies: list[Any] = []
         for _ in commands:
             try:

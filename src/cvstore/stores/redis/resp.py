@@ -12,16 +12,21 @@ The command comes out as one chunk per column, the short arguments around a
 column folded into its join: the joined columns are not copied again into one
 buffer, and every chunk is a large write (each write on a loopback socket
 costs a system call and wakes the server to read a partial command).
+``packed`` joins the short chunks of a request's commands for the same
+reason: redis-py sends each chunk it is given with a ``sendall`` of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 
-__all__ = ("Command",)
+__all__ = ("Command", "packed")
 
 _CRLF = b"\r\n"
+# Neighbouring chunks that fit together in this many bytes go out as one
+# write; larger chunks (a batch's columns) go as they are, never copied.
+PACKED_BYTES = 64 * 1024
 _HEADERS = [b"$%d\r\n" % n for n in range(1024)]  # bulk-string headers of short arguments
 
 
@@ -97,3 +102,25 @@ class Command:
             return [b"".join(short)]
         chunks.append(_join_column(*column, b"".join(short)))
         return chunks
+
+
+def packed(commands: Iterable[Command]) -> list[bytes]:
+    """The chunks of `commands`, in order, with neighbours joined up to ``PACKED_BYTES``.
+
+    A request of several short commands (a fenced read: the epoch, the MGET,
+    the epoch again) is one write, not three system calls; a chunk larger
+    than ``PACKED_BYTES`` stays a chunk of its own.
+    """
+    out: list[bytes] = []
+    run: list[bytes] = []  # short chunks waiting to be joined
+    size = 0
+    for cmd in commands:
+        for chunk in cmd.chunks():
+            if run and size + len(chunk) > PACKED_BYTES:
+                out.append(b"".join(run))
+                run, size = [], 0
+            run.append(chunk)
+            size += len(chunk)
+    if run:
+        out.append(b"".join(run))
+    return out

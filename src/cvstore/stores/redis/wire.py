@@ -32,7 +32,7 @@ from typing import Any
 
 from cvstore.errors import FencedError, StoreError
 from cvstore.stores.redis.requests import command
-from cvstore.stores.redis.resp import Command
+from cvstore.stores.redis.resp import Command, packed
 from cvstore.stores.redis.script import SCRIPT, SCRIPT_SHA
 from cvstore.stores.redis.stats import StoreStats
 
@@ -233,9 +233,7 @@ class Wire(Failures):
 
     @staticmethod
     def _write(conn: Any, commands: list[Command]) -> None:
-        conn.send_packed_command(
-            [chunk for cmd in commands for chunk in cmd.chunks()], check_health=False
-        )
+        conn.send_packed_command(packed(commands), check_health=False)
 
     def _read(self, conn: Any, commands: list[Command], retry: bool = True) -> list[Any]:
         # Every reply is read, error replies too, so that the connection stays
