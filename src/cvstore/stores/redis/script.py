@@ -67,11 +67,14 @@ if want ~= 0 and op ~= 'layout' and op ~= 'setcount' then
 end
 
 -- whether a stored string is a record: 12 version bytes and a known tag
+-- (the common tags first: this runs for every stored record a write reads)
+local byte = string.byte
 local function valid(old)
   if #old < 13 then return false end
-  local tag = string.byte(old, 13)
-  if tag == 66 or tag == 83 or tag == 67 then return #old >= 21 end  -- B, S, C: with an expiry
-  return tag == 98 or tag == 115 or tag == 99 or tag == 116
+  local tag = byte(old, 13)
+  if tag == 115 or tag == 98 or tag == 99 or tag == 116 then return true end  -- s, b, c, t
+  if tag == 83 or tag == 66 or tag == 67 then return #old >= 21 end  -- S, B, C: with an expiry
+  return false
 end
 
 -- a record written with a ttl (tags B, S, C) carries its expiry in bytes 14..21:
@@ -160,13 +163,13 @@ end
 
 if op == 'put' then
   -- KEYS[2] record counter, KEYS[3..] record keys; ARGV[3] the records'
-  -- common version or '', ARGV[4] how long (ms) an expired record lingers,
-  -- ARGV[5..] records
+  -- common version or '', ARGV[4] how long (ms) an expired record lingers
+  -- ('' when no record of the call has an expiry), ARGV[5..] records
   local olds = redis.call('MGET', unpack(KEYS, 3))
   local reply, writes, created = choose(KEYS, 2, olds, 5, ARGV[3], foreign_of(olds, 3))
   if #writes > 0 then
     redis.call('MSET', unpack(writes))
-    expire_written(writes, tonumber(ARGV[4]))
+    if ARGV[4] ~= '' then expire_written(writes, tonumber(ARGV[4])) end
   end
   bump(KEYS[2], created)
   return reply
