@@ -160,31 +160,31 @@ class Requests:
     # ----------------------------------------------------------- records
 
     def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Request[list[Record | None]]:
-        """MGETs of `keys`; with a layout `epoch`, between two reads of the node's epoch.
+        """MGETs of `keys`; with a layout `epoch`, each MGET reads the node's epoch first.
 
-        Epochs only grow and a node only drops copies once it holds the
-        layout that no longer places them there, so when both reads are the
-        client's epoch the records read are those of that epoch; otherwise
-        FencedError.  (A MULTI/EXEC transaction would do as well, but a full
-        server refuses the reads queued in one.)
+        An MGET is atomic, so the epoch it reads is the epoch of the records
+        it reads: when every MGET's epoch is the client's, the records are
+        those of the client's layout; otherwise FencedError.  (The epoch key
+        is a plain string: an MGET reads it as it reads records.  A MULTI/EXEC
+        transaction would do as well, but a full server refuses the reads
+        queued in one.)
         """
         if set(map(type, keys)) != {bytes}:
             keys = [as_bytes(k) for k in keys]
-        fence = command(b"GET", self.epoch_key)
-        commands = [fence] if epoch else []
+        commands = []
         for i in range(0, len(keys), MGET_BATCH):
             cmd = Command()
             cmd.arg(b"MGET")
+            if epoch:
+                cmd.arg(self.epoch_key)
             cmd.column(keys[i : i + MGET_BATCH], prefix=self.records)
             commands.append(cmd)
-        if epoch:
-            commands.append(fence)
 
         def parse(replies: list[Any]) -> list[Record | None]:
             if epoch:
-                self.check_epoch(replies[0], epoch)
-                self.check_epoch(replies[-1], epoch)
-                replies = replies[1:-1]
+                for part in replies:
+                    self.check_epoch(part[0], epoch)
+                replies = [part[1:] for part in replies]
             raws = replies[0] if len(replies) == 1 else [raw for part in replies for raw in part]
             records, bad = self.codec.decode_many(raws, list(keys), self.records)
             self.stats.moved(len(raws) - raws.count(None) - bad, 0)

@@ -328,8 +328,8 @@ class RedisStore(RedisClientStore, Store):
     def send_get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Pending[list[Record | None]]:
         """Send the MGETs of `keys` now; ``result()`` reads and decodes the replies.
 
-        With a layout `epoch`, the MGETs go between two reads of the node's
-        epoch, in the same request (see ``requests.Requests.get_many``).
+        With a layout `epoch`, each MGET reads the node's epoch with the
+        records, atomically (see ``requests.Requests.get_many``).
         """
         return self._send(self._requests.get_many(keys, epoch))
 
