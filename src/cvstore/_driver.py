@@ -31,7 +31,7 @@ from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.core.records import TOMBSTONE, Expiring
-from cvstore.errors import ClusterClosedError, NodeExistsError, StoreError
+from cvstore.errors import ClusterClosedError, NodeExistsError, NodeNotFoundError, StoreError
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
 from cvstore.versions import WRITER_BITS, HybridClock
@@ -367,6 +367,70 @@ def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
         log.info("%d hint(s) delivered to %s from %s", count, owner, holder)
     else:
         log.info("%d expired hint(s) for %s dropped from %s", count, owner, holder)
+
+
+class Settings:
+    """What both drivers show of their configuration: members, ring, clock, levels, policy.
+
+    ``Cluster`` and ``AsyncCluster`` inherit it; each reads its ``State``.
+    """
+
+    __slots__ = ()
+    _state: State
+
+    @property
+    def layout(self) -> Layout | None:
+        """The layout this client holds, when the membership lives on the nodes (else None)."""
+        return self._state.layout
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """Members in name order."""
+        return self._state.placement.nodes
+
+    def node(self, name: str) -> Node:
+        """The member called `name`; NodeNotFoundError if there is none."""
+        node = self._state.placement.by_name.get(name) if isinstance(name, str) else None
+        if node is None:
+            raise NodeNotFoundError(f"node {name!r} is not in the cluster")
+        return node
+
+    @property
+    def replication_factor(self) -> int:
+        return self._state.replication_factor
+
+    @property
+    def ring(self) -> HashRing:
+        """A copy of the HashRing that currently places keys."""
+        return self._state.ring()
+
+    @property
+    def clock(self) -> HybridClock:
+        return self._state.clock
+
+    @property
+    def read_consistency(self) -> Level:
+        return self._state.read_level
+
+    @read_consistency.setter
+    def read_consistency(self, level: Level) -> None:
+        self._state.read_level = check_level("read_consistency", level)
+
+    @property
+    def write_consistency(self) -> Level:
+        return self._state.write_level
+
+    @write_consistency.setter
+    def write_consistency(self, level: Level) -> None:
+        self._state.write_level = check_level("write_consistency", level)
+
+    @property
+    def read_policy(self) -> ReadPolicy:
+        return self._state.read_policy
+
+    @read_policy.setter
+    def read_policy(self, policy: ReadPolicy) -> None:
+        self._state.read_policy = check_policy("read_policy", policy)
 
 
 # ------------------------------------------------ the public calls, shared

@@ -47,6 +47,7 @@ from cvstore._driver import (
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
+    Settings,
     State,
     batch_items,
     batch_keys,
@@ -62,7 +63,6 @@ from cvstore._driver import (
     update_items,
     value_of,
 )
-from cvstore._ring import HashRing
 from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.cluster import (
     _RELOADS,
@@ -80,8 +80,8 @@ from cvstore.core import membership, reads, rebalance, repair, scan, stats, writ
 from cvstore.core.calls import PENDING, Call, Op, Proc
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import key_bytes, key_out
-from cvstore.core.layout import Layout, LayoutError
-from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy
+from cvstore.core.layout import LayoutError
+from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE
@@ -108,7 +108,7 @@ class _Later(tuple):  # type: ignore[type-arg]
 _CLOSE_WAIT = 5.0
 
 
-class AsyncCluster(Generic[V]):
+class AsyncCluster(Settings, Generic[V]):
     """Nodes holding N versioned copies of each key, with per-call consistency, for asyncio.
 
     Takes the options of ``Cluster`` (see there); its calls are coroutines.
@@ -279,61 +279,7 @@ class AsyncCluster(Generic[V]):
         state.connect = connect
         await self._run(membership.share(state, *_first_layout(members, state.options), create))
 
-    @property
-    def layout(self) -> Layout | None:
-        """The layout this client holds, when the membership lives on the nodes (else None)."""
-        return self._state.layout
-
-    # -------------------------------------------------------- configuration
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        """Members in name order."""
-        return self._state.placement.nodes
-
-    def node(self, name: str) -> Node:
-        """The member called `name`; NodeNotFoundError if there is none."""
-        node = self._state.placement.by_name.get(name) if isinstance(name, str) else None
-        if node is None:
-            raise NodeNotFoundError(f"node {name!r} is not in the cluster")
-        return node
-
-    @property
-    def replication_factor(self) -> int:
-        return self._state.replication_factor
-
-    @property
-    def ring(self) -> HashRing:
-        """A copy of the HashRing that currently places keys."""
-        return self._state.ring()
-
-    @property
-    def clock(self) -> HybridClock:
-        return self._state.clock
-
-    @property
-    def read_consistency(self) -> Level:
-        return self._state.read_level
-
-    @read_consistency.setter
-    def read_consistency(self, level: Level) -> None:
-        self._state.read_level = check_level("read_consistency", level)
-
-    @property
-    def write_consistency(self) -> Level:
-        return self._state.write_level
-
-    @write_consistency.setter
-    def write_consistency(self, level: Level) -> None:
-        self._state.write_level = check_level("write_consistency", level)
-
-    @property
-    def read_policy(self) -> ReadPolicy:
-        return self._state.read_policy
-
-    @read_policy.setter
-    def read_policy(self, policy: ReadPolicy) -> None:
-        self._state.read_policy = check_policy("read_policy", policy)
+    # ------------------------------------------------------------ placement
 
     def get_node_for_key(self, key: Key) -> Node:
         """The key's primary: the first node of its preference list."""

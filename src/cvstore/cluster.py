@@ -42,6 +42,7 @@ from cvstore._driver import (
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
+    Settings,
     State,
     batch_items,
     batch_keys,
@@ -57,7 +58,6 @@ from cvstore._driver import (
     update_items,
     value_of,
 )
-from cvstore._ring import HashRing
 from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.core import hints as _hints
 from cvstore.core import membership, reads, rebalance, repair, scan, stats, writes
@@ -66,7 +66,7 @@ from cvstore.core.calls import FENCED, Call, Op, Proc
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
-from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy
+from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE
@@ -94,7 +94,7 @@ T = TypeVar("T")
 _RELOADS = 6
 
 
-class Cluster(MutableMapping[Key, V], Generic[V]):
+class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
     """Nodes holding N versioned copies of each key, with per-call consistency.
 
     Parameters
@@ -288,11 +288,6 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
         state.connect = connect
         self._run(membership.share(state, *_first_layout(members, options), create))
 
-    @property
-    def layout(self) -> Layout | None:
-        """The layout this client holds, when the membership lives on the nodes (else None)."""
-        return self._state.layout
-
     def _op(self, make: Callable[[], Proc[T]]) -> T:
         """Run the procedure `make()` returns; on a fenced reply, load the layout and run it again."""
         if self._state.closed:
@@ -321,57 +316,6 @@ class Cluster(MutableMapping[Key, V], Generic[V]):
     def _place(self) -> Any:
         """The current placement (a core Placement snapshot)."""
         return self._state.placement
-
-    # -------------------------------------------------------- configuration
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        """Members in name order."""
-        return self._state.placement.nodes
-
-    def node(self, name: str) -> Node:
-        """The member called `name`; NodeNotFoundError if there is none."""
-        node = self._state.placement.by_name.get(name) if isinstance(name, str) else None
-        if node is None:
-            raise NodeNotFoundError(f"node {name!r} is not in the cluster")
-        return node
-
-    @property
-    def replication_factor(self) -> int:
-        return self._state.replication_factor
-
-    @property
-    def ring(self) -> HashRing:
-        """A copy of the HashRing that currently places keys."""
-        return self._state.ring()
-
-    @property
-    def clock(self) -> HybridClock:
-        return self._state.clock
-
-    @property
-    def read_consistency(self) -> Level:
-        return self._state.read_level
-
-    @read_consistency.setter
-    def read_consistency(self, level: Level) -> None:
-        self._state.read_level = check_level("read_consistency", level)
-
-    @property
-    def write_consistency(self) -> Level:
-        return self._state.write_level
-
-    @write_consistency.setter
-    def write_consistency(self, level: Level) -> None:
-        self._state.write_level = check_level("write_consistency", level)
-
-    @property
-    def read_policy(self) -> ReadPolicy:
-        return self._state.read_policy
-
-    @read_policy.setter
-    def read_policy(self, policy: ReadPolicy) -> None:
-        self._state.read_policy = check_policy("read_policy", policy)
 
     # ------------------------------------------------------------ placement
 
