@@ -28,9 +28,8 @@ import threading
 from typing import Any
 
 import pytest
+from redis_data import N_KEYS, SEED, VALUE_BYTES, Slices, make_data
 
-N_KEYS = 100_000
-VALUE_BYTES = 100
 BATCH = 1_000
 SINGLE = 100
 WORKERS = 100
@@ -39,7 +38,6 @@ ROUNDS_BATCH = 100
 ROUNDS_SINGLE = 30
 ROUNDS_CONCURRENT = 5
 TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a benchmark
-SEED = 20240229
 PREFIX = "bench-async:"
 
 
@@ -57,10 +55,7 @@ def servers(start_redis_servers: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def data() -> tuple[list[bytes], list[bytes]]:
-    rng = random.Random(SEED)
-    keys = [b"key:%012d" % i for i in range(N_KEYS)]
-    values = [rng.randbytes(VALUE_BYTES) for _ in range(N_KEYS)]
-    return keys, values
+    return make_data()
 
 
 @pytest.fixture(scope="module")
@@ -116,21 +111,7 @@ def sync_cluster(servers: Any) -> Any:
     c.close()
 
 
-class _Slices:
-    """The next `size` keys (and values) of the 100,000 on every call, wrapping."""
-
-    def __init__(self, data: tuple[list[bytes], list[bytes]], size: int) -> None:
-        self.keys, self.values = data
-        self.size = size
-        self.start = 0
-
-    def next(self) -> tuple[list[bytes], list[bytes]]:
-        a = self.start
-        self.start = (a + self.size) % N_KEYS
-        return self.keys[a : a + self.size], self.values[a : a + self.size]
-
-
-def _run(benchmark: Any, loop: Any, target: Any, slices: _Slices, rounds: int) -> None:
+def _run(benchmark: Any, loop: Any, target: Any, slices: Slices, rounds: int) -> None:
     benchmark.pedantic(
         lambda kv: loop.run_until_complete(target(kv)),
         setup=lambda: ((slices.next(),), {}),
@@ -168,7 +149,7 @@ def test_put(benchmark, side, loop, raws, cluster, data):
             for key, value in zip(*kv):
                 await asyncio.gather(*(c.set(key, value) for c in raws))
 
-    _run(benchmark, loop, target, _Slices(data, SINGLE), ROUNDS_SINGLE)
+    _run(benchmark, loop, target, Slices(data, SINGLE), ROUNDS_SINGLE)
     _info(benchmark, loop, raws, SINGLE, 3 * SINGLE)
 
 
@@ -189,7 +170,7 @@ def test_get(benchmark, side, loop, raws, cluster, data):
                 got = await asyncio.gather(*(c.get(key) for c in raws[:2]))
                 found.append(all(v is not None for v in got))
 
-    _run(benchmark, loop, target, _Slices(data, SINGLE), ROUNDS_SINGLE)
+    _run(benchmark, loop, target, Slices(data, SINGLE), ROUNDS_SINGLE)
     _info(benchmark, loop, raws, SINGLE, 2 * SINGLE)
     assert all(found)
 
@@ -208,7 +189,7 @@ def test_write(benchmark, side, loop, raws, cluster, data):
             mapping = dict(zip(*kv))
             await asyncio.gather(*(c.mset(mapping) for c in raws))
 
-    _run(benchmark, loop, target, _Slices(data, BATCH), ROUNDS_BATCH)
+    _run(benchmark, loop, target, Slices(data, BATCH), ROUNDS_BATCH)
     _info(benchmark, loop, raws, BATCH, 3 * BATCH)
 
 
@@ -227,7 +208,7 @@ def test_read(benchmark, side, loop, raws, cluster, data):
             parts = await asyncio.gather(*(c.mget(kv[0]) for c in raws[:2]))
             got.append(min(sum(v is not None for v in part) for part in parts))
 
-    _run(benchmark, loop, target, _Slices(data, BATCH), ROUNDS_BATCH)
+    _run(benchmark, loop, target, Slices(data, BATCH), ROUNDS_BATCH)
     _info(benchmark, loop, raws, BATCH, 2 * BATCH)
     assert set(got) == {BATCH}
 

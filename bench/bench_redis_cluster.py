@@ -33,21 +33,18 @@ fencing.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
+from redis_data import N_KEYS, VALUE_BYTES, Slices, make_data
 
-N_KEYS = 100_000
 KEY_BYTES = 16
-VALUE_BYTES = 100
 BATCH = 1_000
 SINGLE = 100  # single-key calls per timed round
 ROUNDS_BATCH = 200  # two passes over the keys
 ROUNDS_SINGLE = 30
 ROUNDS_WHOLE = 5  # calls of all 100,000 keys
 TIMEOUT = 5.0  # seconds; generous, so that a busy machine does not fail a benchmark
-SEED = 20240229
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +54,7 @@ def servers(start_redis_servers: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def data() -> tuple[list[bytes], list[bytes]]:
-    rng = random.Random(SEED)
-    keys = [b"key:%012d" % i for i in range(N_KEYS)]
-    values = [rng.randbytes(VALUE_BYTES) for _ in range(N_KEYS)]
-    return keys, values
+    return make_data()
 
 
 @pytest.fixture(scope="module")
@@ -117,21 +111,7 @@ def clusters(servers: Any, data: tuple[list[bytes], list[bytes]]) -> Any:
             node.store.close()
 
 
-class _Slices:
-    """The next `size` keys (and values) of the 100,000 on every call, wrapping."""
-
-    def __init__(self, data: tuple[list[bytes], list[bytes]], size: int) -> None:
-        self.keys, self.values = data
-        self.size = size
-        self.start = 0
-
-    def next(self) -> tuple[list[bytes], list[bytes]]:
-        a = self.start
-        self.start = (a + self.size) % N_KEYS
-        return self.keys[a : a + self.size], self.values[a : a + self.size]
-
-
-def _run(benchmark: Any, target: Any, slices: _Slices, rounds: int) -> None:
+def _run(benchmark: Any, target: Any, slices: Slices, rounds: int) -> None:
     benchmark.pedantic(target, setup=lambda: ((slices.next(),), {}), rounds=rounds, warmup_rounds=1)
 
 
@@ -152,7 +132,7 @@ def _info(benchmark: Any, raws: Any, keys: int, records: int) -> None:
 @pytest.mark.benchmark(group="redis-cluster-write")
 @pytest.mark.parametrize("side", ["raw MSET x3", "cvstore", "cvstore-unfenced"])
 def test_write(benchmark, side, raws, clusters, data):
-    slices = _Slices(data, BATCH)
+    slices = Slices(data, BATCH)
     if side.startswith("cvstore"):
         cluster = clusters[side]
 
@@ -173,7 +153,7 @@ def test_write(benchmark, side, raws, clusters, data):
 @pytest.mark.benchmark(group="redis-cluster-read")
 @pytest.mark.parametrize("side", ["raw MGET x2", "cvstore", "cvstore-unfenced"])
 def test_read(benchmark, side, raws, clusters, data):
-    slices = _Slices(data, BATCH)
+    slices = Slices(data, BATCH)
     got = []
     if side.startswith("cvstore"):
         cluster = clusters[side]
@@ -195,7 +175,7 @@ def test_read(benchmark, side, raws, clusters, data):
 @pytest.mark.benchmark(group="redis-cluster-put")
 @pytest.mark.parametrize("side", ["raw SET x3", "cvstore", "cvstore-unfenced"])
 def test_put(benchmark, side, raws, clusters, data):
-    slices = _Slices(data, SINGLE)
+    slices = Slices(data, SINGLE)
     if side.startswith("cvstore"):
         cluster = clusters[side]
 
@@ -217,7 +197,7 @@ def test_put(benchmark, side, raws, clusters, data):
 @pytest.mark.benchmark(group="redis-cluster-get")
 @pytest.mark.parametrize("side", ["raw GET x2", "cvstore", "cvstore-unfenced"])
 def test_get(benchmark, side, raws, clusters, data):
-    slices = _Slices(data, SINGLE)
+    slices = Slices(data, SINGLE)
     found = []
     if side.startswith("cvstore"):
         cluster = clusters[side]
