@@ -565,25 +565,13 @@ def get_value(self: Any, key: Any, default: Any = None, *, consistency: Any = No
                 return default
             if record[0] >> WRITER_BITS > state.clock._hlc:
                 state.observe(record[0])  # a version this client has not passed yet
-            value = record[1]  # value_of(record, default, state), inlined
+            value = record[1]  # records.value_of(record, default, now), inlined
             if value is TOMBSTONE:
                 return default
             if type(value) is Expiring:
                 return value.value if value.expires > state.now_ms() else default
             return value
     return self._get_with_core(kb, level, default)
-
-
-def value_of(record: Any, default: Any, state: State) -> Any:
-    """The value a read returns for a record (`default` for none, a tombstone, an expired one)."""
-    if record is None:
-        return default
-    value = record[1]
-    if value is TOMBSTONE:
-        return default
-    if type(value) is Expiring:
-        return value.value if value.expires > state.now_ms() else default
-    return value
 
 
 def check_ttl(ttl: Any) -> int | None:
@@ -662,7 +650,7 @@ def batch_values(keys: list[Any], records: list[Any], state: State) -> dict[Any,
     if Expiring in set(map(type, values)):
         now = state.now_ms()
         return {
-            key: value_of(record, MISSING, state) if type(record[1]) is Expiring else record[1]
+            key: record[1].value if type(record[1]) is Expiring else record[1]
             for key, record in zip(keys, records)
             if record[1] is not TOMBSTONE
             and not (type(record[1]) is Expiring and record[1].expires <= now)

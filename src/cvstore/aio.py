@@ -61,7 +61,6 @@ from cvstore._driver import (
     get_value,
     put_value,
     update_items,
-    value_of,
 )
 from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.cluster import (
@@ -84,7 +83,7 @@ from cvstore.core.layout import LayoutError
 from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
-from cvstore.core.records import TOMBSTONE
+from cvstore.core.records import TOMBSTONE, value_of
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
 from cvstore.errors import FencedError, NodeExistsError, NodeNotFoundError, StoreError
@@ -344,7 +343,7 @@ class AsyncCluster(Settings, Generic[V]):
         state = self._state
         kb, level, default = value
         record = await self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        return value_of(record, default, state)
+        return value_of(record, default, state.now_ms())
 
     # The per-key functions' slow paths (see _driver): what the core must run,
     # handed back to put() and get(), which await it.

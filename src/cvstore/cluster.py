@@ -56,7 +56,6 @@ from cvstore._driver import (
     get_value,
     put_value,
     update_items,
-    value_of,
 )
 from cvstore._types import D, Hash, Key, KeyIn, V
 from cvstore.core import hints as _hints
@@ -69,7 +68,7 @@ from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
 from cvstore.core.rebalance import MembershipReport
-from cvstore.core.records import TOMBSTONE
+from cvstore.core.records import TOMBSTONE, value_of
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
 from cvstore.errors import (
@@ -363,7 +362,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
     def _get_with_core(self, kb: bytes, level: Level, default: Any) -> Any:
         state = self._state
         record = self._op(lambda: reads.get(state, kb, level, state.now_ms()))
-        return value_of(record, default, state)
+        return value_of(record, default, state.now_ms())
 
     def delete(self, key: Key, *, consistency: Level | None = None) -> None:
         """Delete `key`: write a tombstone, at `consistency`, like a put."""
