@@ -13,8 +13,20 @@ import os
 import sys
 from pathlib import Path
 
-from Cython.Build import cythonize
-from setuptools import Extension, setup
+# Refuse an unsupported Python before anything else: pip reads requires-python
+# only after it has resolved the extras, and for an editable install of the
+# test extra on 3.10 it backtracked through old releases for 14+ minutes
+# instead of saying no.  This runs when pip first asks the build backend for
+# its requirements, seconds into either README command.
+OLDEST = (3, 11)
+if sys.version_info < OLDEST:
+    sys.exit(
+        f"cvstore needs Python {OLDEST[0]}.{OLDEST[1]} or newer; "
+        f"this is Python {sys.version.split()[0]} ({sys.executable})"
+    )
+
+from Cython.Build import cythonize  # noqa: E402 - after the version check
+from setuptools import Extension, setup  # noqa: E402
 
 DEBUG = os.environ.get("CVSTORE_DEBUG") == "1"
 MARCH = os.environ.get("CVSTORE_MARCH")

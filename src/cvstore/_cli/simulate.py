@@ -67,8 +67,8 @@ class Load:
             "max_over_fair": float(r.max()),
             "min_over_fair": float(r.min()),
             "stddev_over_fair": float(r.std()),
-            "busiest": names[int(r.argmax())],
-            "idlest": names[int(r.argmin())],
+            "busiest": names[int(np.argmax(r))],
+            "idlest": names[int(np.argmin(r))],
         }
 
 

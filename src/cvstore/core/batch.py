@@ -40,7 +40,7 @@ def groups(node_ids: NDArray[np.integer]) -> list[tuple[int, NDArray[np.intp]]]:
     """(node index, positions) for each node index present, positions ascending."""
     if node_ids.size == 0:
         return []
-    top = int(node_ids.max())
+    top = int(np.max(node_ids))
     if top < 256:
         # numpy radix-sorts small integer types: far faster than a merge sort of int32.
         order = np.argsort(node_ids.astype(np.uint8), kind="stable")

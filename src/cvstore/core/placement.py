@@ -215,14 +215,14 @@ class Placement:
     def _zone_pick(self, walks: NDArray[np.int32]) -> NDArray[np.int32]:
         rows, width = walks.shape
         zones = self._zone_ids[walks]
-        seen = np.zeros((rows, int(self._zone_ids.max()) + 1), dtype=bool)
+        seen = np.zeros((rows, int(np.max(self._zone_ids)) + 1), dtype=np.bool_)
         first = np.empty((rows, width), dtype=bool)
         r = np.arange(rows)
         for j in range(width):
             z = zones[:, j]
             first[:, j] = ~seen[r, z]
             seen[r, z] = True
-        order = np.argsort(~first, axis=1, kind="stable")[:, : self.n]
+        order = np.argsort(np.logical_not(first), axis=1, kind="stable")[:, : self.n]
         return np.ascontiguousarray(np.take_along_axis(walks, order, axis=1))
 
     def alive(self) -> NDArray[np.bool_]:
