@@ -286,7 +286,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     def get_nodes_for_key(self, key: Key) -> list[Node]:
         """The key's replicas (its preference list), primary first."""
-        return self._state.placement.replicas(key_bytes(key))
+        return self._open().placement.replicas(key_bytes(key))
 
     @property
     def suspected(self) -> tuple[str, ...]:
@@ -367,6 +367,7 @@ class AsyncCluster(Settings, Generic[V]):
         ttl: float | None = None,
     ) -> None:
         """Store many keys at once, one store call per node (see ``Cluster.put_many``)."""
+        self._open()
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
         level = self._state.write_level if consistency is None else check_level("consistency", consistency)
@@ -381,6 +382,7 @@ class AsyncCluster(Settings, Generic[V]):
         self, keys: Iterable[KeyIn], *, consistency: Level | None = None
     ) -> dict[KeyIn, V]:
         """The values of many keys: ``{key: value}``, keys without a value absent."""
+        self._open()
         keys, kbs = batch_keys(keys)
         level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
@@ -409,6 +411,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     def __aiter__(self) -> AsyncIterator[Key]:
         """``async for key in cluster``: a snapshot of the live keys when iteration starts."""
+        self._open()
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Key]:
@@ -443,6 +446,7 @@ class AsyncCluster(Settings, Generic[V]):
     async def update(self, /, **kwargs: V) -> None: ...
     async def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        self._open()
         kbs, values = update_items(args, kwargs)
         if kbs:
             await self._ready()
@@ -505,6 +509,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def add_node(self, node: Node) -> MembershipReport:
         """Add `node` and stream to it exactly the copies it now replicates."""
+        self._open()
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -540,6 +545,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def remove_node(self, node: Node | str) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go."""
+        self._open()
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -593,6 +599,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
         """Give a member a new weight and stream the copies that move (see ``Cluster``)."""
+        self._open()
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -799,10 +806,18 @@ class AsyncCluster(Settings, Generic[V]):
                 tasks[asyncio.ensure_future(_acall(call, epoch))] = i
             else:
                 try:
-                    results[i] = _call(call, epoch)
+                    results[i] = result = _call(call, epoch)
                 except BaseException as exc:
                     error = error or exc
                     results[i] = None
+                else:
+                    if isinstance(result, FencedError):  # as an asyncio store's refusal
+                        failure = self._state.fenced_failure(call.node, result)
+                        if failure is None:
+                            error = error or result
+                            results[i] = None
+                        else:
+                            results[i] = failure
         waiting: set[asyncio.Task[Any]] = set(tasks)
         enough = getattr(calls, "enough", None)
         try:
@@ -811,6 +826,8 @@ class AsyncCluster(Settings, Generic[V]):
                 for task in done:
                     i = tasks[task]
                     failed = task.exception()
+                    if isinstance(failed, FencedError):  # a node ahead of every layout: its failure
+                        failed = self._state.fenced_failure(calls[i].node, failed) or failed
                     if failed is None or isinstance(failed, StoreError):
                         results[i] = failed if failed is not None else task.result()
                     else:

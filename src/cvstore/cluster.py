@@ -324,7 +324,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     def get_nodes_for_key(self, key: str | bytes) -> list[Node]:
         """The key's replicas (its preference list), primary first."""
-        return self._state.placement.replicas(key_bytes(key))
+        return self._open().placement.replicas(key_bytes(key))
 
     # ---------------------------------------------------------- single keys
 
@@ -383,6 +383,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         few replicas up for the level.  A key given twice (as str and bytes)
         keeps its last value.  `ttl`, as for ``put``, applies to every key.
         """
+        self._open()
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
         level = self._state.write_level if consistency is None else check_level("consistency", consistency)
@@ -400,6 +401,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         Each key is read as ``get`` would (same level, newest version, read
         repair), with one store call per node.
         """
+        self._open()
         keys, kbs = batch_keys(keys)
         level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
@@ -454,14 +456,17 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     def keys(self) -> KeysView[Key]:
         """A view of the live keys (each use scans the nodes, as ``iter(cluster)`` does)."""
+        self._open()
         return KeysView(self)
 
     def items(self) -> ItemsView[Key, V]:
         """A view of (key, value) pairs, read in batches of 10,000 keys (``get_many``)."""
+        self._open()
         return _Items(self)
 
     def values(self) -> ValuesView[V]:
         """A view of the values, read in batches of 10,000 keys (``get_many``)."""
+        self._open()
         return _Values(self)
 
     def _walk(self) -> Iterator[tuple[Key, V]]:
@@ -481,6 +486,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
     def update(self, /, **kwargs: V) -> None: ...
     def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: the pairs of a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        self._open()
         kbs, values = update_items(args, kwargs)
         if kbs:
             state = self._state
@@ -563,6 +569,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         they reached their new node.  The node must be up and belong to no
         other cluster.
         """
+        self._open()
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -603,6 +610,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         A down node can be removed too: its keys are streamed from their
         other replicas.  The last node cannot be removed while it holds data.
         """
+        self._open()
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -661,6 +669,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         As ``add_node`` and ``remove_node``: copies reach their new replicas
         before any is dropped.
         """
+        self._open()
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -702,7 +711,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         streamed become strays that ``repair()`` removes).  Returns None if
         no change is under way.  See the README for when to use which.
         """
-        state = self._state
+        state = self._open()
         if state.layout is None:
             raise ValueError("finish_change is for clusters whose membership lives on the nodes")
         with self._membership:
@@ -740,6 +749,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         key's replicas are current.  Keys with a replica down are completed
         as far as possible.
         """
+        self._open()
         self.probe()
         state = self._state
         with self._membership:
@@ -764,6 +774,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
         Suspected nodes are probed first, so a node that is back gets its hints.
         """
+        self._open()
         self.probe()
         state = self._state
         with self._membership:
@@ -775,7 +786,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         ``per_node`` adds each member's up/suspected state, the store failures
         the cluster met, and the store's own call counts and latency.
         """
-        state = self._state
+        state = self._open()
         p = state.placement
         keys_per_node, hints_pending = self._op(
             lambda: stats.gather(state.placement, state.now_ms())
@@ -805,7 +816,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         Their hints are handed over.  A background thread also probes them,
         with backoff (see ``probe_interval``); this is for operators and tests.
         """
-        state = self._state
+        state = self._open()
         with state.lock:
             suspected = [entry.node for entry in state.schedule.suspects.values()]
         back = [node for node in suspected if self._probe(node)]
@@ -878,7 +889,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             for pending in pendings:
                 try:
                     results.append(pending.result())
-                except StoreError as exc:
+                except (StoreError, FencedError) as exc:
                     results.append(exc)
                 except BaseException as exc:
                     error = error or exc
@@ -887,13 +898,23 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
                 raise error
         else:
             results = [_call(call, epoch) for call in calls]
-        for call, result in zip(calls, results):
+        refused: FencedError | None = None
+        for i, (call, result) in enumerate(zip(calls, results)):
             if isinstance(result, StoreError):
                 if self._state.failed(call.node, result):
                     self._start_prober()
+            elif isinstance(result, FencedError):
+                failure = self._state.fenced_failure(call.node, result)
+                if failure is None:
+                    refused = refused or result
+                else:
+                    results[i] = failure
+        if refused is not None:
+            raise refused  # _op loads the newer layout (or brings the node up) and asks again
         return results
 
     def __enter__(self) -> Cluster[V]:
+        self._open()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -970,7 +991,7 @@ def _call(call: Call, epoch: int) -> Any:
             call.node._observe_latency((time.perf_counter() - started) / max(1, keys))
             return result
         return method(*args)
-    except StoreError as exc:
+    except (StoreError, FencedError) as exc:
         return exc
 
 

@@ -339,6 +339,11 @@ def recover(ctx: Any, error: FencedError, retry_share: Callable[[], Proc[None]])
         yield from retry_share()
     elif error.newer:
         yield from refresh(ctx)
+        if ctx.layout is not None and error.node_epoch > ctx.layout.epoch:
+            # no node answered with a layout that new: the node's epoch is corrupt
+            # (or its layout unreadable); it cannot be followed, and its refusals
+            # from now on fail its own part of a call (``epoch_ahead``), not the call
+            ctx.epoch_ahead(error.node, error.node_epoch)
     else:
         node = ctx.members.get(error.node or "")
         if node is not None:  # the node missed a change: bring it up to date
