@@ -143,12 +143,51 @@ def check_members(nodes: Any) -> list[Node]:
         )
     members = list(nodes)
     seen: set[str] = set()
-    for node in members:
+    for i, node in enumerate(members):
         check_joinable(node)
         if node.name in seen:
             raise NodeExistsError(f"node {node.name!r} is given twice")
         seen.add(node.name)
+        check_distinct(node, members[:i])
     return members
+
+
+def store_place(store: Any) -> tuple[Any, ...]:
+    """Where a store keeps its data: (address, prefix) on a server, else the store object itself."""
+    address = getattr(store, "address", "")
+    if address:
+        prefix = getattr(store, "prefix", "")
+        if isinstance(prefix, bytes):
+            prefix = prefix.decode("utf-8", "replace")
+        return (str(address), str(prefix))
+    return (id(store),)
+
+
+def check_distinct(node: Node, members: Iterable[Node]) -> None:
+    """NodeExistsError if `node` keeps its data where one of `members` does (one server, two names).
+
+    Two members at the same address and prefix (or with the same in-process
+    store) would each count as a replica while being one copy.
+    """
+    place = store_place(node.store)
+    for other in members:
+        if other is not node and store_place(other.store) == place:
+            raise NodeExistsError(same_place(other.name, node.name, node.store))
+
+
+def same_place(first: str, second: str, store: Any) -> str:
+    address = getattr(store, "address", "")
+    if address:
+        prefix = getattr(store, "prefix", "")
+        if isinstance(prefix, bytes):
+            prefix = prefix.decode("utf-8", "replace")
+        where = f"the same server: both at {address} with prefix {prefix!r}"
+    else:
+        where = f"the same store object ({type(store).__name__})"
+    return (
+        f"nodes {first!r} and {second!r} are {where}; a key's copies on both would be one copy. "
+        "Give each node its own server, db or prefix"
+    )
 
 
 def check_joinable(node: Any) -> None:

@@ -52,6 +52,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_distinct,
     check_joinable,
     check_members,
     check_options,
@@ -71,6 +72,7 @@ from cvstore.cluster import (
     _connect_like,
     _first_layout,
     _prefix,
+    _seed_list,
     _spec,
     seed_of,
 )
@@ -241,7 +243,7 @@ class AsyncCluster(Settings, Generic[V]):
         **options: Any,
     ) -> AsyncCluster[V]:
         """Join an existing cluster from one or more of its nodes (see ``Cluster.join``)."""
-        stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
+        stores = [_seed_store(seed, prefix, timeout, codec) for seed in _seed_list(seeds)]
         if not stores:
             raise ValueError("seeds must name at least one node of the cluster, got none")
         probe = [Node(f"seed{i}", store=store) for i, store in enumerate(stores)]  # type: ignore[arg-type]
@@ -255,6 +257,12 @@ class AsyncCluster(Settings, Generic[V]):
             raise LayoutError(
                 "no seed answered with a cluster layout; start the cluster with AsyncCluster.create"
             )
+        try:
+            layout.check_places()  # one server under two names: refused, as add_node does
+        except LayoutError:
+            for store in owned:
+                await _close_store(store)
+            raise
         state = cluster._state
         state.connect = connect or _connect_like(probe)
         by_address = {(_address(st), _prefix(st)): st for st in stores if _address(st)}
@@ -521,6 +529,7 @@ class AsyncCluster(Settings, Generic[V]):
             if node.name in state.members:
                 raise NodeExistsError(f"node {node.name!r} is already in the cluster")
             check_joinable(node)
+            check_distinct(node, state.members.values())
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
             if state.layout is not None:

@@ -47,6 +47,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_distinct,
     check_joinable,
     check_members,
     check_options,
@@ -244,8 +245,10 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         the client keeps for every node) or stores.  The layout with the
         highest epoch among the seeds that answer wins.  Options that shape
         placement (replication factor, vnodes, hash, seed) come from it.
+        A single URL or store is one seed.  A layout that names two nodes at
+        one address and prefix is refused (LayoutError).
         """
-        stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
+        stores = [_seed_store(seed, prefix, timeout, codec) for seed in _seed_list(seeds)]
         if not stores:
             raise ValueError("seeds must name at least one node of the cluster, got none")
         probe = [Node(f"seed{i}", store=store) for i, store in enumerate(stores)]
@@ -258,6 +261,13 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             raise LayoutError(
                 "no seed answered with a cluster layout; start the cluster with Cluster.create"
             )
+        try:
+            layout.check_places()  # one server under two names: refused, as add_node does
+        except LayoutError:
+            for seed_store in stores:
+                if isinstance(seed_of(seed_store), str):
+                    seed_store.close()
+            raise
         state = cluster._state
         state.connect = connect or _connect_like(probe)
         # a seed made from a URL serves the node at that address; an in-process
@@ -580,6 +590,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             if node.name in state.members:
                 raise NodeExistsError(f"node {node.name!r} is already in the cluster")
             check_joinable(node)
+            check_distinct(node, state.members.values())
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
             if state.layout is not None:
@@ -1036,6 +1047,17 @@ def _connect_like(members: Sequence[Node]) -> Any:
 def seed_of(store: Store) -> Any:
     """What a seed was given as: the URL of a store made from one, else the store."""
     return getattr(store, "_seed_url", store)
+
+
+def _seed_list(seeds: Any) -> list[Any]:
+    """The seeds of ``join``: an iterable of URLs or stores, or a single one."""
+    if isinstance(seeds, str) or hasattr(seeds, "read_layout"):
+        return [seeds]
+    if isinstance(seeds, (bytes, bytearray)) or not isinstance(seeds, Iterable):
+        raise TypeError(
+            f"seeds must be a node URL, a store, or an iterable of them, got {type(seeds).__name__}"
+        )
+    return list(seeds)
 
 
 def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:

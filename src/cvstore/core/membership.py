@@ -323,6 +323,7 @@ def share(
             f"replication_factor={replication_factor} does not match the cluster's layout "
             f"({layout.replication_factor}); leave it out to follow the layout"
         )
+    layout.check_places()  # one server under two names (a layout of an older client)
     stray = sorted(name for name in given if layout.spec(name) is None)
     if stray:
         raise ValueError(
