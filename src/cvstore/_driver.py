@@ -284,12 +284,22 @@ class State:
             found.update(p.pending.by_name)
         return found
 
-    def apply_layout(self, layout: Layout, joining: Mapping[str, Node] | None = None) -> None:
+    def apply_layout(
+        self,
+        layout: Layout,
+        joining: Mapping[str, Node] | None = None,
+        keep: Iterable[str] = (),
+    ) -> list[Node]:
         """Make `layout` this client's membership: nodes made or dropped, placement swapped.
 
         Nodes this client does not have yet are made with ``connect``;
-        `joining` are nodes given for the names they carry.
+        `joining` are nodes given for the names they carry.  Nodes that
+        leave have their stores closed if this client made them, except
+        those named in `keep`: they are returned, still open, for a last
+        call (``release`` closes them).
         """
+        keep = set(keep)
+        kept: list[Node] = []
         known = {**self.members, **(joining or {})}
         nodes: dict[str, Node] = {}
         for spec in layout.everyone():
@@ -328,10 +338,19 @@ class State:
         self.install(current)
         for node in gone:
             self.leave(node)
-            if node.name in self.made:
+            if node.name in keep:
+                kept.append(node)
+            else:
+                self.release([node])
+        log.info("layout %s", layout.describe())
+        return kept
+
+    def release(self, nodes: Iterable[Node]) -> None:
+        """Close the stores of nodes that left, where this client made them."""
+        for node in nodes:
+            if node.name in self.made and node.name not in self.members:
                 self.made.discard(node.name)
                 node.store.close()
-        log.info("layout %s", layout.describe())
 
     def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
         key = (layout.vnodes, layout.hash, layout.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import time
 
 import membership_workers as workers  # beside the tests: tests/conftest.py puts that folder on sys.path
 import pytest
@@ -135,3 +136,87 @@ def test_join_takes_a_single_url_as_one_seed(start_redis, make_cluster, prefix):
         TypeError, match="seeds must be a node URL, a store, or an iterable .*got bytes"
     ):
         Cluster.join(servers[1].url().encode(), prefix=prefix)
+
+
+# ------------------------------- 18.4 / 18.5: old copies never come back
+
+
+def delete_and_purge(cluster, keys) -> None:
+    """Delete `keys` and let repair() purge their tombstones (tombstone_grace is ~0)."""
+    cluster.put_many({k: cvstore.core.records.TOMBSTONE for k in keys})
+    time.sleep(0.01)  # past the (1 ms) grace period
+    report = cluster.repair()
+    assert report.purged >= len(keys), report
+
+
+def records_on(server, prefix: str) -> int:
+    with store(server, prefix) as s:
+        return len(s.keys())
+
+
+@pytest.mark.slow
+def test_an_aborted_join_leaves_no_copy_to_bring_back(start_redis, prefix):
+    servers = start_redis(4)
+    creator = cvstore.Cluster.create(
+        [Node(f"r{i + 1}", store=store(s, prefix)) for i, s in enumerate(servers[:3])]
+    )
+    keys = [f"k{i}" for i in range(500)]
+    creator.put_many({k: "old" for k in keys})
+    creator.close()
+    for node in creator.nodes:
+        node.store.close()
+    out = spawn.Queue()
+    dying = spawn.Process(
+        target=workers.dies_before_commit,
+        args=(servers[0].url(), prefix, "r4", servers[3].url(), out),
+    )
+    dying.start()
+    assert out.get(timeout=60) == ("dying", 2)
+    dying.join(timeout=30)
+    assert dying.exitcode == 17
+    streamed = records_on(servers[3], prefix)
+    assert streamed > 100  # copies reached r4 before its client died
+    other = Cluster.join([servers[1].url()], prefix=prefix, hint_window=0, tombstone_grace=0.001)
+    try:
+        assert other.layout.changing and other.layout.epoch == 2
+        report = other.finish_change(abort=True)
+        assert other.layout.names == ("r1", "r2", "r3") and other.layout.epoch == 3
+        assert other.repair().complete
+        left = records_on(servers[3], prefix)
+        delete_and_purge(other, keys)
+        other.add_node(Node("r4", store=store(servers[3], prefix)))
+        back = other.get_many(keys, consistency="all")
+        assert len(back) == 0, f"{len(back)} of 500 deleted keys came back"
+        assert other.get_many(keys, consistency="one") == {}
+        # the abort cleared the node taken back: no stray was left on it
+        assert report.action == "abort" and report.dropped == {"r4": streamed} and left == 0
+    finally:
+        other.close()
+
+
+def test_a_node_removed_while_down_is_refused_until_cleared(start_redis, make_cluster, prefix):
+    servers = start_redis(4)
+    cluster = make_cluster(servers, hint_window=0, tombstone_grace=0.001)
+    keys = [f"k{i}" for i in range(500)]
+    cluster.put_many({k: "old" for k in keys})
+    held = records_on(servers[3], prefix)
+    assert held > 100
+    servers[3].pause()  # r4 stops answering, its data kept
+    try:
+        report = cluster.remove_node("r4")
+    finally:
+        servers[3].resume()
+    assert report.action == "remove" and cluster.layout.names == ("r1", "r2", "r3")
+    assert records_on(servers[3], prefix) == held  # it missed the removal: its copies are there
+    delete_and_purge(cluster, keys)
+    epoch = cluster.layout.epoch
+    with pytest.raises(LayoutError, match=r"'r4' .* holds \d+ records .* Clear it first") as info:
+        cluster.add_node(Node("r4", store=store(servers[3], prefix)))
+    assert "forget-node" in str(info.value) and "store.clear()" in str(info.value)
+    assert cluster.layout.epoch == epoch and cluster.layout.names == ("r1", "r2", "r3")
+    assert epoch_of(servers[0], prefix) == epoch  # nothing changed on the members
+    with store(servers[3], prefix) as r4:
+        r4.clear()
+    cluster.add_node(Node("r4", store=store(servers[3], prefix)))
+    assert cluster.layout.names == ("r1", "r2", "r3", "r4")
+    assert cluster.get_many(keys, consistency="all") == {}  # 0 of 500 come back

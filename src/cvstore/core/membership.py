@@ -27,6 +27,8 @@ from cvstore.errors import FencedError, LayoutConflictError, StoreError, Unavail
 
 __all__ = (
     "change",
+    "clear",
+    "empty",
     "finish",
     "install",
     "load",
@@ -229,6 +231,7 @@ def change(ctx: Any, target: Layout, joining: dict[str, Any], removing: str | No
                 f"node {next(iter(joining))!r} holds the layout of cluster {held.cluster} "
                 f"(epoch {held.epoch}): it belongs to another cluster; clear it first"
             )
+        yield from empty(list(joining.values()))
     expected = {name: current.epoch for name in current.names}
     yield from install(target, nodes, expected)
     ctx.apply_layout(target, joining)
@@ -254,9 +257,24 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     old, new = ctx.placement, ctx.placement.pending
     if abort:
         end = changing.abort()
-        yield from install(end, nodes, expected, order)
-        ctx.apply_layout(end)
-        return rebalance.report("abort", str(changing.change.get("node")), rebalance.empty(), {})
+        missed = yield from install(end, nodes, expected, order)
+        # Nodes that were joining hold copies streamed to them, outside every replica
+        # set of `end`: those that took `end` (no client can write to them at e + 1
+        # any more) are cleared now.  One that missed it keeps them, and is refused
+        # by a later add_node until cleared (``empty``).
+        joiners = [
+            name
+            for name in order
+            if changing.spec(name) is not None and name not in changing.names and name not in missed
+        ]
+        kept = ctx.apply_layout(end, keep=joiners)
+        try:
+            cleared = yield from clear(ctx, kept)
+        finally:
+            ctx.release(kept)
+        return rebalance.report(
+            "abort", str(changing.change.get("node")), rebalance.empty(), cleared
+        )
     moves = yield from rebalance.stream(ctx, old, new)
     end = changing.commit()
     yield from install(end, nodes, expected, order)
@@ -265,6 +283,68 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     return rebalance.report(
         str(changing.change.get("action")), str(changing.change.get("node")), moves, dropped
     )
+
+
+def empty(nodes: Sequence[Any]) -> Proc[None]:
+    """LayoutError unless every joining node holds no record and no hint.
+
+    A node joins empty.  One that holds data (a node removed while it was
+    down, a join taken back while it was unreachable, a server used before)
+    could hand its old copies back as current: a key deleted and purged since
+    would return.  The error says how to clear it.
+    """
+    results = yield [Call(node, op) for node in nodes for op in (Op.COUNT, Op.COUNT_HINTS)]
+    for i, node in enumerate(nodes):
+        records, hints = results[2 * i], results[2 * i + 1]
+        for result in (records, hints):
+            if failed(result):
+                raise _unreachable_joiner(node, result)
+        if records or hints:
+            store = node.store
+            where = getattr(store, "address", "") or type(store).__name__
+            prefix = getattr(store, "prefix", "")
+            if isinstance(prefix, bytes):
+                prefix = prefix.decode("utf-8", "replace")
+            raise LayoutError(
+                f"node {node.name!r} ({where}, prefix {prefix!r}) holds {records} records and "
+                f"{hints} hints: data left from before (a node removed while it was down, a "
+                "join taken back while it was unreachable, or another use of the server); a "
+                "node joins empty, or its old copies could bring deleted keys back. Clear it "
+                "first (store.clear(), which deletes every key under its prefix, or "
+                "`cvstore cluster forget-node URL --prefix P`), then add it again"
+            )
+
+
+def _unreachable_joiner(node: Any, error: StoreError) -> UnavailableError:
+    failure = UnavailableError(
+        f"add {node.name!r} needs the joining node to answer: {error.reason}",
+        level="membership",
+        required=1,
+        alive=0,
+        down=(node.name,),
+        causes={node.name: error},
+    )
+    failure.__cause__ = error
+    return failure
+
+
+def clear(ctx: Any, nodes: Sequence[Any]) -> Proc[dict[str, int]]:
+    """Delete every record `nodes` hold (nodes no layout places anything on); hints go to members.
+
+    The deletes carry the client's epoch: a node that does not hold the
+    client's layout refuses them and keeps its data.  Returns how many records
+    each node dropped.
+    """
+    from cvstore.core import hints as _hints
+
+    if not nodes:
+        return {}
+    for node in nodes:
+        yield from _hints.move(ctx.hints, ctx.placement, node)
+    listed = yield [Call(node, Op.KEYS) for node in nodes]
+    targets = [(node, keys) for node, keys in zip(nodes, listed) if not failed(keys) and keys]
+    results = yield [Call(node, Op.DELETE_MANY, (keys,)) for node, keys in targets]
+    return {node.name: int(r) for (node, _), r in zip(targets, results) if not failed(r)}
 
 
 def _action(layout: Layout) -> str:
