@@ -5,10 +5,14 @@ The same promises over real servers: ``tests/redis/test_membership_edges_redis.p
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
 from cvstore import MemoryStore, Node, NodeExistsError
+from cvstore.core.layout import LayoutError
+from cvstore.core.records import TOMBSTONE
 
 BOTH_DRIVERS = True
 
@@ -27,4 +31,27 @@ def test_one_store_object_under_two_names_is_refused():
         f"k{i}": i for i in range(50)
     }
     cluster.add_node(Node("d"))  # a store of its own is fine
+    cluster.close()
+
+
+def test_a_node_removed_while_down_comes_back_only_empty():
+    nodes = [Node(f"n{i}") for i in range(4)]
+    cluster = Cluster(nodes, replication_factor=3, hint_window=0, tombstone_grace=0.001)
+    keys = [f"k{i}" for i in range(500)]
+    cluster.put_many({k: "old" for k in keys})
+    gone = nodes[3]
+    held = len(gone.store.keys())
+    assert held > 100
+    gone.fail()
+    cluster.remove_node("n3")  # while down: its copies stay on it
+    gone.recover()
+    cluster.put_many({k: TOMBSTONE for k in keys})
+    time.sleep(0.01)  # past the grace period
+    assert cluster.repair().purged == 500
+    with pytest.raises(LayoutError, match=r"'n3' \(MemoryStore\) holds \d+ records .* empty store"):
+        cluster.add_node(gone)
+    assert [n.name for n in cluster.nodes] == ["n0", "n1", "n2"]
+    assert len(gone.store.keys()) == held  # nothing changed
+    cluster.add_node(Node("n3"))
+    assert cluster.get_many(keys, consistency="all") == {}  # none of the 500 comes back
     cluster.close()

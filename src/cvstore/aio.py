@@ -538,6 +538,7 @@ class AsyncCluster(Settings, Generic[V]):
                     lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
                     joining={node.name: node},
                 )
+            await self._run(membership.empty([node]))  # old copies could bring deleted keys back
             if state.hints.pending:
                 await self._run(_hints.deliver_found(state.hints, old, old.nodes, state.now_ms()))
             new = state.placement_of(list(old.nodes) + [node])

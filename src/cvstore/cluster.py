@@ -599,6 +599,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
                     lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
                     joining={node.name: node},
                 )
+            self._run(membership.empty([node]))  # old copies could bring deleted keys back
             if self._pending_hints:  # stream from replicas that are as whole as they can be
                 self._run(_hints.deliver_found(state.hints, old, old.nodes, state.now_ms()))
             new = state.placement_of(list(old.nodes) + [node])

@@ -301,17 +301,24 @@ def empty(nodes: Sequence[Any]) -> Proc[None]:
                 raise _unreachable_joiner(node, result)
         if records or hints:
             store = node.store
-            where = getattr(store, "address", "") or type(store).__name__
-            prefix = getattr(store, "prefix", "")
-            if isinstance(prefix, bytes):
-                prefix = prefix.decode("utf-8", "replace")
+            address = getattr(store, "address", "")
+            if address:
+                prefix = getattr(store, "prefix", "")
+                if isinstance(prefix, bytes):
+                    prefix = prefix.decode("utf-8", "replace")
+                where = f" ({address}, prefix {prefix!r})"
+                how = (
+                    "Clear it first (store.clear(), which deletes every key under its prefix, "
+                    "or `cvstore cluster forget-node URL --prefix P`), then add it again"
+                )
+            else:
+                where = f" ({type(store).__name__})"
+                how = "Add it with an empty store instead (Node(name) makes one)"
             raise LayoutError(
-                f"node {node.name!r} ({where}, prefix {prefix!r}) holds {records} records and "
-                f"{hints} hints: data left from before (a node removed while it was down, a "
-                "join taken back while it was unreachable, or another use of the server); a "
-                "node joins empty, or its old copies could bring deleted keys back. Clear it "
-                "first (store.clear(), which deletes every key under its prefix, or "
-                "`cvstore cluster forget-node URL --prefix P`), then add it again"
+                f"node {node.name!r}{where} holds {records} records and {hints} hints: data "
+                "left from before (a node removed while it was down, a join taken back while "
+                "it was unreachable, or another use of its store); a node joins empty, or its "
+                f"old copies could bring deleted keys back. {how}"
             )
 
 
