@@ -220,3 +220,51 @@ def test_a_node_removed_while_down_is_refused_until_cleared(start_redis, make_cl
     cluster.add_node(Node("r4", store=store(servers[3], prefix)))
     assert cluster.layout.names == ("r1", "r2", "r3", "r4")
     assert cluster.get_many(keys, consistency="all") == {}  # 0 of 500 come back
+
+
+# ------------------------------------------- 18.2: a closed client stays closed
+
+
+def test_a_closed_client_changes_nothing_on_the_servers(start_redis, prefix):
+    import drivers
+
+    servers = start_redis(4)
+    creator = cvstore.Cluster.create(
+        [Node(f"r{i + 1}", store=store(s, prefix)) for i, s in enumerate(servers[:3])]
+    )
+    creator.put_many({f"k{i}": "v" for i in range(100)})
+    extra = store(servers[3], prefix)
+
+    def calls(client):
+        return [
+            lambda: client.add_node(Node("r4", store=extra)),
+            lambda: client.remove_node("r1"),
+            lambda: client.set_weight("r1", 2.0),
+            lambda: client.finish_change(abort=True),
+            lambda: client.probe(),
+            lambda: client.repair(),
+            lambda: client.put("k1", "new"),
+        ]
+
+    if drivers.current == "sync":
+        client = cvstore.Cluster.join([servers[0].url()], prefix=prefix)
+        client.close()
+        for call in calls(client):
+            with pytest.raises(ClusterClosedError):
+                call()
+    else:
+
+        async def main() -> None:
+            client = await cvstore.AsyncCluster.join([servers[0].url()], prefix=prefix)
+            await client.close()
+            for call in calls(client):
+                with pytest.raises(ClusterClosedError):
+                    await call()
+
+        asyncio.run(main())
+    assert [epoch_of(s, prefix) for s in servers] == [1, 1, 1, 0]  # the layout never moved
+    assert creator.get("k1", consistency="all") == "v"
+    creator.close()
+    for node in creator.nodes:
+        node.store.close()
+    extra.close()
