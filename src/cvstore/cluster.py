@@ -719,8 +719,9 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
         Only for clusters whose membership lives on the nodes.  Carries the
         change forward (streams the copies again, commits, drops), or with
-        ``abort=True`` back (the membership before the change; copies already
-        streamed become strays that ``repair()`` removes).  Returns None if
+        ``abort=True`` back (the membership before the change; the nodes that
+        were joining are cleared of the copies streamed to them, where they
+        answer).  Returns None if
         no change is under way.  See the README for when to use which.
         """
         state = self._open()
