@@ -334,7 +334,8 @@ class State:
             nodes[spec.name].weight = spec.weight
         gone = [node for name, node in known.items() if name not in nodes]
         self.layout = layout
-        self.ahead.clear()  # judged again against this layout at their next refusal
+        # a node is still ahead while this layout's epoch is below the one it holds
+        self.ahead = {name: held for name, held in self.ahead.items() if held > layout.epoch}
         self.install(current)
         for node in gone:
             self.leave(node)

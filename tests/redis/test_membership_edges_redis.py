@@ -59,6 +59,9 @@ def test_a_node_with_a_corrupt_epoch_fails_alone(start_redis, make_cluster, pref
         fresh.close()
     with pytest.raises(cvstore.UnavailableError, match="r2"):
         cluster.get("k1", consistency="all")  # the level that needs r2 says why it failed
+    report = cluster.remove_node("r2")  # the way out: the node with the corrupt epoch goes
+    assert report.action == "remove" and cluster.layout.names == ("r1", "r3")
+    assert cluster.get_many(keys, consistency="all") == {key: str(i) for i, key in enumerate(keys)}
 
 
 # ------------------------------------------------ 18.6: one server, two names

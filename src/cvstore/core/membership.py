@@ -100,6 +100,11 @@ def install(
             held, held_data = result
             if held == layout.epoch and held_data == data:
                 continue
+            if held > layout.epoch and group is not first and not _holds(held, held_data):
+                # its epoch is ahead of the layout it holds (a corrupt epoch): no client
+                # can follow it, so it decides nothing; it is left out, as a node down is
+                missed.append(name)
+                continue
             if held >= layout.epoch or group is first:
                 raise _conflict(name, held, held_data, layout)
             expected[name] = held  # behind: it missed a layout; bring it up to date
@@ -115,6 +120,16 @@ def install(
                 elif result[0] != layout.epoch:
                     raise _conflict(name, result[0], result[1], layout)
     return missed
+
+
+def _holds(epoch: int, data: bytes | None) -> bool:
+    """Whether `data` is a layout of `epoch` (what an install writes with the epoch)."""
+    if data is None:
+        return False
+    try:
+        return Layout.from_bytes(data).epoch == epoch
+    except LayoutError:
+        return False
 
 
 def push(layout: Layout, node: Any, held: int) -> Proc[bool]:
