@@ -11,7 +11,7 @@ import pytest
 from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
 from cvstore import MemoryStore, Node, NodeExistsError
-from cvstore.core.layout import LayoutError
+from cvstore.core.layout import LayoutError, NodeSpec
 from cvstore.core.records import TOMBSTONE
 
 BOTH_DRIVERS = True
@@ -54,4 +54,26 @@ def test_a_node_removed_while_down_comes_back_only_empty():
     assert len(gone.store.keys()) == held  # nothing changed
     cluster.add_node(Node("n3"))
     assert cluster.get_many(keys, consistency="all") == {}  # none of the 500 comes back
+    cluster.close()
+
+
+def test_taking_a_join_back_clears_the_joining_node():
+    stores = {name: MemoryStore() for name in ("r1", "r2", "r3", "r4")}
+    cluster = Cluster.create(
+        [Node(n, store=stores[n]) for n in ("r1", "r2", "r3")],
+        connect=lambda spec: stores[spec.name],
+    )
+    # a client installs the changing layout (add r4) and dies before committing
+    target = cluster.layout.begin((*cluster.layout.nodes, NodeSpec("r4")), "add", "r4")
+    for name in target.install_order():
+        stores[name].swap_layout(1, target.epoch, target.to_bytes())
+    keys = [f"k{i}" for i in range(300)]
+    cluster.put_many({k: "v" for k in keys})  # at the changing layout: r4 gets its copies too
+    written = len(stores["r4"].keys())
+    assert written > 50
+    report = cluster.finish_change(abort=True)
+    assert report.action == "abort" and report.dropped == {"r4": written}
+    assert stores["r4"].keys() == [] and stores["r4"].read_layout()[0] == 3
+    assert cluster.layout.names == ("r1", "r2", "r3")
+    assert cluster.get_many(keys, consistency="all") == {k: "v" for k in keys}
     cluster.close()

@@ -14,7 +14,7 @@ import time
 import membership_workers as workers  # beside the tests: tests/conftest.py puts that folder on sys.path
 import pytest
 import redis
-from drivers import Cluster, raw  # the sync or the async driver (tests/drivers.py)
+from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
 import cvstore
 from cvstore import ClusterClosedError, Node, NodeExistsError, RedisStore
