@@ -126,7 +126,8 @@ class SyncOverAsync:
 
     @classmethod
     def join(cls, seeds: Any, **kwargs: Any) -> SyncOverAsync:
-        seeds = [_async_store(s) if not isinstance(s, str) else s for s in seeds]
+        if not isinstance(seeds, str):  # a single URL goes as it is: join takes it as one seed
+            seeds = [_async_store(s) if not isinstance(s, str) else s for s in seeds]
         return cls._wrap(lambda twins: AsyncCluster.join(seeds, **kwargs))
 
     def _run(self, coro: Any) -> Any:

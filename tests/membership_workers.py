@@ -117,3 +117,31 @@ def racer(seed: str, name: str, url: str, barrier: Any, out: Any) -> None:
         out.put((name, "error", repr(exc)))
     finally:
         cluster.close()
+
+
+def dies_before_commit(seed: str, prefix: str, name: str, url: str, out: Any) -> None:
+    """Add node `name`, and die (os._exit) the moment the change would be committed.
+
+    The changing layout is installed and every copy streamed to the new node;
+    the commit's first swap ends the process, so no node gets the commit.
+    """
+    import os
+
+    from cvstore import Cluster, Node, RedisStore
+
+    cluster = Cluster.join([seed], prefix=prefix, timeout=1.0)
+    start = cluster.layout.epoch
+    first = cluster.node(cluster.layout.install_order()[0]).store
+    swap = first.swap_layout
+
+    def swap_or_die(expected: int, epoch: int, data: bytes) -> Any:
+        if epoch == start + 2:  # the commit: this client dies here
+            out.put(("dying", start + 1))
+            out.close()
+            out.join_thread()
+            os._exit(17)
+        return swap(expected, epoch, data)
+
+    first.swap_layout = swap_or_die
+    cluster.add_node(Node(name, store=RedisStore(url, prefix=prefix, timeout=1.0)))
+    out.put(("committed", cluster.layout.epoch))  # not expected

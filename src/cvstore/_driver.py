@@ -31,7 +31,13 @@ from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
 from cvstore.core.records import TOMBSTONE, Expiring
-from cvstore.errors import ClusterClosedError, NodeExistsError, NodeNotFoundError, StoreError
+from cvstore.errors import (
+    ClusterClosedError,
+    FencedError,
+    NodeExistsError,
+    NodeNotFoundError,
+    StoreError,
+)
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
 from cvstore.versions import WRITER_BITS, HybridClock
@@ -137,12 +143,51 @@ def check_members(nodes: Any) -> list[Node]:
         )
     members = list(nodes)
     seen: set[str] = set()
-    for node in members:
+    for i, node in enumerate(members):
         check_joinable(node)
         if node.name in seen:
             raise NodeExistsError(f"node {node.name!r} is given twice")
         seen.add(node.name)
+        check_distinct(node, members[:i])
     return members
+
+
+def store_place(store: Any) -> tuple[Any, ...]:
+    """Where a store keeps its data: (address, prefix) on a server, else the store object itself."""
+    address = getattr(store, "address", "")
+    if address:
+        prefix = getattr(store, "prefix", "")
+        if isinstance(prefix, bytes):
+            prefix = prefix.decode("utf-8", "replace")
+        return (str(address), str(prefix))
+    return (id(store),)
+
+
+def check_distinct(node: Node, members: Iterable[Node]) -> None:
+    """NodeExistsError if `node` keeps its data where one of `members` does (one server, two names).
+
+    Two members at the same address and prefix (or with the same in-process
+    store) would each count as a replica while being one copy.
+    """
+    place = store_place(node.store)
+    for other in members:
+        if other is not node and store_place(other.store) == place:
+            raise NodeExistsError(same_place(other.name, node.name, node.store))
+
+
+def same_place(first: str, second: str, store: Any) -> str:
+    address = getattr(store, "address", "")
+    if address:
+        prefix = getattr(store, "prefix", "")
+        if isinstance(prefix, bytes):
+            prefix = prefix.decode("utf-8", "replace")
+        where = f"the same server: both at {address} with prefix {prefix!r}"
+    else:
+        where = f"the same store object ({type(store).__name__})"
+    return (
+        f"nodes {first!r} and {second!r} are {where}; a key's copies on both would be one copy. "
+        "Give each node its own server, db or prefix"
+    )
 
 
 def check_joinable(node: Any) -> None:
@@ -190,6 +235,11 @@ class State:
         self.shared = False  # the membership lives on the nodes (set before a layout is known)
         self.connect: Callable[[NodeSpec], Store] | None = None
         self.made: set[str] = set()
+        # Nodes found holding an epoch ahead of every layout this client can read
+        # (a corrupt epoch, an unreadable layout): name -> that epoch, and how many
+        # of their refusals were counted as that replica's failure (see fenced_failure).
+        self.ahead: dict[str, int] = {}
+        self.ahead_refusals: dict[str, int] = {}
         self._placers: dict[tuple[Any, ...], Callable[[Mapping[str, float]], Placer]] = {}
         self.placement = self.placement_of(list(members))
         for node in members:
@@ -234,12 +284,22 @@ class State:
             found.update(p.pending.by_name)
         return found
 
-    def apply_layout(self, layout: Layout, joining: Mapping[str, Node] | None = None) -> None:
+    def apply_layout(
+        self,
+        layout: Layout,
+        joining: Mapping[str, Node] | None = None,
+        keep: Iterable[str] = (),
+    ) -> list[Node]:
         """Make `layout` this client's membership: nodes made or dropped, placement swapped.
 
         Nodes this client does not have yet are made with ``connect``;
-        `joining` are nodes given for the names they carry.
+        `joining` are nodes given for the names they carry.  Nodes that
+        leave have their stores closed if this client made them, except
+        those named in `keep`: they are returned, still open, for a last
+        call (``release`` closes them).
         """
+        keep = set(keep)
+        kept: list[Node] = []
         known = {**self.members, **(joining or {})}
         nodes: dict[str, Node] = {}
         for spec in layout.everyone():
@@ -274,13 +334,24 @@ class State:
             nodes[spec.name].weight = spec.weight
         gone = [node for name, node in known.items() if name not in nodes]
         self.layout = layout
+        # a node is still ahead while this layout's epoch is below the one it holds
+        self.ahead = {name: held for name, held in self.ahead.items() if held > layout.epoch}
         self.install(current)
         for node in gone:
             self.leave(node)
-            if node.name in self.made:
+            if node.name in keep:
+                kept.append(node)
+            else:
+                self.release([node])
+        log.info("layout %s", layout.describe())
+        return kept
+
+    def release(self, nodes: Iterable[Node]) -> None:
+        """Close the stores of nodes that left, where this client made them."""
+        for node in nodes:
+            if node.name in self.made and node.name not in self.members:
                 self.made.discard(node.name)
                 node.store.close()
-        log.info("layout %s", layout.describe())
 
     def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
         key = (layout.vnodes, layout.hash, layout.seed)
@@ -325,6 +396,38 @@ class State:
 
     # ------------------------------------------------------ node health
 
+    def epoch_ahead(self, node: str | None, epoch: int) -> None:
+        """`node` refused with `epoch`, and no layout this client can read is that new."""
+        if node is not None and self.layout is not None and epoch > self.layout.epoch:
+            with self.lock:
+                self.ahead[node] = epoch
+            log.warning(
+                "node %s holds layout epoch %d, ahead of every layout readable (epoch %d): "
+                "its epoch is corrupt or its layout unreadable; calls leave it out",
+                node, epoch, self.layout.epoch,
+            )  # fmt: skip
+
+    def fenced_failure(self, node: Node, error: FencedError) -> StoreError | None:
+        """A refusal by a node whose epoch is ahead of every readable layout, as that replica's failure.
+
+        Such a node cannot be followed (there is no layout to load at its
+        epoch), so its refusal fails its part of the call alone, as an error
+        reply does; the call goes on with the other replicas.  None for any
+        other refusal: the driver loads the newer layout and asks again.
+        """
+        held = self.ahead.get(node.name)
+        if held is None or error.node_epoch < held or not error.newer:
+            return None
+        with self.lock:
+            self.ahead_refusals[node.name] = self.ahead_refusals.get(node.name, 0) + 1
+        reason = (
+            f"holds layout epoch {error.node_epoch}, ahead of every layout this client can "
+            f"read (epoch {error.client_epoch}); fix or clear the node's epoch"
+        )
+        return StoreError(
+            f"node {node.name!r} {reason}", node=node.name, unreachable=False, reason=reason
+        )
+
     def failed(self, node: Node, error: StoreError) -> bool:
         """Note a store failure of `node`; returns True if it is newly suspected down."""
         with self.lock:
@@ -357,7 +460,10 @@ class State:
 
     def health_report(self, node: Node) -> dict[str, Any]:
         with self.lock:
-            return self.schedule.report(node.name, time.monotonic())
+            row = self.schedule.report(node.name, time.monotonic())
+            row["epoch_ahead"] = self.ahead.get(node.name)
+            row["ahead_refusals"] = self.ahead_refusals.get(node.name, 0)
+            return row
 
 
 def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
@@ -378,6 +484,13 @@ class Settings:
     __slots__ = ()
     _state: State
 
+    def _open(self) -> State:
+        """The client's state; ClusterClosedError if ``close()`` was called (checked first)."""
+        state = self._state
+        if state.closed:
+            raise closed_error()
+        return state
+
     @property
     def layout(self) -> Layout | None:
         """The layout this client holds, when the membership lives on the nodes (else None)."""
@@ -390,7 +503,7 @@ class Settings:
 
     def node(self, name: str) -> Node:
         """The member called `name`; NodeNotFoundError if there is none."""
-        node = self._state.placement.by_name.get(name) if isinstance(name, str) else None
+        node = self._open().placement.by_name.get(name) if isinstance(name, str) else None
         if node is None:
             raise NodeNotFoundError(f"node {name!r} is not in the cluster")
         return node
@@ -414,7 +527,7 @@ class Settings:
 
     @read_consistency.setter
     def read_consistency(self, level: Level) -> None:
-        self._state.read_level = check_level("read_consistency", level)
+        self._open().read_level = check_level("read_consistency", level)
 
     @property
     def write_consistency(self) -> Level:
@@ -422,7 +535,7 @@ class Settings:
 
     @write_consistency.setter
     def write_consistency(self, level: Level) -> None:
-        self._state.write_level = check_level("write_consistency", level)
+        self._open().write_level = check_level("write_consistency", level)
 
     @property
     def read_policy(self) -> ReadPolicy:
@@ -430,7 +543,7 @@ class Settings:
 
     @read_policy.setter
     def read_policy(self, policy: ReadPolicy) -> None:
-        self._state.read_policy = check_policy("read_policy", policy)
+        self._open().read_policy = check_policy("read_policy", policy)
 
 
 # ------------------------------------------------ the public calls, shared

@@ -52,6 +52,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_distinct,
     check_joinable,
     check_members,
     check_options,
@@ -71,6 +72,7 @@ from cvstore.cluster import (
     _connect_like,
     _first_layout,
     _prefix,
+    _seed_list,
     _spec,
     seed_of,
 )
@@ -241,7 +243,7 @@ class AsyncCluster(Settings, Generic[V]):
         **options: Any,
     ) -> AsyncCluster[V]:
         """Join an existing cluster from one or more of its nodes (see ``Cluster.join``)."""
-        stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
+        stores = [_seed_store(seed, prefix, timeout, codec) for seed in _seed_list(seeds)]
         if not stores:
             raise ValueError("seeds must name at least one node of the cluster, got none")
         probe = [Node(f"seed{i}", store=store) for i, store in enumerate(stores)]  # type: ignore[arg-type]
@@ -255,6 +257,12 @@ class AsyncCluster(Settings, Generic[V]):
             raise LayoutError(
                 "no seed answered with a cluster layout; start the cluster with AsyncCluster.create"
             )
+        try:
+            layout.check_places()  # one server under two names: refused, as add_node does
+        except LayoutError:
+            for store in owned:
+                await _close_store(store)
+            raise
         state = cluster._state
         state.connect = connect or _connect_like(probe)
         by_address = {(_address(st), _prefix(st)): st for st in stores if _address(st)}
@@ -286,7 +294,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     def get_nodes_for_key(self, key: Key) -> list[Node]:
         """The key's replicas (its preference list), primary first."""
-        return self._state.placement.replicas(key_bytes(key))
+        return self._open().placement.replicas(key_bytes(key))
 
     @property
     def suspected(self) -> tuple[str, ...]:
@@ -367,6 +375,7 @@ class AsyncCluster(Settings, Generic[V]):
         ttl: float | None = None,
     ) -> None:
         """Store many keys at once, one store call per node (see ``Cluster.put_many``)."""
+        self._open()
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
         level = self._state.write_level if consistency is None else check_level("consistency", consistency)
@@ -381,6 +390,7 @@ class AsyncCluster(Settings, Generic[V]):
         self, keys: Iterable[KeyIn], *, consistency: Level | None = None
     ) -> dict[KeyIn, V]:
         """The values of many keys: ``{key: value}``, keys without a value absent."""
+        self._open()
         keys, kbs = batch_keys(keys)
         level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
@@ -409,6 +419,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     def __aiter__(self) -> AsyncIterator[Key]:
         """``async for key in cluster``: a snapshot of the live keys when iteration starts."""
+        self._open()
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Key]:
@@ -443,6 +454,7 @@ class AsyncCluster(Settings, Generic[V]):
     async def update(self, /, **kwargs: V) -> None: ...
     async def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        self._open()
         kbs, values = update_items(args, kwargs)
         if kbs:
             await self._ready()
@@ -505,6 +517,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def add_node(self, node: Node) -> MembershipReport:
         """Add `node` and stream to it exactly the copies it now replicates."""
+        self._open()
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -516,6 +529,7 @@ class AsyncCluster(Settings, Generic[V]):
             if node.name in state.members:
                 raise NodeExistsError(f"node {node.name!r} is already in the cluster")
             check_joinable(node)
+            check_distinct(node, state.members.values())
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
             if state.layout is not None:
@@ -524,6 +538,7 @@ class AsyncCluster(Settings, Generic[V]):
                     lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
                     joining={node.name: node},
                 )
+            await self._run(membership.empty([node]))  # old copies could bring deleted keys back
             if state.hints.pending:
                 await self._run(_hints.deliver_found(state.hints, old, old.nodes, state.now_ms()))
             new = state.placement_of(list(old.nodes) + [node])
@@ -540,6 +555,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def remove_node(self, node: Node | str) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go."""
+        self._open()
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -593,6 +609,7 @@ class AsyncCluster(Settings, Generic[V]):
 
     async def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
         """Give a member a new weight and stream the copies that move (see ``Cluster``)."""
+        self._open()
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -799,10 +816,18 @@ class AsyncCluster(Settings, Generic[V]):
                 tasks[asyncio.ensure_future(_acall(call, epoch))] = i
             else:
                 try:
-                    results[i] = _call(call, epoch)
+                    results[i] = result = _call(call, epoch)
                 except BaseException as exc:
                     error = error or exc
                     results[i] = None
+                else:
+                    if isinstance(result, FencedError):  # as an asyncio store's refusal
+                        failure = self._state.fenced_failure(call.node, result)
+                        if failure is None:
+                            error = error or result
+                            results[i] = None
+                        else:
+                            results[i] = failure
         waiting: set[asyncio.Task[Any]] = set(tasks)
         enough = getattr(calls, "enough", None)
         try:
@@ -811,6 +836,8 @@ class AsyncCluster(Settings, Generic[V]):
                 for task in done:
                     i = tasks[task]
                     failed = task.exception()
+                    if isinstance(failed, FencedError):  # a node ahead of every layout: its failure
+                        failed = self._state.fenced_failure(calls[i].node, failed) or failed
                     if failed is None or isinstance(failed, StoreError):
                         results[i] = failed if failed is not None else task.result()
                     else:

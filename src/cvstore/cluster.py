@@ -47,6 +47,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_distinct,
     check_joinable,
     check_members,
     check_options,
@@ -244,8 +245,10 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         the client keeps for every node) or stores.  The layout with the
         highest epoch among the seeds that answer wins.  Options that shape
         placement (replication factor, vnodes, hash, seed) come from it.
+        A single URL or store is one seed.  A layout that names two nodes at
+        one address and prefix is refused (LayoutError).
         """
-        stores = [_seed_store(seed, prefix, timeout, codec) for seed in seeds]
+        stores = [_seed_store(seed, prefix, timeout, codec) for seed in _seed_list(seeds)]
         if not stores:
             raise ValueError("seeds must name at least one node of the cluster, got none")
         probe = [Node(f"seed{i}", store=store) for i, store in enumerate(stores)]
@@ -258,6 +261,13 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             raise LayoutError(
                 "no seed answered with a cluster layout; start the cluster with Cluster.create"
             )
+        try:
+            layout.check_places()  # one server under two names: refused, as add_node does
+        except LayoutError:
+            for seed_store in stores:
+                if isinstance(seed_of(seed_store), str):
+                    seed_store.close()
+            raise
         state = cluster._state
         state.connect = connect or _connect_like(probe)
         # a seed made from a URL serves the node at that address; an in-process
@@ -324,7 +334,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     def get_nodes_for_key(self, key: str | bytes) -> list[Node]:
         """The key's replicas (its preference list), primary first."""
-        return self._state.placement.replicas(key_bytes(key))
+        return self._open().placement.replicas(key_bytes(key))
 
     # ---------------------------------------------------------- single keys
 
@@ -383,6 +393,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         few replicas up for the level.  A key given twice (as str and bytes)
         keeps its last value.  `ttl`, as for ``put``, applies to every key.
         """
+        self._open()
         kbs, values = batch_items(mapping)
         ttl_ms = check_ttl(ttl)
         level = self._state.write_level if consistency is None else check_level("consistency", consistency)
@@ -400,6 +411,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         Each key is read as ``get`` would (same level, newest version, read
         repair), with one store call per node.
         """
+        self._open()
         keys, kbs = batch_keys(keys)
         level = self._state.read_level if consistency is None else check_level("consistency", consistency)
         if not kbs:
@@ -454,14 +466,17 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     def keys(self) -> KeysView[Key]:
         """A view of the live keys (each use scans the nodes, as ``iter(cluster)`` does)."""
+        self._open()
         return KeysView(self)
 
     def items(self) -> ItemsView[Key, V]:
         """A view of (key, value) pairs, read in batches of 10,000 keys (``get_many``)."""
+        self._open()
         return _Items(self)
 
     def values(self) -> ValuesView[V]:
         """A view of the values, read in batches of 10,000 keys (``get_many``)."""
+        self._open()
         return _Values(self)
 
     def _walk(self) -> Iterator[tuple[Key, V]]:
@@ -481,6 +496,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
     def update(self, /, **kwargs: V) -> None: ...
     def update(self, /, *args: Any, **kwargs: Any) -> None:
         """``dict.update``: the pairs of a mapping, an iterable of pairs and keywords, in one ``put_many``."""
+        self._open()
         kbs, values = update_items(args, kwargs)
         if kbs:
             state = self._state
@@ -563,6 +579,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         they reached their new node.  The node must be up and belong to no
         other cluster.
         """
+        self._open()
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -573,6 +590,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             if node.name in state.members:
                 raise NodeExistsError(f"node {node.name!r} is already in the cluster")
             check_joinable(node)
+            check_distinct(node, state.members.values())
             if not node.is_up:
                 raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
             if state.layout is not None:
@@ -581,6 +599,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
                     lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
                     joining={node.name: node},
                 )
+            self._run(membership.empty([node]))  # old copies could bring deleted keys back
             if self._pending_hints:  # stream from replicas that are as whole as they can be
                 self._run(_hints.deliver_found(state.hints, old, old.nodes, state.now_ms()))
             new = state.placement_of(list(old.nodes) + [node])
@@ -603,6 +622,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         A down node can be removed too: its keys are streamed from their
         other replicas.  The last node cannot be removed while it holds data.
         """
+        self._open()
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -661,6 +681,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         As ``add_node`` and ``remove_node``: copies reach their new replicas
         before any is dropped.
         """
+        self._open()
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -698,11 +719,12 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
         Only for clusters whose membership lives on the nodes.  Carries the
         change forward (streams the copies again, commits, drops), or with
-        ``abort=True`` back (the membership before the change; copies already
-        streamed become strays that ``repair()`` removes).  Returns None if
+        ``abort=True`` back (the membership before the change; the nodes that
+        were joining are cleared of the copies streamed to them, where they
+        answer).  Returns None if
         no change is under way.  See the README for when to use which.
         """
-        state = self._state
+        state = self._open()
         if state.layout is None:
             raise ValueError("finish_change is for clusters whose membership lives on the nodes")
         with self._membership:
@@ -740,6 +762,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         key's replicas are current.  Keys with a replica down are completed
         as far as possible.
         """
+        self._open()
         self.probe()
         state = self._state
         with self._membership:
@@ -764,6 +787,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
         Suspected nodes are probed first, so a node that is back gets its hints.
         """
+        self._open()
         self.probe()
         state = self._state
         with self._membership:
@@ -775,7 +799,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         ``per_node`` adds each member's up/suspected state, the store failures
         the cluster met, and the store's own call counts and latency.
         """
-        state = self._state
+        state = self._open()
         p = state.placement
         keys_per_node, hints_pending = self._op(
             lambda: stats.gather(state.placement, state.now_ms())
@@ -805,7 +829,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         Their hints are handed over.  A background thread also probes them,
         with backoff (see ``probe_interval``); this is for operators and tests.
         """
-        state = self._state
+        state = self._open()
         with state.lock:
             suspected = [entry.node for entry in state.schedule.suspects.values()]
         back = [node for node in suspected if self._probe(node)]
@@ -878,7 +902,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             for pending in pendings:
                 try:
                     results.append(pending.result())
-                except StoreError as exc:
+                except (StoreError, FencedError) as exc:
                     results.append(exc)
                 except BaseException as exc:
                     error = error or exc
@@ -887,13 +911,23 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
                 raise error
         else:
             results = [_call(call, epoch) for call in calls]
-        for call, result in zip(calls, results):
+        refused: FencedError | None = None
+        for i, (call, result) in enumerate(zip(calls, results)):
             if isinstance(result, StoreError):
                 if self._state.failed(call.node, result):
                     self._start_prober()
+            elif isinstance(result, FencedError):
+                failure = self._state.fenced_failure(call.node, result)
+                if failure is None:
+                    refused = refused or result
+                else:
+                    results[i] = failure
+        if refused is not None:
+            raise refused  # _op loads the newer layout (or brings the node up) and asks again
         return results
 
     def __enter__(self) -> Cluster[V]:
+        self._open()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -970,7 +1004,7 @@ def _call(call: Call, epoch: int) -> Any:
             call.node._observe_latency((time.perf_counter() - started) / max(1, keys))
             return result
         return method(*args)
-    except StoreError as exc:
+    except (StoreError, FencedError) as exc:
         return exc
 
 
@@ -1015,6 +1049,17 @@ def _connect_like(members: Sequence[Node]) -> Any:
 def seed_of(store: Store) -> Any:
     """What a seed was given as: the URL of a store made from one, else the store."""
     return getattr(store, "_seed_url", store)
+
+
+def _seed_list(seeds: Any) -> list[Any]:
+    """The seeds of ``join``: an iterable of URLs or stores, or a single one."""
+    if isinstance(seeds, str) or hasattr(seeds, "read_layout"):
+        return [seeds]
+    if isinstance(seeds, (bytes, bytearray)) or not isinstance(seeds, Iterable):
+        raise TypeError(
+            f"seeds must be a node URL, a store, or an iterable of them, got {type(seeds).__name__}"
+        )
+    return list(seeds)
 
 
 def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:

@@ -107,6 +107,20 @@ class Layout:
         extra = tuple(spec for spec in self.next or () if spec.name not in named)
         return self.nodes + extra
 
+    def check_places(self, nodes: Iterable[NodeSpec] | None = None) -> None:
+        """LayoutError if two of `nodes` (by default every node named) share an address and prefix."""
+        seen: dict[tuple[str, str], str] = {}
+        for spec in self.everyone() if nodes is None else nodes:
+            if not spec.address:
+                continue
+            other = seen.setdefault((spec.address, spec.prefix), spec.name)
+            if other != spec.name:
+                raise LayoutError(
+                    f"nodes {other!r} and {spec.name!r} of the cluster's layout (epoch "
+                    f"{self.epoch}) are the same server: both at {spec.address} with prefix "
+                    f"{spec.prefix!r}; a key's copies on both would be one copy"
+                )
+
     def spec(self, name: str) -> NodeSpec | None:
         for spec in self.everyone():
             if spec.name == name:
@@ -141,12 +155,14 @@ class Layout:
                 "with cluster.finish_change()"
             )
         _check_names(nodes)
-        return replace(
+        changing = replace(
             self,
             epoch=self.epoch + 1,
             next=tuple(nodes),
             change={"action": action, "node": node, "from_epoch": self.epoch},
         )
+        changing.check_places(changing.next)
+        return changing
 
     def commit(self) -> Layout:
         """The stable layout at the end of this change (epoch + 1, nodes = next)."""
@@ -235,7 +251,9 @@ def first(
 ) -> Layout:
     """The first layout of a new cluster (epoch 1, a fresh random cluster id)."""
     _check_names(nodes)
-    return Layout(os.urandom(8).hex(), 1, tuple(nodes), replication_factor, vnodes, hash, seed)
+    layout = Layout(os.urandom(8).hex(), 1, tuple(nodes), replication_factor, vnodes, hash, seed)
+    layout.check_places()
+    return layout
 
 
 def newest(layouts: Iterable[Layout | None]) -> Layout | None:

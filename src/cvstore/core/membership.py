@@ -27,6 +27,8 @@ from cvstore.errors import FencedError, LayoutConflictError, StoreError, Unavail
 
 __all__ = (
     "change",
+    "clear",
+    "empty",
     "finish",
     "install",
     "load",
@@ -98,6 +100,11 @@ def install(
             held, held_data = result
             if held == layout.epoch and held_data == data:
                 continue
+            if held > layout.epoch and group is not first and not _holds(held, held_data):
+                # its epoch is ahead of the layout it holds (a corrupt epoch): no client
+                # can follow it, so it decides nothing; it is left out, as a node down is
+                missed.append(name)
+                continue
             if held >= layout.epoch or group is first:
                 raise _conflict(name, held, held_data, layout)
             expected[name] = held  # behind: it missed a layout; bring it up to date
@@ -113,6 +120,16 @@ def install(
                 elif result[0] != layout.epoch:
                     raise _conflict(name, result[0], result[1], layout)
     return missed
+
+
+def _holds(epoch: int, data: bytes | None) -> bool:
+    """Whether `data` is a layout of `epoch` (what an install writes with the epoch)."""
+    if data is None:
+        return False
+    try:
+        return Layout.from_bytes(data).epoch == epoch
+    except LayoutError:
+        return False
 
 
 def push(layout: Layout, node: Any, held: int) -> Proc[bool]:
@@ -229,6 +246,7 @@ def change(ctx: Any, target: Layout, joining: dict[str, Any], removing: str | No
                 f"node {next(iter(joining))!r} holds the layout of cluster {held.cluster} "
                 f"(epoch {held.epoch}): it belongs to another cluster; clear it first"
             )
+        yield from empty(list(joining.values()))
     expected = {name: current.epoch for name in current.names}
     yield from install(target, nodes, expected)
     ctx.apply_layout(target, joining)
@@ -254,9 +272,24 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     old, new = ctx.placement, ctx.placement.pending
     if abort:
         end = changing.abort()
-        yield from install(end, nodes, expected, order)
-        ctx.apply_layout(end)
-        return rebalance.report("abort", str(changing.change.get("node")), rebalance.empty(), {})
+        missed = yield from install(end, nodes, expected, order)
+        # Nodes that were joining hold copies streamed to them, outside every replica
+        # set of `end`: those that took `end` (no client can write to them at e + 1
+        # any more) are cleared now.  One that missed it keeps them, and is refused
+        # by a later add_node until cleared (``empty``).
+        joiners = [
+            name
+            for name in order
+            if changing.spec(name) is not None and name not in changing.names and name not in missed
+        ]
+        kept = ctx.apply_layout(end, keep=joiners)
+        try:
+            cleared = yield from clear(ctx, kept)
+        finally:
+            ctx.release(kept)
+        return rebalance.report(
+            "abort", str(changing.change.get("node")), rebalance.empty(), cleared
+        )
     moves = yield from rebalance.stream(ctx, old, new)
     end = changing.commit()
     yield from install(end, nodes, expected, order)
@@ -265,6 +298,75 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     return rebalance.report(
         str(changing.change.get("action")), str(changing.change.get("node")), moves, dropped
     )
+
+
+def empty(nodes: Sequence[Any]) -> Proc[None]:
+    """LayoutError unless every joining node holds no record and no hint.
+
+    A node joins empty.  One that holds data (a node removed while it was
+    down, a join taken back while it was unreachable, a server used before)
+    could hand its old copies back as current: a key deleted and purged since
+    would return.  The error says how to clear it.
+    """
+    results = yield [Call(node, op) for node in nodes for op in (Op.COUNT, Op.COUNT_HINTS)]
+    for i, node in enumerate(nodes):
+        records, hints = results[2 * i], results[2 * i + 1]
+        for result in (records, hints):
+            if failed(result):
+                raise _unreachable_joiner(node, result)
+        if records or hints:
+            store = node.store
+            address = getattr(store, "address", "")
+            if address:
+                prefix = getattr(store, "prefix", "")
+                if isinstance(prefix, bytes):
+                    prefix = prefix.decode("utf-8", "replace")
+                where = f" ({address}, prefix {prefix!r})"
+                how = (
+                    "Clear it first (store.clear(), which deletes every key under its prefix, "
+                    "or `cvstore cluster forget-node URL --prefix P`), then add it again"
+                )
+            else:
+                where = f" ({type(store).__name__})"
+                how = "Add it with an empty store instead (Node(name) makes one)"
+            raise LayoutError(
+                f"node {node.name!r}{where} holds {records} records and {hints} hints: data "
+                "left from before (a node removed while it was down, a join taken back while "
+                "it was unreachable, or another use of its store); a node joins empty, or its "
+                f"old copies could bring deleted keys back. {how}"
+            )
+
+
+def _unreachable_joiner(node: Any, error: StoreError) -> UnavailableError:
+    failure = UnavailableError(
+        f"add {node.name!r} needs the joining node to answer: {error.reason}",
+        level="membership",
+        required=1,
+        alive=0,
+        down=(node.name,),
+        causes={node.name: error},
+    )
+    failure.__cause__ = error
+    return failure
+
+
+def clear(ctx: Any, nodes: Sequence[Any]) -> Proc[dict[str, int]]:
+    """Delete every record `nodes` hold (nodes no layout places anything on); hints go to members.
+
+    The deletes carry the client's epoch: a node that does not hold the
+    client's layout refuses them and keeps its data.  Returns how many records
+    each node dropped.
+    """
+    from cvstore.core import hints as _hints
+
+    if not nodes:
+        return {}
+    for node in nodes:
+        yield from _hints.move(ctx.hints, ctx.placement, node)
+    listed = yield [Call(node, Op.KEYS) for node in nodes]
+    targets = [(node, keys) for node, keys in zip(nodes, listed) if not failed(keys) and keys]
+    results = yield [Call(node, Op.DELETE_MANY, (keys,)) for node, keys in targets]
+    return {node.name: int(r) for (node, _), r in zip(targets, results) if not failed(r)}
 
 
 def _action(layout: Layout) -> str:
@@ -323,6 +425,7 @@ def share(
             f"replication_factor={replication_factor} does not match the cluster's layout "
             f"({layout.replication_factor}); leave it out to follow the layout"
         )
+    layout.check_places()  # one server under two names (a layout of an older client)
     stray = sorted(name for name in given if layout.spec(name) is None)
     if stray:
         raise ValueError(
@@ -339,6 +442,11 @@ def recover(ctx: Any, error: FencedError, retry_share: Callable[[], Proc[None]])
         yield from retry_share()
     elif error.newer:
         yield from refresh(ctx)
+        if ctx.layout is not None and error.node_epoch > ctx.layout.epoch:
+            # no node answered with a layout that new: the node's epoch is corrupt
+            # (or its layout unreadable); it cannot be followed, and its refusals
+            # from now on fail its own part of a call (``epoch_ahead``), not the call
+            ctx.epoch_ahead(error.node, error.node_epoch)
     else:
         node = ctx.members.get(error.node or "")
         if node is not None:  # the node missed a change: bring it up to date

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from cvstore.core.records import TOMBSTONE, Expiring, Record
-from cvstore.errors import StoreError
+from cvstore.errors import FencedError, StoreError
 
 __all__ = ("AsyncStore", "Pending", "Store")
 
@@ -60,10 +60,10 @@ class Pending(Generic[T]):
 
     @staticmethod
     def now(call: Callable[..., T], *args: Any) -> Pending[T]:
-        """Make the call at once; its result (or StoreError) is kept for ``result()``."""
+        """Make the call at once; its result (or StoreError, FencedError) is kept for ``result()``."""
         try:
             value = call(*args)
-        except StoreError as exc:
+        except (StoreError, FencedError) as exc:
             error = exc
 
             def fail() -> T:
