@@ -61,6 +61,7 @@ def _build_parser() -> _Parser:
         metavar="S",
         help="seed of the random choices (default 0)",
     )
+    _add_progress(demo)
 
     shell = sub.add_parser(
         "shell",
