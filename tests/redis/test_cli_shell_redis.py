@@ -150,6 +150,21 @@ def test_a_cluster_under_another_prefix_is_named_not_ignored(start_redis):
     assert answers(out)["get user:1"] == "(not found)"
 
 
+def test_a_seed_down_does_not_stop_the_join(start_redis):
+    servers = start_redis(3)
+    create(servers, "cvstore:")
+    servers[0].stop()
+    dead, alive = servers[0].url(), servers[1].url()
+    code, out, err = shell("--redis", dead, alive, script="get user:5\n")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        f"cvstore shell: joined the cluster under prefix 'cvstore:' on {alive}"
+    )
+    assert lines[1] == f"note: {dead} did not answer; joined through the others"
+    assert answers(out)["get user:5"] == "profile-5"  # quorum: 2 of 3 replicas up
+
+
 @pytest.mark.parametrize("option", [["--rf", "2"], ["--vnodes", "100"]])
 def test_options_of_a_new_cluster_do_not_reshape_a_joined_one(start_redis, option):
     servers = start_redis(3)

@@ -653,14 +653,22 @@ def _describe(layout: Any) -> str:
     return f"epoch {layout.epoch}: {text.plural(len(layout.nodes), 'node')} {names}{state}"
 
 
-def find_layouts(urls: list[str], prefix: str) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
-    """What the servers hold: [(url, layout)] under `prefix`, and {other prefix: (url, layout)}."""
+def find_layouts(
+    urls: list[str], prefix: str
+) -> tuple[list[tuple[str, Any]], dict[str, Any], list[tuple[str, CommandError]]]:
+    """What the servers hold: [(url, layout)] under `prefix`, {other prefix: (url, layout)},
+    and [(url, why)] for the servers that could not be reached."""
     from cvstore.core.layout import Layout, LayoutError
 
     here: list[tuple[str, Any]] = []
     others: dict[str, Any] = {}
+    down: list[tuple[str, CommandError]] = []
     for url in dict.fromkeys(urls):
-        store = _redis_store(url, prefix, "seed")
+        try:
+            store = _redis_store(url, prefix, "seed")
+        except CommandError as exc:  # a cluster is joined through any seed that answers
+            down.append((url, exc))
+            continue
         try:
             _, raw = store.read_layout()
             if raw is not None:
@@ -683,7 +691,7 @@ def find_layouts(urls: list[str], prefix: str) -> tuple[list[tuple[str, Any]], d
                     continue  # not a layout after all: nothing to join
         finally:
             store.close()
-    return here, others
+    return here, others, down
 
 
 def _history(path: str | None) -> Callable[[], None]:
@@ -735,9 +743,13 @@ def build_cluster(args: argparse.Namespace) -> tuple[Cluster, str, list[str]]:
     prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
     if args.redis:
         check_urls(args.redis)
-        here, others = find_layouts(args.redis, prefix)
+        here, others, down = find_layouts(args.redis, prefix)
         if here:
-            return _join(args, prefix, here)
+            cluster, what, notes = _join(args, prefix, here)
+            unused = [f"{url} did not answer; joined through the others" for url, _ in down]
+            return cluster, what, [*unused, *notes]
+        if down:
+            raise down[0][1]
         if others:
             found = "; ".join(
                 f"under prefix {other!r} on {url} ({_describe(layout)})"
