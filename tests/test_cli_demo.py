@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +131,50 @@ def test_demo_exits_1_when_a_key_is_lost(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "lost or wrong: 1" in out
     assert "result: FAILED: 1 keys lost or wrong (user:0042)" in out
+
+
+# ------------------------------------------------- progress: a terminal only
+
+
+def demo_command(*argv):
+    return [sys.executable, "-m", "cvstore", "demo", "--keys", "40000", *argv]
+
+
+def test_progress_shows_on_a_terminal():
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, TERM="dumb", COLUMNS="120")
+    command = demo_command()
+    child = pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=120)
+    try:
+        # each long step: keys done and the rate (tqdm's "keys/s"), or how long it has run
+        child.expect(r"storing: .*keys/s")
+        child.expect(r"1\. store 40,000 keys")
+        child.expect(r"reading at quorum: .*keys/s")
+        child.expect(r"streaming copies to node4 \(120,000 copies in the cluster\): .* elapsed")
+        child.expect(r"streaming node1's [\d,]+ copies to the others: .* elapsed")
+        child.expect(r"reading back at 'all': .*keys/s")
+        child.expect(r"checking every copy: .*copies/s")
+        child.expect(r"result: OK: 40,000 keys written")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+def test_no_progress_when_piped_or_refused():
+    piped = subprocess.run(demo_command(), capture_output=True, text=True, timeout=120, check=False)
+    assert piped.returncode == 0
+    assert piped.stderr == ""  # the bar goes to stderr, and only to a terminal
+    assert "\r" not in piped.stdout and "keys/s" not in piped.stdout
+    assert piped.stdout.rstrip().splitlines()[-1].startswith("result: OK: 40,000 keys")
+    asked = subprocess.run(
+        demo_command("--progress"), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert asked.returncode == 0 and "storing" in asked.stderr
+    # the same report either way (all but the last line, which gives the time taken)
+    assert asked.stdout.splitlines()[:-1] == piped.stdout.splitlines()[:-1]
+    pexpect = pytest.importorskip("pexpect")
+    command = demo_command("--no-progress")
+    out = pexpect.run(command[0] + " " + " ".join(command[1:]), timeout=120, encoding="utf-8")
+    assert "result: OK: 40,000 keys" in out
+    assert "storing" not in out and "elapsed" not in out

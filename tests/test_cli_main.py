@@ -116,3 +116,34 @@ def test_import_cvstore_stays_light():
     assert proc.stdout == "[]\n"
     proc = run("-c", "import sys, cvstore; print('cvstore.cli' in sys.modules)")
     assert proc.stdout == "False\n"
+
+
+def test_import_cvstore_leaves_asyncio_and_redis_until_asked():
+    # The asyncio driver and the Redis stores are imported on first use: neither
+    # `import cvstore` nor `cvstore demo` pays for them; the names still work.
+    optional = "('cvstore.aio', 'asyncio', 'redis', 'cvstore.stores.redis')"
+    code = (
+        "import sys, cvstore\n"
+        f"print([m for m in {optional} if m in sys.modules])\n"
+        "from cvstore.cli import main\n"
+        "assert main(['demo', '--keys', '30']) == 0\n"
+        f"print([m for m in {optional} if m in sys.modules])\n"
+        "import asyncio\n"
+        "from cvstore import AsyncCluster, AsyncRedisStore, RedisStore, Node\n"
+        "from cvstore.stores import RedisStore as Same\n"
+        "assert Same is RedisStore and cvstore.AsyncCluster is AsyncCluster\n"
+        "assert {'AsyncCluster', 'RedisStore'} <= set(dir(cvstore))\n"
+        "async def use():\n"
+        "    async with AsyncCluster([Node('a'), Node('b')], replication_factor=2) as c:\n"
+        "        await c.put('k', 'v')\n"
+        "        return await c.get('k')\n"
+        "print(asyncio.run(use()), AsyncRedisStore.__name__)\n"
+    )
+    proc = run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[-2:] == ["[]", "v AsyncRedisStore"]
+    proc = run("-c", "import cvstore; cvstore.NoSuchName")
+    assert proc.returncode == 1
+    assert "AttributeError: module 'cvstore' has no attribute 'NoSuchName'" in proc.stderr

@@ -292,6 +292,37 @@ def test_redis_without_the_extra_names_it(capsys, monkeypatch):
     )
 
 
+BAD_URLS = [
+    ("http://x/0", "must be a redis://, rediss:// or unix:// URL"),
+    ("localhost:6379", "must be a redis://, rediss:// or unix:// URL"),
+    ("redis://x:99999/0", "must be a redis://host:port/db URL with a port from 1 to 65535"),
+    ("redis://x:0/0", "must have a port from 1 to 65535"),
+    (
+        "redis://x:6379/0?socket_timeout=3",
+        "must not set socket_timeout (the shell sets its own timeout)",
+    ),
+    ("redis://x:6379/zero", "must name a database by number (/0, /1, ...)"),
+    ("redis://:6379/0", "must name a host (redis://host:port/db)"),
+    ("redis://[::1/0", "must be a redis://host:port/db URL with a port from 1 to 65535"),
+]
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_URLS)
+def test_bad_redis_urls_are_said_in_the_shells_words(capsys, monkeypatch, url, problem):
+    # --redis: refused before anything connects, naming the option and the URL
+    code, out, err = run_shell(capsys, monkeypatch, "", "--redis", url)
+    assert (code, out) == (2, "")
+    assert err == f"cvstore shell: error: --redis {problem}, got {url!r}\n"
+    # add NAME ... REDIS_URL: the same words, and no node is added
+    script = f"add n1 {url}\nadd n2 2 rack-a {url}\nnodes\n"
+    code, out, err = run_shell(capsys, monkeypatch, script)
+    a = answers(out)
+    assert a[0] == (f"add n1 {url}", f"error: add: REDIS_URL {problem}, got {url!r}")
+    assert a[1] == (f"add n2 2 rack-a {url}", f"error: add: REDIS_URL {problem}, got {url!r}")
+    assert a[2][1] == "no nodes yet: add one with 'add NAME'"
+    assert code == 1 and err == ""
+
+
 def test_unreachable_redis_is_a_runtime_error(capsys, monkeypatch):
     pytest.importorskip("redis")
     code, _, err = run_shell(capsys, monkeypatch, "", "--redis", "redis://127.0.0.1:1/0")
@@ -300,11 +331,10 @@ def test_unreachable_redis_is_a_runtime_error(capsys, monkeypatch):
     assert err.count("\n") == 1
 
 
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     import redis_servers as servers
+
     try:
         import redis  # noqa: F401
     except ImportError:
@@ -322,7 +352,10 @@ def test_shell_on_redis_nodes(capsys, monkeypatch, redis_url):
         capsys, monkeypatch, script, "--redis", redis_url, redis_url, redis_url, "--prefix", prefix
     )
     assert code == 0, out + err
-    assert out.startswith("cvstore shell: 3 Redis nodes (node1 .. node3)")
+    assert out.startswith(
+        f"cvstore shell: a new cluster of 3 Redis nodes (node1 .. node3; keys under "
+        f"'{prefix}node1: .. {prefix}node3:', membership kept in this shell); "
+    )
     a = [ans for _, ans in answers(out)]
     assert a[1] == "v"
     assert a[2].count(" v") == 3  # every replica holds it
@@ -409,10 +442,15 @@ def test_interactive_session_in_a_pty(tmp_path):
 
 def test_shell_on_one_redis_node_names_it_once_and_notes_the_rf(capsys, monkeypatch, redis_url):
     prefix = f"cli-test-one-{os.getpid()}:"
-    code, out, err = run_shell(capsys, monkeypatch, "put k v\n", "--redis", redis_url, "--prefix", prefix)
+    code, out, err = run_shell(
+        capsys, monkeypatch, "put k v\n", "--redis", redis_url, "--prefix", prefix
+    )
     assert code == 0, out + err
     first, second = out.splitlines()[:2]
-    assert first.startswith("cvstore shell: 1 Redis node (node1); replication factor 3")
+    assert first.startswith(
+        f"cvstore shell: a new cluster of 1 Redis node (node1; keys under '{prefix}node1:', "
+        "membership kept in this shell); replication factor 3"
+    )
     assert second == (
         "note: replication factor 3 with 1 node: each key has 1 copy, one per node, "
         "until more nodes join"

@@ -5,11 +5,12 @@ keeps N versioned copies of each key on distinct nodes, Dynamo-style.
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from cvstore._ring import HashRing
 from cvstore._types import Hash
 from cvstore._version import __version__
-from cvstore.aio import AsyncCluster
 from cvstore.cluster import Cluster
 from cvstore.core.levels import Level, ReadPolicy
 from cvstore.errors import (
@@ -25,7 +26,36 @@ from cvstore.errors import (
     UnavailableError,
 )
 from cvstore.node import Node
-from cvstore.stores import AsyncRedisStore, MemoryStore, RedisStore
+from cvstore.stores import MemoryStore
+
+if _TYPE_CHECKING:
+    from cvstore.aio import AsyncCluster
+    from cvstore.stores.redis import AsyncRedisStore, RedisStore
+
+# Imported on first use (module __getattr__, PEP 562): the asyncio driver and
+# the Redis stores are a third of the import time and most programs use
+# neither, so ``import cvstore`` (and ``cvstore demo``) does not pay for them.
+_LAZY = {
+    "AsyncCluster": "cvstore.aio",
+    "AsyncRedisStore": "cvstore.stores.redis",
+    "RedisStore": "cvstore.stores.redis",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cvstore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 # Records of node health, hints, repair and membership go to the "cvstore"
 # logger; a library adds no handler of its own (the application decides).

@@ -61,6 +61,7 @@ def _build_parser() -> _Parser:
         metavar="S",
         help="seed of the random choices (default 0)",
     )
+    _add_progress(demo)
 
     shell = sub.add_parser(
         "shell",
@@ -71,16 +72,16 @@ def _build_parser() -> _Parser:
     shell.add_argument(
         "--rf",
         type=_args.count(1, 64),
-        default=3,
+        default=None,
         metavar="R",
-        help="replication factor (default 3)",
+        help="replication factor of a new cluster (default 3)",
     )
     shell.add_argument(
         "--vnodes",
         type=_args.limited("vnodes"),
-        default=160,
+        default=None,
         metavar="V",
-        help="ring points per unit of weight (default 160, at most 10,000,000)",
+        help="ring points per unit of weight of a new cluster (default 160, at most 10,000,000)",
     )
     shell.add_argument(
         "--read",
@@ -100,10 +101,14 @@ def _build_parser() -> _Parser:
         "--redis",
         nargs="+",
         metavar="URL",
-        help="run on Redis nodes, one URL each (needs the 'redis' extra)",
+        help="join the cluster these Redis servers hold, or start one with a node per URL "
+        "(needs the 'redis' extra)",
     )
     shell.add_argument(
-        "--prefix", default="cvstore:", metavar="P", help="key prefix in Redis (default 'cvstore:')"
+        "--prefix",
+        default=None,
+        metavar="P",
+        help="the cluster's key prefix in Redis (default 'cvstore:')",
     )
     shell.add_argument(
         "--load", metavar="FILE", help="start from a session saved with the shell's 'save FILE'"

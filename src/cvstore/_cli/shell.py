@@ -9,6 +9,15 @@ node names and consistency levels come from readline where Python has it.
 Run with input from a file or a pipe, the shell echoes each command after
 the prompt, so the output reads as a transcript, and exits 1 if any command
 failed.
+
+With ``--redis URL ...`` the shell first looks for a cluster on those
+servers: a layout under ``--prefix`` (default ``cvstore:``, as ``cvstore
+cluster`` and ``Cluster.join``) is joined, so the shell works on that
+cluster, its nodes, data and membership.  Finding none there but a layout
+under another prefix, it stops and says how to join that one, unless
+``--prefix`` was given (then it starts its own cluster beside it and says
+what it found).  Otherwise it starts a new cluster, one node per URL, whose
+membership lives in the shell, node N's keys under ``PREFIX + "nodeN:"``.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cvstore import Cluster, CvstoreError, EmptyRingError, Node, UnavailableError
 from cvstore._cli import text
@@ -34,6 +44,9 @@ from cvstore._cli.synth import synthetic_keys
 from cvstore.core.levels import Level
 from cvstore.versions import TOMBSTONE
 
+DEFAULT_PREFIX = "cvstore:"  # as RedisStore, Cluster.join and cvstore cluster
+LAYOUT_KEY = b"m:layout"  # a cluster's layout on a node: PREFIX + m:layout
+URL_SCHEMES = ("redis", "rediss", "unix")
 LONG_WORK = 100_000  # records from which membership changes show progress
 FILL_CHUNK = 10_000
 HISTORY_LENGTH = 1000
@@ -76,6 +89,7 @@ class Shell(cmd.Cmd):
         cluster: Cluster,
         *,
         redis: Callable[[str, str], Any] | None = None,
+        shared: bool = False,
         progress: bool | None = None,
         stdin: Any = None,
         stdout: Any = None,
@@ -83,6 +97,7 @@ class Shell(cmd.Cmd):
         super().__init__(stdin=stdin, stdout=stdout)
         self.cluster = cluster
         self.redis = redis  # makes the store of a node added with a URL
+        self.shared = shared  # a cluster joined on Redis: its membership lives on its nodes
         self.progress = progress
         self.failures = 0
         self.interactive = (stdin or sys.stdin).isatty()
@@ -202,8 +217,16 @@ class Shell(cmd.Cmd):
         """Add a node: add NAME [WEIGHT] [ZONE] [REDIS_URL]. Streams it the copies it now holds."""
         words = self._split(arg, "add", 1, 4)
         url = None
-        if words[-1].startswith(("redis://", "rediss://", "unix://")):
+        if len(words) == 4 or (len(words) > 1 and ":" in words[-1]):  # a URL has a ':'
             url = words.pop()
+            problem = url_problem(url)
+            if problem:
+                raise ShellError(f"add: REDIS_URL {problem}, got {url!r}")
+        elif self.shared:
+            raise ShellError(
+                "add: this cluster's nodes are Redis servers; give the new node's URL: "
+                f"{USAGE['add']}"
+            )
         name = words[0]
         weight = 1.0
         if len(words) > 1:
@@ -223,6 +246,7 @@ class Shell(cmd.Cmd):
                 store = make_redis_store(url, name, "cvstore:")
             else:
                 store = self.redis(url, name)
+            self._one_node_per_place(store, url)
         node = Node(name, weight=weight, zone=zone, store=store)
         report = self._long(f"adding {name}", lambda: self.cluster.add_node(node))
         where = f" on {url}" if url else ""
@@ -231,6 +255,20 @@ class Shell(cmd.Cmd):
             f"{text.num(report.moved)} copies streamed to it in {text.seconds(report.seconds)}"
             + (f", {text.num(report.missed)} missed (run 'repair')" if report.missed else "")
         )
+
+    def _one_node_per_place(self, store: Any, url: str) -> None:
+        """Refuse (closing it) a store whose keys are those of a member: one server, two names."""
+        place = (store.address, store.prefix)
+        for member in self.cluster.nodes:
+            if (
+                getattr(member.store, "address", None),
+                getattr(member.store, "prefix", None),
+            ) == place:
+                store.close()
+                raise ShellError(
+                    f"add: node {member.name!r} already keeps its keys at {url} under prefix "
+                    f"{_prefix_text(store.prefix)!r}; a node needs a server (or db) of its own"
+                )
 
     def _note_rf(self) -> None:
         """Say so when there are fewer nodes than the replication factor asks for."""
@@ -547,23 +585,113 @@ def _show(value: Any) -> str:
 # ---------------------------------------------------------------- setting up
 
 
-def make_redis_store(url: str, name: str, prefix: str) -> Any:
-    """A RedisStore for node `name` (keys under PREFIX + NAME + ':'), checked reachable."""
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, in words that follow its name, or None."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in URL_SCHEMES:
+            return "must be a redis://, rediss:// or unix:// URL"
+        query = parse_qs(parts.query)
+        for option in ("socket_timeout", "socket_connect_timeout"):
+            if option in query:
+                return f"must not set {option} (the shell sets its own timeout)"
+        if parts.scheme == "unix":
+            return None if parts.path else "must name a socket path (unix:///path)"
+        if not parts.hostname:
+            return "must name a host (redis://host:port/db)"
+        if parts.port == 0:
+            return "must have a port from 1 to 65535"
+        dbs = [unquote(parts.path[1:])] if parts.path not in ("", "/") else []
+        if not all(db.isdigit() for db in dbs + query.get("db", [])):
+            return "must name a database by number (/0, /1, ...)"
+    except ValueError:  # a port that is not a number or above 65535, a broken [IPv6]
+        return "must be a redis://host:port/db URL with a port from 1 to 65535"
+    return None
+
+
+def check_urls(urls: list[str]) -> None:
+    for url in urls:
+        problem = url_problem(url)
+        if problem:
+            raise UsageError(f"--redis {problem}, got {url!r}")
+
+
+def _redis_store(url: str, prefix: str, name: str) -> Any:
+    """A RedisStore for `url` under `prefix`, checked reachable."""
     try:
         from cvstore.stores.redis import RedisStore
 
-        store = RedisStore(url, prefix=f"{prefix}{name}:", name=name)
+        store = RedisStore(url, prefix=prefix, name=name)
     except ImportError:
         raise UsageError(
             "RedisStore needs the 'redis' extra: pip install 'cvstore[redis]'"
         ) from None
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"argument --redis: {exc}, got {url!r}") from None
+        raise UsageError(
+            f"--redis: {str(exc).removeprefix('url_or_client ')}, got {url!r}"
+        ) from None
     try:
         store.ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported
+        store.close()
         raise CommandError(f"cannot reach redis at {url!r}: {exc}") from None
     return store
+
+
+def make_redis_store(url: str, name: str, prefix: str) -> Any:
+    """A RedisStore for node `name` of a shell's own cluster (keys under PREFIX + NAME + ':')."""
+    return _redis_store(url, f"{prefix}{name}:", name)
+
+
+def _prefix_text(prefix: Any) -> str:
+    return prefix.decode() if isinstance(prefix, bytes) else str(prefix)
+
+
+def _describe(layout: Any) -> str:
+    names = ", ".join(layout.names)
+    state = ", a membership change under way" if layout.changing else ""
+    return f"epoch {layout.epoch}: {text.plural(len(layout.nodes), 'node')} {names}{state}"
+
+
+def find_layouts(
+    urls: list[str], prefix: str
+) -> tuple[list[tuple[str, Any]], dict[str, Any], list[tuple[str, CommandError]]]:
+    """What the servers hold: [(url, layout)] under `prefix`, {other prefix: (url, layout)},
+    and [(url, why)] for the servers that could not be reached."""
+    from cvstore.core.layout import Layout, LayoutError
+
+    here: list[tuple[str, Any]] = []
+    others: dict[str, Any] = {}
+    down: list[tuple[str, CommandError]] = []
+    for url in dict.fromkeys(urls):
+        try:
+            store = _redis_store(url, prefix, "seed")
+        except CommandError as exc:  # a cluster is joined through any seed that answers
+            down.append((url, exc))
+            continue
+        try:
+            _, raw = store.read_layout()
+            if raw is not None:
+                try:
+                    here.append((url, Layout.from_bytes(raw)))
+                except (LayoutError, ValueError):
+                    raise CommandError(
+                        f"{url} holds a cluster layout under prefix {prefix!r} that does not "
+                        "parse; see 'cvstore cluster status'"
+                    ) from None
+                continue
+            client = store.client
+            for key in client.scan_iter(match=b"*" + LAYOUT_KEY, count=1000):
+                other = key[: -len(LAYOUT_KEY)].decode("utf-8", "replace")
+                if other in others:
+                    continue
+                try:
+                    others[other] = (url, Layout.from_bytes(client.get(key)))
+                except (LayoutError, ValueError, TypeError):
+                    continue  # not a layout after all: nothing to join
+        finally:
+            store.close()
+    return here, others, down
 
 
 def _history(path: str | None) -> Callable[[], None]:
@@ -591,54 +719,135 @@ def _history(path: str | None) -> Callable[[], None]:
     return save_history
 
 
-def build_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
-    """The cluster the shell starts with, and a line saying what it is."""
+def build_cluster(args: argparse.Namespace) -> tuple[Cluster, str, list[str]]:
+    """The cluster the shell starts with, a line saying what it is, and notes to show."""
     if args.load and args.redis:
         raise UsageError("--load starts an in-memory session; it cannot be used with --redis")
+    rf = 3 if args.rf is None else args.rf
+    vnodes = 160 if args.vnodes is None else args.vnodes
     if args.load:
         try:
             cluster = load(args.load)
         except SessionError as exc:
             raise UsageError(f"argument --load: {exc}") from None
         records = sum(node.store.count() for node in cluster.nodes)
-        return cluster, (
-            f"loaded {args.load}: {text.plural(len(cluster.nodes), 'node')}, "
-            f"{text.plural(records, 'record')}"
+        return (
+            cluster,
+            (
+                f"loaded {args.load}: {text.plural(len(cluster.nodes), 'node')}, "
+                f"{text.plural(records, 'record')}"
+            ),
+            [],
         )
+    notes: list[str] = []
+    prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
+    if args.redis:
+        check_urls(args.redis)
+        here, others, down = find_layouts(args.redis, prefix)
+        if here:
+            cluster, what, notes = _join(args, prefix, here)
+            unused = [f"{url} did not answer; joined through the others" for url, _ in down]
+            return cluster, what, [*unused, *notes]
+        if down:
+            raise down[0][1]
+        if others:
+            found = "; ".join(
+                f"under prefix {other!r} on {url} ({_describe(layout)})"
+                for other, (url, layout) in sorted(others.items())
+            )
+            url, _ = others[min(others)]
+            join = f"cvstore shell --redis {url} --prefix {min(others)}"
+            if args.prefix is None:
+                raise UsageError(
+                    f"no cluster under prefix {prefix!r} on {', '.join(dict.fromkeys(args.redis))}, "
+                    f"but one {found}; to join it: {join}; to start a new cluster beside it, "
+                    "give --prefix PREFIX"
+                )
+            notes.append(f"no cluster under prefix {prefix!r}, but one {found}; to join it: {join}")
     try:
         cluster = Cluster(
-            replication_factor=args.rf,
+            replication_factor=rf,
             read_consistency=args.read,
             write_consistency=args.write,
-            vnodes=args.vnodes,
+            vnodes=vnodes,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not args.redis:
-        return cluster, "an empty in-memory cluster"
+        return cluster, "an empty in-memory cluster", notes
     for i, url in enumerate(args.redis, start=1):
         name = f"node{i}"
-        cluster.add_node(Node(name, store=make_redis_store(url, name, args.prefix)))
+        cluster.add_node(Node(name, store=make_redis_store(url, name, prefix)))
     count = len(args.redis)
     names = "node1" if count == 1 else f"node1 .. node{count}"
-    return cluster, f"{text.plural(count, 'Redis node')} ({names})"
+    where = f"{prefix}node1:" if count == 1 else f"{prefix}node1: .. {prefix}node{count}:"
+    return (
+        cluster,
+        (
+            f"a new cluster of {text.plural(count, 'Redis node')} ({names}; keys under "
+            f"{where!r}, membership kept in this shell)"
+        ),
+        notes,
+    )
+
+
+def _join(
+    args: argparse.Namespace, prefix: str, here: list[tuple[str, Any]]
+) -> tuple[Cluster, str, list[str]]:
+    """Join the cluster found under `prefix` (the newest layout the seeds hold)."""
+    url, layout = max(here, key=lambda found: found[1].epoch)
+    try:
+        cluster = Cluster.join(
+            [u for u, _ in here],
+            prefix=prefix,
+            read_consistency=args.read,
+            write_consistency=args.write,
+        )
+    except CvstoreError as exc:
+        raise CommandError(f"cannot join the cluster on {url}: {exc}") from None
+    notes = []
+    for option, given, used in (
+        ("--rf", args.rf, cluster.replication_factor),
+        ("--vnodes", args.vnodes, cluster.ring.vnodes),
+    ):
+        if given is not None and given != used:
+            notes.append(f"{option} {given} not used: the cluster's layout says {used}")
+    if layout.changing:
+        notes.append(
+            f"a membership change is under way ({layout.describe()}); "
+            "'cvstore cluster finish' completes it"
+        )
+    nodes = cluster.nodes
+    return (
+        cluster,
+        (
+            f"joined the cluster under prefix {prefix!r} on {url} (layout epoch "
+            f"{cluster.layout.epoch if cluster.layout else layout.epoch}): "
+            f"{text.plural(len(nodes), 'Redis node')} ({', '.join(n.name for n in nodes)})"
+        ),
+        notes,
+    )
 
 
 def command(args: argparse.Namespace) -> int:
-    cluster, what = build_cluster(args)
-    prefix = args.prefix
+    cluster, what, notes = build_cluster(args)
+    prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
+    shared = what.startswith("joined")
 
     def redis_store(url: str, name: str) -> Any:
         try:
+            if shared:  # a node of the joined cluster: a server (or db) of its own
+                return _redis_store(url, prefix, name)
             return make_redis_store(url, name, prefix)
         except (UsageError, CommandError) as exc:
             raise ShellError(str(exc)) from None
 
-    shell = Shell(cluster, redis=redis_store, progress=args.progress)
+    shell = Shell(cluster, redis=redis_store, shared=shared, progress=args.progress)
     c = cluster
     shell.intro = (
         f"cvstore shell: {what}; replication factor {c.replication_factor}, reads "
         f"{c.read_consistency}, writes {c.write_consistency}.\n"
+        + "".join(f"note: {note}\n" for note in notes)
         + (
             f"note: {rf_note(c.replication_factor, len(c.nodes))}\n"
             if 0 < len(c.nodes) < c.replication_factor
@@ -662,6 +871,8 @@ def command(args: argparse.Namespace) -> int:
                 shell.intro = ""
     finally:
         save_history()
+        with contextlib.suppress(Exception):  # closing is best effort at exit
+            cluster.close()
         for node in cluster.nodes:
             with contextlib.suppress(Exception):  # closing is best effort at exit
                 node.store.close()
