@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
-from cvstore import Cluster
+import pytest
+import redis
+
+from cvstore import Cluster, RedisStore
+from cvstore._cli.cluster import EXAMPLES
 from cvstore.cli import main
 
 
@@ -68,10 +75,181 @@ def test_a_cluster_operated_from_the_command_line(start_redis, capsys, prefix):
 def test_errors_are_one_line(start_redis, capsys, prefix):
     (server,) = start_redis(1)
     code, _, err = run(capsys, "cluster", "status", "--seed", server.url(), "--prefix", prefix)
-    assert code == 1 and err.count("\n") == 1 and "no seed answered with a cluster layout" in err
+    assert code == 1 and err.count("\n") == 1 and "the database is empty" in err
     code, _, err = run(capsys, "cluster", "create", "r1", "--prefix", prefix)
     assert code == 2 and "nodes must be NAME=URL, got 'r1'" in err
     code, _, err = run(capsys, "cluster", "status", "--seed", "redis://127.0.0.1:1/0")
     assert code == 1 and err.count("\n") == 1
     code, _, err = run(capsys, "cluster")
     assert code == 2 and "missing operation" in err
+
+
+# ------------------------------------------------- the real command, as a subprocess
+
+
+def cvstore(*argv: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run the installed ``cvstore`` program; (exit code, stdout, stderr)."""
+    environ = {k: v for k, v in os.environ.items() if k != "CVSTORE_SEED"}
+    environ.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvstore", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environ,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def make(urls, prefix, rf=2):
+    code, out, err = cvstore(
+        "cluster", "create", *(f"r{i + 1}={u}" for i, u in enumerate(urls)), "--rf", str(rf),
+        "--prefix", prefix,
+    )  # fmt: skip
+    assert code == 0, err
+    return Cluster.join([urls[0]], prefix=prefix)
+
+
+def layout_epoch(url, prefix):
+    with RedisStore(url, prefix=prefix) as store:
+        return store.read_layout()[0]
+
+
+def test_add_refuses_an_address_a_member_has(start_redis, prefix):
+    servers = start_redis(3)
+    urls = [s.url() for s in servers]
+    make(urls, prefix).close()
+    same = urls[2].replace("127.0.0.1", "localhost")  # one server under two names
+    for url in (urls[2], same):
+        code, out, err = cvstore("cluster", "add", "r9", url, "--seed", urls[0], "--prefix", prefix)
+        assert code == 2 and out == "" and err.count("\n") == 1, (code, err)
+        assert "member r3" in err and "its own server" in err
+    assert layout_epoch(urls[0], prefix) == 1  # nothing changed
+
+
+def test_create_refuses_one_address_given_twice(start_redis, prefix):
+    servers = start_redis(2)
+    a, b = (s.url() for s in servers)
+    code, out, err = cvstore(
+        "cluster", "create", f"x={a}", f"y={b}", f"z={a.replace('127.0.0.1', 'localhost')}",
+        "--prefix", prefix,
+    )  # fmt: skip
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "z and x have one address" in err
+    assert layout_epoch(a, prefix) == 0 and layout_epoch(b, prefix) == 0
+
+
+def test_forget_node_refuses_a_member_and_spares_other_prefixes(start_redis, prefix):
+    servers = start_redis(3)
+    urls = [s.url() for s in servers]
+    client = make(urls, prefix)
+    client.put_many({f"k{i}": str(i) for i in range(300)})
+    # another cluster on the same servers whose prefix lies inside this one's
+    inner_prefix = prefix + "node1:"
+    inner = make(urls[:1], inner_prefix, rf=1)
+    inner.put_many({f"i{i}": str(i) for i in range(50)})
+    raw = redis.Redis.from_url(urls[0])
+    inner_keys = set(raw.scan_iter(match=inner_prefix.encode() + b"*"))
+    assert len(inner_keys) >= 50
+
+    held = len(list(raw.scan_iter(match=prefix.encode() + b"r:*")))
+    code, out, err = cvstore("cluster", "forget-node", urls[0], "--yes", "--prefix", prefix)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "is node r1 of cluster" in err and "cvstore cluster remove r1" in err
+    assert len(list(raw.scan_iter(match=prefix.encode() + b"r:*"))) == held > 0
+
+    code, out, err = cvstore("cluster", "remove", "r1", "--seed", urls[1], "--prefix", prefix)
+    assert code == 0, err
+    code, out, err = cvstore("cluster", "forget-node", urls[0], "--yes", "--prefix", prefix)
+    assert code == 0 and out.startswith("deleted "), err
+    assert list(raw.scan_iter(match=prefix.encode() + b"r:*")) == []
+    assert set(raw.scan_iter(match=inner_prefix.encode() + b"*")) == inner_keys
+    assert inner.get_many([f"i{i}" for i in range(50)]) == {f"i{i}": str(i) for i in range(50)}
+    client.close()
+    client = Cluster.join([urls[1]], prefix=prefix)
+    assert client.get_many([f"k{i}" for i in range(300)], consistency="all") == {
+        f"k{i}": str(i) for i in range(300)
+    }
+    raw.close()
+    inner.close()
+    client.close()
+
+
+def test_each_reason_for_no_cluster_has_its_own_words(start_redis, prefix):
+    servers = start_redis(2)
+    urls = [s.url() for s in servers]
+    make(urls[:1], prefix, rf=1).close()
+    port = urls[1].rsplit(":", 1)[1].split("/")[0]
+    cases = {
+        "redis://127.0.0.1:1/0": "connection refused",
+        "redis://no-such-host.invalid:6379/0": "no such host 'no-such-host.invalid'",
+        urls[1]: "the database is empty",
+        f"redis://127.0.0.1:{port}/99": "the server has no database 99",
+    }
+    for url, words in cases.items():
+        code, out, err = cvstore("cluster", "status", "--seed", url, "--prefix", prefix)
+        assert code == 1 and err.count("\n") == 1, (url, err)
+        assert words in err and "Cluster.create" not in err and "cvstore cluster create" in err
+    code, out, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", "elsewhere:")
+    assert code == 1 and err.count("\n") == 1
+    assert f"other prefixes found here: {prefix!r}" in err and "--prefix" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (
+            ("status", "--seed", "http://x/0"),
+            "--seed must be a redis://, rediss:// or unix:// URL, got 'http://x/0'",
+        ),
+        (
+            ("status", "--seed", "redis://127.0.0.1:6379/0?socket_timeout=3"),
+            "--seed must not set socket_timeout in the URL",
+        ),
+        (
+            ("status", "--seed", "redis://127.0.0.1:99999/0"),
+            "--seed must have a port from 1 to 65535, got 'redis://127.0.0.1:99999/0'",
+        ),
+        (
+            ("add", "r4", "http://x/0", "--seed", "redis://127.0.0.1:1/0"),
+            "URL must be a redis://, rediss:// or unix:// URL, got 'http://x/0'",
+        ),
+        (("create", "a=redis://h:0/0"), "the URL of a must have a port from 1 to 65535"),
+        (("forget-node", "redis://h:1/x", "--yes"), "URL must name a database by number"),
+    ],
+)
+def test_bad_urls_are_usage_errors_in_the_command_lines_words(argv, words):
+    code, out, err = cvstore("cluster", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert words in err and "url_or_client" not in err and "RedisStore" not in err
+
+
+def test_the_seed_can_come_from_the_environment(start_redis, prefix):
+    servers = start_redis(2)
+    urls = [s.url() for s in servers]
+    make(urls, prefix).close()
+    code, out, err = cvstore("cluster", "status", "--prefix", prefix, env={"CVSTORE_SEED": urls[1]})
+    assert code == 0 and "layout epoch 1, stable" in out, err
+    code, out, err = cvstore("cluster", "status", "--prefix", prefix)
+    assert code == 2 and "--seed is required" in err and "CVSTORE_SEED" in err
+    code, out, err = cvstore("cluster", "status", env={"CVSTORE_SEED": "http://x/0"})
+    assert code == 2 and "CVSTORE_SEED must be a redis://" in err
+
+
+@pytest.mark.parametrize("op", [None, *EXAMPLES])
+def test_every_help_gives_an_example(op):
+    code, out, err = cvstore("cluster", *([op] if op else []), "--help")
+    assert code == 0 and err == ""
+    assert "example" in out
+    assert f"  cvstore cluster {op or ''}" in out
+
+
+def test_status_exits_1_when_a_node_is_down_and_says_so_in_help(start_redis, prefix):
+    servers = start_redis(3)
+    urls = [s.url() for s in servers]
+    make(urls, prefix).close()
+    servers[2].kill()
+    code, out, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", prefix)
+    assert code == 1 and "DOWN" in out
+    _, out, _ = cvstore("cluster", "status", "--help")
+    assert "Exits 1 when a node is down" in " ".join(out.split())
