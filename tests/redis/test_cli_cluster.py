@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import redis
@@ -13,6 +15,7 @@ import redis
 from cvstore import Cluster, RedisStore
 from cvstore._cli.cluster import EXAMPLES
 from cvstore.cli import main
+from cvstore.core.layout import Layout
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -93,6 +96,7 @@ def cvstore(*argv: str, env: dict[str, str] | None = None, timeout: float = 120)
     environ.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "cvstore", *argv],
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -102,7 +106,7 @@ def cvstore(*argv: str, env: dict[str, str] | None = None, timeout: float = 120)
 
 
 def make(urls, prefix, rf=2):
-    code, out, err = cvstore(
+    code, _, err = cvstore(
         "cluster", "create", *(f"r{i + 1}={u}" for i, u in enumerate(urls)), "--rf", str(rf),
         "--prefix", prefix,
     )  # fmt: skip
@@ -187,10 +191,10 @@ def test_each_reason_for_no_cluster_has_its_own_words(start_redis, prefix):
         f"redis://127.0.0.1:{port}/99": "the server has no database 99",
     }
     for url, words in cases.items():
-        code, out, err = cvstore("cluster", "status", "--seed", url, "--prefix", prefix)
+        code, _, err = cvstore("cluster", "status", "--seed", url, "--prefix", prefix)
         assert code == 1 and err.count("\n") == 1, (url, err)
         assert words in err and "Cluster.create" not in err and "cvstore cluster create" in err
-    code, out, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", "elsewhere:")
+    code, _, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", "elsewhere:")
     assert code == 1 and err.count("\n") == 1
     assert f"other prefixes found here: {prefix!r}" in err and "--prefix" in err
 
@@ -244,12 +248,67 @@ def test_every_help_gives_an_example(op):
     assert f"  cvstore cluster {op or ''}" in out
 
 
-def test_status_exits_1_when_a_node_is_down_and_says_so_in_help(start_redis, prefix):
-    servers = start_redis(3)
+def test_a_node_down_status_exits_1_as_help_says_and_add_names_the_real_epoch(start_redis, prefix):
+    servers = start_redis(4)
     urls = [s.url() for s in servers]
-    make(urls, prefix).close()
+    make(urls[:3], prefix).close()
     servers[2].kill()
-    code, out, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", prefix)
+    code, out, _ = cvstore("cluster", "status", "--seed", urls[0], "--prefix", prefix)
     assert code == 1 and "DOWN" in out
+    code, out, err = cvstore("cluster", "add", "r4", urls[3], "--seed", urls[0], "--prefix", prefix)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "r3 down" in err and "the layout stays at epoch 1" in err and "epoch 2" not in err
+    assert layout_epoch(urls[0], prefix) == 1
     _, out, _ = cvstore("cluster", "status", "--help")
     assert "Exits 1 when a node is down" in " ".join(out.split())
+
+
+def _changing(store) -> Layout | None:
+    _, data = store.read_layout()
+    layout = Layout.from_bytes(data) if data is not None else None
+    return layout if layout is not None and layout.changing else None
+
+
+def interrupt_when_changing(argv, seed, prefix):
+    """Start ``cvstore`` with `argv`, send SIGINT once the layout says changing; the result."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvstore", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with RedisStore(seed, prefix=prefix) as store:
+        deadline = time.monotonic() + 60
+        while _changing(store) is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert _changing(store) is not None, "the change never showed in the layout"
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ["remove", "add"])
+def test_an_interrupted_change_says_how_to_finish_or_take_it_back(start_redis, prefix, op):
+    servers = start_redis(4)
+    urls = [s.url() for s in servers]
+    client = make(urls[:3], prefix)
+    keys = {f"k{i}": f"v{i}" for i in range(40_000)}  # streaming takes a while (> 0.5 s)
+    client.put_many(keys)
+    client.close()
+    argv = ("remove", "r2") if op == "remove" else ("add", "r4", urls[3])
+    common = ("--seed", urls[0], "--prefix", prefix)
+    code, out, err = interrupt_when_changing(("cluster", *argv, *common), urls[0], prefix)
+    assert code == 130 and out == "", (code, out, err)
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    node = argv[1]
+    assert f"interrupted: the layout is left changing ({op} {node}) at epoch 2" in last
+    assert f"'cvstore cluster finish --seed {urls[0]} --prefix {prefix}'" in last
+    assert f"'cvstore cluster finish --abort --seed {urls[0]} --prefix {prefix}'" in last
+    # the command it names finishes the change, and nothing is lost
+    code, out, err = cvstore("cluster", "finish", *common)
+    assert code == 0 and out.startswith(f"finished the change ({op} {node}); layout epoch 3"), err
+    client = Cluster.join([urls[0]], prefix=prefix)
+    assert client.get_many(list(keys), consistency="all") == keys
+    client.close()

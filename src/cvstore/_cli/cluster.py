@@ -225,6 +225,7 @@ class _Run:
         self.args = args
         self.before: Any = None  # the layout when the command joined
         self.deleting = False  # forget-node has started deleting
+        self.finished = False  # the work is done and its outcome is being printed
 
 
 # The library's names for what the command line calls otherwise.
@@ -315,6 +316,7 @@ def _create(
         cluster = cluster_class.create(nodes, replication_factor=args.rf, vnodes=args.vnodes)
         try:
             layout = cluster.layout
+            run.finished = True
             print(
                 f"created cluster {layout.cluster}: {', '.join(layout.names)} "
                 f"(epoch {layout.epoch}, replication factor {layout.replication_factor})"
@@ -341,6 +343,7 @@ def _forget(args: argparse.Namespace, run: _Run, cluster_class: Any, store_class
     with _store(args.url, args, store_class) as store:
         run.deleting = True
         removed = store.clear()
+    run.finished = True
     print(f"deleted {text.num(removed)} keys of prefix {args.prefix!r} on {args.url}")
     return 0
 
@@ -410,23 +413,27 @@ def _operate(
             )
         finally:
             store.close()
+        run.finished = True
         print(
             f"added {args.name}: {text.num(report.moved)} copies streamed to it; {_epoch(cluster)}"
         )
     elif args.op == "remove":
         report = cluster.remove_node(args.name)
+        run.finished = True
         print(
             f"removed {args.name}: {text.num(report.moved)} copies streamed from it; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "weight":
         report = cluster.set_weight(args.name, args.weight)
+        run.finished = True
         print(
             f"{args.name} has weight {args.weight:g}: {text.num(report.moved)} copies moved; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "repair":
         report = cluster.repair()
+        run.finished = True
         print(
             f"repair: {text.num(report.keys)} keys, {text.num(report.repaired)} copies repaired, "
             f"{text.num(report.strays_removed)} strays removed, {text.num(report.purged)} purged, "
@@ -436,6 +443,7 @@ def _operate(
         return 0 if report.complete else 1
     elif args.op == "finish":
         report = cluster.finish_change(abort=args.abort)
+        run.finished = True
         if report is None:
             print(f"no change is under way; {_epoch(cluster)}")
         else:
@@ -458,6 +466,8 @@ def _after_interrupt(
     where = seed + prefix
     if args.op == "status":
         return "nothing was changed"
+    if run.finished:
+        return "after the work was done (see the line above); nothing is left half done"
     if args.op == "forget-node":
         if not run.deleting:
             return f"nothing was deleted on {args.url}"
