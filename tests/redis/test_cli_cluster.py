@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -310,5 +312,55 @@ def test_an_interrupted_change_says_how_to_finish_or_take_it_back(start_redis, p
     code, out, err = cvstore("cluster", "finish", *common)
     assert code == 0 and out.startswith(f"finished the change ({op} {node}); layout epoch 3"), err
     client = Cluster.join([urls[0]], prefix=prefix)
+    assert client.get_many(list(keys), consistency="all") == keys
+    client.close()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_cluster_lines() -> list[str]:
+    """The lines of the README's `cvstore cluster` example block, comments removed."""
+    text = README.read_text()
+    start = text.index("```bash\n", text.index("**`cvstore cluster`** operates a cluster"))
+    block = text[start + len("```bash\n") : text.index("```", start + 7)]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_the_readmes_cluster_commands_run_in_order(start_redis):
+    lines = readme_cluster_lines()
+    ops = [line.split()[2] for line in lines if line.startswith("cvstore cluster ")]
+    assert ops == [
+        "create", "status", "add", "weight", "remove", "repair", "finish", "forget-node"
+    ]  # fmt: skip
+    servers = start_redis(4)
+    real = {f"127.0.0.1:700{i + 1}": f"127.0.0.1:{s.port}" for i, s in enumerate(servers)}
+    env: dict[str, str] = {}
+    keys = {f"k{i}": f"v{i}" for i in range(1000)}
+    for line in lines:
+        for shown, actual in real.items():
+            line = line.replace(shown, actual)
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = value
+            continue
+        argv = shlex.split(line)
+        assert argv[:2] == ["cvstore", "cluster"], line
+        code, out, err = cvstore(*argv[1:], env=env)
+        assert code == 0 and err == "", (line, out, err)
+        if argv[2] == "create":
+            client = Cluster.join([servers[0].url()])
+            client.put_many(keys)
+            client.close()
+    urls = [s.url() for s in servers]
+    code, out, _ = cvstore("cluster", "status", "--json", "--seed", urls[3])
+    status = json.loads(out)
+    assert code == 0 and [n["node"] for n in status["nodes"]] == ["r2", "r3", "r4"]
+    assert {n["node"]: n["weight"] for n in status["nodes"]}["r4"] == 2
+    assert sum(n["keys"] for n in status["nodes"]) == 2000  # 1,000 keys, 2 copies each
+    with redis.Redis.from_url(urls[0]) as raw:
+        assert raw.dbsize() == 0  # r1 forgotten
+    client = Cluster.join([urls[1]])
     assert client.get_many(list(keys), consistency="all") == keys
     client.close()

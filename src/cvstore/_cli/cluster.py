@@ -260,6 +260,7 @@ def _check_urls(args: argparse.Namespace, prog: str) -> None:
                     prog=prog,
                 )
             what = SEED_ENV
+            args.seed_from_env = True  # the commands an interruption names need no --seed
         else:
             what = "--seed"
         for url in args.seed:
@@ -461,7 +462,8 @@ def _after_interrupt(
     args: argparse.Namespace, run: _Run, cluster_class: Any, store_class: Any
 ) -> str:
     """The state an interrupted command left, and the command that finishes or takes it back."""
-    seed = f" --seed {args.seed[0]}" if getattr(args, "seed", None) else ""
+    from_env = getattr(args, "seed_from_env", False)
+    seed = f" --seed {args.seed[0]}" if getattr(args, "seed", None) and not from_env else ""
     prefix = f" --prefix {args.prefix}" if args.prefix != "cvstore:" else ""
     where = seed + prefix
     if args.op == "status":
