@@ -42,6 +42,7 @@ from cvstore._driver import (
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
+    Progress,
     Settings,
     State,
     batch_items,
@@ -54,6 +55,7 @@ from cvstore._driver import (
     closed_error,
     expiring,
     get_value,
+    progress_to,
     put_value,
     update_items,
 )
@@ -556,13 +558,14 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- membership
 
-    def add_node(self, node: Node) -> MembershipReport:
+    def add_node(self, node: Node, *, progress: Progress | None = None) -> MembershipReport:
         """Add `node` and stream to it exactly the copies it now replicates.
 
         Copies are dropped from nodes that stop replicating a key only after
         they reached their new node.  The node must be up and belong to no
         other cluster.
         """
+        progress_to(progress)
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -597,12 +600,15 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             log.info("%r", report)
             return report
 
-    def remove_node(self, node: Node | str) -> MembershipReport:
+    def remove_node(
+        self, node: Node | str, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go.
 
         A down node can be removed too: its keys are streamed from their
         other replicas.  The last node cannot be removed while it holds data.
         """
+        progress_to(progress)
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -655,12 +661,15 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         if new.nodes:
             self._op(lambda: _hints.deliver(state.hints, state.placement, now_ms))
 
-    def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
+    def set_weight(
+        self, node: Node | str, weight: float, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Give a member a new weight (relative capacity) and stream the copies that move.
 
         As ``add_node`` and ``remove_node``: copies reach their new replicas
         before any is dropped.
         """
+        progress_to(progress)
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -693,7 +702,9 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             log.info("%r", report)
             return report
 
-    def finish_change(self, *, abort: bool = False) -> MembershipReport | None:
+    def finish_change(
+        self, *, abort: bool = False, progress: Progress | None = None
+    ) -> MembershipReport | None:
         """Finish a membership change a client left half done (it died, or lost its connection).
 
         Only for clusters whose membership lives on the nodes.  Carries the
@@ -702,6 +713,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         streamed become strays that ``repair()`` removes).  Returns None if
         no change is under way.  See the README for when to use which.
         """
+        progress_to(progress)
         state = self._state
         if state.layout is None:
             raise ValueError("finish_change is for clusters whose membership lives on the nodes")
@@ -731,7 +743,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- maintenance
 
-    def repair(self) -> RepairReport:
+    def repair(self, *, progress: Progress | None = None) -> RepairReport:
         """Anti-entropy: make every replica set whole and current.
 
         Delivers hints, writes each key's newest copy to replicas that lack
@@ -740,6 +752,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         key's replicas are current.  Keys with a replica down are completed
         as far as possible.
         """
+        progress_to(progress)
         self.probe()
         state = self._state
         with self._membership:

@@ -364,3 +364,19 @@ def test_the_readmes_cluster_commands_run_in_order(start_redis):
     client = Cluster.join([urls[1]])
     assert client.get_many(list(keys), consistency="all") == keys
     client.close()
+
+
+def test_streaming_shows_a_progress_bar_when_asked_and_none_when_piped(start_redis, prefix):
+    servers = start_redis(5)
+    urls = [s.url() for s in servers]
+    client = make(urls[:3], prefix)
+    client.put_many({f"k{i}": "v" for i in range(25_000)})
+    client.close()
+    common = ("--seed", urls[0], "--prefix", prefix)
+    code, out, err = cvstore("cluster", "add", "r4", urls[3], "--progress", *common)
+    assert code == 0 and out.startswith("added r4: ")
+    assert "streaming" in err and "copies/s" in err, err  # copies done of total, and the rate
+    code, out, err = cvstore("cluster", "add", "r5", urls[4], *common)  # stderr is a pipe
+    assert code == 0 and out.startswith("added r5: ") and err == ""
+    code, out, err = cvstore("cluster", "repair", "--progress", *common)
+    assert code == 0 and out.startswith("repair: 25,000 keys")

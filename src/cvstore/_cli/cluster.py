@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 from typing import Any
 
 from cvstore._cli import text
@@ -393,11 +394,50 @@ def _membership_of(args: argparse.Namespace, cluster_class: Any, store_class: An
     return None
 
 
+class _Bar:
+    """A ``progress=`` callback that draws a bar on stderr (copies done of total, and the rate)."""
+
+    def __init__(self, desc: str, enabled: bool | None) -> None:
+        self.desc = desc
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = text.progress(total, self.desc, True, unit="copies")
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    @property
+    def hook(self) -> Any:
+        return self if self.enabled else None
+
+
 def _operate(
     args: argparse.Namespace, run: _Run, cluster: Any, node_class: Any, store_class: Any
 ) -> int:
     if args.op == "status":
         return _status(args, cluster)
+    bar = _Bar("repairing" if args.op == "repair" else "streaming", args.progress)
+    try:
+        return _change(args, run, cluster, node_class, store_class, bar.hook)
+    finally:
+        bar.close()
+
+
+def _change(
+    args: argparse.Namespace,
+    run: _Run,
+    cluster: Any,
+    node_class: Any,
+    store_class: Any,
+    progress: Any,
+) -> int:
     if args.op == "add":
         for spec in cluster.layout.everyone():
             if same_server(spec.address, args.url):
@@ -410,7 +450,8 @@ def _operate(
         store = _store(args.url, args, store_class)
         try:
             report = cluster.add_node(
-                node_class(args.name, weight=args.weight, zone=args.zone, store=store)
+                node_class(args.name, weight=args.weight, zone=args.zone, store=store),
+                progress=progress,
             )
         finally:
             store.close()
@@ -419,21 +460,21 @@ def _operate(
             f"added {args.name}: {text.num(report.moved)} copies streamed to it; {_epoch(cluster)}"
         )
     elif args.op == "remove":
-        report = cluster.remove_node(args.name)
+        report = cluster.remove_node(args.name, progress=progress)
         run.finished = True
         print(
             f"removed {args.name}: {text.num(report.moved)} copies streamed from it; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "weight":
-        report = cluster.set_weight(args.name, args.weight)
+        report = cluster.set_weight(args.name, args.weight, progress=progress)
         run.finished = True
         print(
             f"{args.name} has weight {args.weight:g}: {text.num(report.moved)} copies moved; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "repair":
-        report = cluster.repair()
+        report = cluster.repair(progress=progress)
         run.finished = True
         print(
             f"repair: {text.num(report.keys)} keys, {text.num(report.repaired)} copies repaired, "
@@ -443,7 +484,7 @@ def _operate(
         )
         return 0 if report.complete else 1
     elif args.op == "finish":
-        report = cluster.finish_change(abort=args.abort)
+        report = cluster.finish_change(abort=args.abort, progress=progress)
         run.finished = True
         if report is None:
             print(f"no change is under way; {_epoch(cluster)}")
