@@ -380,3 +380,27 @@ def test_streaming_shows_a_progress_bar_when_asked_and_none_when_piped(start_red
     assert code == 0 and out.startswith("added r5: ") and err == ""
     code, out, err = cvstore("cluster", "repair", "--progress", *common)
     assert code == 0 and out.startswith("repair: 25,000 keys")
+
+
+def test_clear_deletes_its_own_keys_and_no_nested_prefixs(redis_server, prefix):
+    from cvstore.core.records import Record
+
+    outer = RedisStore(redis_server.url(), prefix=prefix)
+    nested = [RedisStore(redis_server.url(), prefix=prefix + p) for p in ("node1:", "r:", "h:")]
+    for store in (outer, *nested):
+        store.put_many([(b"k", Record(1, "v")), (b"node1:x", Record(1, "v"))])
+        store.put_hints("n9", [(b"k", Record(2, "h"))])
+    others = {prefix + "plain-key": "x"}  # not a key of the store's shapes
+    with redis.Redis.from_url(redis_server.url()) as raw:
+        raw.mset(others)
+        before = set(raw.scan_iter(match=prefix.encode() + b"*"))
+        assert outer.clear() == 5  # 2 records, 1 hint set, 2 counters
+        after = set(raw.scan_iter(match=prefix.encode() + b"*"))
+        assert before - after == {
+            prefix.encode() + k for k in (b"r:k", b"r:node1:x", b"h:n9", b"m:records", b"m:hints")
+        }
+        for store in nested:
+            assert store.count() == 2 and store.count_hints() == 1
+            assert store.clear() == 5
+        assert set(raw.scan_iter(match=prefix.encode() + b"*")) == {prefix.encode() + b"plain-key"}
+        raw.delete(*others)

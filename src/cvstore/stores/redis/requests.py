@@ -540,9 +540,10 @@ class Requests:
             for key, value in zip(candidates, values):
                 if isinstance(value, bytes) and (value.isdigit() or value.startswith(b"{")):
                     nested.append(key[: key.rindex(b"m:")])
-        if nested:
-            inside = tuple(nested)
-            found = [key for key in found if not key.startswith(inside)]
+        if nested:  # spare the keys of the nested stores' shapes (a key of ours named
+            # like one, e.g. record "r:x" when "<prefix>r:" is a store, is spared too)
+            spared = tuple(n + part for n in nested for part in (b"r:", b"h:", b"m:"))
+            found = [key for key in found if not key.startswith(spared)]
         removed = 0
         for i in range(0, len(found), SCAN_COUNT):
             removed += yield Request("clear", [command(b"DEL", *found[i : i + SCAN_COUNT])], _one)
