@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import textwrap
 from typing import Any
 
 from cvstore._cli import text
@@ -52,7 +53,7 @@ _EXIT_CODES = (
 
 
 def _epilog(op: str) -> str:
-    return f"example:\n  {EXAMPLES[op]}\n\n{_EXIT_CODES}"
+    return f"example:\n  {EXAMPLES[op]}\n\n{textwrap.fill(_EXIT_CODES, 78)}"
 
 
 def add_parser(sub: Any, count: Any, weight: Any) -> None:
@@ -61,9 +62,12 @@ def add_parser(sub: Any, count: Any, weight: Any) -> None:
     cluster = sub.add_parser(
         "cluster",
         help="operate a cluster of Redis nodes that keeps its membership on the nodes",
-        description="Create, inspect and change a cluster whose layout (membership and "
-        "epoch) lives on its Redis nodes. Every client that joins by address sees the change. "
-        f"--seed may be left out when {SEED_ENV} names the seed URLs.",
+        description=textwrap.fill(
+            "Create, inspect and change a cluster whose layout (membership and epoch) lives "
+            "on its Redis nodes. Every client that joins by address sees the change. --seed "
+            f"may be left out when {SEED_ENV} names the seed URLs.",
+            78,
+        ),
         epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES.values()),
         formatter_class=raw,
     )
@@ -71,7 +75,7 @@ def add_parser(sub: Any, count: Any, weight: Any) -> None:
 
     def add_op(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = ops.add_parser(
-            name, help=help, description=kwargs.pop("description", help),
+            name, help=help, description=textwrap.fill(kwargs.pop("description", help), 78),
             epilog=_epilog(name), formatter_class=raw, **kwargs,
         )  # fmt: skip
         return parser
@@ -552,7 +556,7 @@ def _after_interrupt(
             f"'cvstore cluster finish --abort{where}' to take it back"
         )
     before = run.before
-    if before is not None and layout.epoch == before.epoch:
+    if before is None or layout.epoch == before.epoch:  # None: stopped before it began
         return f"nothing was changed (layout epoch {layout.epoch}: {', '.join(layout.names)})"
     return (
         f"the change was made (layout epoch {layout.epoch}: {', '.join(layout.names)}), but "
@@ -637,6 +641,11 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
         )
     )
     print(f"hints pending: {text.num(stats.hints_pending)}; imbalance {stats.imbalance:.2f}")
+    if layout.changing:
+        print(
+            "a change is under way; if the client making it is gone, 'cvstore cluster finish' "
+            "completes it and 'cvstore cluster finish --abort' takes it back"
+        )
     for r in rows:
         if not r["up"] and r["last_failure"]:
             print(f"  {r['node']} down: {r['last_failure']}")
