@@ -308,6 +308,8 @@ def test_an_interrupted_change_says_how_to_finish_or_take_it_back(start_redis, p
     assert f"interrupted: the layout is left changing ({op} {node}) at epoch 2" in last
     assert f"'cvstore cluster finish --seed {urls[0]} --prefix {prefix}'" in last
     assert f"'cvstore cluster finish --abort --seed {urls[0]} --prefix {prefix}'" in last
+    code, out, _ = cvstore("cluster", "status", *common)
+    assert f"changing ({op} {node})" in out and "'cvstore cluster finish'" in out
     # the command it names finishes the change, and nothing is lost
     code, out, err = cvstore("cluster", "finish", *common)
     assert code == 0 and out.startswith(f"finished the change ({op} {node}); layout epoch 3"), err
