@@ -131,6 +131,10 @@ def test_add_refuses_an_address_a_member_has(start_redis, prefix):
         assert code == 2 and out == "" and err.count("\n") == 1, (code, err)
         assert "member r3" in err and "its own server" in err
     assert layout_epoch(urls[0], prefix) == 1  # nothing changed
+    code, out, err = cvstore("cluster", "create", f"x={urls[0]}", "--prefix", prefix)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "already belongs to cluster" in err and "'cvstore cluster status --seed URL'" in err
+    assert "Cluster." not in err
 
 
 def test_create_refuses_one_address_given_twice(start_redis, prefix):

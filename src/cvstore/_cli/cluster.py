@@ -238,6 +238,7 @@ _CLI_WORDS = (
     ("finish_change(abort=True)", "'cvstore cluster finish --abort'"),
     ("finish_change()", "'cvstore cluster finish'"),
     ("Cluster.create", "'cvstore cluster create'"),
+    ("join it with Cluster.join", "see it with 'cvstore cluster status --seed URL'"),
     ("Cluster.join", "'cvstore cluster status --seed URL'"),
     ("add_node", "'cvstore cluster add'"),
     ("remove_node", "'cvstore cluster remove'"),
