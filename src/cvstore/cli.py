@@ -270,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"missing command: choose one of {', '.join(_COMMANDS)} (see 'cvstore --help')"
             )
         prog = f"cvstore {args.command}"
+        args.as_program = argv is None  # the process is this command (not a call from Python)
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
         status = _run(args)

@@ -410,3 +410,22 @@ def test_clear_deletes_its_own_keys_and_no_nested_prefixs(redis_server, prefix):
             assert store.clear() == 5
         assert set(raw.scan_iter(match=prefix.encode() + b"*")) == {prefix.encode() + b"plain-key"}
         raw.delete(*others)
+
+
+def test_ctrl_c_once_the_outcome_is_printed_does_not_change_it(start_redis, prefix):
+    servers = start_redis(3)
+    urls = [s.url() for s in servers]
+    make(urls[:2], prefix).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvstore", "cluster", "add", "r3", urls[2], "--seed", urls[0],
+         "--prefix", prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    first = proc.stdout.readline()  # printed (and flushed) once the work is done
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert first.startswith("added r3: ") and rest == ""
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode == 0 and err == "", (proc.returncode, err)

@@ -232,6 +232,13 @@ class _Run:
         self.deleting = False  # forget-node has started deleting
         self.finished = False  # the work is done and its outcome is being printed
 
+    def finish(self) -> None:
+        """The work is done: its outcome is printed next, and (run as the program) a Ctrl-C
+        from now on is ignored, so it cannot turn that outcome into an interruption."""
+        self.finished = True
+        if getattr(self.args, "as_program", False):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 # The library's names for what the command line calls otherwise.
 _CLI_WORDS = (
@@ -323,7 +330,7 @@ def _create(
         cluster = cluster_class.create(nodes, replication_factor=args.rf, vnodes=args.vnodes)
         try:
             layout = cluster.layout
-            run.finished = True
+            run.finish()
             print(
                 f"created cluster {layout.cluster}: {', '.join(layout.names)} "
                 f"(epoch {layout.epoch}, replication factor {layout.replication_factor})"
@@ -350,7 +357,7 @@ def _forget(args: argparse.Namespace, run: _Run, cluster_class: Any, store_class
     with _store(args.url, args, store_class) as store:
         run.deleting = True
         removed = store.clear()
-    run.finished = True
+    run.finish()
     print(f"deleted {text.num(removed)} keys of prefix {args.prefix!r} on {args.url}")
     return 0
 
@@ -460,27 +467,27 @@ def _change(
             )
         finally:
             store.close()
-        run.finished = True
+        run.finish()
         print(
             f"added {args.name}: {text.num(report.moved)} copies streamed to it; {_epoch(cluster)}"
         )
     elif args.op == "remove":
         report = cluster.remove_node(args.name, progress=progress)
-        run.finished = True
+        run.finish()
         print(
             f"removed {args.name}: {text.num(report.moved)} copies streamed from it; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "weight":
         report = cluster.set_weight(args.name, args.weight, progress=progress)
-        run.finished = True
+        run.finish()
         print(
             f"{args.name} has weight {args.weight:g}: {text.num(report.moved)} copies moved; "
             f"{_epoch(cluster)}"
         )
     elif args.op == "repair":
         report = cluster.repair(progress=progress)
-        run.finished = True
+        run.finish()
         print(
             f"repair: {text.num(report.keys)} keys, {text.num(report.repaired)} copies repaired, "
             f"{text.num(report.strays_removed)} strays removed, {text.num(report.purged)} purged, "
@@ -490,7 +497,7 @@ def _change(
         return 0 if report.complete else 1
     elif args.op == "finish":
         report = cluster.finish_change(abort=args.abort, progress=progress)
-        run.finished = True
+        run.finish()
         if report is None:
             print(f"no change is under way; {_epoch(cluster)}")
         else:
