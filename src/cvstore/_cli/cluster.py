@@ -1,7 +1,7 @@
 """``cvstore cluster``: operate a cluster whose membership lives on its Redis nodes.
 
 Subcommands (each reaches the cluster through one or more ``--seed`` URLs,
-as any client does):
+or the URLs in ``$CVSTORE_SEED``, as any client does):
 
 - ``create NAME=URL ...``  write the first layout on the nodes
 - ``status``               the layout, each node up or down, keys, load against weight, hints
@@ -11,6 +11,11 @@ as any client does):
 - ``repair``               anti-entropy over the whole cluster
 - ``finish [--abort]``     finish a change a client left half done
 - ``forget-node URL``      clear a removed node before it is started again (deletes its keys)
+
+What protects the copies: ``create`` and ``add`` refuse a second member at
+one server and database; ``forget-node`` refuses a member of any layout it
+can read and deletes only this cluster's key shapes; a Ctrl-C ends with a
+line naming the state left and the command that finishes or takes it back.
 """
 
 from __future__ import annotations
