@@ -203,6 +203,9 @@ def test_each_reason_for_no_cluster_has_its_own_words(start_redis, prefix):
     code, _, err = cvstore("cluster", "status", "--seed", urls[0], "--prefix", "elsewhere:")
     assert code == 1 and err.count("\n") == 1
     assert f"other prefixes found here: {prefix!r}" in err and "--prefix" in err
+    code, _, err = cvstore("cluster", "forget-node", "redis://127.0.0.1:1/0", "--yes")
+    assert code == 1 and err.count("\n") == 1
+    assert "connection refused" in err and "nothing was deleted" in err
 
 
 @pytest.mark.parametrize(

@@ -376,7 +376,8 @@ def _membership_of(args: argparse.Namespace, cluster_class: Any, store_class: An
         try:
             _, data = store.read_layout()
         except Exception as exc:  # a node that does not answer is not cleared
-            raise CommandError(f"cannot read {args.url}: {_in_cli_words(str(exc))}") from exc
+            cause = diagnose(args.url, args.prefix, args.timeout)
+            raise CommandError(f"{cause}; nothing was deleted") from exc
     own = None
     if data is not None:
         try:
