@@ -199,14 +199,17 @@ def command(args: argparse.Namespace) -> int:
             "forget-node (see 'cvstore cluster --help')",
             prog="cvstore cluster",
         )
+    from cvstore.errors import CvstoreError
+
     prog = f"cvstore cluster {args.op}"
-    _check_urls(args, prog)
-    try:
-        from cvstore import Cluster, CvstoreError, Node, RedisStore
-    except ImportError as exc:  # pragma: no cover - the base install has no redis-py
-        raise CommandError(str(exc)) from exc
     run = _Run(args)
     try:
+        _check_urls(args, prog)
+        try:
+            from cvstore import Cluster, Node, RedisStore
+        except ImportError as exc:  # pragma: no cover - the base install has no redis-py
+            raise CommandError(str(exc)) from exc
+        run.started = True
         if args.op == "create":
             return _create(args, run, Cluster, Node, RedisStore)
         if args.op == "forget-node":
@@ -219,7 +222,13 @@ def command(args: argparse.Namespace) -> int:
             cluster.close()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: let this line be said
-        raise Interrupted(_after_interrupt(args, run, Cluster, RedisStore)) from None
+        if not run.started:
+            raise Interrupted("nothing was changed") from None
+        try:
+            state = _after_interrupt(args, run, Cluster, RedisStore)
+        except Exception as exc:  # noqa: BLE001 - the line must be said whatever failed
+            state = f"the state could not be read ({exc}); 'cvstore cluster status' shows it"
+        raise Interrupted(state) from None
     except ImportError as exc:
         raise CommandError(str(exc)) from exc
     except CvstoreError as exc:  # what the cluster said (a node down, no layout, a conflict)
@@ -233,6 +242,7 @@ class _Run:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.started = False  # the arguments are checked and the work begins
         self.before: Any = None  # the layout when the command joined
         self.deleting = False  # forget-node has started deleting
         self.finished = False  # the work is done and its outcome is being printed
