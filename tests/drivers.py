@@ -149,12 +149,12 @@ class SyncOverAsync:
     def get_many(self, *a: Any, **k: Any) -> Any:
         return self._run(self._cluster.get_many(*a, **k))
 
-    def add_node(self, node: Node) -> Any:
+    def add_node(self, node: Node, **k: Any) -> Any:
         node = _async_nodes([node], self._twins)[0]
-        return self._run(self._cluster.add_node(node))
+        return self._run(self._cluster.add_node(node, **k))
 
-    def remove_node(self, node: Any) -> Any:
-        return self._run(self._cluster.remove_node(node))
+    def remove_node(self, node: Any, **k: Any) -> Any:
+        return self._run(self._cluster.remove_node(node, **k))
 
     def set_weight(self, *a: Any, **k: Any) -> Any:
         return self._run(self._cluster.set_weight(*a, **k))
@@ -162,8 +162,8 @@ class SyncOverAsync:
     def finish_change(self, **k: Any) -> Any:
         return self._run(self._cluster.finish_change(**k))
 
-    def repair(self) -> Any:
-        return self._run(self._cluster.repair())
+    def repair(self, **k: Any) -> Any:
+        return self._run(self._cluster.repair(**k))
 
     def deliver_hints(self) -> Any:
         return self._run(self._cluster.deliver_hints())

@@ -188,6 +188,8 @@ class Context:
     def random(self) -> float:
         return 0.0
 
+    progress = None  # nobody listens to streaming's and repair's progress
+
 
 def drive(proc, answer):
     """Run `proc`, answering each step with ``answer(calls)``; returns (value, steps)."""

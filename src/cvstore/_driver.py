@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
 from operator import is_, itemgetter
@@ -42,13 +43,40 @@ from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
 from cvstore.versions import WRITER_BITS, HybridClock
 
-__all__ = ("DEFAULT_HINT_WINDOW", "DEFAULT_TOMBSTONE_GRACE", "Options", "State", "check_options")
+__all__ = (
+    "DEFAULT_HINT_WINDOW",
+    "DEFAULT_TOMBSTONE_GRACE",
+    "Options",
+    "Progress",
+    "State",
+    "check_options",
+    "progress_to",
+)
 
 log = logging.getLogger("cvstore")
 _value = itemgetter(1)
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
+
+
+Progress = Callable[[int, int], None]  # progress(done, total) of a long call
+# Where the current call of this thread (or asyncio task) reports its progress.
+_PROGRESS: ContextVar[Progress | None] = ContextVar("cvstore_progress", default=None)
+
+
+def progress_to(progress: Any) -> None:
+    """Make `progress` (a callable(done, total), or None) hear of the calling call's long work.
+
+    Each public call that takes ``progress=`` sets it on entry (a context
+    variable: per thread, per asyncio task), and only those calls stream
+    copies or repair, so each call reports to its own ``progress`` alone.
+    """
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be a callable(done, total) or None, got {type(progress).__name__}"
+        )
+    _PROGRESS.set(progress)
 
 
 def seconds(name: str, value: Any) -> float:
@@ -255,6 +283,11 @@ class State:
         ring = self.placement.ring
         assert isinstance(ring, HashRing), ring
         return ring.copy()
+
+    @property
+    def progress(self) -> Progress | None:
+        """Where the running call reports its progress (see ``progress_to``)."""
+        return _PROGRESS.get()
 
     def install(self, placement: Placement) -> None:
         # One assignment: every reader sees the old placement or the new one.

@@ -47,6 +47,7 @@ from cvstore._driver import (
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
+    Progress,
     Settings,
     State,
     batch_items,
@@ -60,6 +61,7 @@ from cvstore._driver import (
     closed_error,
     expiring,
     get_value,
+    progress_to,
     put_value,
     update_items,
 )
@@ -515,9 +517,10 @@ class AsyncCluster(Settings, Generic[V]):
 
     # ---------------------------------------------------------- membership
 
-    async def add_node(self, node: Node) -> MembershipReport:
+    async def add_node(self, node: Node, *, progress: Progress | None = None) -> MembershipReport:
         """Add `node` and stream to it exactly the copies it now replicates."""
         self._open()
+        progress_to(progress)
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -553,9 +556,12 @@ class AsyncCluster(Settings, Generic[V]):
                 raise
             return _timed(report, started)
 
-    async def remove_node(self, node: Node | str) -> MembershipReport:
+    async def remove_node(
+        self, node: Node | str, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go."""
         self._open()
+        progress_to(progress)
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -607,9 +613,12 @@ class AsyncCluster(Settings, Generic[V]):
         if state.placement.nodes:
             await self._op(lambda: _hints.deliver(state.hints, state.placement, now_ms))
 
-    async def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
+    async def set_weight(
+        self, node: Node | str, weight: float, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Give a member a new weight and stream the copies that move (see ``Cluster``)."""
         self._open()
+        progress_to(progress)
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -643,8 +652,11 @@ class AsyncCluster(Settings, Generic[V]):
             member.weight = probe.weight
             return _timed(report, started)
 
-    async def finish_change(self, *, abort: bool = False) -> MembershipReport | None:
+    async def finish_change(
+        self, *, abort: bool = False, progress: Progress | None = None
+    ) -> MembershipReport | None:
         """Finish a membership change a client left half done (see ``Cluster.finish_change``)."""
+        progress_to(progress)
         await self._ready()
         state = self._state
         if state.layout is None:
@@ -666,8 +678,9 @@ class AsyncCluster(Settings, Generic[V]):
 
     # ---------------------------------------------------------- maintenance
 
-    async def repair(self) -> RepairReport:
+    async def repair(self, *, progress: Progress | None = None) -> RepairReport:
         """Anti-entropy: make every replica set whole and current (see ``Cluster.repair``)."""
+        progress_to(progress)
         await self.probe()
         state = self._state
         async with self._membership:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from cvstore._cli import args as _args
-from cvstore._cli.errors import CommandError, UsageError
+from cvstore._cli.errors import CommandError, Interrupted, UsageError
 from cvstore._version import __version__
 
 __all__ = ("main",)
@@ -253,6 +253,14 @@ def _run(args: argparse.Namespace) -> int:
     return command(args)
 
 
+def _done() -> None:
+    """Ignore Ctrl-C from here to the exit: the command's work and its report are done."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cvstore`` command line; returns the exit code (0, 1 or 2)."""
     parser = _build_parser()
@@ -267,10 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"missing command: choose one of {', '.join(_COMMANDS)} (see 'cvstore --help')"
             )
         prog = f"cvstore {args.command}"
+        args.as_program = argv is None  # the process is this command (not a call from Python)
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
         status = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        if argv is None:  # run as the program: what was printed is the outcome, and a
+            _done()  # Ctrl-C from now on must not turn it into a traceback or -2
         return status
     except UsageError as exc:
         print(f"{exc.prog or prog}: error: {exc}", file=sys.stderr)
@@ -278,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:  # the command said what state Ctrl-C left
+        print(f"{prog}: interrupted: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -42,6 +42,7 @@ from cvstore._driver import (
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
+    Progress,
     Settings,
     State,
     batch_items,
@@ -55,6 +56,7 @@ from cvstore._driver import (
     closed_error,
     expiring,
     get_value,
+    progress_to,
     put_value,
     update_items,
 )
@@ -572,7 +574,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- membership
 
-    def add_node(self, node: Node) -> MembershipReport:
+    def add_node(self, node: Node, *, progress: Progress | None = None) -> MembershipReport:
         """Add `node` and stream to it exactly the copies it now replicates.
 
         Copies are dropped from nodes that stop replicating a key only after
@@ -580,6 +582,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         other cluster.
         """
         self._open()
+        progress_to(progress)
         if not isinstance(node, Node):
             raise TypeError(
                 f"node must be a Node, got {type(node).__name__}; make one with Node(name)"
@@ -616,13 +619,16 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             log.info("%r", report)
             return report
 
-    def remove_node(self, node: Node | str) -> MembershipReport:
+    def remove_node(
+        self, node: Node | str, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go.
 
         A down node can be removed too: its keys are streamed from their
         other replicas.  The last node cannot be removed while it holds data.
         """
         self._open()
+        progress_to(progress)
         if isinstance(node, Node):
             name = node.name
         elif isinstance(node, str):
@@ -675,13 +681,16 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         if new.nodes:
             self._op(lambda: _hints.deliver(state.hints, state.placement, now_ms))
 
-    def set_weight(self, node: Node | str, weight: float) -> MembershipReport:
+    def set_weight(
+        self, node: Node | str, weight: float, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Give a member a new weight (relative capacity) and stream the copies that move.
 
         As ``add_node`` and ``remove_node``: copies reach their new replicas
         before any is dropped.
         """
         self._open()
+        progress_to(progress)
         name = node.name if isinstance(node, Node) else node
         if not isinstance(name, str):
             raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
@@ -714,7 +723,9 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             log.info("%r", report)
             return report
 
-    def finish_change(self, *, abort: bool = False) -> MembershipReport | None:
+    def finish_change(
+        self, *, abort: bool = False, progress: Progress | None = None
+    ) -> MembershipReport | None:
         """Finish a membership change a client left half done (it died, or lost its connection).
 
         Only for clusters whose membership lives on the nodes.  Carries the
@@ -725,6 +736,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         no change is under way.  See the README for when to use which.
         """
         state = self._open()
+        progress_to(progress)
         if state.layout is None:
             raise ValueError("finish_change is for clusters whose membership lives on the nodes")
         with self._membership:
@@ -753,7 +765,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- maintenance
 
-    def repair(self) -> RepairReport:
+    def repair(self, *, progress: Progress | None = None) -> RepairReport:
         """Anti-entropy: make every replica set whole and current.
 
         Delivers hints, writes each key's newest copy to replicas that lack
@@ -763,6 +775,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         as far as possible.
         """
         self._open()
+        progress_to(progress)
         self.probe()
         state = self._state
         with self._membership:

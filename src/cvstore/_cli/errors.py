@@ -13,3 +13,7 @@ class UsageError(Exception):
 
 class CommandError(Exception):
     """The command could not do its work (a node down, a file not writable): exit code 1."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: exit code 130; the message says the state left and the command that finishes it."""

@@ -144,6 +144,10 @@ class Context(Protocol):
 
     def random(self) -> float: ...
 
+    @property
+    def progress(self) -> Callable[[int, int], None] | None:
+        """Told (done, total) as long work (streaming, repair) goes on; None: nobody listens."""
+
 
 def suspects(calls: Sequence[Call], results: Sequence[Any]) -> list[tuple[Any, StoreError]]:
     """The failure policy: (node, error) for every call whose node must be suspected down.

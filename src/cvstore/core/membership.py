@@ -165,9 +165,11 @@ def _unreachable(
     names = "; ".join(f"{name} down: {error.reason}" for name, error in down.items())
     alive = len(needed) - len(down)
     error = UnavailableError(
-        f"{action} needs every node of the layout up (epoch {layout.epoch}), "
-        f"{alive} of {len(needed)} answered ({names}); bring them back, or remove a dead "
-        "node first",
+        # `layout` is the one this change wanted to install; the nodes stay at
+        # the one before it (every layout is the one before plus one)
+        f"{action} needs every node of the layout up, {alive} of {len(needed)} answered "
+        f"({names}); the layout stays at epoch {layout.epoch - 1}; bring them back, or "
+        "remove a dead node first",
         level="membership",
         required=len(needed),
         alive=alive,

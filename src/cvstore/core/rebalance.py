@@ -195,6 +195,9 @@ def _masks(
     return gained, lost
 
 
+STREAM_CHUNK = 10_000  # keys streamed per round (a read per source, a write per target)
+
+
 def _stream(
     ctx: Context,
     old: Any,
@@ -205,20 +208,46 @@ def _stream(
     skipped: set[str],
 ) -> Proc[dict[str, Any]]:
     gained, _ = _masks(old, new, old_pref, new_pref)
-    rows = np.flatnonzero(gained.any(axis=1))
-    count = rows.size
+    moving = np.flatnonzero(gained.any(axis=1))
     received: dict[str, int] = {}
     sent: dict[str, int] = {}
     unsafe = np.zeros(keys_arr.size, dtype=bool)  # keys not streamed whole: keep their old copies
-    if not count:
-        return {
-            "moved": 0,
-            "received": received,
-            "sent": sent,
-            "missed": 0,
-            "hinted": 0,
-            "failed": unsafe,
-        }
+    totals = {"moved": 0, "missed": 0, "hinted": 0}
+    progress = ctx.progress
+    copies, done = int(gained[moving].sum()), 0
+    if progress is not None:
+        progress(0, copies)
+    # In rounds of STREAM_CHUNK keys, so that memory stays bounded and
+    # progress is heard of while a large node streams.
+    for start in range(0, moving.size, STREAM_CHUNK):
+        rows = moving[start : start + STREAM_CHUNK]
+        yield from _stream_rows(
+            ctx, old, new, keys_arr, old_pref, new_pref, skipped, gained, rows,
+            received, sent, unsafe, totals,
+        )  # fmt: skip
+        done += int(gained[rows].sum())
+        if progress is not None:
+            progress(done, copies)
+    return {**totals, "received": received, "sent": sent, "failed": unsafe}
+
+
+def _stream_rows(
+    ctx: Context,
+    old: Any,
+    new: Any,
+    keys_arr: NDArray[np.object_],
+    old_pref: NDArray[np.int32],
+    new_pref: NDArray[np.int32],
+    skipped: set[str],
+    gained: NDArray[np.bool_],
+    rows: NDArray[np.intp],
+    received: dict[str, int],
+    sent: dict[str, int],
+    unsafe: NDArray[np.bool_],
+    totals: dict[str, int],
+) -> Proc[None]:
+    """Stream the gained copies of the keys in `rows`, adding to the counts given."""
+    count = rows.size
     sub_keys = keys_arr[rows]
     sub_old = old_pref[rows]
     # Read every old replica's copy of the moving keys, one batch per node.
@@ -285,14 +314,9 @@ def _stream(
         for j, pos2 in _groups(src_node[ok]):
             name = old.nodes[j].name
             sent[name] = sent.get(name, 0) + int(pos2.size)
-    return {
-        "moved": moved,
-        "received": received,
-        "sent": sent,
-        "missed": missed,
-        "hinted": hinted,
-        "failed": unsafe,
-    }
+    totals["moved"] += moved
+    totals["missed"] += missed
+    totals["hinted"] += hinted
 
 
 def _drop(

@@ -93,6 +93,7 @@ class RepairReport:
 
 
 LEAVES = 256  # Merkle leaves per replica group
+CHUNK = 10_000  # keys read (and written) per source per round
 
 
 def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
@@ -221,32 +222,43 @@ def repair(ctx: Context, now_ms: int, grace_ms: int) -> Proc[RepairReport]:
 
     repaired = fetched = 0
     unsafe: set[bytes] = set()  # keys a failed read or write left incomplete
-    puts: dict[int, list[tuple[bytes, Any]]] = defaultdict(list)
-    sources = list(fetch)
-    got_all = yield [Call(nodes[j], Op.GET_MANY, (fetch[j],)) for j in sources]
-    for j, got in zip(sources, got_all):
-        kbs = fetch[j]
-        if failed(got):
-            skipped.append(nodes[j].name)
-            unsafe.update(kbs)
-            continue
-        for kb, record in zip(kbs, got):
-            if record is None:  # purged, moved or unreadable meanwhile: next pass
-                unsafe.add(kb)
+    # Newest copies are read and written in rounds of CHUNK keys per source,
+    # so that memory stays bounded and progress is heard of.
+    progress = ctx.progress
+    total, done = sum(len(kbs) for kbs in fetch.values()), 0
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, max((len(kbs) for kbs in fetch.values()), default=0), CHUNK):
+        sources = [j for j in fetch if len(fetch[j]) > start]
+        chunks = {j: fetch[j][start : start + CHUNK] for j in sources}
+        puts: dict[int, list[tuple[bytes, Any]]] = defaultdict(list)
+        got_all = yield [Call(nodes[j], Op.GET_MANY, (chunks[j],)) for j in sources]
+        for j, got in zip(sources, got_all):
+            kbs = chunks[j]
+            if failed(got):
+                skipped.append(nodes[j].name)
+                unsafe.update(kbs)
                 continue
-            fetched += 1
-            for target in wanted[kb]:
-                puts[target].append((kb, record))
-    targets = list(puts)
-    results = yield [
-        Call(nodes[j], Op.WRITE_MANY, tuple(map(list, zip(*puts[j])))) for j in targets
-    ]
-    for j, result in zip(targets, results):
-        if failed(result):
-            skipped.append(nodes[j].name)
-            unsafe.update(kb for kb, _ in puts[j])
-        else:
-            repaired += sum(held is None for held in result)
+            for kb, record in zip(kbs, got):
+                if record is None:  # purged, moved or unreadable meanwhile: next pass
+                    unsafe.add(kb)
+                    continue
+                fetched += 1
+                for target in wanted[kb]:
+                    puts[target].append((kb, record))
+        targets = list(puts)
+        results = yield [
+            Call(nodes[j], Op.WRITE_MANY, tuple(map(list, zip(*puts[j])))) for j in targets
+        ]
+        for j, result in zip(targets, results):
+            if failed(result):
+                skipped.append(nodes[j].name)
+                unsafe.update(kb for kb, _ in puts[j])
+            else:
+                repaired += sum(held is None for held in result)
+        done += sum(len(kbs) for kbs in chunks.values())
+        if progress is not None:
+            progress(done, total)
     strays_removed = yield from _purge(nodes, stray_removals, unsafe)
     yield from _purge(nodes, purges, unsafe)
     purged = len(purged_keys - unsafe)

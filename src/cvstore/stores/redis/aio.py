@@ -190,7 +190,7 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
     # ---------------------------------------------------------- lifecycle
 
     async def clear(self) -> int:
-        """Delete every key under the prefix (records, hints, counters, layout); how many."""
+        """Delete this store's records, hints, counters and layout (no other prefix's); how many."""
         return await self._steps(self._requests.clear(as_bytes(self.prefix, "prefix")))
 
     async def ping(self) -> bool:

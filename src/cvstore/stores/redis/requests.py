@@ -41,6 +41,8 @@ Steps = Generator["Request[Any]", Any, T]  # sent each request's result, returns
 
 SCAN_COUNT = 1000  # SCAN / HSCAN COUNT hint
 MGET_BATCH = 10_000  # keys per MGET
+# The keys a store keeps beside its records and hints: <prefix>m:records, m:hints, m:epoch, m:layout
+_META_SUFFIXES = (b"m:records", b"m:hints", b"m:epoch", b"m:layout")
 _SHA = SCRIPT_SHA.encode()
 _first = itemgetter(0)  # a record's version
 _value_of = itemgetter(1)  # a record's value
@@ -514,8 +516,34 @@ class Requests:
     # --------------------------------------------------------- lifecycle
 
     def clear(self, prefix: bytes) -> Steps[int]:
-        """Delete every key under `prefix` (records, hints, counters, layout); how many."""
+        """Delete this store's keys under `prefix` (records, hints, counters, layout); how many.
+
+        Only keys of those shapes go.  Another store's keys stay even where its
+        prefix lies inside this one: ``cvstore:node1:``'s keys do not have this
+        layout under ``cvstore:``, and a store nested in the records or hints
+        space (prefix ``cvstore:r:``) is known by its counters or layout, whose
+        values a record never has (a record starts with its binary version).
+        """
         found = list(dict.fromkeys((yield from self._scan("clear", glob_escape(prefix) + b"*"))))
+        own_meta = {self.record_count, self.hint_count, self.epoch_key, self.layout_key}
+        found = [
+            key
+            for key in found
+            if key in own_meta or key.startswith((self.records, self.hints))
+        ]
+        candidates = [
+            key for key in found if key not in own_meta and key.endswith(_META_SUFFIXES)
+        ]
+        nested: list[bytes] = []
+        if candidates:
+            values = yield Request("clear", [command(b"MGET", *candidates)], _one)
+            for key, value in zip(candidates, values):
+                if isinstance(value, bytes) and (value.isdigit() or value.startswith(b"{")):
+                    nested.append(key[: key.rindex(b"m:")])
+        if nested:  # spare the keys of the nested stores' shapes (a key of ours named
+            # like one, e.g. record "r:x" when "<prefix>r:" is a store, is spared too)
+            spared = tuple(n + part for n in nested for part in (b"r:", b"h:", b"m:"))
+            found = [key for key in found if not key.startswith(spared)]
         removed = 0
         for i in range(0, len(found), SCAN_COUNT):
             removed += yield Request("clear", [command(b"DEL", *found[i : i + SCAN_COUNT])], _one)

@@ -430,7 +430,7 @@ class RedisStore(RedisClientStore, Store):
     # ---------------------------------------------------------- lifecycle
 
     def clear(self) -> int:
-        """Delete every key under the prefix (records, hints, counters, layout); returns how many."""
+        """Delete this store's records, hints, counters and layout (no other prefix's); how many."""
         return self._steps(self._requests.clear(as_bytes(self.prefix, "prefix")))
 
     def ping(self) -> bool:
