@@ -147,3 +147,49 @@ def test_import_cvstore_leaves_asyncio_and_redis_until_asked():
     proc = run("-c", "import cvstore; cvstore.NoSuchName")
     assert proc.returncode == 1
     assert "AttributeError: module 'cvstore' has no attribute 'NoSuchName'" in proc.stderr
+
+
+def test_the_command_line_imports_no_numpy_before_it_listens_for_ctrl_c():
+    # The `cvstore` script imports cvstore.cli (and so the package) before
+    # main() can catch Ctrl-C: that import is kept free of numpy and the
+    # cluster, so the window where Ctrl-C would print a traceback is a few
+    # milliseconds, not the quarter second numpy takes.
+    code = (
+        "import sys, cvstore.cli\n"
+        "print([m for m in ('numpy', 'cvstore._ring', 'cvstore.cluster') if m in sys.modules])\n"
+    )
+    proc = run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[]\n"
+
+
+# Ctrl-C arriving while numpy is being imported: a finder raises
+# KeyboardInterrupt at that import, exactly as the signal would.
+CTRL_C_DURING = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from cvstore.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo"],
+        ["simulate", "--nodes", "3", "--keys", "10"],
+        ["cluster", "status", "--seed", "redis://127.0.0.1:1/0"],
+    ],
+)
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(argv):
+    proc = run("-c", CTRL_C_DURING.format(module="numpy", argv=argv))
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"cvstore {argv[0]}: interrupted")
+    assert lines[0].endswith("nothing was changed")

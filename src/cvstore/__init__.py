@@ -8,10 +8,8 @@ import logging as _logging
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from cvstore._ring import HashRing
 from cvstore._types import Hash
 from cvstore._version import __version__
-from cvstore.cluster import Cluster
 from cvstore.core.levels import Level, ReadPolicy
 from cvstore.errors import (
     ClusterClosedError,
@@ -25,19 +23,28 @@ from cvstore.errors import (
     StoreError,
     UnavailableError,
 )
-from cvstore.node import Node
-from cvstore.stores import MemoryStore
 
 if _TYPE_CHECKING:
+    from cvstore._ring import HashRing
     from cvstore.aio import AsyncCluster
+    from cvstore.cluster import Cluster
+    from cvstore.node import Node
+    from cvstore.stores import MemoryStore
     from cvstore.stores.redis import AsyncRedisStore, RedisStore
 
-# Imported on first use (module __getattr__, PEP 562): the asyncio driver and
+# Imported on first use (module __getattr__, PEP 562).  The asyncio driver and
 # the Redis stores are a third of the import time and most programs use
 # neither, so ``import cvstore`` (and ``cvstore demo``) does not pay for them.
+# The ring and the cluster (numpy among them) come on first use too, so that
+# the ``cvstore`` command, which imports ``cvstore.cli`` and with it this
+# package, is listening for Ctrl-C within milliseconds, not after numpy.
 _LAZY = {
     "AsyncCluster": "cvstore.aio",
     "AsyncRedisStore": "cvstore.stores.redis",
+    "Cluster": "cvstore.cluster",
+    "HashRing": "cvstore._ring",
+    "MemoryStore": "cvstore.stores",
+    "Node": "cvstore.node",
     "RedisStore": "cvstore.stores.redis",
 }
 

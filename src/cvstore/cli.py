@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cvstore._cli import args as _args
 from cvstore._cli.errors import CommandError, Interrupted, UsageError
@@ -239,7 +239,8 @@ def _add_progress(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def _command_of(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    """The function that runs `args.command` (its module, and numpy with it, imported now)."""
     if args.command == "simulate":
         from cvstore._cli.simulate import command
     elif args.command == "bench":
@@ -250,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
         from cvstore._cli.cluster import command
     else:
         from cvstore._cli.shell import command
-    return command(args)
+    return command
 
 
 def _done() -> None:
@@ -263,9 +264,10 @@ def _done() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cvstore`` command line; returns the exit code (0, 1 or 2)."""
-    parser = _build_parser()
     prog = "cvstore"
+    started = False  # a command has begun its work (before it, Ctrl-C changed nothing)
     try:
+        parser = _build_parser()
         try:
             args, extra = parser.parse_known_args(argv)
         except SystemExit as exit_:  # --help, --version
@@ -278,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.as_program = argv is None  # the process is this command (not a call from Python)
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
-        status = _run(args)
+        command = _command_of(args)
+        started = True
+        status = command(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         if argv is None:  # run as the program: what was printed is the outcome, and a
             _done()  # Ctrl-C from now on must not turn it into a traceback or -2
@@ -293,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: interrupted: {exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        said = "interrupted" if started else "interrupted before it began; nothing was changed"
+        print(f"{prog}: {said}", file=sys.stderr)
         return 130
     except MemoryError:
         print(

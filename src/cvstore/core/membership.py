@@ -326,7 +326,7 @@ def empty(nodes: Sequence[Any]) -> Proc[None]:
                 where = f" ({address}, prefix {prefix!r})"
                 how = (
                     "Clear it first (store.clear(), which deletes every key under its prefix, "
-                    "or `cvstore cluster forget-node URL --prefix P`), then add it again"
+                    "or `cvstore cluster forget-node URL --prefix P --yes`), then add it again"
                 )
             else:
                 where = f" ({type(store).__name__})"
