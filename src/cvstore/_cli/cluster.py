@@ -35,19 +35,19 @@ from cvstore._cli.nodes import check_url, diagnose, same_server
 SEED_ENV = "CVSTORE_SEED"  # the seed URLs when --seed is absent (comma or space separated)
 
 
-_SEED = "redis://10.0.0.1:6379/0"
+_SEED = "redis://cache-1:6379/0"
 
 # One example line per operation, shown by its --help.
 EXAMPLES = {
-    "create": "cvstore cluster create r1=redis://10.0.0.1:6379/0 r2=redis://10.0.0.2:6379/0 "
-    "r3=redis://10.0.0.3:6379/0 --rf 3",
+    "create": "cvstore cluster create r1=redis://cache-1:6379/0 r2=redis://cache-2:6379/0 "
+    "r3=redis://cache-3:6379/0 --rf 3",
     "status": f"cvstore cluster status --seed {_SEED}",
-    "add": f"cvstore cluster add r4 redis://10.0.0.4:6379/0 --seed {_SEED}",
+    "add": f"cvstore cluster add r4 redis://cache-4:6379/0 --seed {_SEED}",
     "remove": f"cvstore cluster remove r2 --seed {_SEED}",
     "weight": f"cvstore cluster weight r4 2 --seed {_SEED}",
     "repair": f"cvstore cluster repair --seed {_SEED}",
     "finish": f"cvstore cluster finish --seed {_SEED}",
-    "forget-node": "cvstore cluster forget-node redis://10.0.0.2:6379/0 --yes",
+    "forget-node": "cvstore cluster forget-node redis://cache-2:6379/0 --yes",
 }
 
 _EXIT_CODES = (
