@@ -190,6 +190,9 @@ class State:
         self.shared = False  # the membership lives on the nodes (set before a layout is known)
         self.connect: Callable[[NodeSpec], Store] | None = None
         self.made: set[str] = set()
+        # How the driver closes the store of a made node that left the layout
+        # (the asyncio driver's close is a coroutine: it runs it in a task).
+        self.retire: Callable[[Any], None] = _close_now
         self._placers: dict[tuple[Any, ...], Callable[[Mapping[str, float]], Placer]] = {}
         self.placement = self.placement_of(list(members))
         for node in members:
@@ -279,7 +282,7 @@ class State:
             self.leave(node)
             if node.name in self.made:
                 self.made.discard(node.name)
-                node.store.close()
+                self.retire(node.store)
         log.info("layout %s", layout.describe())
 
     def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
@@ -358,6 +361,10 @@ class State:
     def health_report(self, node: Node) -> dict[str, Any]:
         with self.lock:
             return self.schedule.report(node.name, time.monotonic())
+
+
+def _close_now(store: Store) -> None:
+    store.close()
 
 
 def _log_hints(event: str, owner: str, holder: str, count: int) -> None:
