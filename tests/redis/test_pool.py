@@ -31,7 +31,11 @@ def test_2000_tasks_on_one_async_cluster_all_succeed_and_suspect_nobody(
     servers = start_redis(3)
 
     async def main() -> None:
-        stores = [AsyncRedisStore(s.url(), prefix=prefix, timeout=2.0) for s in servers]
+        # pool_timeout 30 s: all 6,000 store calls queue at once, and the last waits about as
+        # long as the whole burst takes on a busy 2-core machine
+        stores = [
+            AsyncRedisStore(s.url(), prefix=prefix, timeout=2.0, pool_timeout=30.0) for s in servers
+        ]
         nodes = [Node(f"r{i + 1}", store=st) for i, st in enumerate(stores)]
         async with AsyncCluster(nodes, replication_factor=3) as cluster:
             puts = await asyncio.gather(
@@ -182,3 +186,42 @@ def test_defaults_and_what_a_store_reports():
     assert (sibling.max_connections, sibling.pool_timeout) == (3, 0.0)
     for s in (store, small, sibling):
         s.close()
+
+
+# Keeps the server busy for 100 ms (so that a reply is on its way while the loop is blocked).
+_BUSY = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 100000
+return 1
+"""
+
+
+def test_a_loop_busy_past_the_timeout_does_not_fail_a_call_whose_reply_came(redis_server, prefix):
+    """The reply is in before the loop looks again: the timer must not win over it."""
+    import time
+
+    import redis.asyncio
+
+    async def main() -> tuple[object, int]:
+        store = AsyncRedisStore(redis_server.url(), prefix=prefix, timeout=0.2)
+        raw = redis.asyncio.Redis.from_url(redis_server.url())
+        try:
+            assert await store.get(b"k") is None  # a connection, made and back in the pool
+            busy = asyncio.ensure_future(raw.eval(_BUSY, 0))
+            await asyncio.sleep(0.02)  # the server is in the script now
+
+            async def hog() -> None:
+                for _ in range(10):  # the get sends its request
+                    await asyncio.sleep(0)
+                time.sleep(0.6)  # noqa: ASYNC251 - the point: a loop busy for 3 timeouts
+
+            got, _ = await asyncio.gather(store.get(b"k"), hog(), return_exceptions=True)
+            await busy
+            return got, store.stats()["timeouts"]
+        finally:
+            await store.close()
+            await raw.aclose()
+
+    got, timeouts = asyncio.run(main())
+    assert got is None and timeouts == 0, got
