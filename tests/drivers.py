@@ -71,6 +71,8 @@ def _async_store(store: Any) -> Any:
             timeout=store.timeout,
             codec=store.codec,
             name=store.name,
+            max_connections=store.max_connections,
+            pool_timeout=store.pool_timeout,
         )
         twin._sync_twin = store  # type: ignore[attr-defined]
         return twin

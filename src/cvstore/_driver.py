@@ -268,6 +268,9 @@ class State:
         # of their refusals were counted as that replica's failure (see fenced_failure).
         self.ahead: dict[str, int] = {}
         self.ahead_refusals: dict[str, int] = {}
+        # How the driver closes the store of a made node that left the layout
+        # (the asyncio driver's close is a coroutine: it runs it in a task).
+        self.retire: Callable[[Any], None] = _close_now
         self._placers: dict[tuple[Any, ...], Callable[[Mapping[str, float]], Placer]] = {}
         self.placement = self.placement_of(list(members))
         for node in members:
@@ -384,7 +387,7 @@ class State:
         for node in nodes:
             if node.name in self.made and node.name not in self.members:
                 self.made.discard(node.name)
-                node.store.close()
+                self.retire(node.store)
 
     def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
         key = (layout.vnodes, layout.hash, layout.seed)
@@ -497,6 +500,10 @@ class State:
             row["epoch_ahead"] = self.ahead.get(node.name)
             row["ahead_refusals"] = self.ahead_refusals.get(node.name, 0)
             return row
+
+
+def _close_now(store: Store) -> None:
+    store.close()
 
 
 def _log_hints(event: str, owner: str, holder: str, count: int) -> None:

@@ -167,6 +167,7 @@ class AsyncCluster(Settings, Generic[V]):
         self._prober: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._popping: list[Key] = []  # keys popitem() found in its last scan
+        self._state.retire = self._retire
 
     # ------------------------------------------------------------ lifecycle
 
@@ -898,6 +899,12 @@ class AsyncCluster(Settings, Generic[V]):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _retire(self, store: Any) -> None:
+        """Close the store of a node that left the layout, in a task that ``close()`` awaits."""
+        task = asyncio.ensure_future(_close_quietly(store))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _start_prober(self) -> None:
         if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
@@ -934,6 +941,14 @@ async def _maybe_await(value: Any) -> Any:
 
 async def _close_store(store: Any) -> None:
     await _maybe_await(store.close())
+
+
+async def _close_quietly(store: Any) -> None:
+    """Close a store no call needs any more; a failure to close is logged, not raised."""
+    try:
+        await _close_store(store)
+    except Exception as exc:  # noqa: BLE001 - nobody is left to hand it to
+        log.warning("closing the store of a node that left failed: %s", exc)
 
 
 def _keeps_layout(store: Any) -> bool:

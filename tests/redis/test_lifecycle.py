@@ -72,3 +72,48 @@ def test_the_async_driver_closes_the_same_way(start_redis, prefix):
     assert a._state.made == set() and fds() <= before + 3
     for store in given:
         store.close()
+
+
+def _clients(server) -> int:
+    """Connections the server has open, other than the one asking."""
+    import redis
+
+    with redis.Redis.from_url(server.url()) as ask:
+        return len(ask.client_list()) - 1
+
+
+def test_the_async_driver_closes_the_store_of_a_node_that_leaves(start_redis, prefix, recwarn):
+    servers = start_redis(4)
+    with Cluster.create(
+        [
+            Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=prefix))
+            for i, s in enumerate(servers)
+        ],
+        replication_factor=3,
+    ) as c:
+        c.put_many({f"k{i}": "v" for i in range(200)})
+        given = [node.store for node in c.nodes]
+    for store in given:
+        store.close()
+    assert [_clients(s) for s in servers] == [0, 0, 0, 0]
+
+    async def main() -> tuple[list[int], list[int]]:
+        a = await AsyncCluster.join([servers[0].url()], prefix=prefix)
+        try:
+            await asyncio.gather(*(a.get(f"k{i}") for i in range(200)))
+            assert _clients(servers[3]) > 0  # the joined client talks to r4
+            await a.remove_node("r4")  # made by the client from the layout: it closes it
+            for _ in range(100):  # closed by a task of the cluster's: give it a moment
+                if _clients(servers[3]) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            left = [_clients(s) for s in servers]
+        finally:
+            await a.close()
+        return left, [_clients(s) for s in servers]
+
+    left, closed = asyncio.run(main())
+    gc.collect()
+    assert left[3] == 0  # r4's connections went with r4
+    assert closed == [0, 0, 0, 0]  # and close() closed the rest
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]

@@ -30,8 +30,11 @@ rather than after redis-py's backoff loop; the cluster decides what to do.
 Every Redis or socket failure is raised as ``cvstore.StoreError`` (with
 ``.node`` = this store's ``name``, ``.unreachable`` telling a server that
 could not be reached from one that answered with an error) from the
-original exception.  ``stats()`` reports per-store call counts, latency,
-errors and the bad data met.
+original exception.  A store uses at most ``max_connections`` connections
+at once; a call that finds none free within ``pool_timeout`` fails with a
+StoreError that is not ``unreachable``: a busy client is not a dead server.
+``stats()`` reports per-store call counts, latency, errors, waits for a
+connection and the bad data met.
 
 Nothing is unpickled: values come back as bytes, str, or whatever the codec
 you chose decodes, so the data in a server can never run code in the client.

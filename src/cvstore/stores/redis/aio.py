@@ -8,11 +8,14 @@ ever unpickled.
 Each call takes a pooled connection, writes its request, reads every reply
 and gives the connection back.  A call that is cancelled or times out while
 a reply is on its way disconnects that connection, so a late reply is never
-read as the next call's.  Both socket timeouts are `timeout` seconds.
+read as the next call's.  Both socket timeouts are `timeout` seconds.  At
+most `max_connections` calls of a store are on the wire at once; the others
+wait for a connection, up to `pool_timeout` seconds, in the order they came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
@@ -22,43 +25,177 @@ from cvstore.stores.base import AsyncStore
 from cvstore.stores.redis.codec import Codec
 from cvstore.stores.redis.requests import Request, Steps, as_bytes
 from cvstore.stores.redis.resp import Command, packed
-from cvstore.stores.redis.store import DEFAULT_PREFIX, RedisClientStore
-from cvstore.stores.redis.wire import LOAD_SCRIPT, Failures, check_redis
+from cvstore.stores.redis.store import DEFAULT_POOL_TIMEOUT, DEFAULT_PREFIX, RedisClientStore
+from cvstore.stores.redis.wire import LOAD_SCRIPT, AsyncGate, Failures, check_redis
 
 __all__ = ("AsyncRedisStore",)
 
 T = TypeVar("T")
 
 
+_LATE = 0.1  # a timer this late (a share of the timeout) means the loop is busy
+_GRACE = 3  # how many times a busy loop earns a call another timeout
+
+
+class _Deadline:
+    """A call's timeout that a busy event loop cannot trip: ``seconds`` without a reply.
+
+    redis-py's own socket timeouts are timers on the loop: when the loop runs
+    late (thousands of tasks at once), a timer and the reply that beat it
+    are seen in the same iteration and the timer wins, so a healthy server
+    looks dead.  Here, when the time is up, the loop first delivers what it
+    has already received (one more iteration) and only then is the call
+    cancelled, if it is still waiting.  ``moved()`` (a reply read) restarts
+    the time, so every reply has `seconds`, as with a socket timeout.  A loop
+    that runs the timer itself late (by more than a tenth of `seconds`) is
+    a busy client: the call gets `seconds` more, up to three times.
+    """
+
+    __slots__ = (
+        "_cancelling",
+        "_grace",
+        "_handle",
+        "_last",
+        "_loop",
+        "_seconds",
+        "_task",
+        "fired",
+    )  # fmt: skip
+
+    def __init__(self, seconds: float) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._seconds = seconds
+        self._last = loop.time()
+        self._grace = 0
+        self.fired = False
+        self._handle: asyncio.Handle = loop.call_at(self._last + seconds, self._due)
+
+    def moved(self) -> None:
+        self._last = self._loop.time()
+
+    def _due(self) -> None:
+        now = self._loop.time()
+        due = self._last + self._seconds
+        if due > now:  # a reply came in meanwhile: wait from it
+            self._handle = self._loop.call_at(due, self._due)
+        elif now - due > self._seconds * _LATE and self._grace < _GRACE:
+            # The loop itself ran this late: the client is busy (a connection's
+            # handshake is several round trips behind it); more time, a few times.
+            self._grace += 1
+            self._last = now
+            self._handle = self._loop.call_at(now + self._seconds, self._due)
+        else:  # after what this iteration of the loop has already received
+            self._handle = self._loop.call_soon(self._fire)
+
+    def _fire(self) -> None:
+        due = self._last + self._seconds
+        if due > self._loop.time():  # the call moved on in the meantime
+            self._handle = self._loop.call_at(due, self._due)
+            return
+        self.fired = True
+        self._task.cancel()
+
+    def halt(self) -> None:
+        """Stop the clock (before giving the connection back: that is never cut short)."""
+        self._handle.cancel()
+
+    def ran_out(self) -> bool:
+        """Whether the call's cancellation is this timeout's alone (counted back once)."""
+        self._handle.cancel()
+        if not self.fired:
+            return False
+        self.fired = False
+        return self._task.uncancel() <= self._cancelling
+
+
 class AsyncWire(Failures):
     """The asyncio connection side of one AsyncRedisStore."""
 
-    def __init__(self, redis: Any, client: Any, address: str, stats: Any) -> None:
-        super().__init__(redis, address, stats)
+    def __init__(
+        self, redis: Any, client: Any, address: str, stats: Any, pool_timeout: float = 0.0
+    ) -> None:
+        super().__init__(redis, address, stats, pool_timeout)
         self._client = client
+        self._gate = AsyncGate.of(client.connection_pool)
+        self._timeout_class = redis.TimeoutError
+        # Seconds a call may go without a reply (``_Deadline``), or None: the
+        # client's own socket timeouts apply (a client you passed).
+        self.deadline: float | None = None
 
     async def call(self, op: str, commands: list[Command]) -> list[Any]:
-        """Write `commands` on one pooled connection, read every reply, give it back."""
+        """Write `commands` on one pooled connection, read every reply, give it back.
+
+        With every connection busy, waits for one up to ``pool_timeout``; a
+        call waits holding no connection, so waits cannot form a cycle.
+        """
         started = time.perf_counter()
+        slots = self._gate.slots()
+        if slots.locked():
+            self.stats.waited()
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise self.exhausted(op, started, self._gate.size) from None
+        else:
+            await slots.acquire()  # free: returns without suspending
+        try:
+            seconds = self.deadline
+            deadline = None if seconds is None else _Deadline(seconds)
+            try:
+                replies = await self._call(op, commands, started, deadline)
+            except asyncio.CancelledError:
+                if deadline is not None and deadline.ran_out():
+                    error = self._timeout_class(f"no reply within {seconds:.3g} s")
+                    raise self.fail(op, error, started) from None
+                raise
+            finally:
+                if deadline is not None:
+                    deadline.ran_out()  # a cancellation turned into another error: counted back
+        finally:
+            slots.release()
+        self.stats.ok(time.perf_counter() - started)
+        return replies
+
+    async def _call(
+        self, op: str, commands: list[Command], started: float, deadline: _Deadline | None
+    ) -> list[Any]:
         pool = self._client.connection_pool
         try:
             conn = await pool.get_connection()
         except self._errors as exc:
             raise self.fail(op, exc, started) from exc
+        if deadline is not None:
+            deadline.moved()
         try:
-            replies = await self._exchange(conn, commands)
+            replies = await self._exchange(conn, commands, deadline)
         except self._errors as exc:
+            if deadline is not None:
+                deadline.halt()
             await pool.release(conn)
             raise self.fail(op, exc, started) from exc
         except BaseException:  # cancelled or fenced: a reply may still be on its way
+            if deadline is not None:
+                deadline.halt()
             await _drop(conn)
             await pool.release(conn)
             raise
+        if deadline is not None:
+            deadline.halt()
         await pool.release(conn)
-        self.stats.ok(time.perf_counter() - started)
         return replies
 
-    async def _exchange(self, conn: Any, commands: list[Command], retry: bool = True) -> list[Any]:
+    async def _exchange(
+        self,
+        conn: Any,
+        commands: list[Command],
+        deadline: _Deadline | None,
+        retry: bool = True,
+    ) -> list[Any]:
         await conn.send_packed_command(packed(commands), check_health=False)
         replies: list[Any] = []
         for _ in commands:
@@ -66,12 +203,14 @@ class AsyncWire(Failures):
                 replies.append(await conn.read_response())
             except self._reply_error as exc:
                 replies.append(exc)
+            if deadline is not None:
+                deadline.moved()
         lost = self.lost_scripts(replies)
         if lost and retry:  # the server lost the script: load it, send those calls again
             await conn.send_packed_command(LOAD_SCRIPT.chunks(), check_health=False)
             self.check_sha(await conn.read_response())
             again = [commands[i] for i in lost]
-            for i, reply in zip(lost, await self._exchange(conn, again, retry=False)):
+            for i, reply in zip(lost, await self._exchange(conn, again, deadline, retry=False)):
                 replies[i] = reply
         return self.raise_errors(replies)
 
@@ -100,12 +239,23 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
         timeout: float | None = None,
         codec: Codec | None = None,
         name: str | None = None,
+        max_connections: int | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         redis = check_redis()
         from redis import asyncio as redis_asyncio
 
         self._setup(
-            redis, redis_asyncio.Redis, AsyncWire, url_or_client, prefix, timeout, codec, name
+            redis,
+            redis_asyncio.Redis,
+            AsyncWire,
+            url_or_client,
+            prefix,
+            timeout,
+            codec,
+            name,
+            max_connections,
+            pool_timeout,
         )
 
     async def _do(self, request: Request[T]) -> T:

@@ -20,6 +20,8 @@ class StoreStats:
         "errors",
         "last_error",
         "max_seconds",
+        "no_connection",
+        "pool_waits",
         "records_read",
         "records_written",
         "seconds",
@@ -41,6 +43,8 @@ class StoreStats:
         self.timeouts = 0
         self.connection_errors = 0
         self.error_replies = 0
+        self.no_connection = 0
+        self.pool_waits = 0
         self.seconds = 0.0
         self.max_seconds = 0.0
         self.buckets = [0] * 32
@@ -60,6 +64,11 @@ class StoreStats:
             with self._lock:
                 self.unreadable += n
 
+    def waited(self) -> None:
+        """A call found every connection of its pool busy and waited for one."""
+        with self._lock:
+            self.pool_waits += 1
+
     def ok(self, seconds: float) -> None:
         bucket = min(int(seconds * 1e6).bit_length(), 31)
         with self._lock:
@@ -70,7 +79,8 @@ class StoreStats:
             self.buckets[bucket] += 1
 
     def failed(self, seconds: float, kind: str, message: str) -> None:
-        """A failed call; `kind` is "timeout", "connection" or "reply" (the server said no)."""
+        """A failed call; `kind` is "timeout", "connection", "reply" (the server said no) or
+        "pool" (no free connection in the client)."""
         with self._lock:
             self.calls += 1
             self.errors += 1
@@ -83,6 +93,8 @@ class StoreStats:
                 self.connection_errors += 1
             elif kind == "reply":
                 self.error_replies += 1
+            elif kind == "pool":
+                self.no_connection += 1
             self.last_error = message
 
     @staticmethod
@@ -107,6 +119,8 @@ class StoreStats:
                 "timeouts": self.timeouts,
                 "connection_errors": self.connection_errors,
                 "error_replies": self.error_replies,
+                "no_connection": self.no_connection,
+                "pool_waits": self.pool_waits,
                 "mean_ms": seconds / calls * 1000.0 if calls else 0.0,
                 "max_ms": self.max_seconds * 1000.0,
                 "last_error": self.last_error,

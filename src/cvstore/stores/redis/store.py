@@ -15,14 +15,26 @@ from cvstore.stores.redis.requests import Request, Requests, Steps, as_bytes
 from cvstore.stores.redis.stats import StoreStats
 from cvstore.stores.redis.wire import Wire, check_redis
 
-__all__ = ("DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "RedisStore")
+__all__ = (
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_POOL_TIMEOUT",
+    "DEFAULT_PREFIX",
+    "DEFAULT_TIMEOUT",
+    "RedisStore",
+)
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 0.5  # seconds: socket connect and read/write timeout
+DEFAULT_MAX_CONNECTIONS = 100  # connections of one store (from a URL) in use at once
+DEFAULT_POOL_TIMEOUT = 5.0  # seconds a call waits for a free connection
 DEFAULT_PREFIX = "cvstore:"
-# URL options that would set what ``timeout`` sets: one place decides the timeout.
-_TIMEOUT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+# URL options that would set what an argument of the store sets: one place decides each.
+_URL_OPTIONS = {
+    "socket_timeout": "timeout",
+    "socket_connect_timeout": "timeout",
+    "max_connections": "max_connections",
+}
 
 
 def _check_timeout(timeout: Any) -> float:
@@ -33,6 +45,22 @@ def _check_timeout(timeout: Any) -> float:
     return float(timeout)
 
 
+def _check_max_connections(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_connections must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"max_connections must be >= 1, got {value!r}")
+    return value
+
+
+def _check_pool_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"pool_timeout must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"pool_timeout must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_url(url: str) -> None:
     """Refuse what redis-py would read wrongly or silently ignore in a URL."""
     parts = urlsplit(url)
@@ -41,11 +69,11 @@ def _check_url(url: str) -> None:
             f"url_or_client must be a redis://, rediss:// or unix:// url, got scheme {parts.scheme!r}"
         )
     query = parse_qs(parts.query)
-    for option in _TIMEOUT_OPTIONS:
+    for option, argument in _URL_OPTIONS.items():
         if option in query:
             raise ValueError(
                 f"url_or_client must not set {option} (got {query[option][0]!r}); "
-                "pass timeout= to RedisStore instead"
+                f"pass {argument}= to the store instead"
             )
     dbs = []
     if parts.scheme != "unix" and parts.path not in ("", "/"):
@@ -80,15 +108,30 @@ class RedisClientStore:
         timeout: float | None,
         codec: Codec | None,
         name: str | None,
+        max_connections: int | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
+        wait = _check_pool_timeout(pool_timeout)
         if isinstance(url_or_client, str):
             _check_url(url_or_client)
             seconds = DEFAULT_TIMEOUT if timeout is None else _check_timeout(timeout)
+            size = (
+                DEFAULT_MAX_CONNECTIONS
+                if max_connections is None
+                else _check_max_connections(max_connections)
+            )
+            # asyncio: the wire times each call itself (``aio._Deadline``), as
+            # redis-py's timers on a busy loop would fail calls a server answered
+            timeouts = (
+                {}
+                if _is_async(client_class)
+                else {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+            )
             client = client_class.from_url(
                 url_or_client,
-                socket_timeout=seconds,
-                socket_connect_timeout=seconds,
                 retry=_no_retries(client_class),
+                max_connections=size,
+                **timeouts,
             )
             self._owns_client = True
             self.timeout: float | None = seconds
@@ -97,6 +140,11 @@ class RedisClientStore:
                 raise ValueError(
                     f"timeout applies to a url only, got timeout={timeout!r} with a client; "
                     "set socket_timeout on the client instead"
+                )
+            if max_connections is not None:
+                raise ValueError(
+                    f"max_connections applies to a url only, got max_connections="
+                    f"{max_connections!r} with a client; the client's pool sets it"
                 )
             kwargs = url_or_client.connection_pool.connection_kwargs
             if kwargs.get("decode_responses"):
@@ -133,11 +181,19 @@ class RedisClientStore:
         self.codec = codec
         self._stats = StoreStats()
         self.address = self._describe()
-        self._wire = wire_class(redis, client, self.address, self._stats)
+        self.pool_timeout = wait
+        self._wire = wire_class(redis, client, self.address, self._stats, wait)
+        if self._owns_client and _is_async(client_class):
+            self._wire.deadline = self.timeout
         self._requests = Requests(
             prefix_b, RecordCodec(codec), self._stats, self._wire.fenced, self._wire.refused
         )
         self.name = name
+
+    @property
+    def max_connections(self) -> int:
+        """How many connections this store uses at once, at most (its pool's size)."""
+        return self._wire._gate.size  # type: ignore[no-any-return]
 
     @property
     def name(self) -> str | None:
@@ -171,7 +227,7 @@ class RedisClientStore:
         return f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}{extra})"
 
     def sibling(self, address: str, prefix: str) -> Any:
-        """A store like this one (timeout, codec, credentials, TLS) for another server.
+        """A store like this one (timeouts, pool size, codec, credentials, TLS) for another server.
 
         A cluster that keeps its membership on the nodes reaches a node named
         by its layout this way: the layout holds the address and prefix, the
@@ -185,11 +241,13 @@ class RedisClientStore:
             if key in ("username", "password", "socket_timeout", "socket_connect_timeout", "retry")
             or key.startswith("ssl_")
         }
-        client = type(self._client).from_url(address, **keep)
+        client = type(self._client).from_url(address, max_connections=self.max_connections, **keep)
         make: Any = type(self)  # RedisStore or AsyncRedisStore
-        store = make(client, prefix=prefix, codec=self.codec)
+        store = make(client, prefix=prefix, codec=self.codec, pool_timeout=self.pool_timeout)
         store._owns_client = True  # made here: closed by close()
         store.timeout = self.timeout
+        if hasattr(self._wire, "deadline"):
+            store._wire.deadline = self._wire.deadline
         return store
 
     @property
@@ -259,6 +317,15 @@ class RedisStore(RedisClientStore, Store):
         Seconds to connect and to wait for each reply (URLs only; default 0.5).
         redis-py's own retries are off, so a hung server fails a call after
         about this long.
+    max_connections : int
+        Connections to the server this store uses at once, at most (URLs
+        only; default 100).  A client you pass keeps its own pool and its
+        ``max_connections``.
+    pool_timeout : float
+        Seconds a call waits for a free connection when all are busy
+        (default 5; 0: do not wait).  Past it the call fails with a
+        StoreError that is not ``unreachable``: a busy client does not make
+        its node suspected down.
     codec : object with ``encode(value) -> bytes`` and ``decode(bytes) -> value``
         For values other than bytes and str, e.g. ``JSONCodec()``.  Without a
         codec such values are refused; nothing is ever pickled.
@@ -272,7 +339,8 @@ class RedisStore(RedisClientStore, Store):
         If redis-py is not installed (``pip install 'cvstore[redis]'``).
     ValueError
         For a URL redis-py would misread (a database that is not a number,
-        timeout options) or a timeout that is not a finite number > 0.
+        timeout or pool options) or a timeout that is not a finite number > 0,
+        ``max_connections`` < 1 or ``pool_timeout`` < 0.
 
     Examples
     --------
@@ -289,9 +357,22 @@ class RedisStore(RedisClientStore, Store):
         timeout: float | None = None,
         codec: Codec | None = None,
         name: str | None = None,
+        max_connections: int | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         redis = check_redis()
-        self._setup(redis, redis.Redis, Wire, url_or_client, prefix, timeout, codec, name)
+        self._setup(
+            redis,
+            redis.Redis,
+            Wire,
+            url_or_client,
+            prefix,
+            timeout,
+            codec,
+            name,
+            max_connections,
+            pool_timeout,
+        )
 
     # ------------------------------------------------------------ running
 

@@ -1,0 +1,131 @@
+"""A busy client is not a dead server: pools, waits for a connection, and what a caller sees.
+
+Many callers on one cluster share each store's connections (``max_connections``
+a store, default 100).  A call that finds them all busy waits for one (up to
+``pool_timeout``) and, past that, fails alone with a StoreError that is not
+``unreachable``: no node is ever suspected for it.  The sync driver never waits
+for a connection while it holds one, so a small pool cannot deadlock threads
+that send to the replicas in different orders.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from drivers import Cluster, raw
+
+from cvstore import Node, RedisStore, UnavailableError
+
+BOTH_DRIVERS = True
+
+
+def _suspicions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "suspected down" in r.getMessage()]
+
+
+def _run_threads(count: int, work) -> list[BaseException]:
+    """Run `work(i)` in `count` threads started together; the exceptions they raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return errors
+
+
+def _nodes(servers, prefix: str, **store_options) -> list[Node]:
+    return [
+        Node(f"r{i + 1}", store=RedisStore(s.url(), prefix=prefix, **store_options))
+        for i, s in enumerate(servers)
+    ]
+
+
+@pytest.mark.slow
+def test_200_threads_on_one_cluster_all_succeed_and_suspect_nobody(
+    driver, start_redis, prefix, caplog
+):
+    """More callers than the pool has connections wait for one; every node stays up."""
+    caplog.set_level(logging.WARNING, logger="cvstore")
+    servers = start_redis(3)
+    # timeout 2 s: the 2-core test machine is busy; the point is the pool, not the timer
+    nodes = _nodes(servers, prefix, timeout=2.0)
+    cluster = Cluster(nodes, replication_factor=3)
+    try:
+
+        def work(t: int) -> None:
+            for j in range(10):
+                cluster.put(f"t{t}:{j}", f"v{t}:{j}")
+            for j in range(10):
+                assert cluster.get(f"t{t}:{j}") == f"v{t}:{j}"
+
+        errors = _run_threads(200, work)
+        assert errors == []
+        assert cluster.suspected == ()
+        assert _suspicions(caplog) == []
+        assert all(node.is_up for node in cluster.nodes)
+        waited = sum(raw(node).stats()["pool_waits"] for node in cluster.nodes)
+        if driver == "sync":  # the async twins count their own waits
+            assert waited > 0  # the pool (100 a store) really was exhausted
+    finally:
+        cluster.close()
+        for node in nodes:
+            node.store.close()
+
+
+@pytest.mark.slow
+def test_a_pool_of_two_cannot_deadlock_threads_sending_in_different_orders(
+    driver, start_redis, prefix, caplog
+):
+    """Each key's replicas come in its own order; 40 threads share 2 connections a store."""
+    caplog.set_level(logging.WARNING, logger="cvstore")
+    servers = start_redis(3)
+    nodes = _nodes(servers, prefix, timeout=2.0, max_connections=2, pool_timeout=20.0)
+    cluster = Cluster(nodes, replication_factor=3)
+    try:
+        orders = {tuple(n.name for n in cluster.get_nodes_for_key(f"k{i}")) for i in range(50)}
+        assert len(orders) > 1  # the threads do take the stores in different orders
+
+        def work(t: int) -> None:
+            for j in range(10):
+                cluster.put(f"k{(t * 7 + j) % 50}", str(t))
+                cluster.get(f"k{(t + j) % 50}")
+
+        errors = _run_threads(40, work)
+        assert errors == []
+        assert _suspicions(caplog) == []
+        assert all(raw(node).stats()["no_connection"] == 0 for node in cluster.nodes)
+    finally:
+        cluster.close()
+        for node in nodes:
+            node.store.close()
+
+
+def test_a_cluster_whose_calls_find_no_connection_suspects_nobody(driver, start_redis, prefix):
+    """Past the wait, a write fails with UnavailableError naming the pool; no node goes down."""
+    servers = start_redis(3)
+    nodes = _nodes(servers, prefix, max_connections=1, pool_timeout=0)
+    cluster = Cluster(nodes, replication_factor=3)
+    try:
+        errors = _run_threads(30, lambda t: [cluster.put(f"k{t}:{j}", "v") for j in range(5)])
+        assert all(isinstance(e, UnavailableError) for e in errors), errors[:3]
+        assert all("no free connection" in str(e) for e in errors)
+        assert cluster.suspected == ()
+        assert all(node.is_up for node in cluster.nodes)
+        cluster.put("after", "v")  # quiet again: it works
+    finally:
+        cluster.close()
+        for node in nodes:
+            node.store.close()
