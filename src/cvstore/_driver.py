@@ -22,6 +22,7 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+from cvstore._limits import show_number
 from cvstore._records import record as new_record
 from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
@@ -43,6 +44,7 @@ _value = itemgetter(1)
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
+MAX_TTL = 10 * 365 * 86400  # seconds: the longest ttl a write takes (ten years)
 
 
 def seconds(name: str, value: Any) -> float:
@@ -295,10 +297,6 @@ class State:
         store = node.store
         if store.name is None:
             store.name = node.name  # so the store's StoreErrors name this node
-        # expired records linger as tombstones do, then the store may drop them
-        store.linger_ms = int(self.options.tombstone_grace * 1000)
-        if hasattr(store, "clock"):
-            store.clock = self.clock.time_ms
 
     def leave(self, node: Node) -> None:
         node._cluster = None
@@ -580,10 +578,11 @@ def check_ttl(ttl: Any) -> int | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
-    if not (math.isfinite(ttl) and ttl > 0):
-        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
-    if ttl > 10 * 365 * 86400:
-        raise ValueError(f"ttl must be at most ten years (315360000 s), got {ttl!r}")
+    # An int is compared as an int: math.isfinite(2**1024) would raise OverflowError.
+    if not (ttl > 0 if isinstance(ttl, int) else math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"ttl must be a finite number of seconds > 0, got {show_number(ttl)}")
+    if ttl > MAX_TTL:
+        raise ValueError(f"ttl must be at most ten years ({MAX_TTL} s), got {show_number(ttl)}")
     return max(1, round(ttl * 1000))
 
 
@@ -613,8 +612,8 @@ def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
     else:
         keys, values = [], []
         for i, pair in enumerate(mapping):
-            if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise TypeError(f"mapping[{i}] must be a (key, value) pair, got {pair!r:.60}")
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = _pair(i, pair)
             keys.append(pair[0])
             values.append(pair[1])
         distinct = False
@@ -624,6 +623,23 @@ def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
         if len(merged) != len(kbs):
             return list(merged), list(merged.values())
     return kbs, values
+
+
+def _pair(i: int, element: Any) -> tuple[Any, Any]:
+    """Element `i` of an iterable of pairs as (key, value), read as ``dict.update`` reads it:
+    any iterable of two items; TypeError if it is not iterable, ValueError if its length is not 2.
+    """
+    try:
+        items = tuple(element)
+    except TypeError:
+        raise TypeError(
+            f"mapping element #{i} must be a (key, value) pair, got {type(element).__name__}"
+        ) from None
+    if len(items) != 2:
+        raise ValueError(
+            f"mapping element #{i} has length {len(items)}; 2 is required, got {element!r:.60}"
+        )
+    return items[0], items[1]
 
 
 def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:

@@ -98,11 +98,6 @@ class Store(abc.ABC):
     #: cluster sets it when the store joins a node).
     name: str | None = None
 
-    #: How long (ms) an expired record is kept after it expires, as a tombstone
-    #: is, so repair can carry it to every replica; then the store may drop it.
-    #: The cluster sets it from its tombstone_grace.
-    linger_ms: int = 10 * 86_400_000
-
     # ------------------------------------------------------------ records
 
     @abc.abstractmethod
@@ -311,7 +306,6 @@ class AsyncStore(abc.ABC):
 
     remote: ClassVar[bool] = True
     name: str | None = None
-    linger_ms: int = 10 * 86_400_000
 
     @abc.abstractmethod
     async def get(self, key: bytes) -> Record | None: ...

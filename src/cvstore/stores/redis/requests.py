@@ -107,7 +107,6 @@ class Requests:
         fenced: Callable[[int, int], FencedError],
         refused: Callable[[str, str], StoreError],
     ) -> None:
-        self.linger_ms = 10 * 86_400_000  # the store's linger_ms (see Store)
         self.codec = codec
         self.stats = stats
         self.fenced = fenced
@@ -221,8 +220,8 @@ class Requests:
                             map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
                         )
                     head = self.codec.head(version, tag)
-                    return self._put(keys, values, head, head[:HEAD], op, epoch, False)
-        return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch, True)
+                    return self._put(keys, values, head, head[:HEAD], op, epoch)
+        return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch)
 
     def _put(
         self,
@@ -232,18 +231,15 @@ class Requests:
         version: bytes,
         op: str,
         epoch: int,
-        may_expire: bool,
     ) -> Request[list[int | None]]:
         """Script calls that store ``head + payloads[i]`` as the records of ``keys[i]``.
 
         `version` is the 12-byte version every record carries, or b"" when the
-        records' own versions differ.  Without `may_expire` (records behind
-        one plain head: no expiry) the script skips looking for expiries.
+        records' own versions differ.
         """
         parts = spans(keys, SCRIPT_BATCH)
         commands = []
         fence = b"%d" % epoch
-        linger = b"%d" % self.linger_ms if may_expire else b""
         for a, b in parts:
             cmd = Command()
             for arg in (b"EVALSHA", _SHA, b"%d" % (b - a + 2), self.epoch_key):
@@ -253,7 +249,6 @@ class Requests:
             cmd.arg(b"put")
             cmd.arg(fence)
             cmd.arg(version)
-            cmd.arg(linger)
             cmd.column(payloads[a:b], prefix=head)
             commands.append(cmd)
 
