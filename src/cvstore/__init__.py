@@ -23,6 +23,7 @@ from cvstore.errors import (
     NodeNotFoundError,
     StoreError,
     UnavailableError,
+    UnreadableRecordError,
 )
 from cvstore.node import Node
 from cvstore.stores import AsyncRedisStore, MemoryStore, RedisStore
@@ -52,5 +53,6 @@ __all__ = (
     "RedisStore",
     "StoreError",
     "UnavailableError",
+    "UnreadableRecordError",
     "__version__",
 )

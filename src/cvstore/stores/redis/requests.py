@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from cvstore.core.records import Record
-from cvstore.errors import FencedError, StoreError
+from cvstore.errors import FencedError, StoreError, UnreadableRecordError
 from cvstore.stores.redis.codec import (
     EXPIRING,
     EXPIRY,
@@ -158,6 +158,25 @@ class Requests:
 
     # ----------------------------------------------------------- records
 
+    def unreadable(
+        self, keys: Sequence[bytes], raws: list[Any], records: list[Record | None]
+    ) -> UnreadableRecordError:
+        """The error of a read that met records that do not parse (not a missing record:
+        the cluster reads another replica for those keys)."""
+        positions = [
+            i for i, (raw, rec) in enumerate(zip(raws, records)) if rec is None and raw is not None
+        ]
+        bad = [keys[i] for i in positions]
+        first = raws[positions[0]]
+        reason = (
+            f"{len(bad)} record(s) do not parse, the first "
+            f"{self.records + bad[0]!r:.80}: {first[:40]!r}"
+        )
+        error = self.refused("get" if len(keys) == 1 else "get_many", reason)
+        return UnreadableRecordError(
+            str(error), node=error.node, keys=bad, positions=positions, records=records
+        )
+
     def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Request[list[Record | None]]:
         """MGETs of `keys`; with a layout `epoch`, each MGET reads the node's epoch first.
 
@@ -188,6 +207,8 @@ class Requests:
             records, bad = self.codec.decode_many(raws, list(keys), self.records)
             self.stats.moved(len(raws) - raws.count(None) - bad, 0)
             self.stats.bad_data(bad)
+            if bad:
+                raise self.unreadable(keys, raws, records)
             return records
 
         return Request("get" if len(keys) == 1 else "get_many", commands, parse)
