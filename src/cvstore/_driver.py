@@ -27,7 +27,7 @@ from cvstore._records import record as new_record
 from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
-from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
+from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
@@ -45,6 +45,23 @@ _value = itemgetter(1)
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
 MAX_TTL = 10 * 365 * 86400  # seconds: the longest ttl a write takes (ten years)
+
+# Sizes, checked before any store is called (so a refused call sends nothing),
+# the same in memory as over Redis so a program moves between them unchanged.
+#
+# A value of 8 MiB is written to three local Redis servers and read back in
+# about 0.1 s (measured: 1 MiB 0.011-0.016 s, 8 MiB 0.08-0.11 s, 32 MiB 0.35-0.38 s,
+# 64 MiB 0.87-1.07 s, put then get, RedisStore's default timeout of 0.5 s), so
+# every socket wait of such a call stays far inside that timeout, on a loaded
+# machine too: a healthy server is never taken for a dead one.  A larger
+# limit (max_value_bytes=, up to Redis's own 512 MiB per string,
+# proto-max-bulk-len) needs a RedisStore timeout that grows with it (about
+# 1 s per 50 MiB more on the machine measured).
+DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
+MAX_VALUE_BYTES_LIMIT = 512 * 1024 * 1024 - 64  # Redis's limit, less a record's head
+# A key travels in every request for it (and as a hint's field): 64 KiB, as
+# Cassandra's partition keys, is far above any sensible key.
+MAX_KEY_BYTES = 64 * 1024
 
 
 def seconds(name: str, value: Any) -> float:
@@ -70,6 +87,7 @@ class Options:
     probe_interval: float
     max_probe_interval: float
     clock: HybridClock
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
 
 def check_options(
@@ -86,6 +104,7 @@ def check_options(
     clock: Any,
     probe_interval: Any,
     max_probe_interval: Any,
+    max_value_bytes: Any = DEFAULT_MAX_VALUE_BYTES,
 ) -> Options:
     """The options of a Cluster (or AsyncCluster), or the TypeError/ValueError naming the bad one."""
     if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
@@ -110,6 +129,15 @@ def check_options(
             f"tombstone_grace must be >= hint_window ({window:g}), got {grace:g}; "
             "a hint older than the grace period could bring a purged key back"
         )
+    if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+        raise TypeError(
+            f"max_value_bytes must be an int (bytes), got {type(max_value_bytes).__name__}"
+        )
+    if not 1 <= max_value_bytes <= MAX_VALUE_BYTES_LIMIT:
+        raise ValueError(
+            f"max_value_bytes must be in [1, {MAX_VALUE_BYTES_LIMIT}] (Redis's 512 MiB per "
+            f"string, less a record's head), got {show_number(max_value_bytes)}"
+        )
     if clock is None:
         clock = HybridClock()
     elif not isinstance(clock, HybridClock):
@@ -127,6 +155,7 @@ def check_options(
         probe_interval=interval,
         max_probe_interval=max_interval,
         clock=clock,
+        max_value_bytes=max_value_bytes,
     )
 
 
@@ -176,6 +205,12 @@ class State:
         self.stamp = options.clock.now
         self.observe = options.clock.observe
         self.read_policy: ReadPolicy = options.read_policy
+        # The size limits of values (see DEFAULT_MAX_VALUE_BYTES): a str of at
+        # most max_str characters is within the limit whatever its UTF-8 is,
+        # and values stored through a codec are measured with it.
+        self.max_value_bytes = options.max_value_bytes
+        self.max_str = options.max_value_bytes // 4
+        self.value_codec: Any = None
         self.read_level: Level = options.read_consistency  # the calls' default levels
         self.write_level: Level = options.write_consistency
         self.closed = False  # set by the driver's close(): every later call raises
@@ -297,6 +332,9 @@ class State:
         store = node.store
         if store.name is None:
             store.name = node.name  # so the store's StoreErrors name this node
+        codec = getattr(store, "codec", None)
+        if codec is not None and self.value_codec is None:
+            self.value_codec = codec  # values other than str and bytes are measured with it
 
     def leave(self, node: Node) -> None:
         node._cluster = None
@@ -476,6 +514,15 @@ def put_value(self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: 
         p.wneed[level]
     except (KeyError, TypeError):
         raise level_error("consistency", consistency) from None
+    if len(kb) > MAX_KEY_BYTES:
+        raise key_size_error("key", kb)
+    kind = type(value)
+    if (
+        len(value) > state.max_str
+        if kind is str
+        else kind is not bytes or len(value) > state.max_value_bytes
+    ):
+        check_value(value, state, "value")
     if ttl is not None:
         value = expiring([value], check_ttl(ttl), state)[0]
     # Every replica up and applying the write is an acknowledged write at any
@@ -530,6 +577,8 @@ def get_value(self: Any, key: Any, default: Any = None, *, consistency: Any = No
         need = p.rneed[level]
     except (KeyError, TypeError):
         raise level_error("consistency", consistency) from None
+    if len(kb) > MAX_KEY_BYTES:
+        raise key_size_error("key", kb)
     # The replicas asked are up and agree: their record.  Anything else (a
     # node down, copies that differ: read repair, "fastest", a layout) goes
     # to the core.
@@ -586,6 +635,66 @@ def check_ttl(ttl: Any) -> int | None:
     return max(1, round(ttl * 1000))
 
 
+def key_size_error(name: str, kb: bytes) -> ValueError:
+    return ValueError(
+        f"{name} must be at most {MAX_KEY_BYTES:,} bytes (as UTF-8), got {len(kb):,} bytes "
+        f"({kb[:20]!r}...)"
+    )
+
+
+def check_value(value: Any, state: State, name: str) -> None:
+    """The ValueError naming `name` if `value` is larger than the cluster's max_value_bytes.
+
+    A str is measured as its UTF-8, bytes-like values by their length, other
+    values as the cluster's codec (its Redis stores') encodes them; without a
+    codec (in memory) they have no size to check.
+    """
+    limit = state.max_value_bytes
+    if type(value) is Expiring:
+        value = value.value
+    if value is TOMBSTONE:
+        return
+    if isinstance(value, str):
+        if len(value) <= state.max_str:
+            return
+        if len(value) > max(limit, 16 * 1024 * 1024):  # too large whatever its UTF-8:
+            raise ValueError(  # not copied to say so
+                f"{name} must be at most max_value_bytes ({limit:,} bytes as UTF-8), "
+                f"got a str of {len(value):,} characters"
+            )
+        size = len(str.encode(value, "utf-8", "surrogatepass"))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        size = memoryview(value).nbytes
+    else:
+        codec = state.value_codec
+        if codec is None:
+            return
+        size = len(codec.encode(value))  # (its error for a value it cannot encode, as before)
+    if size > limit:
+        raise ValueError(
+            f"{name} must be at most max_value_bytes ({limit:,} bytes), got {size:,} bytes"
+        )
+
+
+def check_batch(kbs: list[bytes], values: list[Any], state: State) -> None:
+    """`check_value` of every value of a batch (keys are checked as they are converted)."""
+    kinds = set(map(type, values))
+    if kinds <= {str, bytes} and values:
+        # C-level: one pass over the lengths when every value is surely within
+        if max(map(len, values)) <= (state.max_str if str in kinds else state.max_value_bytes):
+            return
+    elif kinds <= {int, float, bool, type(None)} and state.value_codec is None:
+        return
+    for kb, value in zip(kbs, values):
+        check_value(value, state, f"mapping[{key_out(kb)!r:.60}]")
+
+
+def check_key_sizes(kbs: list[bytes]) -> None:
+    if kbs and max(map(len, kbs)) > MAX_KEY_BYTES:
+        i = next(i for i, kb in enumerate(kbs) if len(kb) > MAX_KEY_BYTES)
+        raise key_size_error(f"keys[{i}]", kbs[i])
+
+
 def expiring(values: list[Any], ttl_ms: int | None, state: State) -> list[Any]:
     """`values` as written with a ttl: each wrapped with its expiry (as is without one)."""
     if ttl_ms is None:
@@ -618,6 +727,7 @@ def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
             values.append(pair[1])
         distinct = False
     kbs, one_type = encode_keys(keys)
+    check_key_sizes(kbs)
     if kbs and not (distinct and one_type):
         merged = dict(zip(kbs, values))
         if len(merged) != len(kbs):
@@ -650,7 +760,9 @@ def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
             "wrap a single key in a list"
         )
     keys = list(keys)
-    return keys, keys_bytes(keys)
+    kbs = keys_bytes(keys)
+    check_key_sizes(kbs)
+    return keys, kbs
 
 
 def batch_values(keys: list[Any], records: list[Any], state: State) -> dict[Any, Any]:

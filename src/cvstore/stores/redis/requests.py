@@ -34,6 +34,11 @@ from cvstore.stores.redis.resp import Command
 from cvstore.stores.redis.script import SCRIPT_BATCH, SCRIPT_SHA, spans
 from cvstore.stores.redis.stats import StoreStats
 
+# Redis refuses a longer string (proto-max-bulk-len, 512 MiB by default); a
+# cluster refuses such values before any store is called (max_value_bytes).
+MAX_RECORD_BYTES = 512 * 1024 * 1024
+
+
 __all__ = ("Request", "Requests", "Steps", "as_bytes", "command", "glob_escape")
 
 T = TypeVar("T")
@@ -258,6 +263,12 @@ class Requests:
         `version` is the 12-byte version every record carries, or b"" when the
         records' own versions differ.
         """
+        if payloads and max(map(len, payloads)) + len(head) > MAX_RECORD_BYTES:
+            size = max(map(len, payloads)) + len(head)
+            raise ValueError(
+                f"a record must be at most {MAX_RECORD_BYTES:,} bytes (Redis's limit for one "
+                f"string, proto-max-bulk-len), got {size:,} bytes; nothing was sent"
+            )
         parts = spans(keys, SCRIPT_BATCH)
         commands = []
         fence = b"%d" % epoch
