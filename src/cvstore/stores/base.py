@@ -12,8 +12,10 @@ A backend that fails raises ``cvstore.StoreError`` with ``unreachable`` set
 when the server could not be reached or did not answer in time (the cluster
 then suspects the node down) and clear when the server answered with an
 error (only that call failed).  Bytes a store cannot read as a record are
-skipped, read as no record and counted (``stats()["unreadable"]``), never
-raised.  Any other exception is a bug and propagates.
+counted (``stats()["unreadable"]``); a read that meets them raises
+``cvstore.UnreadableRecordError`` (a StoreError that is never unreachable,
+carrying the records read around them), scans and hint listings skip them.
+Any other exception is a bug and propagates.
 
 Fencing: a store that keeps a cluster's layout (``read_layout``,
 ``swap_layout``) takes the client's layout ``epoch`` in every record and hint
