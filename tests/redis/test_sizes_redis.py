@@ -68,6 +68,15 @@ def test_a_value_at_the_limit_is_stored_and_read_back_with_no_node_suspected(spi
         assert c.get("big", consistency=level) == at
     c.put_many({"big2": at, "small": b"s"}, consistency="all")
     assert c.get_many(["big2", "small"], consistency="all") == {"big2": at, "small": b"s"}
+    # a batch of large values goes in script calls of at most 16 MiB each, so no
+    # server reads and copies more than that before it answers
+    scripts = [client.info("commandstats")["cmdstat_evalsha"]["calls"] for client in clients]
+    c.put_many({"b1": at, "b2": at, "b3": at}, consistency="all")
+    after = [client.info("commandstats")["cmdstat_evalsha"]["calls"] for client in clients]
+    assert [b - a for a, b in zip(scripts, after)] == [3, 3, 3]
+    assert c.get_many(["b1", "b2", "b3"], consistency="all") == dict.fromkeys(
+        ["b1", "b2", "b3"], at
+    )
     assert c.suspected == ()
     assert all(row["errors"] == 0 for row in c.stats().per_node.values())
     assert [client.strlen(c.node("r1").store.prefix.encode() + b"r:big") for client in clients] == [

@@ -37,6 +37,12 @@ from cvstore.stores.redis.stats import StoreStats
 # Redis refuses a longer string (proto-max-bulk-len, 512 MiB by default); a
 # cluster refuses such values before any store is called (max_value_bytes).
 MAX_RECORD_BYTES = 512 * 1024 * 1024
+# Payload bytes per write script call (besides SCRIPT_BATCH records): a batch
+# of large values goes in several calls, so no one call makes a server read
+# and copy more than this before it answers (that wait is bounded by the
+# store's timeout, and a server drops a client whose request passes 1 GiB,
+# client-query-buffer-limit).  A record larger than this goes alone.
+CALL_BYTES = 16 * 1024 * 1024
 
 
 __all__ = ("Request", "Requests", "Steps", "as_bytes", "command", "glob_escape")
@@ -270,6 +276,8 @@ class Requests:
                 f"string, proto-max-bulk-len), got {size:,} bytes; nothing was sent"
             )
         parts = spans(keys, SCRIPT_BATCH)
+        if len(payloads) > 1 and sum(map(len, payloads)) + len(head) * len(payloads) > CALL_BYTES:
+            parts = _by_bytes(parts, payloads, len(head), CALL_BYTES)
         commands = []
         fence = b"%d" % epoch
         for a, b in parts:
@@ -558,3 +566,21 @@ def _one(replies: list[Any]) -> Any:
 
 def _none(replies: list[Any]) -> None:
     return None
+
+
+def _by_bytes(
+    parts: list[tuple[int, int]], payloads: list[bytes], head: int, limit: int
+) -> list[tuple[int, int]]:
+    """`parts` cut further so no run's records (`head` + payload bytes each) pass `limit`
+    bytes; a record larger than that goes alone."""
+    out = []
+    for a, b in parts:
+        start, size = a, 0
+        for i in range(a, b):
+            n = head + len(payloads[i])
+            if size + n > limit and i > start:
+                out.append((start, i))
+                start, size = i, 0
+            size += n
+        out.append((start, b))
+    return out
