@@ -12,6 +12,8 @@ import time
 import redis
 from drivers import raw
 
+from cvstore.versions import HybridClock
+
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
 KEYS = [f"k{i}" for i in range(120)]
@@ -21,7 +23,9 @@ def test_an_expired_key_is_absent_everywhere_and_repair_reclaims_it(
     start_redis, make_cluster, prefix
 ):
     servers = start_redis(3)
-    c = make_cluster(servers, hint_window=0.5, tombstone_grace=1.0)
+    wall = [int(time.time() * 1000)]  # the writer's wall clock, moved by the test
+    clock = HybridClock(writer_id=1, wall_ms=lambda: wall[0])
+    c = make_cluster(servers, hint_window=0.5, tombstone_grace=1.0, clock=clock)
     c.put("k", "v", ttl=0.5)
     c.put_many({f"b{i}": str(i) for i in range(20)}, ttl=0.5)
     c.put("forever", "v")
@@ -30,14 +34,15 @@ def test_an_expired_key_is_absent_everywhere_and_repair_reclaims_it(
     # no server-side expiry: the record stays until repair purges it
     assert all(spy.pttl(raw_k) == -1 for spy in spies)
     assert c.get("k", consistency="all") == "v" and len(c) == 22
-    time.sleep(0.6)  # the keys expire
+    wall[0] += 600  # the keys expire
     for level in ("one", "quorum", "all"):
         assert c.get("k", consistency=level) is None
     assert c.get_many([f"b{i}" for i in range(20)], consistency="all") == {}
     assert len(c) == 1 and list(c) == ["forever"]
     assert c.repair().purged == 0  # within the grace period: kept, as a tombstone is
     assert all(spy.exists(raw_k) for spy in spies)
-    time.sleep(1.0)  # expired for longer than the grace period
+    wall[0] += 1000  # expired for longer than the grace period
+    time.sleep(0.2)
     assert all(spy.exists(raw_k) for spy in spies)  # the servers keep it ...
     report = c.repair()  # ... until repair, with every replica current, purges it
     assert report.complete and report.purged == 21
