@@ -99,8 +99,17 @@ class TestBasicMappingProtocol:
         c.update({})
         with pytest.raises(TypeError, match="mapping must be a mapping or an iterable of"):
             c.update(42)
-        with pytest.raises(TypeError, match=r"mapping\[0\] must be a \(key, value\) pair"):
-            c.update([("a", "b", "c")])
+        # as dict.update: an element of the wrong length is a ValueError, one that is not
+        # iterable a TypeError, each naming the element; nothing is written
+        with pytest.raises(ValueError, match=r"mapping element #1 has length 3; 2 is required"):
+            c.update([("x", "y"), ("a", "b", "c")])
+        with pytest.raises(ValueError, match=r"mapping element #0 has length 1; 2 is required"):
+            c.update([("a",)])
+        with pytest.raises(TypeError, match=r"mapping element #0 must be a \(key, value\) pair"):
+            c.update([1])
+        assert "x" not in c and "a" not in c
+        c.update([["list", "pair"]])  # any iterable of two items is a pair, as for a dict
+        assert c["list"] == "pair"
         with pytest.raises(TypeError, match="update expected at most 1 positional argument, got 2"):
             c.update({}, {})
 

@@ -182,10 +182,15 @@ class TestKeys:
 
     def test_a_bad_pair_writes_nothing(self, cluster):
         before = snapshot(cluster)
+        # as dict.update: the wrong length is a ValueError, not iterable a TypeError
         with pytest.raises(
-            TypeError, match=r"^mapping\[1\] must be a \(key, value\) pair, got \('b',\)$"
+            ValueError, match=r"^mapping element #1 has length 1; 2 is required, got \('b',\)$"
         ):
             cluster.put_many([("a", 1), ("b",)])
+        with pytest.raises(
+            TypeError, match=r"^mapping element #1 must be a \(key, value\) pair, got int$"
+        ):
+            cluster.update([("a", 1), 7])
         assert snapshot(cluster) == before
 
     def test_node_storage_keys(self):

@@ -22,6 +22,7 @@ from cvstore.errors import (
     NodeNotFoundError,
     StoreError,
     UnavailableError,
+    UnreadableRecordError,
 )
 
 if _TYPE_CHECKING:
@@ -89,5 +90,6 @@ __all__ = (
     "RedisStore",
     "StoreError",
     "UnavailableError",
+    "UnreadableRecordError",
     "__version__",
 )

@@ -23,11 +23,12 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+from cvstore._limits import show_number
 from cvstore._records import record as new_record
 from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
-from cvstore.core.keys import encode_keys, key_bytes, keys_bytes
+from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
 from cvstore.core.placement import Placement, Placer, ring_placer
@@ -58,6 +59,24 @@ _value = itemgetter(1)
 
 DEFAULT_HINT_WINDOW = 3 * 3600.0  # seconds (Cassandra's max_hint_window default)
 DEFAULT_TOMBSTONE_GRACE = 10 * 86400.0  # seconds (Cassandra's gc_grace_seconds default)
+MAX_TTL = 10 * 365 * 86400  # seconds: the longest ttl a write takes (ten years)
+
+# Sizes, checked before any store is called (so a refused call sends nothing),
+# the same in memory as over Redis so a program moves between them unchanged.
+#
+# A value of 8 MiB is written to three local Redis servers and read back in
+# about 0.1 s (measured: 1 MiB 0.011-0.016 s, 8 MiB 0.08-0.11 s, 32 MiB 0.35-0.38 s,
+# 64 MiB 0.87-1.07 s, put then get, RedisStore's default timeout of 0.5 s), so
+# every socket wait of such a call stays far inside that timeout, on a loaded
+# machine too: a healthy server is never taken for a dead one.  A larger
+# limit (max_value_bytes=, up to Redis's own 512 MiB per string,
+# proto-max-bulk-len) needs a RedisStore timeout that grows with it (about
+# 1 s per 50 MiB more on the machine measured).
+DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
+MAX_VALUE_BYTES_LIMIT = 512 * 1024 * 1024 - 64  # Redis's limit, less a record's head
+# A key travels in every request for it (and as a hint's field): 64 KiB, as
+# Cassandra's partition keys, is far above any sensible key.
+MAX_KEY_BYTES = 64 * 1024
 
 
 Progress = Callable[[int, int], None]  # progress(done, total) of a long call
@@ -102,6 +121,7 @@ class Options:
     probe_interval: float
     max_probe_interval: float
     clock: HybridClock
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
 
 def check_options(
@@ -118,6 +138,7 @@ def check_options(
     clock: Any,
     probe_interval: Any,
     max_probe_interval: Any,
+    max_value_bytes: Any = DEFAULT_MAX_VALUE_BYTES,
 ) -> Options:
     """The options of a Cluster (or AsyncCluster), or the TypeError/ValueError naming the bad one."""
     if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
@@ -142,6 +163,15 @@ def check_options(
             f"tombstone_grace must be >= hint_window ({window:g}), got {grace:g}; "
             "a hint older than the grace period could bring a purged key back"
         )
+    if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+        raise TypeError(
+            f"max_value_bytes must be an int (bytes), got {type(max_value_bytes).__name__}"
+        )
+    if not 1 <= max_value_bytes <= MAX_VALUE_BYTES_LIMIT:
+        raise ValueError(
+            f"max_value_bytes must be in [1, {MAX_VALUE_BYTES_LIMIT}] (Redis's 512 MiB per "
+            f"string, less a record's head), got {show_number(max_value_bytes)}"
+        )
     if clock is None:
         clock = HybridClock()
     elif not isinstance(clock, HybridClock):
@@ -159,6 +189,7 @@ def check_options(
         probe_interval=interval,
         max_probe_interval=max_interval,
         clock=clock,
+        max_value_bytes=max_value_bytes,
     )
 
 
@@ -247,6 +278,12 @@ class State:
         self.stamp = options.clock.now
         self.observe = options.clock.observe
         self.read_policy: ReadPolicy = options.read_policy
+        # The size limits of values (see DEFAULT_MAX_VALUE_BYTES): a str of at
+        # most max_str characters is within the limit whatever its UTF-8 is,
+        # and values stored through a codec are measured with it.
+        self.max_value_bytes = options.max_value_bytes
+        self.max_str = options.max_value_bytes // 4
+        self.value_codec: Any = None
         self.read_level: Level = options.read_consistency  # the calls' default levels
         self.write_level: Level = options.write_consistency
         self.closed = False  # set by the driver's close(): every later call raises
@@ -402,10 +439,9 @@ class State:
         store = node.store
         if store.name is None:
             store.name = node.name  # so the store's StoreErrors name this node
-        # expired records linger as tombstones do, then the store may drop them
-        store.linger_ms = int(self.options.tombstone_grace * 1000)
-        if hasattr(store, "clock"):
-            store.clock = self.clock.time_ms
+        codec = getattr(store, "codec", None)
+        if codec is not None and self.value_codec is None:
+            self.value_codec = codec  # values other than str and bytes are measured with it
 
     def leave(self, node: Node) -> None:
         node._cluster = None
@@ -631,6 +667,15 @@ def put_value(self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: 
         p.wneed[level]
     except (KeyError, TypeError):
         raise level_error("consistency", consistency) from None
+    if len(kb) > MAX_KEY_BYTES:
+        raise key_size_error("key", kb)
+    kind = type(value)
+    if (
+        len(value) > state.max_str
+        if kind is str
+        else kind is not bytes or len(value) > state.max_value_bytes
+    ):
+        check_value(value, state, "value")
     if ttl is not None:
         value = expiring([value], check_ttl(ttl), state)[0]
     # Every replica up and applying the write is an acknowledged write at any
@@ -685,6 +730,8 @@ def get_value(self: Any, key: Any, default: Any = None, *, consistency: Any = No
         need = p.rneed[level]
     except (KeyError, TypeError):
         raise level_error("consistency", consistency) from None
+    if len(kb) > MAX_KEY_BYTES:
+        raise key_size_error("key", kb)
     # The replicas asked are up and agree: their record.  Anything else (a
     # node down, copies that differ: read repair, "fastest", a layout) goes
     # to the core.
@@ -733,11 +780,72 @@ def check_ttl(ttl: Any) -> int | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
-    if not (math.isfinite(ttl) and ttl > 0):
-        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
-    if ttl > 10 * 365 * 86400:
-        raise ValueError(f"ttl must be at most ten years (315360000 s), got {ttl!r}")
+    # An int is compared as an int: math.isfinite(2**1024) would raise OverflowError.
+    if not (ttl > 0 if isinstance(ttl, int) else math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"ttl must be a finite number of seconds > 0, got {show_number(ttl)}")
+    if ttl > MAX_TTL:
+        raise ValueError(f"ttl must be at most ten years ({MAX_TTL} s), got {show_number(ttl)}")
     return max(1, round(ttl * 1000))
+
+
+def key_size_error(name: str, kb: bytes) -> ValueError:
+    return ValueError(
+        f"{name} must be at most {MAX_KEY_BYTES:,} bytes (as UTF-8), got {len(kb):,} bytes "
+        f"({kb[:20]!r}...)"
+    )
+
+
+def check_value(value: Any, state: State, name: str) -> None:
+    """The ValueError naming `name` if `value` is larger than the cluster's max_value_bytes.
+
+    A str is measured as its UTF-8, bytes-like values by their length, other
+    values as the cluster's codec (its Redis stores') encodes them; without a
+    codec (in memory) they have no size to check.
+    """
+    limit = state.max_value_bytes
+    if type(value) is Expiring:
+        value = value.value
+    if value is TOMBSTONE:
+        return
+    if isinstance(value, str):
+        if len(value) <= state.max_str:
+            return
+        if len(value) > max(limit, 16 * 1024 * 1024):  # too large whatever its UTF-8:
+            raise ValueError(  # not copied to say so
+                f"{name} must be at most max_value_bytes ({limit:,} bytes as UTF-8), "
+                f"got a str of {len(value):,} characters"
+            )
+        size = len(str.encode(value, "utf-8", "surrogatepass"))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        size = memoryview(value).nbytes
+    else:
+        codec = state.value_codec
+        if codec is None:
+            return
+        size = len(codec.encode(value))  # (its error for a value it cannot encode, as before)
+    if size > limit:
+        raise ValueError(
+            f"{name} must be at most max_value_bytes ({limit:,} bytes), got {size:,} bytes"
+        )
+
+
+def check_batch(kbs: list[bytes], values: list[Any], state: State) -> None:
+    """`check_value` of every value of a batch (keys are checked as they are converted)."""
+    kinds = set(map(type, values))
+    if kinds <= {str, bytes} and values:
+        # C-level: one pass over the lengths when every value is surely within
+        if max(map(len, values)) <= (state.max_str if str in kinds else state.max_value_bytes):
+            return
+    elif kinds <= {int, float, bool, type(None)} and state.value_codec is None:
+        return
+    for kb, value in zip(kbs, values):
+        check_value(value, state, f"mapping[{key_out(kb)!r:.60}]")
+
+
+def check_key_sizes(kbs: list[bytes]) -> None:
+    if kbs and max(map(len, kbs)) > MAX_KEY_BYTES:
+        i = next(i for i, kb in enumerate(kbs) if len(kb) > MAX_KEY_BYTES)
+        raise key_size_error(f"keys[{i}]", kbs[i])
 
 
 def expiring(values: list[Any], ttl_ms: int | None, state: State) -> list[Any]:
@@ -766,17 +874,35 @@ def batch_items(mapping: Any) -> tuple[list[bytes], list[Any]]:
     else:
         keys, values = [], []
         for i, pair in enumerate(mapping):
-            if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise TypeError(f"mapping[{i}] must be a (key, value) pair, got {pair!r:.60}")
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = _pair(i, pair)
             keys.append(pair[0])
             values.append(pair[1])
         distinct = False
     kbs, one_type = encode_keys(keys)
+    check_key_sizes(kbs)
     if kbs and not (distinct and one_type):
         merged = dict(zip(kbs, values))
         if len(merged) != len(kbs):
             return list(merged), list(merged.values())
     return kbs, values
+
+
+def _pair(i: int, element: Any) -> tuple[Any, Any]:
+    """Element `i` of an iterable of pairs as (key, value), read as ``dict.update`` reads it:
+    any iterable of two items; TypeError if it is not iterable, ValueError if its length is not 2.
+    """
+    try:
+        items = tuple(element)
+    except TypeError:
+        raise TypeError(
+            f"mapping element #{i} must be a (key, value) pair, got {type(element).__name__}"
+        ) from None
+    if len(items) != 2:
+        raise ValueError(
+            f"mapping element #{i} has length {len(items)}; 2 is required, got {element!r:.60}"
+        )
+    return items[0], items[1]
 
 
 def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
@@ -787,7 +913,9 @@ def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
             "wrap a single key in a list"
         )
     keys = list(keys)
-    return keys, keys_bytes(keys)
+    kbs = keys_bytes(keys)
+    check_key_sizes(kbs)
+    return keys, kbs
 
 
 def batch_values(keys: list[Any], records: list[Any], state: State) -> dict[Any, Any]:

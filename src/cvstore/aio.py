@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
+    DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
@@ -53,6 +54,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_batch,
     check_distinct,
     check_joinable,
     check_members,
@@ -133,6 +135,7 @@ class AsyncCluster(Settings, Generic[V]):
         clock: HybridClock | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         max_probe_interval: float = DEFAULT_MAX_PROBE_INTERVAL,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         shared: bool | None = None,
     ) -> None:
         if shared is not None and not isinstance(shared, bool):
@@ -150,6 +153,7 @@ class AsyncCluster(Settings, Generic[V]):
             clock=clock,
             probe_interval=probe_interval,
             max_probe_interval=max_probe_interval,
+            max_value_bytes=max_value_bytes,
         )
         members = check_members(nodes)
         keeps = bool(members) and all(_keeps_layout(node.store) for node in members)
@@ -386,6 +390,7 @@ class AsyncCluster(Settings, Generic[V]):
             return
         await self._ready()
         state = self._state
+        check_batch(kbs, values, state)
         values = expiring(values, ttl_ms, state)
         await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
@@ -462,6 +467,7 @@ class AsyncCluster(Settings, Generic[V]):
         if kbs:
             await self._ready()
             state = self._state
+            check_batch(kbs, values, state)
             level = self._state.write_level
             await self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 

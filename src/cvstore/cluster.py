@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
+    DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_TOMBSTONE_GRACE,
     MISSING,
     WALK_BATCH,
@@ -48,6 +49,7 @@ from cvstore._driver import (
     batch_items,
     batch_keys,
     batch_values,
+    check_batch,
     check_distinct,
     check_joinable,
     check_members,
@@ -122,6 +124,11 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         once every replica of the key is current.  Must be >= hint_window.
     clock : HybridClock, optional
         The version clock (tests pass one with a fake wall clock).
+    max_value_bytes : int, default 8 MiB
+        The largest value a write takes (a str as its UTF-8, other values as
+        the stores' codec encodes them); a larger one raises ValueError before
+        anything is sent.  Keys are at most 64 KiB.  Up to 512 MiB (Redis's
+        limit per string); raise the RedisStore timeout with it (README).
     shared : bool, optional
         Whether the membership lives on the nodes (a layout every client
         reads, fenced by epochs; see ``docs/membership.md``).  By default it
@@ -167,6 +174,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         clock: HybridClock | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         max_probe_interval: float = DEFAULT_MAX_PROBE_INTERVAL,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         shared: bool | None = None,
     ) -> None:
         if shared is not None and not isinstance(shared, bool):
@@ -184,6 +192,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             clock=clock,
             probe_interval=probe_interval,
             max_probe_interval=max_probe_interval,
+            max_value_bytes=max_value_bytes,
         )
         members = check_members(nodes)
         self._state = state = State(options, members, self)
@@ -402,6 +411,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         if not kbs:
             return
         state = self._state
+        check_batch(kbs, values, state)
         values = expiring(values, ttl_ms, state)
         self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 
@@ -502,6 +512,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         kbs, values = update_items(args, kwargs)
         if kbs:
             state = self._state
+            check_batch(kbs, values, state)
             level = self._state.write_level
             self._op(lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 class CvstoreError(Exception):
@@ -50,6 +51,33 @@ class StoreError(CvstoreError):
         self.node = node
         self.unreachable = bool(unreachable)
         self.reason = message if reason is None else reason
+
+
+class UnreadableRecordError(StoreError):
+    """A read met stored records that do not parse (bytes under the store's prefix
+    that are not a record, or a payload its codec cannot decode).
+
+    It is that replica's failure for that call, never an unreachable node
+    (``unreachable`` is False): a cluster read asks another replica instead,
+    and ``repair()`` overwrites the bad record with the newest good copy.
+    ``keys`` are the keys whose records did not parse and ``positions`` their
+    places in the call; ``records`` is what the read returned for every key,
+    with None at those positions.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None,
+        keys: list[bytes],
+        positions: list[int],
+        records: list[Any],
+    ) -> None:
+        super().__init__(message, node=node, unreachable=False, reason="a record does not parse")
+        self.keys = keys
+        self.positions = positions
+        self.records = records
 
 
 class UnavailableError(CvstoreError):

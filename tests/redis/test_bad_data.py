@@ -48,7 +48,7 @@ class TestBadRecords:
         spy.hset(raw_key(prefix, "foreign-hash"), mapping={"a": "1"})  # not cvstore's
         spy.rpush(raw_key(prefix, KEYS[20]) + b"-list", b"x")
 
-        # reads go on: the junk reads as missing on r2, the other replicas answer
+        # reads go on: the junk is r2's failure for those keys, the other replicas answer
         assert cluster.get_many(KEYS, consistency="quorum") == {k: f"v-{k}" for k in KEYS}
         assert cluster.suspected == ()
         report = cluster.repair()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvstore.errors import StoreError
+from cvstore.errors import StoreError, UnreadableRecordError
 from cvstore.stores.base import Store
 from cvstore.stores.redis import JSONCodec, RedisStore
 from cvstore.stores.redis.script import SCRIPT_BATCH as _SCRIPT_BATCH
@@ -860,16 +860,28 @@ class TestFaults:
         redis_store.put_hints("n2", [(b"k", Record(1, "h"))])
         assert redis_store.count() == 2101 and redis_store.count_hints() == 1
 
-    def test_a_malformed_record_reads_as_missing_is_counted_and_is_overwritten(
+    def test_a_malformed_record_is_a_read_error_is_counted_and_is_overwritten(
         self, redis_store, prefix
     ):
         client = redis_store.client
         client.set(prefix.encode() + b"r:bad", b"not a record")
         client.set(prefix.encode() + b"r:short", b"\x00" * 5)
+        client.set(prefix.encode() + b"r:empty", b"")
+        redis_store.put(b"fine", Record(1, "f"))
         before = redis_store.stats()["unreadable"]
-        assert redis_store.get(b"bad") is None
-        assert redis_store.get_many([b"short", b"bad", b"none"]) == [None, None, None]
-        assert redis_store.stats()["unreadable"] == before + 3
+        # not "absent": an error of this store for this call, that never says the
+        # server is unreachable, naming the key, with what the read got otherwise
+        with pytest.raises(UnreadableRecordError, match=r"1 record\(s\) do not parse") as info:
+            redis_store.get(b"bad")
+        assert info.value.unreachable is False and info.value.keys == [b"bad"]
+        assert isinstance(info.value, StoreError)
+        with pytest.raises(UnreadableRecordError, match=r"3 record\(s\)") as info:
+            redis_store.get_many([b"short", b"fine", b"bad", b"none", b"empty"])
+        assert info.value.keys == [b"short", b"bad", b"empty"]
+        assert info.value.positions == [0, 2, 4]
+        assert info.value.records == [None, Record(1, "f"), None, None, None]
+        assert redis_store.stats()["unreadable"] == before + 4
+        client.delete(prefix.encode() + b"r:empty", prefix.encode() + b"r:fine")
         assert dict(redis_store.scan()) == {}  # skipped, not raised
         # a write replaces the bytes that are not a record; the good one lands too
         assert redis_store.put_many([(b"good", Record(1, "g")), (b"bad", Record(1, "b"))]) == [

@@ -21,14 +21,25 @@ import enum
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from cvstore.errors import StoreError
+from cvstore.errors import StoreError, UnreadableRecordError
 
 if TYPE_CHECKING:
     from cvstore.core.hints import HintBook
     from cvstore.core.levels import ReadPolicy
     from cvstore.core.placement import Placement
 
-__all__ = ("FENCED", "PENDING", "Call", "Context", "Op", "Proc", "Step", "suspects")
+__all__ = (
+    "FENCED",
+    "PENDING",
+    "Call",
+    "Context",
+    "Op",
+    "Proc",
+    "Step",
+    "failed",
+    "readable",
+    "suspects",
+)
 
 T = TypeVar("T")
 
@@ -165,3 +176,15 @@ def suspects(calls: Sequence[Call], results: Sequence[Any]) -> list[tuple[Any, S
 def failed(result: Any) -> bool:
     """Whether a call's result is a store failure."""
     return isinstance(result, StoreError)
+
+
+def readable(result: Any) -> Any:
+    """A GET_MANY result with its unreadable records as absent: for an
+    ``UnreadableRecordError``, the records read around those that do not parse
+    (None for them); any other result as it is.  For the calls that only copy
+    records (repair, rebalancing): a read that answers a caller treats an
+    unreadable record as that replica's failure instead.
+    """
+    if isinstance(result, UnreadableRecordError):
+        return result.records
+    return result

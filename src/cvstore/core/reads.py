@@ -27,7 +27,7 @@ from cvstore.core.calls import Call, Context, Op, Proc, failed
 from cvstore.core.failures import partial_failure
 from cvstore.core.records import Record, differs, newest
 from cvstore.core.writes import no_nodes, refuse, refuse_down
-from cvstore.errors import StoreError
+from cvstore.errors import StoreError, UnreadableRecordError
 
 __all__ = ("get", "get_many", "order_for_read")
 
@@ -175,7 +175,12 @@ def _read_batch(
     ]
     columns = [np.full(count, None, dtype=object) for _ in range(need)]
     for (task_rows, slot, _), result in zip(tasks, results):
-        if failed(result):
+        if isinstance(result, UnreadableRecordError):
+            # Records that do not parse: this replica failed for those keys
+            # alone, which are read again one by one (from other replicas).
+            retry[task_rows[result.positions]] = True
+            result = result.records
+        elif failed(result):
             retry[task_rows] = True
             continue
         records = objects(result, task_rows.size)

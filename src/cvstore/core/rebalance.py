@@ -27,7 +27,7 @@ from cvstore.core import hints as _hints
 from cvstore.core.batch import groups as _groups
 from cvstore.core.batch import objects
 from cvstore.core.batch import objects as _objects
-from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.calls import Call, Context, Op, Proc, failed, readable
 from cvstore.core.records import newest_by_row
 
 __all__ = ("MembershipReport", "Moves", "drop", "rebalance", "report", "stream")
@@ -262,6 +262,7 @@ def _stream_rows(
     ]
     columns_arr = [np.full(count, None, dtype=object) for _ in range(sub_old.shape[1])]
     for (c, j, pos), records in zip(reads, results):
+        records = readable(records)  # a copy that does not parse is no copy: the others count
         if failed(records):
             skipped.add(old.nodes[j].name)
             continue

@@ -12,8 +12,10 @@ A backend that fails raises ``cvstore.StoreError`` with ``unreachable`` set
 when the server could not be reached or did not answer in time (the cluster
 then suspects the node down) and clear when the server answered with an
 error (only that call failed).  Bytes a store cannot read as a record are
-skipped, read as no record and counted (``stats()["unreadable"]``), never
-raised.  Any other exception is a bug and propagates.
+counted (``stats()["unreadable"]``); a read that meets them raises
+``cvstore.UnreadableRecordError`` (a StoreError that is never unreachable,
+carrying the records read around them), scans and hint listings skip them.
+Any other exception is a bug and propagates.
 
 Fencing: a store that keeps a cluster's layout (``read_layout``,
 ``swap_layout``) takes the client's layout ``epoch`` in every record and hint
@@ -97,11 +99,6 @@ class Store(abc.ABC):
     #: The node's name, carried by the StoreErrors the store raises (the
     #: cluster sets it when the store joins a node).
     name: str | None = None
-
-    #: How long (ms) an expired record is kept after it expires, as a tombstone
-    #: is, so repair can carry it to every replica; then the store may drop it.
-    #: The cluster sets it from its tombstone_grace.
-    linger_ms: int = 10 * 86_400_000
 
     # ------------------------------------------------------------ records
 
@@ -311,7 +308,6 @@ class AsyncStore(abc.ABC):
 
     remote: ClassVar[bool] = True
     name: str | None = None
-    linger_ms: int = 10 * 86_400_000
 
     @abc.abstractmethod
     async def get(self, key: bytes) -> Record | None: ...

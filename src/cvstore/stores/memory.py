@@ -9,7 +9,7 @@ interpreter already makes atomic.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, itemgetter
 from operator import lt as _lt
@@ -50,9 +50,6 @@ class MemoryStore(Store):
         self._newest = -1
         self._lock = threading.Lock()
         self._epoch = 0  # the layout this node holds (clusters sharing their membership)
-        # The wall clock in ms (the cluster sets it): lets scans drop records
-        # expired for longer than linger_ms.
-        self.clock: Callable[[], int] | None = None
         self._layout: bytes | None = None
         if type(self).get is MemoryStore.get:
             # A read is one dict lookup: bind it directly and skip a Python
@@ -171,9 +168,9 @@ class MemoryStore(Store):
     def scan_versions(self, epoch: int = 0) -> tuple[list[bytes], list[int], list[bool], list[int]]:
         """Keys, versions, tombstone flags and expiries (0: none).
 
-        Records that expired more than ``linger_ms`` ago are dropped here
-        (given a ``clock``): an in-process store forgets them lazily, when it
-        next lists its records, as a Redis server drops them on time.
+        Expired records are listed like any other: as a tombstone, one goes
+        only when ``repair()`` purges it (every replica current, expired for
+        longer than the grace period), never by a store on its own.
         """
         with self._lock:
             self._fence(epoch)
@@ -184,18 +181,6 @@ class MemoryStore(Store):
         if Expiring not in set(map(type, values)):
             return keys, list(map(_version, records)), tombs, [0] * len(keys)
         expires = [v.expires if type(v) is Expiring else 0 for v in values]
-        clock = self.clock
-        if clock is not None:
-            gone_before = clock() - self.linger_ms
-            stale = [(k, r[0]) for k, r, e in zip(keys, records, expires) if 0 < e <= gone_before]
-            if stale:
-                self.purge_many(stale)
-                drop = {k for k, _ in stale}
-                rows = [i for i, k in enumerate(keys) if k not in drop]
-                keys = [keys[i] for i in rows]
-                records = [records[i] for i in rows]
-                tombs = [tombs[i] for i in rows]
-                expires = [expires[i] for i in rows]
         return keys, list(map(_version, records)), tombs, expires
 
     def keys(self) -> list[bytes]:

@@ -15,8 +15,9 @@ Big-endian makes byte order equal version order.  A ``str`` or ``bytes``
 subclass (an ``Enum`` mixin, a class with its own ``__str__``) is stored as
 its characters or bytes and read back as plain ``str``/``bytes``.  Bytes that
 do not parse as a record (too short, an unknown tag, a payload the codec
-cannot decode) are *unreadable*: they read as no record and are counted;
-nothing is ever unpickled.
+cannot decode) are *unreadable*: ``decode_many`` gives None for them and
+counts them (a store's read then raises UnreadableRecordError); nothing is
+ever unpickled.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from cvstore.core.records import Record
-from cvstore.errors import FencedError, StoreError
+from cvstore.errors import FencedError, StoreError, UnreadableRecordError
 from cvstore.stores.redis.codec import (
     EXPIRING,
     EXPIRY,
@@ -33,6 +33,17 @@ from cvstore.stores.redis.codec import (
 from cvstore.stores.redis.resp import Command
 from cvstore.stores.redis.script import SCRIPT_BATCH, SCRIPT_SHA, spans
 from cvstore.stores.redis.stats import StoreStats
+
+# Redis refuses a longer string (proto-max-bulk-len, 512 MiB by default); a
+# cluster refuses such values before any store is called (max_value_bytes).
+MAX_RECORD_BYTES = 512 * 1024 * 1024
+# Payload bytes per write script call (besides SCRIPT_BATCH records): a batch
+# of large values goes in several calls, so no one call makes a server read
+# and copy more than this before it answers (that wait is bounded by the
+# store's timeout, and a server drops a client whose request passes 1 GiB,
+# client-query-buffer-limit).  A record larger than this goes alone.
+CALL_BYTES = 16 * 1024 * 1024
+
 
 __all__ = ("Request", "Requests", "Steps", "as_bytes", "command", "glob_escape")
 
@@ -109,7 +120,6 @@ class Requests:
         fenced: Callable[[int, int], FencedError],
         refused: Callable[[str, str], StoreError],
     ) -> None:
-        self.linger_ms = 10 * 86_400_000  # the store's linger_ms (see Store)
         self.codec = codec
         self.stats = stats
         self.fenced = fenced
@@ -161,6 +171,25 @@ class Requests:
 
     # ----------------------------------------------------------- records
 
+    def unreadable(
+        self, keys: Sequence[bytes], raws: list[Any], records: list[Record | None]
+    ) -> UnreadableRecordError:
+        """The error of a read that met records that do not parse (not a missing record:
+        the cluster reads another replica for those keys)."""
+        positions = [
+            i for i, (raw, rec) in enumerate(zip(raws, records)) if rec is None and raw is not None
+        ]
+        bad = [keys[i] for i in positions]
+        first = raws[positions[0]]
+        reason = (
+            f"{len(bad)} record(s) do not parse, the first "
+            f"{self.records + bad[0]!r:.80}: {first[:40]!r}"
+        )
+        error = self.refused("get" if len(keys) == 1 else "get_many", reason)
+        return UnreadableRecordError(
+            str(error), node=error.node, keys=bad, positions=positions, records=records
+        )
+
     def get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Request[list[Record | None]]:
         """MGETs of `keys`; with a layout `epoch`, each MGET reads the node's epoch first.
 
@@ -191,6 +220,8 @@ class Requests:
             records, bad = self.codec.decode_many(raws, list(keys), self.records)
             self.stats.moved(len(raws) - raws.count(None) - bad, 0)
             self.stats.bad_data(bad)
+            if bad:
+                raise self.unreadable(keys, raws, records)
             return records
 
         return Request("get" if len(keys) == 1 else "get_many", commands, parse)
@@ -223,8 +254,8 @@ class Requests:
                             map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
                         )
                     head = self.codec.head(version, tag)
-                    return self._put(keys, values, head, head[:HEAD], op, epoch, False)
-        return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch, True)
+                    return self._put(keys, values, head, head[:HEAD], op, epoch)
+        return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch)
 
     def _put(
         self,
@@ -234,18 +265,23 @@ class Requests:
         version: bytes,
         op: str,
         epoch: int,
-        may_expire: bool,
     ) -> Request[list[int | None]]:
         """Script calls that store ``head + payloads[i]`` as the records of ``keys[i]``.
 
         `version` is the 12-byte version every record carries, or b"" when the
-        records' own versions differ.  Without `may_expire` (records behind
-        one plain head: no expiry) the script skips looking for expiries.
+        records' own versions differ.
         """
+        if payloads and max(map(len, payloads)) + len(head) > MAX_RECORD_BYTES:
+            size = max(map(len, payloads)) + len(head)
+            raise ValueError(
+                f"a record must be at most {MAX_RECORD_BYTES:,} bytes (Redis's limit for one "
+                f"string, proto-max-bulk-len), got {size:,} bytes; nothing was sent"
+            )
         parts = spans(keys, SCRIPT_BATCH)
+        if len(payloads) > 1 and sum(map(len, payloads)) + len(head) * len(payloads) > CALL_BYTES:
+            parts = _by_bytes(parts, payloads, len(head), CALL_BYTES)
         commands = []
         fence = b"%d" % epoch
-        linger = b"%d" % self.linger_ms if may_expire else b""
         for a, b in parts:
             cmd = Command()
             for arg in (b"EVALSHA", _SHA, b"%d" % (b - a + 2), self.epoch_key):
@@ -255,7 +291,6 @@ class Requests:
             cmd.arg(b"put")
             cmd.arg(fence)
             cmd.arg(version)
-            cmd.arg(linger)
             cmd.column(payloads[a:b], prefix=head)
             commands.append(cmd)
 
@@ -559,3 +594,21 @@ def _one(replies: list[Any]) -> Any:
 
 def _none(replies: list[Any]) -> None:
     return None
+
+
+def _by_bytes(
+    parts: list[tuple[int, int]], payloads: list[bytes], head: int, limit: int
+) -> list[tuple[int, int]]:
+    """`parts` cut further so no run's records (`head` + payload bytes each) pass `limit`
+    bytes; a record larger than that goes alone."""
+    out = []
+    for a, b in parts:
+        start, size = a, 0
+        for i in range(a, b):
+            n = head + len(payloads[i])
+            if size + n > limit and i > start:
+                out.append((start, i))
+                start, size = i, 0
+            size += n
+        out.append((start, b))
+    return out

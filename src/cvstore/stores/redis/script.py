@@ -77,20 +77,6 @@ local function valid(old)
   return false
 end
 
--- a record written with a ttl (tags B, S, C) carries its expiry in bytes 14..21:
--- the server drops the key `linger` ms after it (the record lingers as a
--- tombstone does, so repair can carry it to every replica first)
-local function expire_written(writes, linger)
-  for i = 2, #writes, 2 do
-    local record = writes[i]
-    local tag = string.byte(record, 13)
-    if tag == 66 or tag == 83 or tag == 67 then
-      local hi, lo = struct.unpack('>I4I4', string.sub(record, 14, 21))
-      redis.call('PEXPIREAT', writes[i - 1], hi * 4294967296 + lo + linger)
-    end
-  end
-end
-
 -- add n to a counter, unless it holds something other than an integer (the
 -- client recomputes it then); never fails the script
 local function bump(key, n)
@@ -163,14 +149,13 @@ end
 
 if op == 'put' then
   -- KEYS[2] record counter, KEYS[3..] record keys; ARGV[3] the records'
-  -- common version or '', ARGV[4] how long (ms) an expired record lingers
-  -- ('' when no record of the call has an expiry), ARGV[5..] records
+  -- common version or '', ARGV[4..] records.  A record written with a ttl
+  -- gets no server-side expiry: once expired it stays, as a tombstone does,
+  -- until repair() purges it (see core/repair.py); MSET clears any expiry a
+  -- key had from an older cvstore.
   local olds = redis.call('MGET', unpack(KEYS, 3))
-  local reply, writes, created = choose(KEYS, 2, olds, 5, ARGV[3], foreign_of(olds, 3))
-  if #writes > 0 then
-    redis.call('MSET', unpack(writes))
-    if ARGV[4] ~= '' then expire_written(writes, tonumber(ARGV[4])) end
-  end
+  local reply, writes, created = choose(KEYS, 2, olds, 4, ARGV[3], foreign_of(olds, 3))
+  if #writes > 0 then redis.call('MSET', unpack(writes)) end
   bump(KEYS[2], created)
   return reply
 elseif op == 'hput' then

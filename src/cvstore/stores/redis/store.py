@@ -251,15 +251,6 @@ class RedisClientStore:
         return store
 
     @property
-    def linger_ms(self) -> int:
-        """How long (ms) the server keeps a record after it expires (see ``Store.linger_ms``)."""
-        return self._requests.linger_ms
-
-    @linger_ms.setter
-    def linger_ms(self, value: int) -> None:
-        self._requests.linger_ms = int(value)
-
-    @property
     def client(self) -> Any:
         """The redis-py client (for inspection and tests; do not write under the prefix)."""
         return self._client
