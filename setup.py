@@ -40,9 +40,9 @@ directives = {"boundscheck": True, "wraparound": True, "initializedcheck": True}
 
 ring = Extension(
     "cvstore._ring",
-    sources=["src/cvstore/_ring.pyx", "csrc/cvs_xxh64.c", "csrc/cvs_md5.c"],
+    sources=["cvstore/_ring.pyx", "csrc/cvs_xxh64.c", "csrc/cvs_md5.c"],
     include_dirs=["csrc"],
-    depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "src/cvstore/_chash.pxd"],
+    depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "cvstore/_chash.pxd"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )
@@ -50,7 +50,7 @@ ring = Extension(
 # Records built in C so the collector can leave them untracked (see _records.pyx).
 records = Extension(
     "cvstore._records",
-    sources=["src/cvstore/_records.pyx"],
+    sources=["cvstore/_records.pyx"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )

@@ -38,18 +38,18 @@ SDIST_MUST = [
     "setup.py",
     "README.md",
     "LICENSE",
-    "src/cvstore/_ring.pyx",
-    "src/cvstore/_ring.pyi",
-    "src/cvstore/_chash.pxd",
-    "src/cvstore/_records.pyx",
-    "src/cvstore/_records.pyi",
-    "src/cvstore/py.typed",
+    "cvstore/_ring.pyx",
+    "cvstore/_ring.pyi",
+    "cvstore/_chash.pxd",
+    "cvstore/_records.pyx",
+    "cvstore/_records.pyi",
+    "cvstore/py.typed",
     "csrc/cvs_hash.h",
     "csrc/cvs_search.h",
     "csrc/cvs_xxh64.c",
     "csrc/cvs_md5.c",
     "tests/conftest.py",
-    "tests/redis_servers.py",
+    "tests/support/redis_servers.py",
     "tests/redis/conftest.py",
     "tests/test_readme.py",
 ]
@@ -115,7 +115,7 @@ def check_sdist(path: Path) -> list[str]:
     problems = [f"sdist lacks {must}" for must in SDIST_MUST if must not in names]
     problems += [f"sdist ships the build product {n}" for n in sorted(names)
                  if n.endswith((".so", ".pyd"))
-                 or n in {f"src/cvstore/{module}.c" for module in EXTENSIONS}]
+                 or n in {f"cvstore/{module}.c" for module in EXTENSIONS}]
     print(f"sdist: {path.name} {path.stat().st_size:,} bytes, {len(names)} entries")
     return problems
 

@@ -28,7 +28,8 @@ import threading
 from typing import Any
 
 import pytest
-from redis_data import N_KEYS, SEED, VALUE_BYTES, Slices, make_data
+
+from bench.redis_data import N_KEYS, SEED, VALUE_BYTES, Slices, make_data
 
 BATCH = 1_000
 SINGLE = 100

@@ -36,7 +36,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis_data import N_KEYS, VALUE_BYTES, Slices, make_data
+
+from bench.redis_data import N_KEYS, VALUE_BYTES, Slices, make_data
 
 KEY_BYTES = 16
 BATCH = 1_000

@@ -10,18 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from cvstore import HashRing
-
-# The Redis benchmarks start servers with the tests' helper module (tests/redis_servers.py).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 VNODES = 160
 KEY_SEED = 20240229
@@ -120,7 +115,7 @@ def start_redis_servers(redis_mod: Any, tmp_path_factory: pytest.TempPathFactory
     The binary is found as the Redis tests find it; without one the benchmark
     is skipped (in CI: fails).
     """
-    import redis_servers
+    from tests.support import redis_servers
 
     started: list[Any] = []
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import os
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
 
 # HYPOTHESIS_PROFILE=ci runs more examples; dev (the default) keeps the suite quick.
-# Helper modules that live beside the tests (redis_servers.py) import by name
-# from any test folder, whatever pytest's import mode.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Test classes parametrized over the two drivers call one hypothesis method from two
 # instances (one per driver): the examples are the same, so that check does not apply.
@@ -66,7 +61,7 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def driver(request):
     """The driver ``drivers.Cluster`` makes for this test ("sync" or "async")."""
-    import drivers
+    from tests.support import drivers
 
     drivers.current = getattr(request, "param", "sync")
     yield drivers.current

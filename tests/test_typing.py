@@ -1,8 +1,8 @@
 """Types: what a type checker sees of the installed package.
 
 mypy runs in a scratch directory, so it can only find cvstore where Python
-imports it from: the editable install of a checkout (src/ on sys.path through
-a .pth line) or an installed wheel or sdist.  Three checks:
+imports it from: the editable install of a checkout (the checkout on sys.path
+through a .pth line) or an installed wheel or sdist.  Three checks:
 
 - tests/typing/user_script.py passes ``mypy --strict`` (its ``assert_type``
   lines fail if a public call returns ``Any`` or the wrong type);

@@ -10,7 +10,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-import redis_servers  # beside the tests: tests/conftest.py puts that folder on sys.path
+from tests.support import redis_servers
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ def make_cluster(prefix):
     the servers can tell) with the same node names and prefix, so two calls
     give two clusters with the same membership.  Closed at teardown.
     """
-    from drivers import Cluster, raw  # the sync or the async driver (tests/drivers.py)
+    from tests.support.drivers import Cluster, raw  # the sync or the async driver (tests/support/drivers.py)
 
     from cvstore import Node, RedisStore
 

@@ -14,7 +14,7 @@ import logging
 import threading
 
 import pytest
-from drivers import Cluster, raw
+from tests.support.drivers import Cluster, raw
 
 from cvstore import Node, RedisStore, UnavailableError
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from drivers import raw  # beside the tests: a sync view of a node's store under either driver
+from tests.support.drivers import raw
 
 from cvstore import UnavailableError
 from cvstore.versions import TOMBSTONE

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from waiting import wait_until  # beside the tests
+from tests.support.waiting import wait_until
 
 from cvstore import Cluster, Node, RedisStore, StoreError, UnavailableError
 from cvstore.cluster import IO_BATCH

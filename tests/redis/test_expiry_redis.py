@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import redis
-from drivers import raw
+from tests.support.drivers import raw
 
 from cvstore.versions import HybridClock
 

@@ -8,7 +8,7 @@ import os
 import threading
 
 import pytest
-from waiting import wait_until
+from tests.support.waiting import wait_until
 
 from cvstore import AsyncCluster, Cluster, ClusterClosedError, Node, RedisStore
 

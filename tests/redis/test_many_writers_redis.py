@@ -2,14 +2,14 @@
 
 Each client is a ``Cluster`` with its own RedisStore connections (a second
 process, as far as the servers can tell) and its own fake clock; the
-scenarios (``tests/writers_scenarios.py``) set how the clocks disagree.
+scenarios (``tests/support/writers_scenarios.py``) set how the clocks disagree.
 """
 
 from __future__ import annotations
 
 import pytest
-import writers_scenarios as sc  # beside the tests: tests/conftest.py puts that folder on sys.path
-from drivers import raw
+from tests.support import writers_scenarios as sc
+from tests.support.drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # thousands of rounds against real servers
 
 @pytest.fixture(scope="module")
 def three_servers(redis_binary, tmp_path_factory):
-    import redis_servers
+    from tests.support import redis_servers
 
     servers = redis_servers.start_servers(
         3, tmp_path_factory.mktemp("many-writers"), binary=redis_binary

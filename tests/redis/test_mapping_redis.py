@@ -1,16 +1,16 @@
-"""The mapping contract (tests/mapping_contract.py) on clusters of three real redis-servers."""
+"""The mapping contract (tests/support/mapping_contract.py) on clusters of three real redis-servers."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
-from mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
+from tests.support.mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
 
 
 @pytest.fixture(scope="module")
 def servers(redis_binary, tmp_path_factory):
-    import redis_servers
+    from tests.support import redis_servers
 
     started = redis_servers.start_servers(
         3, tmp_path_factory.mktemp("mapping"), binary=redis_binary

@@ -1,7 +1,7 @@
 """Membership edges on real redis-servers: a corrupt epoch, one server under two names,
 a closed client, a join taken back, a node removed while down and brought back.
 
-Runs under both drivers (tests/drivers.py) where the call exists in both.
+Runs under both drivers (tests/support/drivers.py) where the call exists in both.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import dataclasses
 import multiprocessing
 import time
 
-import membership_workers as workers  # beside the tests: tests/conftest.py puts that folder on sys.path
+from tests.support import membership_workers as workers
 import pytest
 import redis
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 import cvstore
 from cvstore import ClusterClosedError, Node, NodeExistsError, RedisStore
@@ -229,7 +229,7 @@ def test_a_node_removed_while_down_is_refused_until_cleared(start_redis, make_cl
 
 
 def test_a_closed_client_changes_nothing_on_the_servers(start_redis, prefix):
-    import drivers
+    from tests.support import drivers
 
     servers = start_redis(4)
     creator = cvstore.Cluster.create(

@@ -1,6 +1,6 @@
 """Membership on real redis-servers, with real client processes: no client acts on an old layout.
 
-Client processes (``tests/membership_workers.py``) join by address, as web
+Client processes (``tests/support/membership_workers.py``) join by address, as web
 workers would; the parent starts and kills servers and checks what every
 process acknowledged against what a fresh client reads afterwards.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-import membership_workers as workers  # beside the tests: tests/conftest.py puts that folder on sys.path
+from tests.support import membership_workers as workers
 import pytest
 
 from cvstore import Cluster, Node, RedisStore

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from waiting import wait_until  # beside the tests
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The store contract suite of tests/test_stores.py, run over RedisStore on a real server.
+"""The store contract suite of tests/cluster/test_stores.py, run over RedisStore on a real server.
 
 Every test class there whose tests take the ``store`` fixture is collected
 here again, with ``store`` below: a RedisStore (JSON codec, since the contract
@@ -22,7 +22,7 @@ from cvstore.stores.redis import JSONCodec, RedisStore
 def _contract_module():
     name = "_cvstore_store_contract"  # not "test_stores": pytest imports that one itself
     if name not in sys.modules:
-        path = Path(__file__).resolve().parent.parent / "test_stores.py"
+        path = Path(__file__).resolve().parent.parent / "cluster" / "test_stores.py"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import sys
 
 import pytest
 
-redis_servers = sys.modules["redis_servers"]  # loaded by the conftest
+from tests.support import redis_servers
 
 
 def fake_binary(directory, name="redis-server"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from drivers import Cluster
+from tests.support.drivers import Cluster
 
 from cvstore import Node, RedisStore
 from cvstore.stores.redis import JSONCodec

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from drivers import raw
+from tests.support.drivers import raw
 
 from cvstore import UnavailableError
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drivers import raw
+from tests.support.drivers import raw
 
 from cvstore import Cluster
 from cvstore.versions import TOMBSTONE, HybridClock

@@ -25,7 +25,7 @@ as the call, before anything is read or written.
 
 A new backend is one module: subclass ``Store``, implement the abstract
 methods (the rest have working defaults), and add it to the store contract
-tests (``tests/test_stores.py``).  A backend that waits on a server sets
+tests (``tests/cluster/test_stores.py``).  A backend that waits on a server sets
 ``remote = True`` and overrides ``send_get_many``/``send_write_many`` to send
 a request at once and read the reply later, so the cluster's calls to
 several nodes overlap.

@@ -7,7 +7,7 @@ so a program tried in memory behaves the same on servers.
 from __future__ import annotations
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node
 

@@ -333,7 +333,7 @@ def test_unreachable_redis_is_a_runtime_error(capsys, monkeypatch):
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    import redis_servers as servers
+    from tests.support import redis_servers as servers
 
     try:
         import redis  # noqa: F401

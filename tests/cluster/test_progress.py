@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node
 from cvstore.core.rebalance import STREAM_CHUNK

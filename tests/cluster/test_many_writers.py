@@ -8,8 +8,8 @@ same stores.  The same scenarios run against real Redis servers in
 from __future__ import annotations
 
 import pytest
-import writers_scenarios as sc  # beside the tests: tests/conftest.py puts that folder on sys.path
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support import writers_scenarios as sc
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import ConflictError, MemoryStore, Node, UnavailableError
 from cvstore.core.writes import MAX_ATTEMPTS

@@ -8,7 +8,7 @@ test says exactly when a key expires and when its last copies may go
 from __future__ import annotations
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node
 from cvstore.core.records import Expiring

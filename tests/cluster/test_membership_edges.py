@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, NodeExistsError
 from cvstore.core.layout import LayoutError, NodeSpec

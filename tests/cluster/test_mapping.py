@@ -1,11 +1,11 @@
-"""The mapping contract (tests/mapping_contract.py) on in-process clusters."""
+"""The mapping contract (tests/support/mapping_contract.py) on in-process clusters."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
-from mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
+from tests.support.mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
 
 from cvstore import Cluster, Node
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, StoreError, UnavailableError
 from cvstore.versions import TOMBSTONE, HybridClock, Record

@@ -5,7 +5,7 @@ reference dict (``BasicTestMappingProtocol``, and the str-keyed parts of
 ``TestMappingProtocol``).  These classes check the same behaviours of a
 ``Cluster``: each test gets ``make()`` (an empty cluster, fixture
 ``new_cluster``) from the module that imports them, in memory
-(``tests/test_mapping.py``) or over Redis (``tests/redis/test_mapping_redis.py``).
+(``tests/cluster/test_mapping.py``) or over Redis (``tests/redis/test_mapping_redis.py``).
 Values are str, which every store keeps as they are.
 """
 

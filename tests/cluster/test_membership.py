@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, UnavailableError
 from cvstore.core.layout import Layout, LayoutError, NodeSpec

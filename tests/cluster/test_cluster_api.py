@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 from hypothesis import given
 from hypothesis import strategies as st
 

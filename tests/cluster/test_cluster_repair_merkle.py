@@ -6,7 +6,7 @@ written to them, so the tests see exactly what repair transferred.
 
 from __future__ import annotations
 
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node
 from cvstore.versions import TOMBSTONE

@@ -1,0 +1,1 @@
+"""Benchmarks (pytest-benchmark): same-run comparisons against named peers."""

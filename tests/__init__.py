@@ -1,0 +1,1 @@
+"""The test suite, by layer: ring/, core/, cluster/, redis/, cli/; helpers in support/."""

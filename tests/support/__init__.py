@@ -1,0 +1,1 @@
+"""Helpers the tests share: the two drivers, Redis servers, scenarios, waiting."""
