@@ -301,6 +301,12 @@ class FaultProxy:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
+    async def _cancel_rest(self) -> None:
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
     def link(self, host: str, port: int) -> Link:
         """A new link to `host:port`, in pass mode, listening on ``link.port``."""
         link = Link(self, host, port)
@@ -321,6 +327,7 @@ class FaultProxy:
             return
         for link in self._links:
             self._call(link._close)
+        self._call(self._cancel_rest)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
