@@ -221,6 +221,21 @@ class MemoryStore(Store):
             if not held:
                 del self._hints[owner]
 
+    def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> None:
+        with self._lock:
+            self._fence(epoch)
+            held = self._hints.get(owner)
+            if held is None:
+                return
+            for key, version in items:
+                record = held.get(key)
+                if record is not None and record[0] == version:
+                    del held[key]
+            if not held:
+                del self._hints[owner]
+
     def count_hints(self) -> int:
         with self._lock:
             return sum(map(len, self._hints.values()))
