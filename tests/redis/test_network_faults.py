@@ -9,7 +9,8 @@ hand over their hints, a fresh client runs ``repair()`` and reads every key at `
 and the checker (tests/support/history.py) must find 0 acknowledged writes lost, 0 stale
 reads, 0 phantoms and replicas that agree, at ``quorum``, ``all`` and ``strong``
 (each operation picks one at random).  Bounded: 15 s of faults, at most 4,000 operations per
-client; about 20 s in all.
+client; about 20-25 s in all.  Run once with ``Cluster`` and once with ``AsyncCluster`` (four
+concurrent callers per client process).
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def faults(rng: random.Random, links) -> list[str]:
     return done
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
 def test_partitions_delays_and_skewed_clocks_lose_nothing_at_quorum_and_all(
-    start_redis, prefix, tmp_path
+    driver, start_redis, prefix, tmp_path
 ):
     seed = int(os.environ.get("CVSTORE_FAULT_SEED", random.randrange(1 << 30)))
     print(f"network fault schedule seed: {seed} (CVSTORE_FAULT_SEED={seed} replays it)")
@@ -96,6 +98,7 @@ def test_partitions_delays_and_skewed_clocks_lose_nothing_at_quorum_and_all(
                     ready,
                     healed,
                     str(tmp_path / f"client{c + 1}.jsonl"),
+                    driver,
                 ),
             )
             for c in range(CLIENTS)
@@ -148,7 +151,8 @@ def test_partitions_delays_and_skewed_clocks_lose_nothing_at_quorum_and_all(
 
     report = check(ops, final, replicas)
     print(
-        f"seed {seed}: {cycles} fault cycles, {CLIENTS} clients, {SERVERS} servers, "
+        f"{driver} driver, seed {seed}: {cycles} fault cycles, {CLIENTS} clients, "
+        f"{SERVERS} servers, "
         f"link-cycles by mode {tally}; {report.summary()}"
     )
     assert report.counts["writes_ok"] > 100  # the run did something

@@ -17,14 +17,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.support.history import History, Op
+from tests.support.history import AsyncHistory, History, Op
+
+TASKS = 4  # concurrent callers in an asyncio client
+
+
+def _clock(process: int, offset_ms: int):
+    from cvstore.versions import HybridClock
+
+    return HybridClock(writer_id=process, wall_ms=lambda: int(time.time() * 1000) + offset_ms)
 
 
 def make_cluster(ports: list[int], prefix: str, *, process: int, offset_ms: int, timeout: float):
     from cvstore import Cluster, Node, RedisStore
-    from cvstore.versions import HybridClock
 
-    clock = HybridClock(writer_id=process, wall_ms=lambda: int(time.time() * 1000) + offset_ms)
+    clock = _clock(process, offset_ms)
     nodes = [
         Node(
             f"r{i + 1}",
@@ -51,7 +58,14 @@ def run_client(
     ready: Any,  # a multiprocessing Barrier: every client and the parent, before the faults
     healed: Any,  # a multiprocessing Event set by the parent once every link is healed
     out: str,
+    driver: str = "sync",
 ) -> None:
+    if driver == "async":
+        import asyncio
+
+        args = (process, ports, prefix, keys, levels, offset_ms, seconds, max_ops, seed)
+        asyncio.run(_run_async(*args, ready, healed, out))
+        return
     rng = random.Random(seed * 1000 + process)
     cluster = make_cluster(ports, prefix, process=process, offset_ms=offset_ms, timeout=0.25)
     history = History(process)
@@ -82,11 +96,86 @@ def run_client(
         cluster.close()
         for store in stores:
             store.close()
-        with open(out, "w") as f:
-            for op in history.ops:
-                row = asdict(op)
-                row["complete"] = None if math.isinf(op.complete) else op.complete
-                f.write(json.dumps(row) + "\n")
+        _save(history, out)
+
+
+async def _run_async(
+    process: int,
+    ports: list[int],
+    prefix: str,
+    keys: list[str],
+    levels: list[str],
+    offset_ms: int,
+    seconds: float,
+    max_ops: int,
+    seed: int,
+    ready: Any,
+    healed: Any,
+    out: str,
+) -> None:
+    """``run_client`` with an ``AsyncCluster`` and TASKS concurrent callers."""
+    import asyncio
+
+    from cvstore import AsyncCluster, AsyncRedisStore, Node
+
+    nodes = [
+        Node(
+            f"r{i + 1}",
+            store=AsyncRedisStore(f"redis://127.0.0.1:{port}/0", prefix=prefix, timeout=0.25),
+        )
+        for i, port in enumerate(ports)
+    ]
+    cluster = AsyncCluster(
+        nodes,
+        replication_factor=3,
+        clock=_clock(process, offset_ms),
+        shared=False,
+        max_probe_interval=0.5,
+    )
+    history = AsyncHistory(process)
+    await cluster.open()
+
+    async def caller(task: int) -> None:
+        rng = random.Random((seed * 1000 + process) * 100 + task)
+        while time.monotonic() < deadline and len(history.ops) < max_ops:
+            key = rng.choice(keys)
+            level = rng.choice(levels)
+            if rng.random() < 0.5:
+                await history.awrite(
+                    lambda k, v, level=level: cluster.put(k, v, consistency=level),
+                    key,
+                    history.value(),
+                    level,
+                )
+            else:
+                await history.aread(
+                    lambda k, level=level: cluster.get(k, consistency=level), key, level
+                )
+
+    try:
+        await asyncio.to_thread(ready.wait, 60)
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(caller(t) for t in range(TASKS)))
+        await asyncio.to_thread(healed.wait, 60)
+        for _ in range(3):
+            try:
+                await cluster.deliver_hints()
+                break
+            except Exception:  # noqa: BLE001 - the parent's repair() is the path after this
+                await asyncio.sleep(0.2)
+    finally:
+        await cluster.close()
+        for node in nodes:
+            await node.store.close()
+        _save(history, out)
+
+
+def _save(history: History, out: str) -> None:
+    with open(out, "w") as f:
+        for op in history.ops:
+            row = asdict(op)
+            row["complete"] = None if math.isinf(op.complete) else op.complete
+            f.write(json.dumps(row) + "\n")
 
 
 def load_ops(path: Path) -> list[Op]:

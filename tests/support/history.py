@@ -47,6 +47,7 @@ from typing import Any
 __all__ = (
     "INF",
     "LEVELS",
+    "AsyncHistory",
     "History",
     "Op",
     "Report",
@@ -127,6 +128,36 @@ class History:
         start = self._clock()
         try:
             value = get(key)
+        except Exception as exc:  # noqa: BLE001 - every failure of a read is recorded
+            self.ops.append(
+                Op(self.process, "read", key, None, level, start, self._clock(), "fail", repr(exc))
+            )
+            return None
+        self.ops.append(Op(self.process, "read", key, value, level, start, self._clock(), "ok"))
+        return value
+
+
+class AsyncHistory(History):
+    """``History`` for coroutines: ``awrite``/``aread`` await the call they record."""
+
+    async def awrite(
+        self, put: Callable[[str, str], Any], key: str, value: str, level: str
+    ) -> bool:
+        start = self._clock()
+        try:
+            await put(key, value)
+        except Exception as exc:  # noqa: BLE001 - every failure of a write is recorded
+            self.ops.append(
+                Op(self.process, "write", key, value, level, start, INF, "unknown", repr(exc))
+            )
+            return False
+        self.ops.append(Op(self.process, "write", key, value, level, start, self._clock(), "ok"))
+        return True
+
+    async def aread(self, get: Callable[[str], Any], key: str, level: str) -> str | None:
+        start = self._clock()
+        try:
+            value = await get(key)
         except Exception as exc:  # noqa: BLE001 - every failure of a read is recorded
             self.ops.append(
                 Op(self.process, "read", key, None, level, start, self._clock(), "fail", repr(exc))
