@@ -150,10 +150,15 @@ def test_partitions_delays_and_skewed_clocks_lose_nothing_at_quorum_and_all(
             store.close()
 
     report = check(ops, final, replicas)
+    errors: dict[str, int] = {}  # why writes were not acknowledged (unknown outcome)
+    for op in ops:
+        if op.outcome == "unknown":
+            kind = op.error.split("(", 1)[0]
+            errors[kind] = errors.get(kind, 0) + 1
     print(
         f"{driver} driver, seed {seed}: {cycles} fault cycles, {CLIENTS} clients, "
         f"{SERVERS} servers, "
-        f"link-cycles by mode {tally}; {report.summary()}"
+        f"link-cycles by mode {tally}; {report.summary()}; writes not acknowledged: {errors}"
     )
     assert report.counts["writes_ok"] > 100  # the run did something
     assert report.counts["reads_ok"] > 100
