@@ -231,11 +231,15 @@ def deliver(
                     results = yield calls
                     if any(map(failed, results)):
                         continue
-                # Only the versions read: a newer hint written meanwhile stays for later.
-                yield [Call(holder, Op.DELETE_HINTS_IF, (owner, _versions(hints)))]
+                # Only the versions read: a newer hint written meanwhile stays, and is
+                # noted so that the next call that meets the owner delivers it.
+                (spared,) = yield [Call(holder, Op.DELETE_HINTS_IF, (owner, _versions(hints)))]
                 delivered += len(fresh)
                 dropped += expired
-                book._done(owner, holder.name)
+                if not failed(spared) and spared:
+                    book._note(book.pending, owner, holder.name)
+                else:
+                    book._done(owner, holder.name)
                 if fresh:
                     book.on_event("delivered", owner, holder.name, len(fresh))
                 if expired:

@@ -241,24 +241,28 @@ class Store(abc.ABC):
 
     def delete_hints_if(
         self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
-    ) -> None:
+    ) -> int:
         """Drop each hint for `owner` whose record is still exactly the version given.
 
-        A hint replaced by a newer one after it was read (and delivered) stays.
-        This default reads the hints, then deletes by key; a store that can do
-        both at once (MemoryStore, RedisStore) overrides it.
+        A hint replaced by a newer one after it was read (and delivered) stays;
+        returns how many such hints stayed.  This default reads the hints, then
+        deletes by key; a store that can do both at once (MemoryStore,
+        RedisStore) overrides it.
         """
         wanted = {bytes(key): version for key, version in items}
-        keys = [
-            key
-            for held_owner, key, record in self.scan_hints()
-            if held_owner == owner and wanted.get(key) == record[0]
-        ]
+        keys, spared = [], 0
+        for held_owner, key, record in self.scan_hints():
+            if held_owner == owner and key in wanted:
+                if wanted[key] == record[0]:
+                    keys.append(key)
+                else:
+                    spared += 1
         if keys:
             if epoch:
                 self.delete_hints(owner, keys, epoch)  # type: ignore[call-arg]
             else:
                 self.delete_hints(owner, keys)
+        return spared
 
     def count_hints(self) -> int:
         return sum(1 for _ in self.scan_hints())
@@ -372,16 +376,19 @@ class AsyncStore(abc.ABC):
 
     async def delete_hints_if(
         self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
-    ) -> None:
+    ) -> int:
         """``Store.delete_hints_if``: drop each hint still exactly the version given."""
         wanted = {bytes(key): version for key, version in items}
-        keys = [
-            key
-            for held_owner, key, record in await self.read_hints()
-            if held_owner == owner and wanted.get(key) == record[0]
-        ]
+        keys, spared = [], 0
+        for held_owner, key, record in await self.read_hints():
+            if held_owner == owner and key in wanted:
+                if wanted[key] == record[0]:
+                    keys.append(key)
+                else:
+                    spared += 1
         if keys:
             await self.delete_hints(owner, keys, epoch)
+        return spared
 
     @abc.abstractmethod
     async def count_hints(self) -> int: ...

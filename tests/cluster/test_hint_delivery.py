@@ -51,3 +51,29 @@ def test_a_hint_written_while_delivery_runs_is_kept_and_delivered_later():
         assert holder.store.count_hints() == 0
     finally:
         cluster.close()
+
+
+def test_the_hint_left_behind_is_delivered_by_the_next_call_that_meets_its_owner():
+    nodes = [Node(f"n{i}", store=RacingStore()) for i in range(4)]
+    cluster = Cluster(nodes, replication_factor=3)
+    try:
+        replicas = {node.name for node in cluster.get_nodes_for_key("k")}
+        owner = next(node for node in nodes if node.name in replicas)
+        holder = next(node for node in nodes if node.name not in replicas)
+        clock = HybridClock(writer_id=1)
+        old, new = Record(clock.now(), "old"), Record(clock.now(), "new")
+        holder.store.put_hints(owner.name, [(b"k", old)])
+        holder.store.on_read = lambda: holder.store.put_hints(owner.name, [(b"k", new)])
+        cluster.deliver_hints()
+        assert holder.store.count_hints() == 1
+
+        other = next(
+            key
+            for key in (f"other{i}" for i in range(100))
+            if owner in cluster.get_nodes_for_key(key)
+        )
+        cluster.put(other, "x")  # a call that meets the owner delivers what it is owed
+        assert owner.store.get(b"k") == new
+        assert holder.store.count_hints() == 0
+    finally:
+        cluster.close()

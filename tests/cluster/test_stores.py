@@ -213,14 +213,14 @@ class TestHints:
         store.put_hints("n", [(b"k", Record(5, "read")), (b"j", Record(3, "j"))])
         store.put_hints("n", [(b"k", Record(7, "newer"))])  # lands after version 5 was read
         store.put_hints("other", [(b"k", Record(5, "for another owner"))])
-        store.delete_hints_if("n", [(b"k", 5), (b"j", 3)])
+        assert store.delete_hints_if("n", [(b"k", 5), (b"j", 3)]) == 1  # k was spared
         assert sorted(store.scan_hints()) == [
             ("n", b"k", Record(7, "newer")),
             ("other", b"k", Record(5, "for another owner")),
         ]
         assert store.count_hints() == 2
-        store.delete_hints_if("n", [(b"k", 7), (b"gone", 1)])
-        store.delete_hints_if("nobody", [(b"k", 5)])
+        assert store.delete_hints_if("n", [(b"k", 7), (b"gone", 1)]) == 0
+        assert store.delete_hints_if("nobody", [(b"k", 5)]) == 0
         assert list(store.scan_hints()) == [("other", b"k", Record(5, "for another owner"))]
         assert store.count_hints() == 1
 
@@ -364,8 +364,9 @@ class TestMemoryStore:
         store.put_hints("n", [(b"k", Record(1, 1))])
         assert store.count_hints() == 1
         store.put_hints("n", [(b"k", Record(2, 2))])
-        store.delete_hints_if("n", [(b"k", 1)])  # the default: by key, only at that version
+        # the default: by key, only at that version
+        assert store.delete_hints_if("n", [(b"k", 1)]) == 1
         assert store.count_hints() == 1
-        store.delete_hints_if("n", [(b"k", 2)])
+        assert store.delete_hints_if("n", [(b"k", 2)]) == 0
         assert store.count_hints() == 0
         store.put_hints("n", [(b"k", Record(1, 1))])

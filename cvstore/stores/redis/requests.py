@@ -515,8 +515,10 @@ class Requests:
 
     def delete_hints_if(
         self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
-    ) -> Request[None]:
-        """Drop each hint for `owner` whose record is still exactly the version given (atomic)."""
+    ) -> Request[int]:
+        """Drop each hint for `owner` whose record is still exactly the version given (atomic).
+
+        Replies how many of the keys hold a hint of another version (spared)."""
         hkey = self.hint_key(owner)
         fields, versions = [], []
         for key, version in items:
@@ -528,7 +530,7 @@ class Requests:
             ([self.hint_count, hkey], [*fields[a:b], *versions[a:b]])
             for a, b in spans(fields, SCRIPT_BATCH)
         ]
-        return self.scripts("delete_hints", b"hdelif", calls, _none, epoch)
+        return self.scripts("delete_hints", b"hdelif", calls, sum, epoch)
 
     def count_hints(self) -> Steps[int]:
         """How many hints are held; O(1), recomputed when the counter does not parse."""

@@ -483,9 +483,10 @@ class RedisStore(RedisClientStore, Store):
 
     def delete_hints_if(
         self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
-    ) -> None:
-        """Drop each hint for `owner` still exactly the version given, in one script call."""
-        self._do(self._requests.delete_hints_if(owner, items, epoch))
+    ) -> int:
+        """Drop each hint for `owner` still exactly the version given, in one script call;
+        returns how many of the keys hold a hint of another version (left in place)."""
+        return self._do(self._requests.delete_hints_if(owner, items, epoch))
 
     def count_hints(self) -> int:
         """How many hints are held; O(1), recomputed when the counter does not parse."""
