@@ -58,6 +58,9 @@ class Op(enum.Enum):
     PUT_HINTS = "put_hints"  # (owner, [(key, record)]) -> None
     READ_HINTS = "read_hints"  # () -> [(owner, key, record)]
     DELETE_HINTS = "delete_hints"  # (owner, keys) -> None
+    # (owner, [(key, version)]) -> how many of those keys hold a hint of another version:
+    # drops a hint only while it is still that version
+    DELETE_HINTS_IF = "delete_hints_if"
     COUNT_HINTS = "count_hints"  # () -> int
     PING = "ping"  # () -> bool
     READ_LAYOUT = "read_layout"  # () -> (epoch, layout bytes or None)
@@ -76,6 +79,7 @@ FENCED = frozenset(
         Op.PURGE_MANY,
         Op.PUT_HINTS,
         Op.DELETE_HINTS,
+        Op.DELETE_HINTS_IF,
         Op.SCAN_VERSIONS,
     }
 )

@@ -218,8 +218,8 @@ def deliver(
                 if target is not None and not target.is_up:
                     if expired:  # keep the fresh ones for later, drop the rest now
                         keep = {kb for kb, _ in fresh}
-                        gone = [kb for kb, _ in hints if kb not in keep]
-                        yield [Call(holder, Op.DELETE_HINTS, (owner, gone))]
+                        gone = [(kb, r[0]) for kb, r in hints if kb not in keep]
+                        yield [Call(holder, Op.DELETE_HINTS_IF, (owner, gone))]
                         dropped += expired
                         book.on_event("dropped", owner, holder.name, expired)
                     continue
@@ -231,10 +231,15 @@ def deliver(
                     results = yield calls
                     if any(map(failed, results)):
                         continue
-                yield [Call(holder, Op.DELETE_HINTS, (owner, [kb for kb, _ in hints]))]
+                # Only the versions read: a newer hint written meanwhile stays, and is
+                # noted so that the next call that meets the owner delivers it.
+                (spared,) = yield [Call(holder, Op.DELETE_HINTS_IF, (owner, _versions(hints)))]
                 delivered += len(fresh)
                 dropped += expired
-                book._done(owner, holder.name)
+                if not failed(spared) and spared:
+                    book._note(book.pending, owner, holder.name)
+                else:
+                    book._done(owner, holder.name)
                 if fresh:
                     book.on_event("delivered", owner, holder.name, len(fresh))
                 if expired:
@@ -244,6 +249,11 @@ def deliver(
         book.delivered += delivered
         book.dropped += dropped
     return delivered
+
+
+def _versions(hints: Iterable[tuple[bytes, Any]]) -> list[tuple[bytes, int]]:
+    """(key, version) of each hint, for a delete that spares a hint replaced since it was read."""
+    return [(kb, record[0]) for kb, record in hints]
 
 
 def deliver_found(
@@ -293,4 +303,4 @@ def move(book: HintBook, placement: Any, leaving: Any) -> Proc[None]:
             stored = yield from store(book, {(taker, owner): items}, lagging=lagging)
             book.written -= stored  # moved, not new
             if stored:
-                yield [Call(leaving, Op.DELETE_HINTS, (owner, [kb for kb, _ in items]))]
+                yield [Call(leaving, Op.DELETE_HINTS_IF, (owner, _versions(items)))]

@@ -86,7 +86,8 @@ class Store(abc.ABC):
     record), ``scan_versions`` (keys and versions without values), ``keys``,
     ``count``.  Hints for other nodes (hinted handoff) are kept apart from
     live records: ``put_hints``, ``scan_hints``/``read_hints``,
-    ``delete_hints``, ``count_hints``.  Overlapping calls to several nodes:
+    ``delete_hints``, ``delete_hints_if`` (only if the version is unchanged),
+    ``count_hints``.  Overlapping calls to several nodes:
     ``send_get_many``, ``send_write_many``.  Lifecycle: ``ping``, ``stats``,
     ``close``.
     """
@@ -238,6 +239,31 @@ class Store(abc.ABC):
     def delete_hints(self, owner: str, keys: Iterable[bytes]) -> None:
         """Drop the hints for `owner` and `keys` (delivered or expired)."""
 
+    def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> int:
+        """Drop each hint for `owner` whose record is still exactly the version given.
+
+        A hint replaced by a newer one after it was read (and delivered) stays;
+        returns how many such hints stayed.  This default reads the hints, then
+        deletes by key; a store that can do both at once (MemoryStore,
+        RedisStore) overrides it.
+        """
+        wanted = {bytes(key): version for key, version in items}
+        keys, spared = [], 0
+        for held_owner, key, record in self.scan_hints():
+            if held_owner == owner and key in wanted:
+                if wanted[key] == record[0]:
+                    keys.append(key)
+                else:
+                    spared += 1
+        if keys:
+            if epoch:
+                self.delete_hints(owner, keys, epoch)  # type: ignore[call-arg]
+            else:
+                self.delete_hints(owner, keys)
+        return spared
+
     def count_hints(self) -> int:
         return sum(1 for _ in self.scan_hints())
 
@@ -347,6 +373,22 @@ class AsyncStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None: ...
+
+    async def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> int:
+        """``Store.delete_hints_if``: drop each hint still exactly the version given."""
+        wanted = {bytes(key): version for key, version in items}
+        keys, spared = [], 0
+        for held_owner, key, record in await self.read_hints():
+            if held_owner == owner and key in wanted:
+                if wanted[key] == record[0]:
+                    keys.append(key)
+                else:
+                    spared += 1
+        if keys:
+            await self.delete_hints(owner, keys, epoch)
+        return spared
 
     @abc.abstractmethod
     async def count_hints(self) -> int: ...

@@ -221,6 +221,27 @@ class MemoryStore(Store):
             if not held:
                 del self._hints[owner]
 
+    def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> int:
+        spared = 0
+        with self._lock:
+            self._fence(epoch)
+            held = self._hints.get(owner)
+            if held is None:
+                return 0
+            for key, version in items:
+                record = held.get(key)
+                if record is None:
+                    continue
+                if record[0] == version:
+                    del held[key]
+                else:
+                    spared += 1
+            if not held:
+                del self._hints[owner]
+        return spared
+
     def count_hints(self) -> int:
         with self._lock:
             return sum(map(len, self._hints.values()))

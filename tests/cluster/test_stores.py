@@ -209,6 +209,21 @@ class TestHints:
         store.delete_hints("a", [b"k"])
         assert list(store.scan_hints()) == [("b", b"k", Record(2, "for b"))]
 
+    def test_delete_hints_if_spares_a_hint_replaced_since_it_was_read(self, store):
+        store.put_hints("n", [(b"k", Record(5, "read")), (b"j", Record(3, "j"))])
+        store.put_hints("n", [(b"k", Record(7, "newer"))])  # lands after version 5 was read
+        store.put_hints("other", [(b"k", Record(5, "for another owner"))])
+        assert store.delete_hints_if("n", [(b"k", 5), (b"j", 3)]) == 1  # k was spared
+        assert sorted(store.scan_hints()) == [
+            ("n", b"k", Record(7, "newer")),
+            ("other", b"k", Record(5, "for another owner")),
+        ]
+        assert store.count_hints() == 2
+        assert store.delete_hints_if("n", [(b"k", 7), (b"gone", 1)]) == 0
+        assert store.delete_hints_if("nobody", [(b"k", 5)]) == 0
+        assert list(store.scan_hints()) == [("other", b"k", Record(5, "for another owner"))]
+        assert store.count_hints() == 1
+
     def test_delete_hints_of_unknown_owner_or_key_is_harmless(self, store):
         store.put_hints("a", [(b"k", Record(1, 1))])
         store.delete_hints("zzz", [b"k"])
@@ -348,3 +363,10 @@ class TestMemoryStore:
         assert store.delete_many([b"a", b"b"]) == 1
         store.put_hints("n", [(b"k", Record(1, 1))])
         assert store.count_hints() == 1
+        store.put_hints("n", [(b"k", Record(2, 2))])
+        # the default: by key, only at that version
+        assert store.delete_hints_if("n", [(b"k", 1)]) == 1
+        assert store.count_hints() == 1
+        assert store.delete_hints_if("n", [(b"k", 2)]) == 0
+        assert store.count_hints() == 0
+        store.put_hints("n", [(b"k", Record(1, 1))])

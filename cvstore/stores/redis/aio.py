@@ -326,6 +326,11 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
     async def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None:
         await self._do(self._requests.delete_hints(owner, keys, epoch))
 
+    async def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> int:
+        return await self._do(self._requests.delete_hints_if(owner, items, epoch))
+
     async def count_hints(self) -> int:
         return await self._steps(self._requests.count_hints())
 

@@ -513,6 +513,25 @@ class Requests:
         ]
         return self.scripts("delete_hints", b"hdel", calls, _none, epoch)
 
+    def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> Request[int]:
+        """Drop each hint for `owner` whose record is still exactly the version given (atomic).
+
+        Replies how many of the keys hold a hint of another version (spared)."""
+        hkey = self.hint_key(owner)
+        fields, versions = [], []
+        for key, version in items:
+            if type(version) is not int or not 0 <= version < VERSION_LIMIT:
+                check_version(version)
+            fields.append(as_bytes(key))
+            versions.append(version.to_bytes(HEAD, "big"))
+        calls = [
+            ([self.hint_count, hkey], [*fields[a:b], *versions[a:b]])
+            for a, b in spans(fields, SCRIPT_BATCH)
+        ]
+        return self.scripts("delete_hints", b"hdelif", calls, sum, epoch)
+
     def count_hints(self) -> Steps[int]:
         """How many hints are held; O(1), recomputed when the counter does not parse."""
         raw = yield Request("count_hints", [command(b"GET", self.hint_count)], _one)

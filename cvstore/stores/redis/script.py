@@ -209,6 +209,25 @@ elseif op == 'hdel' then
   if type(n) ~= 'number' then return 0 end
   bump(KEYS[2], -n)
   return n
+elseif op == 'hdelif' then
+  -- KEYS[2] hint counter, KEYS[3] the owner's hash; ARGV[3..n+2] fields, then
+  -- ARGV[n+3..2n+2] their 12-byte versions: drop each hint still exactly that
+  -- version (a newer hint written since it was read stays); replies how
+  -- many of them hold a hint of another version
+  local n = (#ARGV - 2) / 2
+  local removed, spared = 0, 0
+  for i = 3, n + 2 do
+    local old = redis.pcall('HGET', KEYS[3], ARGV[i])
+    if type(old) == 'string' then
+      if string.sub(old, 1, 12) == ARGV[i + n] then
+        removed = removed + redis.call('HDEL', KEYS[3], ARGV[i])
+      else
+        spared = spared + 1
+      end
+    end
+  end
+  bump(KEYS[2], -removed)
+  return spared
 elseif op == 'setcount' then
   -- KEYS[2] a counter; ARGV[3] what it held when the client read it, ARGV[4]
   -- the recomputed count: set only if nobody changed it meanwhile

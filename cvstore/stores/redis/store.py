@@ -481,6 +481,13 @@ class RedisStore(RedisClientStore, Store):
     def delete_hints(self, owner: str, keys: Iterable[bytes], epoch: int = 0) -> None:
         self._do(self._requests.delete_hints(owner, keys, epoch))
 
+    def delete_hints_if(
+        self, owner: str, items: Iterable[tuple[bytes, int]], epoch: int = 0
+    ) -> int:
+        """Drop each hint for `owner` still exactly the version given, in one script call;
+        returns how many of the keys hold a hint of another version (left in place)."""
+        return self._do(self._requests.delete_hints_if(owner, items, epoch))
+
     def count_hints(self) -> int:
         """How many hints are held; O(1), recomputed when the counter does not parse."""
         return self._steps(self._requests.count_hints())

@@ -1,0 +1,159 @@
+"""The history checker (tests/support/history.py) on hand-made histories.
+
+Each history is small and written out by hand, with times as plain numbers, so each
+test shows exactly which interleaving the checker must flag and which it must accept.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cvstore import Cluster, Node
+from tests.support.history import (
+    INF,
+    History,
+    Op,
+    check,
+    promises_no_loss,
+    promises_read_after_write,
+)
+
+
+def w(process, key, value, invoke, complete, level="quorum", outcome="ok"):
+    return Op(process, "write", key, value, level, invoke, complete, outcome)
+
+
+def r(process, key, value, invoke, complete, level="quorum", outcome="ok"):
+    return Op(process, "read", key, value, level, invoke, complete, outcome)
+
+
+def test_a_correct_concurrent_history_passes():
+    ops = [
+        w(1, "k", "a", 0, 2),
+        w(2, "k", "b", 1, 3),  # concurrent with a: either may win
+        r(3, "k", "a", 4, 5),  # a ordered after b: allowed
+        r(1, "k", "b", 4, 6),  # a read concurrent with nothing, returns b: also allowed
+        w(3, "k", "c", 2, INF, outcome="unknown"),  # may or may not be applied
+        r(2, "k", "c", 7, 8),  # reading an unknown write is fine
+        w(1, "j", "d", 0, 1),
+        r(2, "j", None, 0, 0.5),  # read before the write completed: absent is fine
+    ]
+    report = check(ops, final={"k": "c", "j": "d"}, replicas={"k": ["c"] * 3, "j": ["d"] * 3})
+    assert report.ok, report.summary()
+    assert report.counts["writes_ok"] == 3
+    assert report.counts["writes_unknown"] == 1
+
+
+def test_a_lost_acknowledged_write_is_reported():
+    a, b = w(1, "k", "a", 0, 1), w(2, "k", "b", 2, 3)  # b started after a was acknowledged
+    report = check([a, b], final={"k": "a"})
+    assert report.lost == [(b, "a")]
+    assert not report.ok
+
+
+def test_a_write_missing_at_the_end_is_lost():
+    a = w(1, "k", "a", 0, 1)
+    assert check([a], final={"k": None}).lost == [(a, None)]
+    assert check([a], final={}).lost == [(a, None)]
+
+
+def test_a_stale_read_is_reported():
+    a, b = w(1, "k", "a", 0, 1), w(1, "k", "b", 2, 3)
+    late = r(2, "k", "a", 4, 5)  # began after b was acknowledged, returned a
+    report = check([a, b, late], final={"k": "b"})
+    assert report.stale == [(late, b)]
+    assert report.lost == []
+
+
+def test_reading_nothing_after_an_acknowledged_write_is_stale():
+    a = w(1, "k", "a", 0, 1)
+    empty = r(2, "k", None, 2, 3)
+    assert check([a, empty], final={"k": "a"}).stale == [(empty, a)]
+
+
+def test_a_read_overlapping_the_write_may_return_the_old_value():
+    a, b = w(1, "k", "a", 0, 1), w(1, "k", "b", 2, 5)
+    overlapping = r(2, "k", "a", 3, 4)
+    assert check([a, b, overlapping], final={"k": "b"}).ok
+
+
+def test_a_phantom_value_is_reported():
+    a = w(1, "k", "a", 0, 1)
+    report = check([a, r(2, "k", "zz", 2, 3)], final={"k": "a"})
+    assert report.phantom == [("k", "zz")]
+    # A value written under another key is a phantom here as well, and so is one at the end.
+    report = check([a, w(1, "j", "b", 0, 1)], final={"k": "b", "j": "b"})
+    assert ("k", "b") in report.phantom
+
+
+def test_replicas_that_disagree_are_reported():
+    a = w(1, "k", "a", 0, 1)
+    report = check([a], final={"k": "a"}, replicas={"k": ["a", "a", None]})
+    assert report.disagree == [("k", ("a", "a", None))]
+
+
+def test_failed_reads_are_not_checked():
+    a = w(1, "k", "a", 0, 1)
+    failed = r(2, "k", None, 2, 3, outcome="fail")
+    assert check([a, failed], final={"k": "a"}).ok
+
+
+@pytest.mark.parametrize(
+    ("write_level", "read_level", "promised"),
+    [
+        ("quorum", "quorum", True),
+        ("strong", "strong", True),
+        ("quorum", "strong", True),
+        ("all", "one", True),  # every replica has it when put returns
+        ("one", "all", True),  # an all read asks every replica
+        ("all", "eventual", True),
+        ("quorum", "one", False),
+        ("one", "quorum", False),
+        ("one", "one", False),
+        ("eventual", "eventual", False),
+        ("eventual", "quorum", False),
+    ],
+)
+def test_stale_reads_are_checked_per_level_exactly_as_promised(write_level, read_level, promised):
+    assert promises_read_after_write(write_level, read_level) is promised
+    a = w(1, "k", "a", 0, 1, level=write_level)
+    b = w(1, "k", "b", 2, 3, level=write_level)
+    late = r(2, "k", "a", 4, 5, level=read_level)
+    report = check([a, b, late], final={"k": "b"})
+    assert report.stale == ([(late, b)] if promised else [])
+
+
+@pytest.mark.parametrize(
+    ("level", "promised"),
+    [("quorum", True), ("all", True), ("strong", True), ("one", False), ("eventual", False)],
+)
+def test_lost_writes_are_checked_per_level_exactly_as_promised(level, promised):
+    # At W = 1 a later blind write can lose to an earlier one (README); not at quorum and above.
+    assert promises_no_loss(level) is promised
+    a, b = w(1, "k", "a", 0, 1, level=level), w(2, "k", "b", 2, 3, level=level)
+    assert check([a, b], final={"k": "a"}).lost == ([(b, "a")] if promised else [])
+
+
+def test_values_must_be_unique():
+    with pytest.raises(ValueError, match="unique"):
+        check([w(1, "k", "a", 0, 1), w(2, "k", "a", 2, 3)], final={})
+
+
+def test_history_records_real_calls_and_their_outcomes():
+    cluster = Cluster([Node(f"n{i}") for i in range(3)])
+    history = History(process=7)
+    value = history.value()
+    assert history.write(lambda k, v: cluster.put(k, v), "k", value, "quorum")
+    assert history.read(lambda k: cluster.get(k), "k", "quorum") == value
+
+    def broken(key, value=None):
+        raise OSError("cut")
+
+    assert not history.write(broken, "k", history.value(), "quorum")
+    assert history.read(broken, "k", "quorum") is None
+    outcomes = [(op.op, op.outcome) for op in history.ops]
+    assert outcomes == [("write", "ok"), ("read", "ok"), ("write", "unknown"), ("read", "fail")]
+    assert history.ops[2].complete == INF
+    assert len({op.value for op in history.ops if op.op == "write"}) == 2
+    assert check(history.ops, final={"k": cluster.get("k")}).ok
+    cluster.close()
