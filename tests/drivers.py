@@ -7,7 +7,8 @@ the same assertions, the async driver's coroutines run on an event loop of
 its own in a thread.  Nodes given with a sync ``RedisStore`` get an
 ``AsyncRedisStore`` to the same server and prefix for the async driver, and
 ``raw(node)`` gives a sync store to look at a node's server directly under
-either driver.
+either driver.  ``placement`` (set by the ``placed_by`` fixture) is the
+``placement=`` every cluster made here gets unless the test passes one.
 """
 
 from __future__ import annotations
@@ -22,24 +23,28 @@ from cvstore.stores.base import AsyncStore
 
 DRIVERS = ("sync", "async")
 current = "sync"  # set for each test by the ``driver`` fixture (tests/conftest.py)
+placement = "ring"  # set for each test by the ``placed_by`` fixture (ALL_PLACEMENTS modules)
 
 
 class Cluster:
     """``cvstore.Cluster`` or ``SyncOverAsync``, whichever driver the test runs with."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        kwargs.setdefault("placement", placement)
         if current == "async":
             return SyncOverAsync(*args, **kwargs)
         return cvstore.Cluster(*args, **kwargs)
 
     @staticmethod
     def create(nodes: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("placement", placement)
         if current == "async":
             return SyncOverAsync.create(nodes, **kwargs)
         return cvstore.Cluster.create(nodes, **kwargs)
 
     @staticmethod
     def join(seeds: Any, **kwargs: Any) -> Any:
+        # no placement=: a joining client takes the one its cluster's layout records
         if current == "async":
             return SyncOverAsync.join(seeds, **kwargs)
         return cvstore.Cluster.join(seeds, **kwargs)
@@ -83,6 +88,9 @@ def _async_nodes(nodes: Any, made: list[Any] | None = None) -> list[Node]:
     """The nodes for the async driver: a sync RedisStore's node gets an AsyncRedisStore twin."""
     out = []
     for node in nodes:
+        if not isinstance(node, Node):  # bad input goes as it is: the cluster refuses it
+            out.append(node)
+            continue
         store = _async_store(node.store)
         if store is not node.store:
             node = Node(node.name, weight=node.weight, zone=node.zone, store=store)

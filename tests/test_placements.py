@@ -130,6 +130,16 @@ def test_rendezvous_one_key_and_batch_lookups_agree():
             assert placer.get_items(KEYS[i], n, tuple(placer.nodes)) == names
 
 
+def test_equal_ranks_go_to_the_first_node_by_name_in_every_batch_path():
+    from cvstore.core.rendezvous import _first
+
+    ranks = np.array([[5, 1, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0] * 16], dtype=np.int64)
+    ranks[1, 3] = -1
+    for wanted in (1, 2, 3, 8, 16):  # argmin, argpartition, full sort
+        stable = np.argsort(ranks, axis=1, kind="stable")[:, :wanted]
+        assert _first(ranks, wanted).tolist() == stable.tolist()
+
+
 def test_rendezvous_keys_are_str_or_bytes_and_an_empty_placer_has_no_owner():
     placer = Rendezvous(["a", "b"])
     assert placer.get_nodes("é", 2) == placer.get_nodes("é".encode(), 2)
@@ -241,7 +251,7 @@ def test_a_cluster_places_keys_with_the_placement_it_was_given(driver):
         for key in KEYS[:500]:
             replicas = placer.get_nodes(key, 3)
             assert [n.name for n in cluster.get_nodes_for_key(key)] == replicas
-            held = {n.name for n in cluster.nodes if key.encode() in n.store.keys()}
+            held = {n.name for n in cluster.nodes if key.encode() in n.store.keys()}  # noqa: SIM118 - a store, not a dict
             assert held == set(replicas)
         with pytest.raises(TypeError, match=r"placement='rendezvous', not a ring; use cluster"):
             cluster.ring  # noqa: B018
