@@ -48,7 +48,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _MASK = (1 << 64) - 1
 _UNIT = 1.0 / 4503599627370496.0  # 2**-52
-_SMALL = 24  # up to this many nodes a single lookup is faster in Python than in numpy
+_SMALL = 16  # up to this many nodes a single lookup is faster in Python than in numpy
 _CHUNK = 1 << 15  # keys scored at once by the batch calls (bounds their temporary arrays)
 
 
@@ -97,19 +97,6 @@ def _first(ranks: Any, wanted: int) -> NDArray[np.intp]:
     if tied.size:
         out[tied] = np.argsort(ranks[tied], axis=1, kind="stable")[:, :wanted]
     return out
-
-
-def _rank_one(h: int, seed: int, inv_w: float | None) -> float | int:
-    """_ranks for one key and one node, in Python (the same arithmetic, the same result)."""
-    x = h ^ seed
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & _MASK
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & _MASK
-    x ^= x >> 31
-    if inv_w is None:
-        return -(x >> 12)
-    return -_log(((x >> 12) + 0.5) * _UNIT) * inv_w
 
 
 class Rendezvous:
@@ -222,8 +209,19 @@ class Rendezvous:
         count = len(self._names)
         if not count:
             raise _empty()
-        if count <= _SMALL:
-            ranks = [_rank_one(h, seed, inv_w) for seed, inv_w in self._pairs]
+        if count <= _SMALL:  # _ranks for one key, in Python ints: the same arithmetic
+            ranks: list[Any] = []
+            add = ranks.append
+            for seed, inv_w in self._pairs:
+                x = h ^ seed
+                x ^= x >> 30
+                x = (x * 0xBF58476D1CE4E5B9) & _MASK
+                x ^= x >> 27
+                x = (x * 0x94D049BB133111EB) & _MASK
+                x ^= x >> 31
+                add(-(x >> 12) if inv_w is None else -_log(((x >> 12) + 0.5) * _UNIT) * inv_w)
+            if n == 1:
+                return [ranks.index(min(ranks))]
             return sorted(range(count), key=ranks.__getitem__)[:n]
         row = _ranks(np.array([h], dtype=np.uint64), self._seeds, self._inv_w)[0]
         return np.argsort(row, kind="stable")[:n].tolist()
