@@ -81,12 +81,8 @@ def _contract_dimensions(request):
     name them; pytest (9) then gives the test the parameter but does not set
     the fixture up, so it is asked for here.
     """
-    # Only in ALL_PLACEMENTS modules for now: the other BOTH_DRIVERS modules have
-    # tests that fail under the asyncio driver once it really runs them (the
-    # SyncOverAsync harness lacks some calls); until they are fixed there, their
-    # "async" ids still run the sync driver, as before.
     callspec = getattr(request.node, "callspec", None)
-    if callspec is None or not getattr(request.module, "ALL_PLACEMENTS", False):
+    if callspec is None:
         return
     for name in ("driver", "placed_by"):
         if name in callspec.params:

@@ -14,7 +14,9 @@ either driver.  ``placement`` (set by the ``placed_by`` fixture) is the
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import cvstore
@@ -84,8 +86,10 @@ def _async_store(store: Any) -> Any:
     return store
 
 
-def _async_nodes(nodes: Any, made: list[Any] | None = None) -> list[Node]:
+def _async_nodes(nodes: Any, made: list[Any] | None = None) -> Any:
     """The nodes for the async driver: a sync RedisStore's node gets an AsyncRedisStore twin."""
+    if isinstance(nodes, (Node, str, bytes)):  # bad input goes as it is: the cluster refuses it
+        return nodes
     out = []
     for node in nodes:
         if not isinstance(node, Node):  # bad input goes as it is: the cluster refuses it
@@ -136,8 +140,11 @@ class SyncOverAsync:
 
     @classmethod
     def join(cls, seeds: Any, **kwargs: Any) -> SyncOverAsync:
-        if not isinstance(seeds, str):  # a single URL goes as it is: join takes it as one seed
+        # a single URL or store goes as it is (join takes it as one seed), as does bad input
+        if isinstance(seeds, (list, tuple)):
             seeds = [_async_store(s) if not isinstance(s, str) else s for s in seeds]
+        elif isinstance(seeds, cvstore.RedisStore):
+            seeds = _async_store(seeds)
         return cls._wrap(lambda twins: AsyncCluster.join(seeds, **kwargs))
 
     def _run(self, coro: Any) -> Any:
@@ -210,6 +217,13 @@ class SyncOverAsync:
             raise KeyError(key)
         return value
 
+    def __eq__(self, other: object) -> bool:  # as Mapping.__eq__ gives the sync Cluster
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self._run(self._cluster.items())) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self.put(key, value)
 
@@ -247,7 +261,10 @@ class SyncOverAsync:
         self._cluster.read_policy = policy
 
     def __getattr__(self, name: str) -> Any:  # nodes, node(), ring, layout, suspected, clock...
-        return getattr(self._cluster, name)
+        attr = getattr(self._cluster, name)
+        if inspect.iscoroutinefunction(attr):  # update, setdefault, pop...: run on the loop
+            return lambda *a, **k: self._run(attr(*a, **k))
+        return attr
 
     def __repr__(self) -> str:
         return repr(self._cluster).replace("AsyncCluster", "Cluster", 1)
