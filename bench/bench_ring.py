@@ -400,3 +400,49 @@ def test_add_node(benchmark, peer, nodes_1000):
         else:
             positions = ring.positions if peer == "reference" else ring.points
             assert positions == expected.points.tolist()
+
+
+# -- placements ------------------------------------------------------------------------
+# The registered placements side by side: the ring (HashRing, 160 points a node) and
+# rendezvous (weighted HRW, cvstore.core.rendezvous), built as a cluster builds them.
+
+PLACEMENT_PEERS = ["ring", "rendezvous"]
+PLACEMENT_NODES = [10, 100]
+
+
+def _placer(peer: str, count: int) -> Any:
+    from cvstore.core.placements import placer_factory
+
+    make = placer_factory(peer, vnodes=VNODES, hash="xxh64", seed=0)
+    return make({f"node-{i}": 1.0 for i in range(count)})
+
+
+@pytest.mark.benchmark(group="placement-get_nodes")
+@pytest.mark.parametrize("nodes", PLACEMENT_NODES, ids=lambda n: f"nodes={n}")
+@pytest.mark.parametrize("peer", PLACEMENT_PEERS)
+def test_placement_get_nodes(benchmark, peer, nodes, keys_1k):
+    """A loop of 1,000 preference lists of 3 (the per-key lookup of a cluster call)."""
+    placer = _placer(peer, nodes)
+    get_nodes = placer.get_nodes
+
+    def run() -> None:
+        for k in keys_1k:
+            get_nodes(k, PREFERENCE)
+
+    benchmark.extra_info.update(keys=len(keys_1k), nodes=nodes, n=PREFERENCE)
+    benchmark(run)
+
+    rows = placer.get_nodes_many(keys_1k, PREFERENCE)
+    for i in range(0, len(keys_1k), 50):
+        assert get_nodes(keys_1k[i], PREFERENCE) == [placer.nodes[j] for j in rows[i]]
+
+
+@pytest.mark.benchmark(group="placement-get_nodes_many")
+@pytest.mark.parametrize("nodes", PLACEMENT_NODES, ids=lambda n: f"nodes={n}")
+@pytest.mark.parametrize("peer", PLACEMENT_PEERS)
+def test_placement_get_nodes_many(benchmark, peer, nodes, keys_100k):
+    """Preference lists of 3 for 100,000 keys in one batch call (rebalancing, batches)."""
+    placer = _placer(peer, nodes)
+    benchmark.extra_info.update(keys=len(keys_100k), nodes=nodes, n=PREFERENCE)
+    rows = benchmark(placer.get_nodes_many, keys_100k, PREFERENCE)
+    assert rows.shape == (len(keys_100k), PREFERENCE)

@@ -31,7 +31,9 @@ from cvstore.core.hints import HintBook
 from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
 from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
-from cvstore.core.placement import Placement, Placer, ring_placer
+from cvstore.core.placement import Placement, Placer
+from cvstore.core.placements import DEFAULT as DEFAULT_PLACEMENT
+from cvstore.core.placements import check_placement, placer_factory
 from cvstore.core.records import TOMBSTONE, Expiring
 from cvstore.errors import (
     ClusterClosedError,
@@ -115,13 +117,14 @@ class Options:
     write_consistency: Level
     read_policy: ReadPolicy
     placer: Callable[[Mapping[str, float]], Placer]
-    ring_args: Mapping[str, Any]
+    ring_args: Mapping[str, Any]  # the placement's options: vnodes, hash, seed
     hint_window: float
     tombstone_grace: float
     probe_interval: float
     max_probe_interval: float
     clock: HybridClock
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    placement: str = DEFAULT_PLACEMENT  # a registered name (cvstore.core.placements)
 
 
 def check_options(
@@ -139,6 +142,7 @@ def check_options(
     probe_interval: Any,
     max_probe_interval: Any,
     max_value_bytes: Any = DEFAULT_MAX_VALUE_BYTES,
+    placement: Any = DEFAULT_PLACEMENT,
 ) -> Options:
     """The options of a Cluster (or AsyncCluster), or the TypeError/ValueError naming the bad one."""
     if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
@@ -176,13 +180,14 @@ def check_options(
         clock = HybridClock()
     elif not isinstance(clock, HybridClock):
         raise TypeError(f"clock must be a HybridClock, got {type(clock).__name__}")
+    placement = check_placement(placement)
     ring_args = {"vnodes": vnodes, "hash": hash, "seed": seed}
     return Options(
         replication_factor=replication_factor,
         read_consistency=read_consistency,
         write_consistency=write_consistency,
         read_policy=read_policy,
-        placer=ring_placer(**ring_args),  # the ring checks vnodes, hash and seed
+        placer=placer_factory(placement, **ring_args),  # it checks vnodes, hash and seed
         ring_args=ring_args,
         hint_window=window,
         tombstone_grace=grace,
@@ -190,6 +195,7 @@ def check_options(
         max_probe_interval=max_interval,
         clock=clock,
         max_value_bytes=max_value_bytes,
+        placement=placement,
     )
 
 
@@ -318,11 +324,26 @@ class State:
     def placement_of(self, members: list[Node]) -> Placement:
         return Placement(members, self.options.replication_factor, self.options.placer)
 
+    @property
+    def placement_name(self) -> str:
+        """The registered placement that places keys: the layout's, else the option's."""
+        layout = self.layout
+        return self.options.placement if layout is None else layout.placement
+
+    def placer(self) -> Placer:
+        """A copy of the placer that places keys (immutable placers are their own copy)."""
+        placer: Any = self.placement.placer
+        return placer.copy()
+
     def ring(self) -> HashRing:
-        """A copy of the ring that places keys (the drivers place with ``ring_placer``)."""
-        ring = self.placement.ring
-        assert isinstance(ring, HashRing), ring
-        return ring.copy()
+        """A copy of the HashRing that places keys; TypeError under another placement."""
+        ring = self.placer()
+        if not isinstance(ring, HashRing):
+            raise TypeError(
+                f"the cluster places keys with placement={self.placement_name!r}, not a ring; "
+                "use cluster.placer"
+            )
+        return ring
 
     @property
     def progress(self) -> Progress | None:
@@ -427,10 +448,11 @@ class State:
                 self.retire(node.store)
 
     def _placer(self, layout: Layout) -> Callable[[Mapping[str, float]], Placer]:
-        key = (layout.vnodes, layout.hash, layout.seed)
+        options = layout.placement_options()
+        key = tuple(options.values())
         placer = self._placers.get(key)
         if placer is None:
-            placer = self._placers[key] = ring_placer(**layout.ring_options())
+            placer = self._placers[key] = placer_factory(**options)
         return placer
 
     def join(self, node: Node) -> None:
@@ -590,8 +612,18 @@ class Settings:
 
     @property
     def ring(self) -> HashRing:
-        """A copy of the HashRing that currently places keys."""
+        """A copy of the HashRing that places keys (TypeError under another placement)."""
         return self._state.ring()
+
+    @property
+    def placement(self) -> str:
+        """The registered name of the placement that places keys ("ring" by default)."""
+        return self._state.placement_name
+
+    @property
+    def placer(self) -> Placer:
+        """A copy of the placer that currently places keys (a HashRing for "ring")."""
+        return self._state.placer()
 
     @property
     def clock(self) -> HybridClock:

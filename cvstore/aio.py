@@ -129,6 +129,7 @@ class AsyncCluster(Settings, Generic[V]):
         vnodes: int = 160,
         hash: Hash = "xxh64",
         seed: int = 0,
+        placement: str = "ring",
         read_policy: ReadPolicy = "random",
         hint_window: float = DEFAULT_HINT_WINDOW,
         tombstone_grace: float = DEFAULT_TOMBSTONE_GRACE,
@@ -154,6 +155,7 @@ class AsyncCluster(Settings, Generic[V]):
             probe_interval=probe_interval,
             max_probe_interval=max_probe_interval,
             max_value_bytes=max_value_bytes,
+            placement=placement,
         )
         members = check_members(nodes)
         keeps = bool(members) and all(_keeps_layout(node.store) for node in members)

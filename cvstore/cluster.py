@@ -110,8 +110,12 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
     read_consistency, write_consistency : str, default "quorum"
         Default levels: "one", "quorum" (N//2 + 1), "all", "eventual",
         "strong" (quorum reads and writes).  Each call may override them.
+    placement : str, default "ring"
+        Who holds a key's copies: a registered placement, "ring" (a
+        ``HashRing``) or "rendezvous" (weighted rendezvous hashing).  A shared
+        cluster records it in its layout: every client places alike.
     vnodes, hash, seed
-        Passed to the HashRing that places keys.
+        The placement's options (``HashRing``'s; "rendezvous" uses `seed`).
     read_policy : {"random", "primary", "fastest"}, default "random"
         Which replica a single-replica read asks: a random live one, the
         first live one in the preference list, or the one with the lowest
@@ -168,6 +172,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         vnodes: int = 160,
         hash: Hash = "xxh64",
         seed: int = 0,
+        placement: str = "ring",
         read_policy: ReadPolicy = "random",
         hint_window: float = DEFAULT_HINT_WINDOW,
         tombstone_grace: float = DEFAULT_TOMBSTONE_GRACE,
@@ -193,6 +198,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
             probe_interval=probe_interval,
             max_probe_interval=max_probe_interval,
             max_value_bytes=max_value_bytes,
+            placement=placement,
         )
         members = check_members(nodes)
         self._state = state = State(options, members, self)
@@ -255,7 +261,7 @@ class Cluster(Settings, MutableMapping[Key, V], Generic[V]):
         `prefix`, `timeout` and `codec`, and any credentials in the URL, which
         the client keeps for every node) or stores.  The layout with the
         highest epoch among the seeds that answer wins.  Options that shape
-        placement (replication factor, vnodes, hash, seed) come from it.
+        placement (replication factor, placement, vnodes, hash, seed) come from it.
         A single URL or store is one seed.  A layout that names two nodes at
         one address and prefix is refused (LayoutError).
         """
@@ -1057,7 +1063,9 @@ def _first_layout(members: Sequence[Node], options: Any) -> tuple[dict[str, Node
 
     def make() -> Layout:
         specs = [_spec(node) for node in members]
-        return first(specs, options.replication_factor, **options.ring_args)
+        return first(
+            specs, options.replication_factor, placement=options.placement, **options.ring_args
+        )
 
     return given, make, options.replication_factor
 

@@ -49,6 +49,10 @@ def rand() -> Rand:
 def pytest_generate_tests(metafunc):
     """Modules with ``BOTH_DRIVERS = True`` run each test under the sync and the async driver.
 
+    Modules with ``ALL_PLACEMENTS = True`` also run each under every registered
+    placement (``CVSTORE_TEST_PLACEMENTS=ring`` picks some): ``drivers.Cluster``
+    passes it as ``placement=`` unless the test gives one.
+
     ``CVSTORE_TEST_DRIVERS=sync`` (or ``async``) runs them under one: CI's runs of
     an installed wheel or sdist check the package, after the full run checked both.
     """
@@ -56,6 +60,28 @@ def pytest_generate_tests(metafunc):
         chosen = os.environ.get("CVSTORE_TEST_DRIVERS", "sync,async").split(",")
         metafunc.fixturenames.append("driver")
         metafunc.parametrize("driver", [d for d in ("sync", "async") if d in chosen], indirect=True)
+    if getattr(metafunc.module, "ALL_PLACEMENTS", False):
+        from cvstore.core.placements import PLACEMENTS
+
+        chosen = os.environ.get("CVSTORE_TEST_PLACEMENTS", ",".join(PLACEMENTS)).split(",")
+        metafunc.fixturenames.append("placed_by")
+        metafunc.parametrize("placed_by", [p for p in PLACEMENTS if p in chosen], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _contract_dimensions(request):
+    """Set up the ``driver`` and ``placed_by`` fixtures a test was parametrized with.
+
+    ``pytest_generate_tests`` parametrizes them indirectly on tests that do not
+    name them; pytest (9) then gives the test the parameter but does not set
+    the fixture up, so it is asked for here.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None:
+        return
+    for name in ("driver", "placed_by"):
+        if name in callspec.params:
+            request.getfixturevalue(name)
 
 
 @pytest.fixture
@@ -66,3 +92,13 @@ def driver(request):
     drivers.current = getattr(request, "param", "sync")
     yield drivers.current
     drivers.current = "sync"
+
+
+@pytest.fixture
+def placed_by(request):
+    """The placement ``drivers.Cluster`` gives a cluster it makes ("ring", "rendezvous", ...)."""
+    import drivers
+
+    drivers.placement = getattr(request, "param", "ring")
+    yield drivers.placement
+    drivers.placement = "ring"

@@ -622,6 +622,7 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
         "changing": layout.changing,
         "change": layout.change,
         "replication_factor": layout.replication_factor,
+        "placement": layout.placement,
         "vnodes": layout.vnodes,
         "hash": layout.hash,
         "nodes": rows,
@@ -638,7 +639,12 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
     )
     print(
         f"cluster {layout.cluster}, layout epoch {layout.epoch}, {state}; replication factor "
-        f"{layout.replication_factor}, {layout.vnodes} vnodes, {layout.hash}"
+        f"{layout.replication_factor}, "
+        + (
+            f"{layout.vnodes} vnodes, {layout.hash}"
+            if layout.placement == "ring"
+            else f"placement {layout.placement}, seed {layout.seed}"
+        )
     )
 
     def pct(x: Any) -> str:

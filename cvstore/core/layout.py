@@ -2,7 +2,8 @@
 
 A layout names the cluster (a random id), the nodes (name, weight, zone, and
 where a client finds each: address and key prefix, never a credential), the
-replication factor and the ring options, and whether a change is under way:
+replication factor, the placement (its registered name, ``"ring"`` when the
+field is absent) and its options, and whether a change is under way:
 then ``next`` is the membership being moved to.  The epoch only grows; every
 new layout is the one before plus one, installed on the nodes with a
 compare-and-set on the epoch (``cvstore.core.membership``).
@@ -27,11 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cvstore.core.placements import PLACEMENTS
 from cvstore.errors import CvstoreError
 
 __all__ = ("FORMAT", "Layout", "LayoutError", "NodeSpec")
 
 FORMAT = 1  # the JSON layout's version; a client refuses a layout of a format it does not know
+# A layout whose placement is not the ring is written as format 2, so a client
+# from before placements (which would place its keys on a ring) refuses it.
+FORMATS = (1, 2)
 
 
 class LayoutError(CvstoreError, ValueError):
@@ -89,6 +94,7 @@ class Layout:
     seed: int = 0
     next: tuple[NodeSpec, ...] | None = None
     change: dict[str, Any] = field(default_factory=dict)  # what the change is: action, node
+    placement: str = "ring"  # the registered placement (cvstore.core.placements)
 
     # ------------------------------------------------------------- views
 
@@ -139,6 +145,10 @@ class Layout:
 
     def ring_options(self) -> dict[str, Any]:
         return {"vnodes": self.vnodes, "hash": self.hash, "seed": self.seed}
+
+    def placement_options(self) -> dict[str, Any]:
+        """The placement's name and options, as ``placements.placer_factory`` takes them."""
+        return {"placement": self.placement, **self.ring_options()}
 
     def describe(self) -> str:
         state = f"changing to {[s.name for s in self.next or ()]}" if self.changing else "stable"
@@ -191,6 +201,9 @@ class Layout:
             "next": None if self.next is None else [spec.to_json() for spec in self.next],
             "change": self.change,
         }
+        if self.placement != "ring":  # a ring layout's bytes stay as they were before placements
+            data["format"] = 2
+            data["placement"] = self.placement
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     @staticmethod
@@ -202,10 +215,10 @@ class Layout:
             raise LayoutError(f"a layout must be JSON, got {raw[:60]!r}") from exc
         if not isinstance(data, dict):
             raise LayoutError(f"a layout must be a JSON object, got {raw[:60]!r}")
-        if data.get("format") != FORMAT:
+        if data.get("format") not in FORMATS or isinstance(data.get("format"), bool):
             raise LayoutError(
-                f"layout format {data.get('format')!r} is not one this client reads ({FORMAT}); "
-                "upgrade cvstore"
+                f"layout format {data.get('format')!r} is not one this client reads "
+                f"({', '.join(map(str, FORMATS))}); upgrade cvstore"
             )
         cluster, epoch, rf = data.get("cluster"), data.get("epoch"), data.get("replication_factor")
         if not isinstance(cluster, str) or not cluster:
@@ -229,7 +242,15 @@ class Layout:
         change = data.get("change") or {}
         if not isinstance(change, dict):
             raise LayoutError(f"a layout's change must be an object, got {change!r:.60}")
-        return Layout(cluster, epoch, nodes, rf, vnodes, hash_name, seed, next_nodes, change)
+        placement = data.get("placement", "ring")  # a layout from before placements: the ring
+        if not isinstance(placement, str) or placement not in PLACEMENTS:
+            raise LayoutError(
+                f"a layout's placement must be one of {sorted(PLACEMENTS)}, got "
+                f"{placement!r:.60}; upgrade cvstore if the cluster uses a newer one"
+            )
+        return Layout(
+            cluster, epoch, nodes, rf, vnodes, hash_name, seed, next_nodes, change, placement
+        )
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -247,11 +268,26 @@ def _check_names(nodes: Iterable[NodeSpec]) -> None:
 
 
 def first(
-    nodes: Sequence[NodeSpec], replication_factor: int, *, vnodes: int, hash: str, seed: int
+    nodes: Sequence[NodeSpec],
+    replication_factor: int,
+    *,
+    vnodes: int,
+    hash: str,
+    seed: int,
+    placement: str = "ring",
 ) -> Layout:
     """The first layout of a new cluster (epoch 1, a fresh random cluster id)."""
     _check_names(nodes)
-    layout = Layout(os.urandom(8).hex(), 1, tuple(nodes), replication_factor, vnodes, hash, seed)
+    layout = Layout(
+        os.urandom(8).hex(),
+        1,
+        tuple(nodes),
+        replication_factor,
+        vnodes,
+        hash,
+        seed,
+        placement=placement,
+    )
     layout.check_places()
     return layout
 

@@ -1,7 +1,7 @@
 """Placement: one immutable snapshot of a cluster's membership and where keys go.
 
-A ``Placement`` holds a placer (by default a ``HashRing``) built for exactly
-its members, the members in the placer's index order, N (replicas per key)
+A ``Placement`` holds a placer (a ``HashRing`` by default; any registered
+placement, see ``cvstore.core.placements``) built for exactly its members, the members in the placer's index order, N (replicas per key)
 and the replica counts each consistency level needs.  Members are the
 driver's node objects; the core reads only their ``name``, ``weight``,
 ``zone``, ``is_up`` and ``remote`` attributes (the ``Member`` protocol).  The cluster swaps whole snapshots in one assignment, so a
@@ -9,9 +9,10 @@ reader always works with one consistent membership, old or new.  During a
 membership change the current snapshot carries the next one as ``pending``:
 writes then go to the replicas of both.
 
-Replicas are ``ring.get_nodes(key, N)``.  When nodes have zones, they are the
-first node of each distinct zone along the ring walk, then (when there are
-fewer zones than N) the next nodes of the walk.
+Replicas are ``placer.get_nodes(key, N)``.  When nodes have zones, they are
+the first node of each distinct zone along the key's walk (its whole
+preference list), then (when there are fewer zones than N) the next nodes of
+the walk.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Placer(Protocol):
     ``items[index]``); ``get_nodes_many(keys, n)`` the same for
     a batch as an int32 array of indices into ``nodes``; ``hash_many(keys)``
     each key's position (uint64), which repair uses to cut key ranges.
+
+    A placer is a pure function of the membership's weights and its options:
+    every client builds the same one.  Load is for routing only: a placer may
+    add ``route(key, n, load)`` (see ``cvstore.core.placements``); the replicas
+    that hold a key stay ``get_nodes(key, n)``.
     """
 
     @property
@@ -81,7 +87,7 @@ def _no_nodes(*args: Any) -> list[Any]:
 
 
 class Placement:
-    """The ring, the nodes and N of one membership; never changed after it is built."""
+    """The placer, the nodes and N of one membership; never changed after it is built."""
 
     __slots__ = (
         "_zone_ids",
@@ -95,8 +101,8 @@ class Placement:
         "node_of",
         "nodes",
         "pending",
+        "placer",
         "remote",
-        "ring",
         "rneed",
         "weights",
         "wneed",
@@ -118,7 +124,7 @@ class Placement:
         ring = placer(weights)
         self.weights = weights
         by_name = {node.name: node for node in members}
-        self.ring = ring
+        self.placer = ring
         self.by_name = by_name
         self.node_of = by_name.__getitem__
         self.nodes = tuple(by_name[name] for name in ring.nodes)
@@ -146,6 +152,11 @@ class Placement:
             ids.append(zone_ids.setdefault(zone, len(zone_ids)))
         self._zone_ids = np.array(ids, dtype=np.int32)
         self._zone_of = dict(zip(ring.nodes, ids))
+
+    @property
+    def ring(self) -> Placer:
+        """The placer (a ``HashRing`` unless another placement was chosen)."""
+        return self.placer
 
     def with_pending(self, pending: Placement) -> Placement:
         """A copy of this placement that also writes to `pending`'s replicas."""
@@ -196,11 +207,11 @@ class Placement:
             _no_nodes(None)
         n = self.n
         if not self.zoned:
-            return self.ring.get_nodes_many(kbs, n)
+            return self.placer.get_nodes_many(kbs, n)
         total = len(self.nodes)
         # Most rows find their zones within a short walk; only the rest walk the whole ring.
         short = min(total, 4 * n)
-        out = self._zone_pick(self.ring.get_nodes_many(kbs, short))
+        out = self._zone_pick(self.placer.get_nodes_many(kbs, short))
         if short < total:
             zones = self._zone_ids
             wanted = min(n, int(np.unique(zones).size))
@@ -209,7 +220,7 @@ class Placement:
             redo = np.flatnonzero(distinct < wanted)
             if redo.size:
                 sub = [kbs[i] for i in redo.tolist()]
-                out[redo] = self._zone_pick(self.ring.get_nodes_many(sub, total))
+                out[redo] = self._zone_pick(self.placer.get_nodes_many(sub, total))
         return out
 
     def _zone_pick(self, walks: NDArray[np.int32]) -> NDArray[np.int32]:

@@ -65,6 +65,8 @@ REPORTING = {
     "nodes",
     "replication_factor",
     "ring",
+    "placement",
+    "placer",
     "clock",
     "read_consistency",
     "write_consistency",

@@ -13,6 +13,7 @@ from cvstore import MemoryStore, Node, StoreError, UnavailableError
 from cvstore.versions import TOMBSTONE
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 
 def three_nodes(**kwargs) -> Cluster:

@@ -11,6 +11,7 @@ from tests.support.drivers import Cluster  # the sync or the async driver (tests
 from cvstore import Node, UnavailableError
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 LEVELS = ("one", "quorum", "all")
 NEEDS = {"one": 1, "quorum": 2, "all": 3, "eventual": 1, "strong": 2}

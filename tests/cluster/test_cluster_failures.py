@@ -11,6 +11,7 @@ from cvstore import MemoryStore, Node, StoreError, UnavailableError
 from cvstore.versions import TOMBSTONE, HybridClock, Record
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 HOUR_MS = 3600 * 1000
 
@@ -89,7 +90,7 @@ class TestHints:
         key = keys_of(cluster, victim, 1)[0]
         victim.fail()
         cluster.put(key, "v")
-        walk = [cluster.node(n) for n in cluster.ring.get_nodes(key, 5)]
+        walk = [cluster.node(n) for n in cluster.placer.get_nodes(key, 5)]
         replicas = cluster.get_nodes_for_key(key)
         substitute = next(n for n in walk if n not in replicas)
         [(owner, kb, record)] = list(substitute.store.scan_hints())

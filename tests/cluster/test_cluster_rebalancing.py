@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
-from cvstore import HashRing, Node, NodeExistsError, NodeNotFoundError
+from cvstore import Node, NodeExistsError, NodeNotFoundError
+from cvstore.core.placement import Placer
 from cvstore.versions import TOMBSTONE
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 KEYS = [f"key:{i}" for i in range(6000)]
 
 
-def placement(ring: HashRing, key: str, n: int) -> set[str]:
-    return set(ring.get_nodes(key, n))
+def placement(placer: Placer, key: str, n: int) -> set[str]:
+    return set(placer.get_nodes(key, n))
 
 
 def holdings(cluster: Cluster) -> dict[str, set[bytes]]:
@@ -42,9 +44,9 @@ def loaded(count: int = 10, rf: int = 3) -> tuple[Cluster, dict[str, str]]:
 class TestAddNode:
     def test_the_new_node_gets_exactly_the_copies_the_ring_predicts(self):
         cluster, data = loaded(10)
-        before = cluster.ring
+        before = cluster.placer
         report = cluster.add_node(Node("node10"))
-        after = cluster.ring
+        after = cluster.placer
         gained = {k for k in KEYS if "node10" in placement(after, k, 3)}
         predicted = sum(len(placement(after, k, 3) - placement(before, k, 3)) for k in KEYS)
         assert report.moved == predicted == len(gained)
@@ -115,9 +117,9 @@ class TestRemoveNode:
         cluster, data = loaded(10)
         leaving = cluster.node("node4")
         held = set(leaving.store.keys())
-        before = cluster.ring
+        before = cluster.placer
         report = cluster.remove_node("node4")
-        after = cluster.ring
+        after = cluster.placer
         assert report.moved == len(held)
         assert report.dropped == {"node4": len(held)}
         assert leaving.store.count() == 0

@@ -12,6 +12,7 @@ from cvstore import MemoryStore, Node
 from cvstore.versions import TOMBSTONE
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 
 class CountingStore(MemoryStore):

@@ -16,6 +16,7 @@ from cvstore.core.writes import MAX_ATTEMPTS
 from cvstore.versions import HybridClock, Record, version_wall_ms
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 ROUNDS = 200
 

@@ -15,10 +15,12 @@ from tests.support.drivers import Cluster  # the sync or the async driver (tests
 
 from cvstore import MemoryStore, Node, UnavailableError
 from cvstore.core.layout import Layout, LayoutError, NodeSpec
+from cvstore.core.placements import placer_factory
 from cvstore.errors import FencedError, LayoutConflictError, StoreError
 from cvstore.versions import Record
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 
 class Servers:
@@ -78,13 +80,17 @@ class TestLayouts:
             assert Layout.from_bytes(store.read_layout()[1]) == layout
         assert (layout.replication_factor, layout.vnodes) == (2, 40)
 
-    def test_a_client_joins_from_one_node_and_gets_the_whole_cluster(self):
+    def test_a_client_joins_from_one_node_and_gets_the_whole_cluster(self, placed_by):
         servers = Servers("a", "b", "c")
         first = create(servers, "a", "b", "c", replication_factor=2, vnodes=40)
         first.put_many({f"k{i}": i for i in range(200)})
         other = join(servers, "b")  # one address, nothing else
         assert [n.name for n in other.nodes] == ["a", "b", "c"]
-        assert other.replication_factor == 2 and other.ring == first.ring
+        assert other.replication_factor == 2 and other.placer == first.placer
+        # the joiner passed no placement=: it places as the layout says
+        assert other.placement == first.placement == other.layout.placement == placed_by
+        made = placer_factory(placed_by, vnodes=40, hash="xxh64", seed=0)
+        assert other.placer == made({"a": 1.0, "b": 1.0, "c": 1.0})
         assert other.get_many([f"k{i}" for i in range(200)]) == {f"k{i}": i for i in range(200)}
 
     def test_a_node_of_one_cluster_cannot_create_another(self):

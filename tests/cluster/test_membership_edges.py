@@ -15,6 +15,7 @@ from cvstore.core.layout import LayoutError, NodeSpec
 from cvstore.core.records import TOMBSTONE
 
 BOTH_DRIVERS = True
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 
 def test_one_store_object_under_two_names_is_refused():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cvstore import Cluster, RedisStore
+from cvstore import Cluster, Node, RedisStore
 from cvstore._cli.cluster import EXAMPLES
 from cvstore.cli import main
 from cvstore.core.layout import Layout
@@ -24,6 +24,23 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_status_names_a_placement_other_than_the_ring(start_redis, capsys, prefix):
+    servers = start_redis(2)
+    nodes = [Node(f"r{i}", store=RedisStore(s.url(), prefix=prefix)) for i, s in enumerate(servers)]
+    cluster = Cluster.create(nodes, replication_factor=2, placement="rendezvous")
+    try:
+        code, out, _ = run(
+            capsys, "cluster", "status", "--seed", servers[0].url(), "--prefix", prefix
+        )
+        assert code == 0 and "replication factor 2, placement rendezvous, seed 0" in out
+        code, out, _ = run(
+            capsys, "cluster", "status", "--seed", servers[1].url(), "--prefix", prefix, "--json"
+        )
+        assert code == 0 and json.loads(out)["placement"] == "rendezvous"
+    finally:
+        cluster.close()
 
 
 def test_a_cluster_operated_from_the_command_line(start_redis, capsys, prefix):

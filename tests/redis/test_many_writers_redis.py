@@ -12,6 +12,7 @@ from tests.support import writers_scenarios as sc
 from tests.support.drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
+ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 ROUNDS = 100
 pytestmark = pytest.mark.slow  # thousands of rounds against real servers

@@ -7,13 +7,16 @@ the same assertions, the async driver's coroutines run on an event loop of
 its own in a thread.  Nodes given with a sync ``RedisStore`` get an
 ``AsyncRedisStore`` to the same server and prefix for the async driver, and
 ``raw(node)`` gives a sync store to look at a node's server directly under
-either driver.
+either driver.  ``placement`` (set by the ``placed_by`` fixture) is the
+``placement=`` every cluster made here gets unless the test passes one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import cvstore
@@ -22,24 +25,28 @@ from cvstore.stores.base import AsyncStore
 
 DRIVERS = ("sync", "async")
 current = "sync"  # set for each test by the ``driver`` fixture (tests/conftest.py)
+placement = "ring"  # set for each test by the ``placed_by`` fixture (ALL_PLACEMENTS modules)
 
 
 class Cluster:
     """``cvstore.Cluster`` or ``SyncOverAsync``, whichever driver the test runs with."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        kwargs.setdefault("placement", placement)
         if current == "async":
             return SyncOverAsync(*args, **kwargs)
         return cvstore.Cluster(*args, **kwargs)
 
     @staticmethod
     def create(nodes: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("placement", placement)
         if current == "async":
             return SyncOverAsync.create(nodes, **kwargs)
         return cvstore.Cluster.create(nodes, **kwargs)
 
     @staticmethod
     def join(seeds: Any, **kwargs: Any) -> Any:
+        # no placement=: a joining client takes the one its cluster's layout records
         if current == "async":
             return SyncOverAsync.join(seeds, **kwargs)
         return cvstore.Cluster.join(seeds, **kwargs)
@@ -79,10 +86,15 @@ def _async_store(store: Any) -> Any:
     return store
 
 
-def _async_nodes(nodes: Any, made: list[Any] | None = None) -> list[Node]:
+def _async_nodes(nodes: Any, made: list[Any] | None = None) -> Any:
     """The nodes for the async driver: a sync RedisStore's node gets an AsyncRedisStore twin."""
+    if isinstance(nodes, (Node, str, bytes)):  # bad input goes as it is: the cluster refuses it
+        return nodes
     out = []
     for node in nodes:
+        if not isinstance(node, Node):  # bad input goes as it is: the cluster refuses it
+            out.append(node)
+            continue
         store = _async_store(node.store)
         if store is not node.store:
             node = Node(node.name, weight=node.weight, zone=node.zone, store=store)
@@ -128,8 +140,11 @@ class SyncOverAsync:
 
     @classmethod
     def join(cls, seeds: Any, **kwargs: Any) -> SyncOverAsync:
-        if not isinstance(seeds, str):  # a single URL goes as it is: join takes it as one seed
+        # a single URL or store goes as it is (join takes it as one seed), as does bad input
+        if isinstance(seeds, (list, tuple)):
             seeds = [_async_store(s) if not isinstance(s, str) else s for s in seeds]
+        elif isinstance(seeds, cvstore.RedisStore):
+            seeds = _async_store(seeds)
         return cls._wrap(lambda twins: AsyncCluster.join(seeds, **kwargs))
 
     def _run(self, coro: Any) -> Any:
@@ -202,6 +217,13 @@ class SyncOverAsync:
             raise KeyError(key)
         return value
 
+    def __eq__(self, other: object) -> bool:  # as Mapping.__eq__ gives the sync Cluster
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self._run(self._cluster.items())) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self.put(key, value)
 
@@ -239,7 +261,10 @@ class SyncOverAsync:
         self._cluster.read_policy = policy
 
     def __getattr__(self, name: str) -> Any:  # nodes, node(), ring, layout, suspected, clock...
-        return getattr(self._cluster, name)
+        attr = getattr(self._cluster, name)
+        if inspect.iscoroutinefunction(attr):  # update, setdefault, pop...: run on the loop
+            return lambda *a, **k: self._run(attr(*a, **k))
+        return attr
 
     def __repr__(self) -> str:
         return repr(self._cluster).replace("AsyncCluster", "Cluster", 1)
