@@ -9,12 +9,12 @@ from __future__ import annotations
 import threading
 import time
 
-import drivers
 import pytest
-from tests.support.drivers import raw
 
 from cvstore import UnavailableError
 from cvstore.versions import TOMBSTONE
+from tests.support import drivers
+from tests.support.drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pytest
 import xxhash
-from drivers import Cluster  # the sync or the async driver (tests/drivers.py)
 
 import cvstore
 from cvstore import EmptyRingError, HashRing, MemoryStore, Node
@@ -23,6 +22,7 @@ from cvstore.core.layout import Layout, LayoutError, NodeSpec
 from cvstore.core.placements import PLACEMENTS, check_placement, placer_factory
 from cvstore.core.rendezvous import Rendezvous
 from cvstore.errors import NodeExistsError
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 MASK = (1 << 64) - 1
 KEYS = [f"key-{i}" for i in range(20_000)]
