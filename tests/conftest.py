@@ -97,7 +97,7 @@ def driver(request):
 @pytest.fixture
 def placed_by(request):
     """The placement ``drivers.Cluster`` gives a cluster it makes ("ring", "rendezvous", ...)."""
-    import drivers
+    from tests.support import drivers
 
     drivers.placement = getattr(request, "param", "ring")
     yield drivers.placement
