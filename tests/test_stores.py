@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from cvstore.core.records import Expiring
 from cvstore.errors import StoreError
 from cvstore.stores import MemoryStore, Store
-from cvstore.core.records import Expiring
 from cvstore.versions import TOMBSTONE, Record
 
 STORE_FACTORIES: list[Any] = [
@@ -137,7 +137,7 @@ class TestRecords:
             [(b"e", Record(3, Expiring("soon", 4_000_000_000_123))), (b"p", Record(3, "always"))]
         )
         assert store.get(b"e") == Record(3, Expiring("soon", 4_000_000_000_123))
-        keys, versions, tombs, expires = store.scan_versions()
+        keys, _versions, _tombs, expires = store.scan_versions()
         assert sorted(zip(keys, expires)) == [(b"e", 4_000_000_000_123), (b"p", 0)]
         # a later write without a ttl replaces it, expiry and all
         assert store.put(b"e", Record(4, "forever"))

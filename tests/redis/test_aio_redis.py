@@ -91,7 +91,7 @@ def test_the_async_store_speaks_the_sync_stores_protocol(start_redis, prefix):
                 sync.put_hints("n2", [(b"k", Record(3, "h"))])
             assert await store.read_hints() == [("n2", b"k", Record(3, "h"))]
             assert await store.count() == 2 and await store.count_hints() == 1
-            keys, versions, tombs, expires = await store.scan_versions()
+            keys, versions, tombs, _expires = await store.scan_versions()
             assert sorted(zip(keys, versions, tombs)) == [(b"a", 2, False), (b"b", 2, False)]
             assert await store.swap_layout(0, 1, b"{}") == (1, b"{}")
             assert await store.read_layout() == (1, b"{}")

@@ -42,7 +42,7 @@ class _Tombstone:
 
     _instance = None
 
-    def __new__(cls) -> _Tombstone:
+    def __new__(cls) -> _Tombstone:  # noqa: PYI034 - the one instance, whatever cls
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
