@@ -52,6 +52,43 @@ def test_the_core_imports_no_store_socket_thread_or_clock(module):
     assert forbidden == set(), f"{module} imports {sorted(forbidden)}"
 
 
+def guesses(path: Path) -> list[str]:
+    """``hasattr(x, ...)`` and ``getattr(x, name, default)`` calls on a store, node or seed."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and (node.func.id == "hasattr" or (node.func.id == "getattr" and len(node.args) == 3))
+        ):
+            target = ast.unparse(node.args[0])
+            if any(word in target for word in ("store", "node", "seed", "member")):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_ability_of_a_store_is_guessed_from_its_attributes():
+    # Stores declare what they can do (cvstore.stores.base); the layers that use
+    # them read the declarations instead of probing for attributes.
+    package = CORE.parent
+    paths = [*CORE.glob("*.py"), *package.glob("_cli/*.py"), *package.glob("*.py")]
+    assert [found for path in paths for found in guesses(path)] == []
+
+
+def test_the_guess_finder_finds_guesses(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "a = hasattr(node.store, 'sibling')\n"
+        "b = getattr(store, 'address', '')\n"
+        "c = getattr(store, op.value)\n"  # a method by name: not a guess
+        "d = getattr(args, 'seed', None)\n"  # not a store
+    )
+    assert guesses(probe) == [
+        "probe.py:1: hasattr(node.store, 'sibling')",
+        "probe.py:2: getattr(store, 'address', '')",
+    ]
+
+
 def test_nothing_below_the_drivers_imports_a_driver():
     package = CORE.parent
     for path in [*package.glob("stores/**/*.py"), *CORE.glob("*.py"), package / "node.py"]:
@@ -119,7 +156,7 @@ def test_a_bad_level_names_the_argument_and_the_value():
 class Member:
     def __init__(self, name: str, up: bool = True, zone: Any = None) -> None:
         self.name, self.weight, self.zone, self.is_up = name, 1.0, zone, up
-        self.remote = False
+        self.remote = self.direct = False
         self.latency = None
 
     def __repr__(self) -> str:

@@ -213,9 +213,9 @@ def check_members(nodes: Any) -> list[Node]:
 
 def store_place(store: Any) -> tuple[Any, ...]:
     """Where a store keeps its data: (address, prefix) on a server, else the store object itself."""
-    address = getattr(store, "address", "")
+    address = store.address
     if address:
-        prefix = getattr(store, "prefix", "")
+        prefix = store.prefix
         if isinstance(prefix, bytes):
             prefix = prefix.decode("utf-8", "replace")
         return (str(address), str(prefix))
@@ -235,9 +235,9 @@ def check_distinct(node: Node, members: Iterable[Node]) -> None:
 
 
 def same_place(first: str, second: str, store: Any) -> str:
-    address = getattr(store, "address", "")
+    address = store.address
     if address:
-        prefix = getattr(store, "prefix", "")
+        prefix = store.prefix
         if isinstance(prefix, bytes):
             prefix = prefix.decode("utf-8", "replace")
         where = f"the same server: both at {address} with prefix {prefix!r}"
@@ -439,7 +439,7 @@ class State:
         store = node.store
         if store.name is None:
             store.name = node.name  # so the store's StoreErrors name this node
-        codec = getattr(store, "codec", None)
+        codec = store.codec
         if codec is not None and self.value_codec is None:
             self.value_codec = codec  # values other than str and bytes are measured with it
 

@@ -318,9 +318,9 @@ def empty(nodes: Sequence[Any]) -> Proc[None]:
                 raise _unreachable_joiner(node, result)
         if records or hints:
             store = node.store
-            address = getattr(store, "address", "")
+            address = store.address
             if address:
-                prefix = getattr(store, "prefix", "")
+                prefix = store.prefix
                 if isinstance(prefix, bytes):
                     prefix = prefix.decode("utf-8", "replace")
                 where = f" ({address}, prefix {prefix!r})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cvstore.core.records import Record
@@ -96,7 +96,11 @@ class RedisClientStore:
     the connection code that goes with it.
     """
 
+    # What a Redis store can do (the declarations of cvstore.stores.base):
     remote = True  # calls to several nodes overlap
+    keeps_layout = True  # the layout and its epoch are keys under the prefix, swapped by a script
+    addressable = True  # the server's URL (``address``) and ``prefix``; ``sibling`` below
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
 
     def _setup(
         self,
