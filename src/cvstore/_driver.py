@@ -23,6 +23,8 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+import numpy as np
+
 from cvstore._limits import show_number
 from cvstore._records import record as new_record
 from cvstore._ring import HashRing
@@ -288,6 +290,7 @@ class State:
         self.write_level: Level = options.write_consistency
         self.closed = False  # set by the driver's close(): every later call raises
         self.random = random.random
+        self.rng = np.random.default_rng()  # the core's arrays of random numbers, and ids
         self.hints = HintBook(int(options.hint_window * 1000), lock())
         self.hints.on_event = _log_hints
         self.schedule = Schedule(options.probe_interval, options.max_probe_interval)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -247,11 +246,21 @@ def _check_names(nodes: Iterable[NodeSpec]) -> None:
 
 
 def first(
-    nodes: Sequence[NodeSpec], replication_factor: int, *, vnodes: int, hash: str, seed: int
+    nodes: Sequence[NodeSpec],
+    replication_factor: int,
+    *,
+    vnodes: int,
+    hash: str,
+    seed: int,
+    cluster: str = "",
 ) -> Layout:
-    """The first layout of a new cluster (epoch 1, a fresh random cluster id)."""
+    """The first layout of a new cluster (epoch 1).
+
+    `cluster` is its id; "" leaves it to be named where randomness is at hand
+    (``membership.share`` draws a new cluster's id from its context).
+    """
     _check_names(nodes)
-    layout = Layout(os.urandom(8).hex(), 1, tuple(nodes), replication_factor, vnodes, hash, seed)
+    layout = Layout(cluster, 1, tuple(nodes), replication_factor, vnodes, hash, seed)
     layout.check_places()
     return layout
 
