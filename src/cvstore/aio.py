@@ -958,7 +958,7 @@ async def _close_quietly(store: Any) -> None:
 
 
 def _keeps_layout(store: Any) -> bool:
-    return store.remote and store.keeps_layout  # type: ignore[no-any-return]
+    return store.remote and store.keeps_layout
 
 
 def _timed(report: MembershipReport, started: float) -> MembershipReport:

@@ -64,7 +64,7 @@ def open_url(url: str, *, asyncio: bool = False, **options: _Any) -> "Store | As
         kind = backend.async_twin
     store = kind(url, **options)
     store.url = url
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 __all__ = ("AsyncRedisStore", "AsyncStore", "MemoryStore", "RedisStore", "Store", "open_url")
