@@ -61,6 +61,7 @@ def sync_part() -> None:
         c.read_policy = "primary"
         assert_type(c.get_node_for_key("k"), Node)
         assert_type(c.nodes, tuple[Node, ...])
+        c["k"] = b"v"  # popitem() above may have taken it
         del c["k"]
         c.clear()
 
