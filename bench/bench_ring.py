@@ -38,8 +38,8 @@ from __future__ import annotations
 import bisect
 import gc
 import tracemalloc
-from collections.abc import Iterable
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pytest

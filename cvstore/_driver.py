@@ -23,6 +23,8 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any
 
+import numpy as np
+
 from cvstore._limits import show_number
 from cvstore._records import record as new_record
 from cvstore._ring import HashRing
@@ -219,9 +221,9 @@ def check_members(nodes: Any) -> list[Node]:
 
 def store_place(store: Any) -> tuple[Any, ...]:
     """Where a store keeps its data: (address, prefix) on a server, else the store object itself."""
-    address = getattr(store, "address", "")
+    address = store.address
     if address:
-        prefix = getattr(store, "prefix", "")
+        prefix = store.prefix
         if isinstance(prefix, bytes):
             prefix = prefix.decode("utf-8", "replace")
         return (str(address), str(prefix))
@@ -241,9 +243,9 @@ def check_distinct(node: Node, members: Iterable[Node]) -> None:
 
 
 def same_place(first: str, second: str, store: Any) -> str:
-    address = getattr(store, "address", "")
+    address = store.address
     if address:
-        prefix = getattr(store, "prefix", "")
+        prefix = store.prefix
         if isinstance(prefix, bytes):
             prefix = prefix.decode("utf-8", "replace")
         where = f"the same server: both at {address} with prefix {prefix!r}"
@@ -294,6 +296,7 @@ class State:
         self.write_level: Level = options.write_consistency
         self.closed = False  # set by the driver's close(): every later call raises
         self.random = random.random
+        self.rng = np.random.default_rng()  # the core's arrays of random numbers, and ids
         self.hints = HintBook(int(options.hint_window * 1000), lock())
         self.hints.on_event = _log_hints
         self.schedule = Schedule(options.probe_interval, options.max_probe_interval)
@@ -461,7 +464,7 @@ class State:
         store = node.store
         if store.name is None:
             store.name = node.name  # so the store's StoreErrors name this node
-        codec = getattr(store, "codec", None)
+        codec = store.codec
         if codec is not None and self.value_codec is None:
             self.value_codec = codec  # values other than str and bytes are measured with it
 

@@ -1,7 +1,7 @@
 from collections.abc import Iterable
 from typing import Any
 
-from cvstore.core.records import Record
+from cvstore.versions import Record
 
 def record(version: int, value: Any) -> Record: ...
 def records(version: int, values: Iterable[Any]) -> list[Record]: ...

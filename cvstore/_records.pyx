@@ -20,7 +20,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 
-from cvstore.core.records import Record
+from cvstore.versions import Record
 
 cdef extern from "Python.h":
     ctypedef struct PyTypeObject:

@@ -11,7 +11,7 @@ plain ``TypeVar`` and needs nothing installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 __all__ = ("D", "Hash", "Key", "KeyIn", "V")
 
@@ -19,7 +19,7 @@ __all__ = ("D", "Hash", "Key", "KeyIn", "V")
 Hash = Literal["xxh64", "ketama", "ketama-uhashring"]
 
 # A key as the API returns it: str when its bytes are UTF-8, else bytes.
-Key = Union[str, bytes]
+Key = str | bytes
 
 # A key as a caller passes it (str or bytes, or a mapping keyed by either).
 KeyIn = TypeVar("KeyIn", bound=str | bytes)

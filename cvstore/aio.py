@@ -960,7 +960,7 @@ async def _close_quietly(store: Any) -> None:
 
 
 def _keeps_layout(store: Any) -> bool:
-    return isinstance(store, AsyncStore)
+    return store.remote and store.keeps_layout
 
 
 def _timed(report: MembershipReport, started: float) -> MembershipReport:
@@ -973,9 +973,8 @@ def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Any:
     if isinstance(seed, (Store, AsyncStore)):
         return seed
     if isinstance(seed, str):
-        from cvstore.stores.redis import AsyncRedisStore
+        from cvstore.stores import open_url
 
-        store = AsyncRedisStore(seed, prefix=prefix, timeout=timeout, codec=codec)
-        store._seed_url = seed  # type: ignore[attr-defined]
+        store = open_url(seed, asyncio=True, prefix=prefix, timeout=timeout, codec=codec)
         return store
     raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")

@@ -83,7 +83,7 @@ from cvstore.errors import (
     StoreError,
 )
 from cvstore.node import Node
-from cvstore.stores.base import Pending, Store
+from cvstore.stores.base import AsyncStore, Pending, Store
 from cvstore.versions import HybridClock
 
 if TYPE_CHECKING:
@@ -1040,7 +1040,7 @@ def _call(call: Call, epoch: int) -> Any:
 
 def _keeps_layout(store: Store) -> bool:
     """Whether a store is on a server other clients share and can hold a layout (Redis)."""
-    return store.remote and type(store).read_layout is not Store.read_layout
+    return store.remote and store.keeps_layout
 
 
 def _spec(node: Node) -> NodeSpec:
@@ -1049,11 +1049,11 @@ def _spec(node: Node) -> NodeSpec:
 
 
 def _address(store: Store) -> str:
-    return str(getattr(store, "address", ""))
+    return store.address
 
 
 def _prefix(store: Store) -> str:
-    prefix = getattr(store, "prefix", "")
+    prefix = store.prefix
     return prefix.decode() if isinstance(prefix, bytes) else str(prefix)
 
 
@@ -1072,7 +1072,7 @@ def _first_layout(members: Sequence[Node], options: Any) -> tuple[dict[str, Node
 
 def _connect_like(members: Sequence[Node]) -> Any:
     """How to reach a node a layout names: a store like the given ones (Redis) or none."""
-    model = next((n.store for n in members if hasattr(n.store, "sibling")), None)
+    model = next((n.store for n in members if n.store.addressable), None)
     if model is None:
         return None
     return lambda spec: model.sibling(spec.address, spec.prefix)
@@ -1080,12 +1080,12 @@ def _connect_like(members: Sequence[Node]) -> Any:
 
 def seed_of(store: Store) -> Any:
     """What a seed was given as: the URL of a store made from one, else the store."""
-    return getattr(store, "_seed_url", store)
+    return store if store.url is None else store.url
 
 
 def _seed_list(seeds: Any) -> list[Any]:
     """The seeds of ``join``: an iterable of URLs or stores, or a single one."""
-    if isinstance(seeds, str) or hasattr(seeds, "read_layout"):
+    if isinstance(seeds, (str, Store, AsyncStore)):
         return [seeds]
     if isinstance(seeds, (bytes, bytearray)) or not isinstance(seeds, Iterable):
         raise TypeError(
@@ -1098,11 +1098,10 @@ def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:
     if isinstance(seed, Store):
         return seed
     if isinstance(seed, str):
-        from cvstore.stores.redis import RedisStore
+        from cvstore.stores import open_url
 
-        store = RedisStore(seed, prefix=prefix, timeout=timeout, codec=codec)
-        store._seed_url = seed  # type: ignore[attr-defined]
-        return store
+        store = open_url(seed, prefix=prefix, timeout=timeout, codec=codec)
+        return store  # type: ignore[return-value]
     raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
 
 

@@ -116,7 +116,7 @@ class Node:
         self.weight = float(weight)
         self.zone = zone
         self.store = store
-        if getattr(store, "name", "") is None:
+        if store.name is None:
             store.name = name  # so the store's StoreErrors name this node
         self.is_up = True
         self._failed = False
@@ -124,7 +124,7 @@ class Node:
         # Bound store methods, looked up once: the cluster's per-key fast
         # path calls these directly, for the built-in in-process store only
         # (any other store goes through the general path and write_many).
-        self._fast = type(store) is MemoryStore
+        self._fast = store.direct
         self._get = store.get if self._fast else None
         self._put = store.put if self._fast else None
         self._latency: float | None = None
@@ -174,6 +174,11 @@ class Node:
     def remote(self) -> bool:
         """Whether the node's store waits on a server."""
         return self.store.remote
+
+    @property
+    def direct(self) -> bool:
+        """Whether the per-key fast path may call the node's store directly (``Store.direct``)."""
+        return self._fast
 
     @property
     def latency(self) -> float | None:

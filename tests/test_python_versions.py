@@ -27,13 +27,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def declared_oldest() -> tuple[int, int]:
-    match = re.search(r'^requires-python = ">=(\d+)\.(\d+)"$', PYPROJECT.read_text(), re.M)
+    match = re.search(r'^requires-python = ">=(\d+)\.(\d+)"$', PYPROJECT.read_text(), re.MULTILINE)
     assert match, "pyproject.toml declares requires-python as >=X.Y"
     return int(match[1]), int(match[2])
 
 
 def setup_oldest() -> tuple[int, int]:
-    match = re.search(r"^OLDEST = \((\d+), (\d+)\)$", SETUP.read_text(), re.M)
+    match = re.search(r"^OLDEST = \((\d+), (\d+)\)$", SETUP.read_text(), re.MULTILINE)
     assert match, "setup.py names the oldest Python it builds for"
     return int(match[1]), int(match[2])
 
@@ -51,7 +51,7 @@ def run_setup_as(version: tuple[int, ...]) -> subprocess.CompletedProcess[str]:
         f"runpy.run_path({str(SETUP)!r}, run_name='__main__')\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
 
 

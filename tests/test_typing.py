@@ -61,6 +61,7 @@ def run_mypy(scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
 
 
@@ -87,7 +88,12 @@ def test_a_typed_user_script_passes_mypy_strict(scratch: Path) -> None:
 
 def test_the_user_script_runs(scratch: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "user_script.py"], cwd=scratch, capture_output=True, text=True, timeout=120
+        [sys.executable, "user_script.py"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
 

@@ -261,8 +261,8 @@ class Shell(cmd.Cmd):
         place = (store.address, store.prefix)
         for member in self.cluster.nodes:
             if (
-                getattr(member.store, "address", None),
-                getattr(member.store, "prefix", None),
+                member.store.address,
+                member.store.prefix,
             ) == place:
                 store.close()
                 raise ShellError(

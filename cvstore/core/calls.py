@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from cvstore.errors import StoreError, UnreadableRecordError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from cvstore.core.hints import HintBook
     from cvstore.core.levels import ReadPolicy
     from cvstore.core.placement import Placement
@@ -141,11 +143,14 @@ class Context(Protocol):
     version seen; ``causes(names)`` gives the last store error known for
     each named node that has one; ``count(name, n)`` adds to a counter of
     ``Cluster.stats()``; ``install(p)`` makes `p` the current placement.
+    Randomness comes from here only: ``random()`` for one number, ``rng``
+    (a NumPy generator the driver seeds) for arrays and ids.
     """
 
     placement: Placement
     hints: HintBook
     read_policy: ReadPolicy
+    rng: np.random.Generator
 
     def stamp(self) -> int: ...
 

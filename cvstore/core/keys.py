@@ -8,11 +8,11 @@ ring converts keys here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any
 
 __all__ = ("encode_keys", "key_bytes", "key_out", "keys_bytes")
 
-Key = Union[str, bytes]
+Key = str | bytes
 
 
 def key_bytes(key: Any) -> bytes:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -275,18 +274,16 @@ def first(
     hash: str,
     seed: int,
     placement: str = "ring",
+    cluster: str = "",
 ) -> Layout:
-    """The first layout of a new cluster (epoch 1, a fresh random cluster id)."""
+    """The first layout of a new cluster (epoch 1).
+
+    `cluster` is its id; "" leaves it to be named where randomness is at hand
+    (``membership.share`` draws a new cluster's id from its context).
+    """
     _check_names(nodes)
     layout = Layout(
-        os.urandom(8).hex(),
-        1,
-        tuple(nodes),
-        replication_factor,
-        vnodes,
-        hash,
-        seed,
-        placement=placement,
+        cluster, 1, tuple(nodes), replication_factor, vnodes, hash, seed, placement=placement
     )
     layout.check_places()
     return layout

@@ -19,6 +19,7 @@ reachable, except a node that is being removed, which may be down.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cvstore.core.calls import Call, Op, Proc, failed
@@ -318,9 +319,9 @@ def empty(nodes: Sequence[Any]) -> Proc[None]:
                 raise _unreachable_joiner(node, result)
         if records or hints:
             store = node.store
-            address = getattr(store, "address", "")
+            address = store.address
             if address:
-                prefix = getattr(store, "prefix", "")
+                prefix = store.prefix
                 if isinstance(prefix, bytes):
                     prefix = prefix.decode("utf-8", "replace")
                 where = f" ({address}, prefix {prefix!r})"
@@ -388,7 +389,8 @@ def share(
     """Follow the layout the `given` nodes hold, or install the first one on them.
 
     `first_layout()` builds the layout of a new cluster (only called when
-    none is found).  If no node answers, the client stays without a layout
+    none is found); one without a cluster id gets a random one from
+    ``ctx.rng``.  If no node answers, the client stays without a layout
     (every node refuses its epoch, -1) and tries again on its first call.
     """
     ctx.shared = True
@@ -407,6 +409,8 @@ def share(
         return
     if layout is None:
         candidate = first_layout()
+        if not candidate.cluster:  # a new cluster's id: random, from the driver's context
+            candidate = replace(candidate, cluster=ctx.rng.bytes(8).hex())
         try:
             yield from install(candidate, given, {name: 0 for name in given})
             layout = candidate

@@ -4,7 +4,8 @@ A ``Placement`` holds a placer (a ``HashRing`` by default; any registered
 placement, see ``cvstore.core.placements``) built for exactly its members, the members in the placer's index order, N (replicas per key)
 and the replica counts each consistency level needs.  Members are the
 driver's node objects; the core reads only their ``name``, ``weight``,
-``zone``, ``is_up`` and ``remote`` attributes (the ``Member`` protocol).  The cluster swaps whole snapshots in one assignment, so a
+``zone``, ``is_up``, ``remote``, ``direct`` and ``latency`` attributes (the ``Member``
+protocol).  The cluster swaps whole snapshots in one assignment, so a
 reader always works with one consistent membership, old or new.  During a
 membership change the current snapshot carries the next one as ``pending``:
 writes then go to the replicas of both.
@@ -70,6 +71,12 @@ class Member(Protocol):
 
     @property
     def remote(self) -> bool: ...
+
+    @property
+    def direct(self) -> bool: ...
+
+    @property
+    def latency(self) -> float | None: ...
 
 
 def ring_placer(*, vnodes: int, hash: Hash, seed: int) -> Callable[[Mapping[str, float]], Placer]:
@@ -142,7 +149,7 @@ class Placement:
         self.remote = any(node.remote for node in members)
         # Whether a driver may call every member's store directly on its
         # per-key fast path (the built-in in-process store; see Node).
-        self.direct = bool(members) and all(getattr(node, "_fast", False) for node in members)
+        self.direct = bool(members) and all(node.direct for node in members)
         self.zoned = any(node.zone is not None for node in members)
         # A node without a zone is a zone of its own.
         zone_ids: dict[Any, int] = {}

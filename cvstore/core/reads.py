@@ -153,7 +153,7 @@ def _read_batch(
         if policy == "primary" or n == 1:
             col = np.argmax(up_rows, axis=1)
         elif policy == "random":
-            col = np.argmax(up_rows + np.random.random(up_rows.shape), axis=1)
+            col = np.argmax(up_rows + ctx.rng.random(up_rows.shape), axis=1)
         else:
             latency = np.array([node.latency or 0.0 for node in p.nodes])
             col = np.argmin(np.where(up_rows, latency[prefs], np.inf), axis=1)

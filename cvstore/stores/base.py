@@ -23,12 +23,23 @@ call (0: a client that keeps its own membership, not fenced) and raises
 ``FencedError`` if the epoch it holds is another one, in the same atomic step
 as the call, before anything is read or written.
 
+What a store can do it declares, as class attributes the cluster reads
+(it never guesses from other attributes): ``remote`` (calls wait on a
+server), ``direct`` (in-process: the per-key fast path may call ``get`` and
+``put`` itself), ``keeps_layout`` (``read_layout``/``swap_layout`` work and
+calls are fenced by epoch), ``addressable`` (other clients reach its data at
+``address`` under ``prefix``, and ``sibling`` makes a store like it for
+another address), ``async_twin`` (the asyncio store of the same backend) and
+``schemes`` (the URL schemes ``cvstore.stores.open_url`` opens with it).
+The store contract suite checks each declaration against what the store
+does.
+
 A new backend is one module: subclass ``Store``, implement the abstract
-methods (the rest have working defaults), and add it to the store contract
-tests (``tests/cluster/test_stores.py``).  A backend that waits on a server sets
-``remote = True`` and overrides ``send_get_many``/``send_write_many`` to send
-a request at once and read the reply later, so the cluster's calls to
-several nodes overlap.
+methods (the rest have working defaults), declare what it can do, and add it
+to the store contract tests (``tests/cluster/test_stores.py``).  A backend that waits
+on a server sets ``remote = True`` and overrides
+``send_get_many``/``send_write_many`` to send a request at once and read the
+reply later, so the cluster's calls to several nodes overlap.
 """
 
 from __future__ import annotations
@@ -92,14 +103,54 @@ class Store(abc.ABC):
     ``close``.
     """
 
+    # ------------------------------------------------ what the store can do
+
     #: Whether calls wait on a server.  The cluster then sends a batch's
     #: requests to every such node before reading any reply, and slices large
     #: batches; in-process stores leave it False and are called in turn.
     remote: ClassVar[bool] = False
 
+    #: Whether the cluster's per-key fast path may call ``get`` and ``put``
+    #: directly, skipping ``write_many`` and epochs (an in-process store whose
+    #: writes need nothing else).
+    direct: ClassVar[bool] = False
+
+    #: Whether the store keeps a cluster layout (``read_layout``,
+    #: ``swap_layout``) and fences record and hint calls by its epoch: a
+    #: cluster's membership can live on it (``Cluster.create``), and on
+    #: stores that are also ``remote``, clients share it.
+    keeps_layout: ClassVar[bool] = False
+
+    #: Whether other clients reach this store's data at ``address`` under
+    #: ``prefix`` (a server): a layout records them, and ``sibling`` makes a
+    #: store like this one for another node the layout names.
+    addressable: ClassVar[bool] = False
+
+    #: The asyncio store of the same backend (the same data, read and written
+    #: alike), or None.  In-process stores need none: the asyncio driver calls
+    #: them directly.
+    async_twin: ClassVar[type[AsyncStore] | None] = None
+
+    #: The URL schemes ``cvstore.stores.open_url`` opens with this backend
+    #: (``cls(url, **options)``).
+    schemes: ClassVar[tuple[str, ...]] = ()
+
     #: The node's name, carried by the StoreErrors the store raises (the
     #: cluster sets it when the store joins a node).
     name: str | None = None
+
+    #: Where the data is: a URL without credentials, and the key prefix there
+    #: ("" and "" for a store in this process; see ``addressable``).
+    address: str = ""
+    prefix: str | bytes = ""
+
+    #: The URL ``open_url`` opened this store from (whoever opened it closes
+    #: it), else None.
+    url: str | None = None
+
+    #: How values are encoded (a codec with ``encode``/``decode``), or None:
+    #: values are kept as the objects given.
+    codec: Any = None
 
     # ------------------------------------------------------------ records
 
@@ -284,6 +335,14 @@ class Store(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not keep a cluster layout")
 
+    def sibling(self, address: str, prefix: str) -> Store:
+        """A store like this one (options, credentials) for the data at `address` under `prefix`.
+
+        Only ``addressable`` stores make one; a cluster reaches a node its
+        layout names this way.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no address to make a sibling from")
+
     # -------------------------------------------------------- overlapping
 
     def send_get_many(self, keys: Sequence[bytes], epoch: int = 0) -> Pending[list[Record | None]]:
@@ -332,8 +391,18 @@ class AsyncStore(abc.ABC):
     thread hop.
     """
 
+    # The same declarations as ``Store``'s (see there).
     remote: ClassVar[bool] = True
+    direct: ClassVar[bool] = False
+    keeps_layout: ClassVar[bool] = False
+    addressable: ClassVar[bool] = False
+    async_twin: ClassVar[type[AsyncStore] | None] = None
+    schemes: ClassVar[tuple[str, ...]] = ()
     name: str | None = None
+    address: str = ""
+    prefix: str | bytes = ""
+    url: str | None = None
+    codec: Any = None
 
     @abc.abstractmethod
     async def get(self, key: bytes) -> Record | None: ...
@@ -403,6 +472,10 @@ class AsyncStore(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...
+
+    def sibling(self, address: str, prefix: str) -> AsyncStore:
+        """A store like this one for the data at `address` under `prefix` (see ``Store``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no address to make a sibling from")
 
     def stats(self, reset: bool = False) -> dict[str, Any]:
         return {}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, itemgetter
 from operator import lt as _lt
+from typing import Any, ClassVar
 
 from cvstore.core.records import TOMBSTONE, Expiring, Record
 from cvstore.errors import FencedError
@@ -41,6 +42,20 @@ class MemoryStore(Store):
     >>> store.put(b"k", Record(3, TOMBSTONE)), store.count()
     (True, 1)
     """
+
+    # What it can do (the declarations of cvstore.stores.base): in-process, so
+    # not remote, and called directly by the per-key fast path; it keeps a
+    # layout (a cluster made with Cluster.create in one process).
+    direct: ClassVar[bool] = True
+    keeps_layout: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass may change what a write does (count, fail, delay it): the
+        # fast path, which bypasses write_many, is for this class unless the
+        # subclass declares otherwise.
+        if "direct" not in cls.__dict__:
+            cls.direct = False
 
     def __init__(self) -> None:
         self._data: dict[bytes, Record] = {}

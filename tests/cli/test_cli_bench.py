@@ -73,8 +73,10 @@ def test_peers_too_big_to_build_quickly_are_skipped_and_named(capsys):
     r = json.loads(capsys.readouterr().out)
     assert {x["ring"] for x in r["results"]} == {"cvstore"}
     assert r["missing"] == [
-        "uhashring and the pure-Python ring (3,200,000 points is more than the 2,000,000 "
-        "they build in seconds)"
+        (
+            "uhashring and the pure-Python ring (3,200,000 points is more than the 2,000,000 "
+            "they build in seconds)"
+        )
     ]
 
 

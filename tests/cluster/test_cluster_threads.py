@@ -41,7 +41,7 @@ def test_concurrent_puts_and_gets_while_nodes_join_and_leave():
                 seen = cluster.get_many(keys)
                 assert seen == {k: last[w][k] for k in keys}
                 rnd += 1
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the main thread raises it
             errors.append(exc)
 
     def membership() -> None:
@@ -51,7 +51,7 @@ def test_concurrent_puts_and_gets_while_nodes_join_and_leave():
                 cluster.add_node(Node(f"extra{i}"))
                 cluster.remove_node(members.pop(0))
                 members.append(f"extra{i}")
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the main thread raises it
             errors.append(exc)
         finally:
             stop.set()
@@ -79,7 +79,7 @@ def test_concurrent_puts_and_gets_while_nodes_join_and_leave():
     report = cluster.repair()
     assert report.repaired == 0
     for node in cluster.nodes:
-        for kb in node.store.keys():
+        for kb in node.store.keys():  # noqa: SIM118 - Store.keys(), not a dict's
             assert node in cluster.get_nodes_for_key(kb)
 
 
@@ -98,7 +98,7 @@ def test_readers_never_see_a_half_changed_ring():
                     replicas = cluster.get_nodes_for_key(key)
                     assert len({n.name for n in replicas}) == 3
                 time.sleep(0.001)  # let the membership thread have the interpreter too
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the main thread raises it
             errors.append(exc)
 
     readers = [threading.Thread(target=reader) for _ in range(3)]
@@ -130,7 +130,7 @@ def test_batch_calls_from_two_threads_leave_the_collector_running():
             for rnd in range(15):
                 cluster.put_many({k: rnd for k in keys})
                 assert cluster.get_many(keys[::7]) == {k: rnd for k in keys[::7]}
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the main thread raises it
             errors.append(exc)
 
     class Cycle:

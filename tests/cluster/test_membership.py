@@ -14,7 +14,7 @@ import pytest
 from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, UnavailableError
-from cvstore.core.layout import Layout, LayoutError, NodeSpec
+from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.placements import placer_factory
 from cvstore.errors import FencedError, LayoutConflictError, StoreError
 from cvstore.versions import Record
@@ -79,6 +79,14 @@ class TestLayouts:
         for store in servers.stores.values():
             assert Layout.from_bytes(store.read_layout()[1]) == layout
         assert (layout.replication_factor, layout.vnodes) == (2, 40)
+
+    def test_a_new_clusters_id_is_drawn_by_its_client_not_by_the_layout(self):
+        ids = {create(Servers("a"), "a").layout.cluster for _ in range(3)}
+        assert len(ids) == 3 and all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+        # the layout itself is a pure function of what it is given
+        specs = [NodeSpec("a"), NodeSpec("b")]
+        made = [first(specs, 2, vnodes=40, hash="xxh64", seed=0, cluster="c1") for _ in range(2)]
+        assert made[0] == made[1] and made[0].cluster == "c1"
 
     def test_a_client_joins_from_one_node_and_gets_the_whole_cluster(self, placed_by):
         servers = Servers("a", "b", "c")

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from cvstore.errors import StoreError
-from cvstore.stores import MemoryStore, Store
 from cvstore.core.records import Expiring
+from cvstore.errors import FencedError, StoreError
+from cvstore.stores import AsyncStore, MemoryStore, Store, open_url
 from cvstore.versions import TOMBSTONE, Record
 
 STORE_FACTORIES: list[Any] = [
@@ -137,7 +137,7 @@ class TestRecords:
             [(b"e", Record(3, Expiring("soon", 4_000_000_000_123))), (b"p", Record(3, "always"))]
         )
         assert store.get(b"e") == Record(3, Expiring("soon", 4_000_000_000_123))
-        keys, versions, tombs, expires = store.scan_versions()
+        keys, _versions, _tombs, expires = store.scan_versions()
         assert sorted(zip(keys, expires)) == [(b"e", 4_000_000_000_123), (b"p", 0)]
         # a later write without a ttl replaces it, expiry and all
         assert store.put(b"e", Record(4, "forever"))
@@ -237,6 +237,63 @@ class TestHints:
         assert store.count_hints() == 1
 
 
+class TestAbilities:
+    """What a store declares it can do (``cvstore.stores.base``) is what it does."""
+
+    def test_every_ability_is_declared_by_the_class(self, store):
+        kind = type(store)
+        for name in ("remote", "direct", "keeps_layout", "addressable"):
+            assert isinstance(getattr(kind, name), bool), name
+        assert kind.async_twin is None or issubclass(kind.async_twin, AsyncStore)
+        assert isinstance(kind.schemes, tuple)
+        assert isinstance(store.address, str) and isinstance(store.prefix, (str, bytes))
+
+    def test_a_direct_store_is_in_process(self, store):
+        if store.direct:
+            assert not store.remote and not store.addressable and store.address == ""
+
+    def test_a_store_that_keeps_a_layout_swaps_it_and_fences_by_its_epoch(self, store):
+        if not store.keeps_layout:
+            with pytest.raises(NotImplementedError):
+                store.read_layout()
+            return
+        assert store.read_layout() == (0, None)
+        assert store.swap_layout(0, 1, b"first") == (1, b"first")
+        assert store.swap_layout(0, 2, b"second") == (1, b"first")  # expected 0: refused
+        assert store.write_many([b"k"], [Record(5, "v")], 1) == [None]  # its epoch
+        with pytest.raises(FencedError):
+            store.write_many([b"k"], [Record(6, "w")], 2)
+        with pytest.raises(FencedError):
+            store.get_many([b"k"], 2)
+        assert store.get(b"k") == Record(5, "v") and store.read_layout() == (1, b"first")
+
+    def test_an_addressable_store_has_an_address_and_makes_siblings(self, store):
+        if not store.addressable:
+            assert store.address == "" and not store.prefix
+            with pytest.raises(NotImplementedError):
+                store.sibling("redis://127.0.0.1:6379/0", "p:")
+            return
+        assert store.address and "@" not in store.address  # never a credential
+        prefix = store.prefix.decode() if isinstance(store.prefix, bytes) else store.prefix
+        sibling = store.sibling(store.address, prefix + "sibling:")
+        try:
+            assert type(sibling) is type(store)
+            assert (sibling.address, sibling.prefix) == (store.address, prefix + "sibling:")
+            sibling.put(b"k", Record(1, "there"))
+            assert store.get(b"k") is None  # another place: its data is its own
+            sibling.delete(b"k")
+        finally:
+            sibling.close()
+
+    def test_an_async_twin_can_do_what_the_store_can(self, store):
+        twin = type(store).async_twin
+        if twin is None:
+            return
+        for name in ("remote", "keeps_layout", "addressable"):
+            assert getattr(twin, name) == getattr(type(store), name), name
+        assert not twin.direct and twin.schemes == type(store).schemes
+
+
 class TestThreads:
     def test_concurrent_puts_leave_the_newest_version(self, store):
         keys = [f"k{i}".encode() for i in range(50)]
@@ -308,6 +365,38 @@ class TestMemoryStore:
         pending = Failing().send_get_many([b"k"])  # the cluster reads every node's reply
         with pytest.raises(StoreError, match="n1 is down"):
             pending.result()
+
+    def test_a_subclass_is_not_called_directly_unless_it_says_so(self):
+        class Counting(MemoryStore):  # may count or fail writes: they go through write_many
+            pass
+
+        class Plain(MemoryStore):
+            direct = True
+
+        assert MemoryStore.direct and not Counting.direct and Plain.direct
+
+    def test_a_backend_declares_nothing_it_was_not_written_to_do(self):
+        class Bare(Store):  # every ability left at its default
+            def get(self, key):
+                return None
+
+            def put(self, key, record):
+                return True
+
+            delete = scan = count = put_hints = scan_hints = delete_hints = get
+
+        bare = Bare()
+        assert not (bare.remote or bare.direct or bare.keeps_layout or bare.addressable)
+        assert (bare.address, bare.prefix, bare.url, bare.codec) == ("", "", None, None)
+        assert Bare.async_twin is None and Bare.schemes == ()
+        with pytest.raises(NotImplementedError, match="Bare has no address"):
+            bare.sibling("redis://127.0.0.1:6379/0", "p:")
+
+    def test_open_url_names_the_schemes_it_knows(self):
+        with pytest.raises(ValueError, match=r"url must be a URL of a store backend \(redis://"):
+            open_url("http://example.com/0")
+        with pytest.raises(TypeError, match="url must be a str, got int"):
+            open_url(5)
 
     def test_a_backend_must_implement_write_many_or_put(self):
         with pytest.raises(TypeError, match="Lazy must implement write_many\\(\\) or put\\(\\)"):

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import cvstore.core
@@ -39,17 +40,167 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+# What the core may not import: I/O, threads, clocks, randomness, logging.  It
+# is handed all of those by its driver (core.calls.Context).
+IMPURE = {
+    "os", "random", "time", "threading", "asyncio", "socket", "logging", "selectors",
+    "concurrent", "multiprocessing", "subprocess", "signal", "redis",
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("module", sorted(p.name for p in CORE.glob("*.py")))
-def test_the_core_imports_no_store_socket_thread_or_clock(module):
+def test_the_core_imports_no_io_thread_clock_randomness_or_logging(module):
     imported = imported_modules(CORE / module)
-    forbidden = {
-        name
-        for name in imported
-        if name.split(".")[0] in {"socket", "threading", "time", "asyncio", "selectors", "redis"}
-        or name.startswith(("cvstore.stores", "cvstore.cluster", "cvstore.node", "cvstore._driver"))
-        or name in {"cvstore.versions", "concurrent.futures", "logging"}
-    }
+    forbidden = {name for name in imported if name.split(".")[0] in IMPURE}
+    forbidden |= {name for name in imported if layer_of(name) in ("stores", "drivers", "cli")}
     assert forbidden == set(), f"{module} imports {sorted(forbidden)}"
+    assert global_randomness(CORE / module) == [], f"{module} draws from numpy's global generator"
+
+
+def global_randomness(path: Path) -> list[int]:
+    """Lines that call into ``np.random`` (its global generator, or a new unseeded one)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "random"
+        and isinstance(node.func.value.value, ast.Name)
+        and node.func.value.value.id in ("np", "numpy")
+    ]
+
+
+def test_the_purity_checks_catch_an_impure_core_module(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os\nfrom random import random\nimport numpy as np\n"
+        "from cvstore.stores.base import Store\nx = np.random.random(3)\n"
+        "def f(rng: np.random.Generator) -> None: ...\n"  # a type, not a draw
+    )
+    imported = imported_modules(probe)
+    assert {n for n in imported if n.split(".")[0] in IMPURE} == {"os", "random"}
+    assert layer_of("cvstore.stores.base") == "stores"
+    assert global_randomness(probe) == [5]
+
+
+# The layers of DESIGN.md, bottom to top: a module imports its own layer and
+# those below it, never one above.  The shared leaves (errors, type names,
+# limits, the version string) import nothing of cvstore and serve every layer.
+LAYERS = ("ring", "versions", "core", "stores", "drivers", "cli")
+LEAVES = {"cvstore.errors", "cvstore._types", "cvstore._limits", "cvstore._version"}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a cvstore module (None: a leaf, or not cvstore's)."""
+    if module in LEAVES or not (module == "cvstore" or module.startswith("cvstore.")):
+        return None
+    parts = module.split(".")
+    second = parts[1] if len(parts) > 1 else ""
+    if second in ("_ring", "_chash", "_reference"):
+        return "ring"
+    if second in ("versions", "_records"):
+        return "versions"
+    if second == "core":
+        return "core"
+    if second == "stores":
+        return "stores"
+    if second in ("cli", "_cli", "__main__"):
+        return "cli"
+    return "drivers"  # cluster, aio, _driver, node, and the package's face (cvstore)
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the package (Python and Cython) by its dotted name."""
+    package = CORE.parent
+    found = {}
+    for path in [*package.rglob("*.py"), *package.rglob("*.pyx")]:
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def cvstore_imports(path: Path) -> set[str]:
+    if path.suffix == ".pyx":  # Cython: its import lines, read as text
+        return {
+            line.split()[1]
+            for line in path.read_text().splitlines()
+            if line.startswith(("from cvstore", "import cvstore", "cimport cvstore"))
+        }
+    return {name for name in imported_modules(path) if name.split(".")[0] == "cvstore"}
+
+
+def upward_imports(modules: dict[str, Path]) -> list[str]:
+    found = []
+    for name, path in sorted(modules.items()):
+        own = layer_of(name)
+        if name == "cvstore":  # the package's face imports what it offers, on first use
+            continue
+        for target in sorted(cvstore_imports(path)):
+            theirs = layer_of(target)
+            if name in LEAVES and target not in LEAVES:
+                found.append(f"{name} (a leaf) imports {target}")
+            elif own and theirs and LAYERS.index(theirs) > LAYERS.index(own):
+                found.append(f"{name} ({own}) imports {target} ({theirs})")
+    return found
+
+
+def test_no_layer_imports_a_higher_one():
+    modules = package_modules()
+    assert {"cvstore.versions", "cvstore.core.reads", "cvstore.stores.base", "cvstore._records"} <= set(
+        modules
+    )
+    assert upward_imports(modules) == []
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path):
+    lower = tmp_path / "versions.py"
+    lower.write_text("from cvstore.core.records import Record\n")
+    leaf = tmp_path / "errors.py"
+    leaf.write_text("import cvstore.node\n")
+    assert upward_imports({"cvstore.versions": lower, "cvstore.errors": leaf}) == [
+        "cvstore.errors (a leaf) imports cvstore.node",
+        "cvstore.versions (versions) imports cvstore.core.records (core)",
+    ]
+
+
+def guesses(path: Path) -> list[str]:
+    """``hasattr(x, ...)`` and ``getattr(x, name, default)`` calls on a store, node or seed."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and (node.func.id == "hasattr" or (node.func.id == "getattr" and len(node.args) == 3))
+        ):
+            target = ast.unparse(node.args[0])
+            if any(word in target for word in ("store", "node", "seed", "member")):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_ability_of_a_store_is_guessed_from_its_attributes():
+    # Stores declare what they can do (cvstore.stores.base); the layers that use
+    # them read the declarations instead of probing for attributes.
+    package = CORE.parent
+    paths = [*CORE.glob("*.py"), *package.glob("_cli/*.py"), *package.glob("*.py")]
+    assert [found for path in paths for found in guesses(path)] == []
+
+
+def test_the_guess_finder_finds_guesses(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "a = hasattr(node.store, 'sibling')\n"
+        "b = getattr(store, 'address', '')\n"
+        "c = getattr(store, op.value)\n"  # a method by name: not a guess
+        "d = getattr(args, 'seed', None)\n"  # not a store
+    )
+    assert guesses(probe) == [
+        "probe.py:1: hasattr(node.store, 'sibling')",
+        "probe.py:2: getattr(store, 'address', '')",
+    ]
 
 
 def test_nothing_below_the_drivers_imports_a_driver():
@@ -119,7 +270,7 @@ def test_a_bad_level_names_the_argument_and_the_value():
 class Member:
     def __init__(self, name: str, up: bool = True, zone: Any = None) -> None:
         self.name, self.weight, self.zone, self.is_up = name, 1.0, zone, up
-        self.remote = False
+        self.remote = self.direct = False
         self.latency = None
 
     def __repr__(self) -> str:
@@ -187,6 +338,8 @@ class Context:
 
     def random(self) -> float:
         return 0.0
+
+    rng = np.random.default_rng(0)
 
     progress = None  # nobody listens to streaming's and repair's progress
 
@@ -300,6 +453,24 @@ def test_a_failed_replica_is_replaced_by_a_spare_for_the_read():
     answers = iter([[gone, Record(1, "a")], [Record(1, "a")]])
     record, steps = drive(reads.get(ctx, b"k", "quorum", 0), lambda calls: next(answers))
     assert record == Record(1, "a") and len(steps) == 2 and len(steps[1]) == 1
+
+
+def test_a_random_batch_read_draws_from_the_context_only():
+    keys = [f"k{i}".encode() for i in range(300)]
+
+    def asked(seed: int) -> list[tuple[str, list[bytes]]]:
+        ctx = Context([Member(f"n{i}") for i in range(5)])
+        ctx.read_policy = "random"
+        ctx.rng = np.random.default_rng(seed)
+        _, steps = drive(
+            reads.get_many(ctx, keys, "one", 0), lambda calls: [[None] * len(c.args[0]) for c in calls]
+        )
+        return [(call.node.name, call.args[0]) for call in steps[0]]
+
+    # the replica each key is read from: the same for the same generator, so
+    # nothing else (numpy's global generator) chose it
+    assert asked(7) == asked(7)
+    assert asked(7) != asked(8)
 
 
 def test_zones_spread_the_replicas_first():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from itertools import pairwise
 
 import pytest
 
@@ -54,7 +55,7 @@ class TestHybridClock:
         wall = FakeWall()
         clock = HybridClock(writer_id=1, wall_ms=wall)
         stamps = [clock.now() for _ in range(70_000)]  # more than 2**16 in one ms
-        assert all(b > a for a, b in zip(stamps, stamps[1:]))
+        assert all(b > a for a, b in pairwise(stamps))
         assert version_wall_ms(stamps[-1]) == wall.ms + 1
 
     def test_writer_id_is_the_low_32_bits_and_breaks_ties(self):

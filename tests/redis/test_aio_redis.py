@@ -75,6 +75,30 @@ def test_a_cancelled_call_leaves_no_reply_unread_on_a_connection(start_redis, pr
     asyncio.run(main())
 
 
+def test_open_url_opens_a_node_with_the_backend_and_its_async_twin(redis_server, prefix):
+    from cvstore.stores import open_url
+
+    url = redis_server.url()
+    with open_url(url, prefix=prefix) as sync:
+        assert type(sync) is RedisStore and sync.url == url and sync.prefix == prefix
+    assert RedisStore.async_twin is AsyncRedisStore
+
+    async def main() -> None:
+        store = open_url(url, asyncio=True, prefix=prefix)
+        assert type(store) is AsyncRedisStore and store.url == url
+        # what the asyncio store declares it can do, it does
+        assert store.remote and store.keeps_layout and store.addressable and not store.direct
+        assert await store.swap_layout(0, 1, b"{}") == (1, b"{}")
+        sibling = store.sibling(store.address, prefix + "sibling:")
+        assert type(sibling) is AsyncRedisStore and sibling.prefix == prefix + "sibling:"
+        assert await sibling.read_layout() == (0, None)  # its own place
+        await sibling.close()
+        await store.clear()
+        await store.close()
+
+    asyncio.run(main())
+
+
 def test_the_async_store_speaks_the_sync_stores_protocol(start_redis, prefix):
     (server,) = start_redis(1)
     from cvstore.versions import Record
@@ -91,7 +115,7 @@ def test_the_async_store_speaks_the_sync_stores_protocol(start_redis, prefix):
                 sync.put_hints("n2", [(b"k", Record(3, "h"))])
             assert await store.read_hints() == [("n2", b"k", Record(3, "h"))]
             assert await store.count() == 2 and await store.count_hints() == 1
-            keys, versions, tombs, expires = await store.scan_versions()
+            keys, versions, tombs, _expires = await store.scan_versions()
             assert sorted(zip(keys, versions, tombs)) == [(b"a", 2, False), (b"b", 2, False)]
             assert await store.swap_layout(0, 1, b"{}") == (1, b"{}")
             assert await store.read_layout() == (1, b"{}")

@@ -51,7 +51,7 @@ def test_kill_9_under_quorum_writes_loses_no_acknowledged_write(start_redis, mak
                 else:
                     acked[w].append(key)
                 progress.release()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the test raises it after the join
             other_errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
@@ -220,7 +220,7 @@ def while_it_waits(call, condition, release, seconds=2.5):
     def run():
         try:
             outcome.append(call())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the outcome the test looks at
             outcome.append(exc)
         finally:
             finished.set()

@@ -246,7 +246,7 @@ class TestBatches:
         # a key repeats within and across the script calls (_SCRIPT_BATCH records each)
         items = []
         for i in range(2400):
-            items.append((b"k%d" % (i % 700), Record(i % 1100, "v%d" % i)))
+            items.append((b"k%d" % (i % 700), Record(i % 1100, f"v{i}")))
         model: dict[bytes, Record] = {}
         expected = []
         for key, record in items:
@@ -506,7 +506,7 @@ class TestBatches:
 
 class TestScanAndPrefix:
     def test_scan_sees_every_record_and_tombstone(self, redis_store):
-        expected = {b"k%d" % i: Record(i + 1, "v%d" % i) for i in range(3000)}
+        expected = {b"k%d" % i: Record(i + 1, f"v{i}") for i in range(3000)}
         expected[b"gone"] = Record(9, TOMBSTONE)
         redis_store.put_many(list(expected.items()))
         seen = dict(redis_store.scan())
@@ -765,6 +765,7 @@ class TestImport:
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
 
     def test_importing_cvstore_does_not_import_redis(self):

@@ -9,6 +9,8 @@ prefix, and against hiredis's packer where it is installed.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -110,7 +112,7 @@ def test_packed_is_every_commands_bytes_in_order(requests, big_sizes):
     for chunk in chunks:  # joined only up to the limit; a longer chunk is one of the originals
         assert len(chunk) <= PACKED_BYTES or len(chunk) in originals
     # nothing left apart that fits together
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert len(a) + len(b) > PACKED_BYTES
 
 

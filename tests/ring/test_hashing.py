@@ -73,7 +73,7 @@ def test_ring_key_hash_is_the_contract_function(rand):
     seed = rand.getrandbits(64)
     ring = HashRing(["a"], seed=seed)
     ketama = HashRing(["a"], hash="ketama")
-    for length in range(0, 100):
+    for length in range(100):
         key = rand.randbytes(length)
         assert ring.hash_key(key) == xxhash.xxh64_intdigest(key, seed)
         assert ketama.hash_key(key) == int.from_bytes(hashlib.md5(key).digest()[:4], "little")

@@ -272,7 +272,7 @@ class SyncOverAsync:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - a test that already closed or broke it
+        except Exception:  # noqa: BLE001, S110 - a test that already closed or broke it
             pass
 
 

@@ -73,7 +73,7 @@ class TestBasicMappingProtocol:
         a, b = new_cluster(), new_cluster()
         a.update(REFERENCE)
         b.update(REFERENCE)
-        assert a == b and a == dict(REFERENCE) and not (a != b)
+        assert a == b and a == dict(REFERENCE) and not (a != b)  # noqa: SIM202 - __ne__ too
         b["key1"] = "changed"
         assert a != b
         assert (a == 42) is False  # not a mapping: unequal, no error

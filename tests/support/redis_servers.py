@@ -26,8 +26,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, NoReturn, Sequence
+from typing import NoReturn
 
 __all__ = (
     "RedisServer",
@@ -443,7 +444,7 @@ def stop_servers(servers: Sequence[RedisServer]) -> None:
     for server in servers:
         try:
             server.stop()
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported below, after the others stop
             errors.append(exc)
     if errors:
         raise RedisServerError(f"failed to stop {len(errors)} server(s): {errors[0]}")
@@ -459,5 +460,5 @@ def _reap_leftovers() -> None:
     for server in list(_LIVE.values()):
         try:
             server.kill()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - at exit: kill the others anyway
             pass

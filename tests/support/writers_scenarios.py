@@ -63,9 +63,10 @@ def _check(
     clients: list[Cluster], key: str, expected: Any, level: str, lost: list[int], round_: int
 ) -> None:
     seen = [client.get(key, MISSING, consistency="quorum") for client in clients]
-    if any(value != expected for value in seen):
-        lost.append(round_)
-    elif holders(clients[0], key, expected) < WRITE_NEEDS[level]:
+    if (
+        any(value != expected for value in seen)
+        or holders(clients[0], key, expected) < WRITE_NEEDS[level]
+    ):
         lost.append(round_)
 
 
@@ -169,9 +170,11 @@ def batches(make: Make, level: str, rounds: int, size: int = 20) -> list[int]:
         b.put_many({k: "from b" for k in keys[::2]}, consistency=level)
         b.put_many({k: "from b" for k in keys}, consistency=level)
         got = b.get_many(keys, consistency="quorum")
-        if got != {k: "from b" for k in keys} or a.get_many(keys) != got:
-            lost.append(i)
-        elif min(holders(a, k, "from b") for k in keys) < WRITE_NEEDS[level]:
+        if (
+            got != {k: "from b" for k in keys}
+            or a.get_many(keys) != got
+            or min(holders(a, k, "from b") for k in keys) < WRITE_NEEDS[level]
+        ):
             lost.append(i)
     return lost
 

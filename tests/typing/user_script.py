@@ -19,8 +19,8 @@ import cvstore
 from cvstore import (
     AsyncCluster,
     Cluster,
-    HashRing,
     Hash,
+    HashRing,
     Level,
     MemoryStore,
     Node,

@@ -49,4 +49,7 @@ from cvstore.stores.redis.aio import AsyncRedisStore
 from cvstore.stores.redis.codec import JSONCodec
 from cvstore.stores.redis.store import DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore
 
+# Declared here, where both are defined (the asyncio module builds on the sync one).
+RedisStore.async_twin = AsyncRedisStore
+
 __all__ = ("DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "AsyncRedisStore", "JSONCodec", "RedisStore")

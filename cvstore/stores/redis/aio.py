@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from cvstore.core.records import Record
 from cvstore.stores.base import AsyncStore
@@ -218,7 +218,7 @@ class AsyncWire(Failures):
 async def _drop(conn: Any) -> None:
     try:
         await conn.disconnect(nowait=True)
-    except Exception:  # noqa: BLE001 - it is being thrown away anyway
+    except Exception:  # noqa: BLE001, S110 - it is being thrown away anyway
         pass
 
 
@@ -356,7 +356,7 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
         if self._owns_client:
             await self._client.aclose()
 
-    async def __aenter__(self) -> AsyncRedisStore:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cvstore.core.records import Record
@@ -84,7 +84,7 @@ def _check_url(url: str) -> None:
             raise ValueError(f"url_or_client database must be a number >= 0, got {db!r}")
     if parts.scheme != "unix":
         try:
-            parts.port
+            _ = parts.port  # read to check it
         except ValueError as exc:
             raise ValueError(f"url_or_client port must be a number, got {url!r}") from exc
 
@@ -96,7 +96,11 @@ class RedisClientStore:
     the connection code that goes with it.
     """
 
+    # What a Redis store can do (the declarations of cvstore.stores.base):
     remote = True  # calls to several nodes overlap
+    keeps_layout = True  # the layout and its epoch are keys under the prefix, swapped by a script
+    addressable = True  # the server's URL (``address``) and ``prefix``; ``sibling`` below
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
 
     def _setup(
         self,
@@ -521,7 +525,7 @@ class RedisStore(RedisClientStore, Store):
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> RedisStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -66,7 +66,7 @@ def check_redis() -> Any:
         import redis.connection
         import redis.retry
 
-        redis.Redis
+        _ = redis.Redis  # an old or broken redis-py lacks it
     except (ImportError, AttributeError) as exc:
         raise ImportError(
             f"RedisStore needs redis-py, which is not installed; {INSTALL_HINT}"
