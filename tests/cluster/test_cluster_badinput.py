@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import EmptyRingError, MemoryStore, Node, NodeExistsError
 from cvstore.versions import HybridClock
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node, NodeExistsError, NodeNotFoundError
 from cvstore.core.placement import Placer
 from cvstore.versions import TOMBSTONE
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)

@@ -6,10 +6,9 @@ written to them, so the tests see exactly what repair transferred.
 
 from __future__ import annotations
 
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
-
 from cvstore import MemoryStore, Node
 from cvstore.versions import TOMBSTONE
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)

@@ -8,11 +8,11 @@ test says exactly when a key expires and when its last copies may go
 from __future__ import annotations
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node
 from cvstore.core.records import Expiring
 from cvstore.versions import HybridClock
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

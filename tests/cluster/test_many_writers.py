@@ -8,12 +8,12 @@ same stores.  The same scenarios run against real Redis servers in
 from __future__ import annotations
 
 import pytest
-from tests.support import writers_scenarios as sc
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import ConflictError, MemoryStore, Node, UnavailableError
 from cvstore.core.writes import MAX_ATTEMPTS
 from cvstore.versions import HybridClock, Record, version_wall_ms
+from tests.support import writers_scenarios as sc
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, UnavailableError
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.placements import placer_factory
 from cvstore.errors import FencedError, LayoutConflictError, StoreError
 from cvstore.versions import Record
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)

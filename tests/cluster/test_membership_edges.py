@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import MemoryStore, Node, NodeExistsError
 from cvstore.core.layout import LayoutError, NodeSpec
 from cvstore.core.records import TOMBSTONE
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)

@@ -7,9 +7,9 @@ so a program tried in memory behaves the same on servers.
 from __future__ import annotations
 
 import pytest
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 from cvstore import Node
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

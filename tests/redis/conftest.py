@@ -10,6 +10,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+
 from tests.support import redis_servers
 
 
@@ -86,9 +87,11 @@ def make_cluster(prefix):
     the servers can tell) with the same node names and prefix, so two calls
     give two clusters with the same membership.  Closed at teardown.
     """
-    from tests.support.drivers import Cluster, raw  # the sync or the async driver (tests/support/drivers.py)
-
     from cvstore import Node, RedisStore
+    from tests.support.drivers import (  # the sync or the async driver (tests/support/drivers.py)
+        Cluster,
+        raw,
+    )
 
     made = []
 

@@ -14,9 +14,9 @@ import logging
 import threading
 
 import pytest
-from tests.support.drivers import Cluster, raw
 
 from cvstore import Node, RedisStore, UnavailableError
+from tests.support.drivers import Cluster, raw
 
 BOTH_DRIVERS = True
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.support.waiting import wait_until
 
 from cvstore import Cluster, Node, RedisStore, StoreError, UnavailableError
 from cvstore.cluster import IO_BATCH
 from cvstore.versions import TOMBSTONE
+from tests.support.waiting import wait_until
 
 KEYS = [f"user:{i}" for i in range(300)]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 import redis
-from tests.support.drivers import raw
 
 from cvstore.versions import HybridClock
+from tests.support.drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

@@ -8,9 +8,9 @@ import os
 import threading
 
 import pytest
-from tests.support.waiting import wait_until
 
 from cvstore import AsyncCluster, Cluster, ClusterClosedError, Node, RedisStore
+from tests.support.waiting import wait_until
 
 
 def fds() -> int:

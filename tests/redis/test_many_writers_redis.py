@@ -8,6 +8,7 @@ scenarios (``tests/support/writers_scenarios.py``) set how the clocks disagree.
 from __future__ import annotations
 
 import pytest
+
 from tests.support import writers_scenarios as sc
 from tests.support.drivers import raw
 

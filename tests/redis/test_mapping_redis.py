@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from tests.support.mapping_contract import TestBasicMappingProtocol, TestBatchPaths  # noqa: F401 - collected here
 
 

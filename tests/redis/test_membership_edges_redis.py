@@ -11,14 +11,14 @@ import dataclasses
 import multiprocessing
 import time
 
-from tests.support import membership_workers as workers
 import pytest
 import redis
-from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 import cvstore
 from cvstore import ClusterClosedError, Node, NodeExistsError, RedisStore
 from cvstore.core.layout import LayoutError
+from tests.support import membership_workers as workers
+from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True
 spawn = multiprocessing.get_context("spawn")

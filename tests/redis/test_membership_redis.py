@@ -10,11 +10,11 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-from tests.support import membership_workers as workers
 import pytest
 
 from cvstore import Cluster, Node, RedisStore
 from cvstore.core.layout import Layout
+from tests.support import membership_workers as workers
 
 PREFIX = workers.PREFIX
 spawn = multiprocessing.get_context("spawn")

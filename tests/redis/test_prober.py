@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+
 from tests.support.waiting import wait_until
 
 

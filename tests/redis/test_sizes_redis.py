@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import redis
-from tests.support.drivers import Cluster
 
 from cvstore import Node, RedisStore
 from cvstore.stores.redis import JSONCodec
+from tests.support.drivers import Cluster
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import redis
-from tests.support.drivers import raw
 
 from cvstore import UnavailableError
+from tests.support.drivers import raw
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.drivers import raw
-
 from cvstore import Cluster
 from cvstore.versions import TOMBSTONE, HybridClock
+from tests.support.drivers import raw
 
 T0 = 1_700_000_000_000  # ms: when the scenarios happen
 MISSING = "<missing>"
