@@ -376,6 +376,17 @@ def seed_of(store: Any) -> Any:
     return getattr(store, "_seed_url", store)
 
 
+def seed_store(seed: Any, stores: tuple[type, ...], make: Callable[[str], Any]) -> Any:
+    """A seed of ``join`` as a store: one of `stores` as it is, a URL through `make` (its URL kept)."""
+    if isinstance(seed, stores):
+        return seed
+    if isinstance(seed, str):
+        store = make(seed)
+        store._seed_url = seed
+        return store
+    raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
+
+
 def seed_list(seeds: Any) -> list[Any]:
     """The seeds of ``join``: an iterable of URLs or stores, or a single one."""
     if isinstance(seeds, str) or hasattr(seeds, "read_layout"):
@@ -823,6 +834,34 @@ def call_send(call: Call, epoch: int) -> Pending[Any]:
         pending = store.send_get_many(*args) if epoch else store.send_get_many([call.args[0]])
         return Pending(lambda: pending.result()[0])
     return Pending.now(getattr(store, op.value), *args)
+
+
+def call_overlapped(calls: Sequence[Call], epoch: int) -> list[Any]:
+    """Make calls on sync stores, each request sent before any reply is read (servers overlap).
+
+    Every reply is read even if one raises something other than a StoreError
+    (a codec error), so no connection is left checked out; then that error is raised.
+    """
+    pendings: list[Pending[Any]] = []
+    error: BaseException | None = None
+    for call in calls:
+        try:
+            pendings.append(call_send(call, epoch))
+        except BaseException as exc:  # noqa: BLE001 - raised below
+            error = exc
+            break
+    results = []
+    for pending in pendings:
+        try:
+            results.append(pending.result())
+        except (StoreError, FencedError) as exc:
+            results.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - raised below
+            error = error or exc
+            results.append(None)
+    if error is not None:
+        raise error
+    return results
 
 
 def call_now(call: Call, epoch: int) -> Any:

@@ -1,7 +1,7 @@
 """AsyncCluster: the asyncio driver — the same cluster as ``Cluster``, for asyncio services.
 
-Every decision comes from the core (``cvstore.core``), the same procedures
-the sync ``Cluster`` runs; this driver only does their I/O with asyncio:
+Each public call runs the procedure of ``cvstore._ops`` the sync ``Cluster``
+runs; this driver only does their I/O with asyncio:
 
 - the calls of one step go out concurrently (Redis nodes through
   ``AsyncRedisStore``; in-process stores are called directly, no thread hop);
@@ -14,11 +14,10 @@ the sync ``Cluster`` runs; this driver only does their I/O with asyncio:
   call may leave (a write applied on some replicas, which read repair and
   ``repair()`` settle), and no connection with a reply unread.
 
-An AsyncCluster belongs to one event loop.  Use it as ``async with
-AsyncCluster(...) as cluster`` (or call ``await cluster.open()`` and
-``await cluster.close()``): opening reads the layout from the nodes and
-adopts the hints earlier clients left, and closing stops the background
-tasks and closes the stores the cluster made itself.
+An AsyncCluster belongs to one event loop.  ``async with AsyncCluster(...)``
+(or ``await cluster.open()`` / ``close()``): opening reads the layout and
+adopts waiting hints; closing stops the background tasks and closes the
+stores the cluster made.
 
 Examples
 --------
@@ -367,12 +366,11 @@ class AsyncCluster(ops.Client, Generic[V]):
         for i, call in enumerate(calls):
             if isinstance(call.node.store, AsyncStore):
                 tasks[asyncio.ensure_future(_acall(call, epoch))] = i
-            else:
+            elif error is None:
                 try:
                     results[i] = ops.call_now(call, epoch)
-                except BaseException as exc:  # noqa: BLE001 - handed on
-                    error = error or exc
-                    results[i] = None
+                except BaseException as exc:  # noqa: BLE001 - raised below
+                    error = exc
         waiting: set[asyncio.Task[Any]] = set(tasks)
         enough = getattr(calls, "enough", None)
         try:
@@ -473,12 +471,7 @@ async def _close_quietly(store: Any) -> None:
 
 
 def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Any:
-    if isinstance(seed, (Store, AsyncStore)):
-        return seed
-    if isinstance(seed, str):
-        from cvstore.stores.redis import AsyncRedisStore
+    from cvstore.stores.redis import AsyncRedisStore
 
-        store = AsyncRedisStore(seed, prefix=prefix, timeout=timeout, codec=codec)
-        store._seed_url = seed  # type: ignore[attr-defined]
-        return store
-    raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
+    make = lambda url: AsyncRedisStore(url, prefix=prefix, timeout=timeout, codec=codec)
+    return ops.seed_store(seed, (Store, AsyncStore), make)

@@ -43,9 +43,8 @@ from cvstore.core.levels import Level
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
-from cvstore.errors import FencedError, StoreError
 from cvstore.node import Node
-from cvstore.stores.base import Pending, Store
+from cvstore.stores.base import Store
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
@@ -198,10 +197,7 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         return self._run(ops.contains(self, key))
 
     def __iter__(self) -> Iterator[Key]:
-        """Every live key on the nodes that are up (str when it is UTF-8, else bytes).
-
-        A snapshot taken when iteration starts; O(records).
-        """
+        """Every live key on the nodes that are up (str if UTF-8, else bytes): a snapshot; O(records)."""
         return iter(self._run(ops.keys(self)))
 
     def __len__(self) -> int:
@@ -245,8 +241,7 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
     def setdefault(self, key: Key, default: Any = None) -> Any:
         """The value of `key`; if it has none, `default` is stored and returned.
 
-        A read then a write, not one atomic step: two clients may both store
-        their default (last-write-wins keeps one).
+        A read then a write, not atomic: two clients may both store theirs (one wins).
         """
         return self._run(ops.setdefault(self, key, default))
 
@@ -263,8 +258,7 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
     def popitem(self) -> tuple[Key, V]:
         """Remove and return some (key, value) pair; KeyError if the cluster is empty.
 
-        Keys come from one scan kept between calls (a scan per pop would read
-        every node every time); a key found gone meanwhile is skipped.
+        Keys come from one scan kept between calls; a key gone meanwhile is skipped.
         """
         return self._run(ops.popitem(self))
 
@@ -320,17 +314,13 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         return self._locked(ops.repair(self, progress))
 
     def deliver_hints(self) -> int:
-        """Hand waiting hints to their owners that are up; returns how many were handed over.
-
-        Suspected nodes are probed first, so a node that is back gets its hints.
-        """
+        """Hand waiting hints to their owners that are up (suspects probed first); how many."""
         return self._locked(ops.deliver_hints(self))
 
     def stats(self) -> ClusterStats:
         """Keys per node, share against weight, imbalance, hints and error counters.
 
-        ``per_node`` adds each member's up/suspected state, the store failures
-        the cluster met, and the store's own call counts and latency.
+        ``per_node``: each member's state, failures met, and its store's own counts and latency.
         """
         return self._run(ops.stats(self))
 
@@ -369,37 +359,13 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
             return stop.value  # type: ignore[no-any-return]
 
     def _execute(self, calls: Sequence[Call]) -> list[Any]:
-        """Make `calls`; each one's result, or the StoreError it raised.
-
-        Calls to remote stores overlap: each request is sent before any
-        reply is read.  Every reply is read even if one raises something
-        other than a StoreError (a codec error): no connection is left
-        checked out.  Then the failure policy (``ops.failures``).
-        """
+        """Make `calls` (to remote stores overlapped); each one's result, or the StoreError it raised."""
         if not calls:
             return []
         state = self._state
         epoch = state.epoch
         if len(calls) > 1 and any(call.node.store.remote for call in calls) and not calls[0].timed:
-            pendings: list[Pending[Any]] = []
-            error: BaseException | None = None
-            for call in calls:
-                try:
-                    pendings.append(ops.call_send(call, epoch))
-                except BaseException as exc:  # noqa: BLE001 - handed on
-                    error = exc
-                    break
-            results = []
-            for pending in pendings:
-                try:
-                    results.append(pending.result())
-                except (StoreError, FencedError) as exc:
-                    results.append(exc)
-                except BaseException as exc:  # noqa: BLE001 - handed on
-                    error = error or exc
-                    results.append(None)
-            if error is not None:
-                raise error
+            results = ops.call_overlapped(calls, epoch)
         else:
             results = [ops.call_now(call, epoch) for call in calls]
         refused, suspected = ops.failures(state, calls, results)
@@ -442,15 +408,10 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
 
 
 def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:
-    if isinstance(seed, Store):
-        return seed
-    if isinstance(seed, str):
-        from cvstore.stores.redis import RedisStore
+    from cvstore.stores.redis import RedisStore
 
-        store = RedisStore(seed, prefix=prefix, timeout=timeout, codec=codec)
-        store._seed_url = seed  # type: ignore[attr-defined]
-        return store
-    raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
+    make = lambda url: RedisStore(url, prefix=prefix, timeout=timeout, codec=codec)
+    return ops.seed_store(seed, (Store,), make)  # type: ignore[no-any-return]
 
 
 class _Prober(threading.Thread):
