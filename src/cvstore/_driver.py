@@ -1,8 +1,8 @@
 """What every driver shares: checked options, the cluster client's state, node state changes.
 
-A driver (the sync ``Cluster``, the asyncio ``AsyncCluster``) is the core's
-procedures plus I/O.  Everything else a driver holds is here, once: the
-constructor's options and their errors, the current placement, the clock,
+A driver (the sync ``Cluster``, the asyncio ``AsyncCluster``) runs the
+procedures of ``_ops`` (its public calls) and does their I/O.  The state they
+keep is here, once: the constructor's options and their errors, the current placement, the clock,
 the hint book, the suspicion schedule, the counters of ``stats()``, the
 ``Context`` handed to procedures, and the transitions of a node between up,
 suspected and back (with their log records).  Nothing here does I/O.

@@ -350,12 +350,10 @@ class AsyncCluster(ops.Client, Generic[V]):
                 outcome = ops.Raised(exc)
 
     async def _execute(self, calls: Sequence[Call]) -> list[Any]:
-        """Make `calls` concurrently; each one's result, or the StoreError it raised.
+        """Make `calls` concurrently (in-process stores directly); each result or StoreError.
 
-        In-process stores are called directly.  A step that may be answered
-        early (``core.calls.Step``) returns once it has enough answers; its
-        other calls finish in the background, where their failures are
-        still suspected and the step's ``late`` procedure runs on them.
+        A ``core.calls.Step`` returns once it has enough answers; its other
+        calls finish in the background, where its ``late`` procedure runs on them.
         """
         if not calls:
             return []
@@ -422,13 +420,14 @@ class AsyncCluster(ops.Client, Generic[V]):
             if answered:
                 await self._run(step.late(answered))
 
-        task = asyncio.ensure_future(finish())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(finish())
 
     def _retire(self, store: Any) -> None:
         """Close a store no call needs any more, in a task that ``close()`` awaits."""
-        task = asyncio.ensure_future(_close_quietly(store))
+        self._in_background(_close_quietly(store))
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
