@@ -1,8 +1,8 @@
 """What every driver shares: checked options, the cluster client's state, node state changes.
 
-A driver (the sync ``Cluster``, the asyncio ``AsyncCluster``) is the core's
-procedures plus I/O.  Everything else a driver holds is here, once: the
-constructor's options and their errors, the current placement, the clock,
+A driver (the sync ``Cluster``, the asyncio ``AsyncCluster``) runs the
+procedures of ``_ops`` (its public calls) and does their I/O.  The state they
+keep is here, once: the constructor's options and their errors, the current placement, the clock,
 the hint book, the suspicion schedule, the counters of ``stats()``, the
 ``Context`` handed to procedures, and the transitions of a node between up,
 suspected and back (with their log records).  Nothing here does I/O.
@@ -26,27 +26,26 @@ from typing import Any
 import numpy as np
 
 from cvstore._limits import show_number
-from cvstore._records import record as new_record
 from cvstore._ring import HashRing
 from cvstore.core.health import Schedule
 from cvstore.core.hints import HintBook
-from cvstore.core.keys import encode_keys, key_bytes, key_out, keys_bytes
+from cvstore.core.keys import MAX_KEY_BYTES, encode_keys, key_out, key_size_error, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
-from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy, level_error
+from cvstore.core.levels import Level, ReadPolicy, check_level, check_policy
 from cvstore.core.placement import Placement, Placer
 from cvstore.core.placements import DEFAULT as DEFAULT_PLACEMENT
 from cvstore.core.placements import check_placement, placer_factory
 from cvstore.core.records import TOMBSTONE, Expiring
 from cvstore.errors import (
-    ClusterClosedError,
     FencedError,
     NodeExistsError,
     NodeNotFoundError,
     StoreError,
+    closed_error,
 )
 from cvstore.node import _LONE_CLOCK, Node
 from cvstore.stores.base import Store
-from cvstore.versions import WRITER_BITS, HybridClock
+from cvstore.versions import HybridClock
 
 __all__ = (
     "DEFAULT_HINT_WINDOW",
@@ -78,9 +77,6 @@ MAX_TTL = 10 * 365 * 86400  # seconds: the longest ttl a write takes (ten years)
 # 1 s per 50 MiB more on the machine measured).
 DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 MAX_VALUE_BYTES_LIMIT = 512 * 1024 * 1024 - 64  # Redis's limit, less a record's head
-# A key travels in every request for it (and as a hint's field): 64 KiB, as
-# Cassandra's partition keys, is far above any sensible key.
-MAX_KEY_BYTES = 64 * 1024
 
 
 Progress = Callable[[int, int], None]  # progress(done, total) of a long call
@@ -483,6 +479,13 @@ class State:
     def now_ms(self) -> int:
         return self.clock.time_ms()
 
+    def checked_value(self, value: Any, ttl: Any) -> Any:
+        """A put's value checked against the size limit, with its expiry if `ttl` is given."""
+        check_value(value, self, "value")
+        if ttl is not None:
+            value = expiring([value], check_ttl(ttl), self)[0]
+        return value
+
     def causes(self, names: Iterable[str]) -> dict[str, StoreError]:
         last = self.schedule.last_error
         return {name: last[name] for name in names if name in last}
@@ -662,153 +665,6 @@ class Settings:
 MISSING: Any = object()  # "no value": a default no caller can pass
 
 
-# The per-key calls.  ``put_value`` and ``get_value`` are ``Cluster.put`` and
-# ``Cluster.get`` themselves (class attributes, not wrappers): over in-process
-# stores a call is a few hundred nanoseconds, and each extra Python frame
-# costs as much as the lookup on the ring.  So the common case is written out
-# flat here, helpers inlined, and anything unusual goes to the driver's
-# ``_put_with_core`` / ``_get_with_core``, which run the core's procedure (the
-# asyncio driver's hand the arguments back, and its coroutine awaits the core).
-
-
-def put_value(self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: Any = None) -> Any:
-    """Store `value` under `key` on its replicas.
-
-    The write is acknowledged when as many replicas as `consistency` needs
-    (the cluster's ``write_consistency`` by default) applied it; a replica
-    holding a newer version refuses it, and the write is stamped again above
-    that version and rewritten (see the README's consistency section).
-    Replicas that are down get the write later through hints.  With `ttl`
-    (seconds) the key expires that long after the write.
-
-    Raises
-    ------
-    UnavailableError
-        Fewer replicas are up than the level needs (nothing was written),
-        or too few applied the write.
-    """
-    state = self._state
-    if type(key) is str:
-        kb = key.encode()
-    elif type(key) is bytes:
-        kb = key
-    else:
-        kb = key_bytes(key)
-    if state.closed:
-        raise closed_error()
-    p = state.placement
-    level = state.write_level if consistency is None else consistency
-    try:
-        p.wneed[level]
-    except (KeyError, TypeError):
-        raise level_error("consistency", consistency) from None
-    if len(kb) > MAX_KEY_BYTES:
-        raise key_size_error("key", kb)
-    kind = type(value)
-    if (
-        len(value) > state.max_str
-        if kind is str
-        else kind is not bytes or len(value) > state.max_value_bytes
-    ):
-        check_value(value, state, "value")
-    if ttl is not None:
-        value = expiring([value], check_ttl(ttl), state)[0]
-    # Every replica up and applying the write is an acknowledged write at any
-    # level; anything else (a node down, a refusal, a membership change, a
-    # layout, eventual) goes to the core, which stamps the value again.
-    if p.direct and p.pending is None and not state.hints.pending and state.layout is None:
-        if level not in p.wone:
-            replicas = (
-                list(map(p.node_of, p.replica_names(kb)))
-                if p.zoned
-                else p.get_items(kb, p.n, p.nodes)
-            )
-            for node in replicas:
-                if not node.is_up:  # checked before writing: a refused call leaves no trace
-                    break
-            else:
-                record = new_record(state.stamp(), value)
-                for node in replicas:
-                    if not node._put(kb, record):
-                        break
-                else:
-                    if state.placement is p:
-                        return None
-    return self._put_with_core(kb, value, level)
-
-
-def get_value(self: Any, key: Any, default: Any = None, *, consistency: Any = None) -> Any:
-    """The value of `key`, or `default` if it has none.
-
-    Asks as many replicas as `consistency` needs (the cluster's
-    ``read_consistency`` by default), returns the newest version among their
-    answers, and first writes that version to any of them that had an older
-    one or none (read repair).
-
-    Raises
-    ------
-    UnavailableError
-        Fewer replicas are up than the level needs.
-    """
-    state = self._state
-    if type(key) is str:
-        kb = key.encode()
-    elif type(key) is bytes:
-        kb = key
-    else:
-        kb = key_bytes(key)
-    if state.closed:
-        raise closed_error()
-    p = state.placement
-    level = state.read_level if consistency is None else consistency
-    try:
-        need = p.rneed[level]
-    except (KeyError, TypeError):
-        raise level_error("consistency", consistency) from None
-    if len(kb) > MAX_KEY_BYTES:
-        raise key_size_error("key", kb)
-    # The replicas asked are up and agree: their record.  Anything else (a
-    # node down, copies that differ: read repair, "fastest", a layout) goes
-    # to the core.
-    if p.direct and not state.hints.pending and state.read_policy != "fastest" and not state.layout:
-        replicas = (
-            list(map(p.node_of, p.replica_names(kb))) if p.zoned else p.get_items(kb, p.n, p.nodes)
-        )
-        record: Any = MISSING
-        if need == 1:
-            node = replicas[0]
-            if state.read_policy == "random":
-                node = replicas[int(state.random() * len(replicas))]
-            if node.is_up:
-                record = node._get(kb)
-        else:  # every replica up, or the core reads around the down one
-            for node in replicas:
-                if not node.is_up:
-                    break
-            else:
-                record = replicas[0]._get(kb)
-                for node in replicas[1:need] if need > 2 else (replicas[1],):
-                    other = node._get(kb)
-                    # differs(other, record), inlined
-                    if other is not record and (
-                        other is None or record is None or other[0] != record[0]
-                    ):
-                        record = MISSING  # read repair: the core decides
-                        break
-        if record is not MISSING and state.placement is p:
-            if record is None:
-                return default
-            if record[0] >> WRITER_BITS > state.clock._hlc:
-                state.observe(record[0])  # a version this client has not passed yet
-            value = record[1]  # records.value_of(record, default, now), inlined
-            if value is TOMBSTONE:
-                return default
-            if type(value) is Expiring:
-                return value.value if value.expires > state.now_ms() else default
-            return value
-    return self._get_with_core(kb, level, default)
-
-
 def check_ttl(ttl: Any) -> int | None:
     """A ttl in seconds as milliseconds (None: the value never expires), or the error naming it."""
     if ttl is None:
@@ -821,13 +677,6 @@ def check_ttl(ttl: Any) -> int | None:
     if ttl > MAX_TTL:
         raise ValueError(f"ttl must be at most ten years ({MAX_TTL} s), got {show_number(ttl)}")
     return max(1, round(ttl * 1000))
-
-
-def key_size_error(name: str, kb: bytes) -> ValueError:
-    return ValueError(
-        f"{name} must be at most {MAX_KEY_BYTES:,} bytes (as UTF-8), got {len(kb):,} bytes "
-        f"({kb[:20]!r}...)"
-    )
 
 
 def check_value(value: Any, state: State, name: str) -> None:
@@ -985,7 +834,7 @@ def update_items(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[list
     if args:
         other = args[0]
         if not isinstance(other, Mapping) and hasattr(other, "keys"):  # a mapping-like object
-            other = {key: other[key] for key in other.keys()}
+            other = {key: other[key] for key in other.keys()}  # noqa: SIM118 - dict.update calls keys(), not iter()
         kbs, values = batch_items(other)
     if kwargs:
         more, more_values = batch_items(kwargs)
@@ -995,10 +844,6 @@ def update_items(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[list
             return list(merged), list(merged.values())
         return more, more_values
     return kbs, values
-
-
-def closed_error() -> ClusterClosedError:
-    return ClusterClosedError("the cluster is closed; make a new one")
 
 
 # Keys per batch when a mapping call walks the whole cluster (items, values, clear).

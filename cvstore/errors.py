@@ -158,3 +158,8 @@ class LayoutConflictError(CvstoreError):
 
 class ClusterClosedError(CvstoreError, RuntimeError):
     """A call on a cluster after its ``close()``: it no longer has connections or threads."""
+
+
+def closed_error() -> ClusterClosedError:
+    """The error of a call on a closed cluster client."""
+    return ClusterClosedError("the cluster is closed; make a new one")

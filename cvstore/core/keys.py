@@ -74,3 +74,15 @@ def key_out(kb: bytes) -> Key:
         return kb.decode("utf-8")
     except UnicodeDecodeError:
         return kb
+
+
+# A key travels in every request for it (and as a hint's field): 64 KiB, as
+# Cassandra's partition keys, is far above any sensible key.
+MAX_KEY_BYTES = 64 * 1024
+
+
+def key_size_error(name: str, kb: bytes) -> ValueError:
+    return ValueError(
+        f"{name} must be at most {MAX_KEY_BYTES:,} bytes (as UTF-8), got {len(kb):,} bytes "
+        f"({kb[:20]!r}...)"
+    )
