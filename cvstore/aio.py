@@ -382,7 +382,15 @@ class AsyncCluster(ops.Client, Generic[V]):
                     else:
                         error = error or failed
                         results[i] = None
-                if waiting and error is None and enough is not None and enough(results):
+                # A refusal is settled below (a reload, or that replica's failure)
+                # before the step may count what answered.
+                if (
+                    waiting
+                    and error is None
+                    and enough is not None
+                    and not any(isinstance(r, FencedError) for r in results)
+                    and enough(results)
+                ):
                     break
         except BaseException:  # cancelled: the call's requests go with it
             for task in waiting:
