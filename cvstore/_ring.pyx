@@ -18,6 +18,7 @@ from libc.string cimport memcpy
 from cvstore._chash cimport (
     cvs_ketama_point,
     cvs_find,
+    cvs_find_many,
     cvs_md5,
     cvs_xxh64,
 )
@@ -859,9 +860,10 @@ in other threads always see a whole ring, the old one or the new one.
         cdef const uint64_t[::1] hv = hashes
         cdef int32_t[::1] ov = out
         cdef size_t npts = pv.shape[0]
+        if n == 0:
+            return out
         with nogil:
-            for i in range(n):
-                ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
+            cvs_find_many(&pv[0], &own[0], npts, &tv[0], shift, strict, &hv[0], <size_t>n, &ov[0])
         return out
 
     def get_nodes_many(self, keys, n):
