@@ -23,6 +23,7 @@ from cvstore._chash cimport (
     cvs_xxh64,
 )
 
+import bisect
 import math
 import numbers
 import threading
@@ -162,32 +163,186 @@ cdef Py_ssize_t _walk(const uint64_t *pts, const int32_t *own, size_t npts,
     return found
 
 
+cdef inline void _table_step(uint32_t *table, size_t *cur, uint64_t p, int shift,
+                             size_t k) noexcept nogil:
+    """Radix-table upkeep while sorted points are written out: point `p` is
+    written at index `k`, so every bucket up to p's starts at or after k."""
+    cdef size_t b = <size_t>(p >> shift)
+    while cur[0] <= b:
+        table[cur[0]] = <uint32_t>k
+        cur[0] += 1
+
+
+cdef inline void _table_end(uint32_t *table, size_t *cur, size_t buckets, size_t n) noexcept nogil:
+    while cur[0] <= buckets:
+        table[cur[0]] = <uint32_t>n
+        cur[0] += 1
+
+
 cdef void _merge_points(const uint64_t *ap, const int32_t *ao, size_t na,
                         const uint64_t *bp, int32_t bo, size_t nb,
-                        uint64_t *rp, int32_t *ro) noexcept nogil:
-    """Merge sorted runs a (points ap, owners ao) and b (points bp, all owned
-    by bo) into rp/ro, ordered by (point, owner): owner order is name order."""
-    cdef size_t i = 0, j = 0, k = 0
-    while i < na and j < nb:
-        if ap[i] < bp[j] or (ap[i] == bp[j] and ao[i] < bo):
-            rp[k] = ap[i]
-            ro[k] = ao[i]
-            i += 1
-        else:
-            rp[k] = bp[j]
-            ro[k] = bo
-            j += 1
-        k += 1
-    while i < na:
-        rp[k] = ap[i]
-        ro[k] = ao[i]
-        i += 1
-        k += 1
-    while j < nb:
+                        uint64_t *rp, int32_t *ro,
+                        uint32_t *table, int shift, size_t buckets) noexcept nogil:
+    """One linear pass for add: merge sorted runs a (points ap, owners ao) and
+    b (points bp, all owned by the new node, index bo) into rp/ro, ordered by
+    (point, owner): owner order is name order.  Owners >= bo in run a move up
+    by one (the new name takes index bo), and the radix table of the result
+    (buckets + 1 entries, top bits at `shift`) is filled on the way."""
+    cdef size_t i = 0, j = 0, k = 0, cur = 0
+    cdef int32_t o
+    while i < na or j < nb:
+        if i < na:
+            o = ao[i] + (ao[i] >= bo)
+            if j == nb or ap[i] < bp[j] or (ap[i] == bp[j] and o < bo):
+                rp[k] = ap[i]
+                ro[k] = o
+                i += 1
+                _table_step(table, &cur, rp[k], shift, k)
+                k += 1
+                continue
         rp[k] = bp[j]
         ro[k] = bo
         j += 1
+        _table_step(table, &cur, rp[k], shift, k)
         k += 1
+    _table_end(table, &cur, buckets, k)
+
+
+cdef size_t _filter_points(const uint64_t *ap, const int32_t *ao, size_t na, int32_t gone,
+                           uint64_t *rp, int32_t *ro,
+                           uint32_t *table, int shift, size_t buckets) noexcept nogil:
+    """One linear pass for remove: copy every point not owned by `gone`,
+    owners above it moving down by one, filling the radix table; returns the
+    number of points written."""
+    cdef size_t i, k = 0, cur = 0
+    cdef int32_t o
+    for i in range(na):
+        o = ao[i]
+        if o == gone:
+            continue
+        rp[k] = ap[i]
+        ro[k] = o - (o > gone)
+        _table_step(table, &cur, rp[k], shift, k)
+        k += 1
+    _table_end(table, &cur, buckets, k)
+    return k
+
+
+cdef inline void _free6(void *a, void *b, void *c, void *d, void *e, void *f) noexcept nogil:
+    free(a)
+    free(b)
+    free(c)
+    free(d)
+    free(e)
+    free(f)
+
+
+cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **name_ptr,
+                       const Py_ssize_t *name_size, const Py_ssize_t *node_count,
+                       const int32_t *node_owner, uint64_t *ap, int32_t *ao, size_t n,
+                       int hash_bits, int bits, uint32_t *table) noexcept nogil:
+    """Hash every node's points (nodes in build order) straight into their
+    sorted places in ap/ao (n in all), and fill the radix table (2**bits + 1
+    entries).  Returns -1 if out of memory.
+
+    Two counting-sort passes, each over few enough buckets that its counters
+    stay in cache: by the top ceil(bits/2) bits into ap/ao (the points are
+    hashed twice, once to count and once to place, so no array of the ring's
+    size is needed besides the result: fresh memory costs more here than
+    hashing, as the kernel clears every new page), then, one such range at a
+    time through a small buffer, by the next bits; then an insertion sort
+    inside each final bucket (about one point each: hash outputs are
+    uniform).  Every pass is stable, so equal points keep the build order.
+    """
+    cdef int cbits = (bits + 1) // 2, fbits = bits - cbits
+    cdef int shift = hash_bits - bits, cshift = hash_bits - cbits
+    cdef size_t ncoarse = <size_t>1 << cbits, nfine = <size_t>1 << fbits
+    cdef size_t fmask = nfine - 1
+    cdef size_t *ccount = <size_t *>calloc(ncoarse + 1, sizeof(size_t))
+    cdef size_t *ccur = <size_t *>malloc(ncoarse * sizeof(size_t))
+    cdef size_t *fcount = <size_t *>malloc((nfine + 1) * sizeof(size_t))
+    cdef Py_ssize_t most = 1, k, x, y
+    cdef size_t i, c, f, lo, hi, d, widest = 1
+    cdef uint64_t *node_buf = NULL
+    cdef uint64_t *bp = NULL
+    cdef int32_t *bo = NULL
+    cdef uint64_t p
+    cdef int32_t o
+    for k in range(nnodes):
+        if node_count[k] > most:
+            most = node_count[k]
+    node_buf = <uint64_t *>malloc(<size_t>most * sizeof(uint64_t))
+    if ccount == NULL or ccur == NULL or fcount == NULL or node_buf == NULL:
+        _free6(ccount, ccur, fcount, node_buf, bp, bo)
+        return -1
+    for k in range(nnodes):  # pass 1: count the points of each coarse range
+        if node_count[k]:
+            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k],
+                              node_buf)
+            for x in range(node_count[k]):
+                ccount[(node_buf[x] >> cshift) + 1] += 1
+    for c in range(ncoarse):
+        if ccount[c + 1] > widest:
+            widest = ccount[c + 1]
+        ccount[c + 1] += ccount[c]
+        ccur[c] = ccount[c]
+    for k in range(nnodes):  # pass 2: place them, in build order
+        if node_count[k]:
+            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k],
+                              node_buf)
+            for x in range(node_count[k]):
+                c = <size_t>(node_buf[x] >> cshift)
+                ap[ccur[c]] = node_buf[x]
+                ao[ccur[c]] = node_owner[k]
+                ccur[c] += 1
+    bp = <uint64_t *>malloc(widest * sizeof(uint64_t))
+    bo = <int32_t *>malloc(widest * sizeof(int32_t))
+    if bp == NULL or bo == NULL:
+        _free6(ccount, ccur, fcount, node_buf, bp, bo)
+        return -1
+    for c in range(ncoarse):  # pass 3: each coarse range by the next bits
+        lo = ccount[c]
+        hi = ccount[c + 1]
+        memcpy(bp, &ap[lo], (hi - lo) * sizeof(uint64_t))
+        memcpy(bo, &ao[lo], (hi - lo) * sizeof(int32_t))
+        for f in range(nfine + 1):
+            fcount[f] = 0
+        for i in range(hi - lo):
+            fcount[((bp[i] >> shift) & fmask) + 1] += 1
+        for f in range(nfine):
+            fcount[f + 1] += fcount[f]
+            fcount[f] += lo          # becomes the bucket's start, then its cursor
+            table[c * nfine + f] = <uint32_t>fcount[f]
+        for i in range(hi - lo):
+            f = <size_t>((bp[i] >> shift) & fmask)
+            d = fcount[f]
+            ap[d] = bp[i]
+            ao[d] = bo[i]
+            fcount[f] = d + 1
+        for f in range(nfine):  # bucket f is now [table[c*nfine+f], cursor): sort it stably
+            lo = table[c * nfine + f]
+            hi = fcount[f]
+            for x in range(<Py_ssize_t>lo + 1, <Py_ssize_t>hi):
+                p = ap[x]
+                o = ao[x]
+                y = x - 1
+                while y >= <Py_ssize_t>lo and ap[y] > p:
+                    ap[y + 1] = ap[y]
+                    ao[y + 1] = ao[y]
+                    y -= 1
+                ap[y + 1] = p
+                ao[y + 1] = o
+    table[ncoarse * nfine] = <uint32_t>n
+    _free6(ccount, ccur, fcount, node_buf, bp, bo)
+    return 0
+
+
+cdef void _node_points_into(int kind, uint64_t seed, const char *name, size_t name_len,
+                            Py_ssize_t count, uint64_t *out) noexcept nogil:
+    if kind == KIND_XXH64:
+        _xxh64_node_points(name, name_len, count, seed, out)
+    else:
+        _ketama_node_points(name, name_len, count // 4, out)
 
 
 cdef inline bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
@@ -488,15 +643,48 @@ in other threads always see a whole ring, the old one or the new one.
         total = sum(counts.values())
         self._check_total(total, len(weights))
         index = {name: i for i, name in enumerate(names)}
+        cdef list order = self._build_order(weights)
+        cdef Py_ssize_t nnodes = len(order), k, name_len
+        cdef size_t n = <size_t>total
+        bits, shift = self._radix_layout(total)
         points = np.empty(total, dtype=np.uint64)
         owners = np.empty(total, dtype=np.int32)
-        start = 0
-        for name in self._build_order(weights):
-            count = counts[name]
-            points[start:start + count] = self._node_points(name, count)
-            owners[start:start + count] = index[name]
-            start += count
-        points, owners, table = self._sort_points(points, owners)
+        table = np.empty((1 << bits) + 1, dtype=np.uint32)
+        cdef uint64_t[::1] pv = points
+        cdef int32_t[::1] ov = owners
+        cdef uint32_t[::1] tv = table
+        # Per node, in build order: its UTF-8 name (kept alive by `order`),
+        # point count and owner index, so the hashing runs without the GIL.
+        cdef const char **name_ptr = <const char **>malloc((nnodes + 1) * sizeof(char *))
+        cdef Py_ssize_t *name_size = <Py_ssize_t *>malloc((nnodes + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t *node_count = <Py_ssize_t *>malloc((nnodes + 1) * sizeof(Py_ssize_t))
+        cdef int32_t *node_owner = <int32_t *>malloc((nnodes + 1) * sizeof(int32_t))
+        cdef int kind = self._kind, rc = 0
+        cdef uint64_t seed = self._seed
+        cdef int hash_bits = 64 if kind == KIND_XXH64 else 32
+        cdef int bits_ = bits
+        try:
+            if name_ptr == NULL or name_size == NULL or node_count == NULL or node_owner == NULL:
+                raise MemoryError()
+            for k in range(nnodes):
+                name = order[k]
+                name_ptr[k] = PyUnicode_AsUTF8AndSize(name, &name_len)
+                name_size[k] = name_len
+                node_count[k] = counts[name]
+                node_owner[k] = index[name]
+            if n:
+                with nogil:
+                    rc = _build_sorted(kind, seed, nnodes, name_ptr, name_size, node_count,
+                                       node_owner, &pv[0], &ov[0], n, hash_bits, bits_, &tv[0])
+                if rc:
+                    raise MemoryError()
+            else:
+                table[:] = 0
+        finally:
+            free(name_ptr)
+            free(name_size)
+            free(node_count)
+            free(node_owner)
         self._install(points, owners, tuple(names), weights, table)
 
     cdef _install(self, points, owners, tuple names, dict weights, table=None):
@@ -554,56 +742,6 @@ in other threads always see a whole ring, the old one or the new one.
         np.cumsum(counts, out=table[1:])
         return table
 
-    cdef tuple _sort_points(self, points, owners):
-        """Sort points (ties by owner, i.e. by name) and build the radix table.
-
-        `owners` must be ascending on entry.  A counting sort on the radix
-        buckets, then an insertion sort inside each bucket (hash outputs are
-        uniform: about one point a bucket), is O(points) and was 10x faster
-        here than numpy's stable argsort (11 ms for 160,000 points).
-        """
-        cdef Py_ssize_t n = points.shape[0], i, j
-        bits, shift_ = self._radix_layout(n)
-        cdef int shift = shift_
-        cdef size_t buckets = <size_t>1 << <int>bits, b, lo, hi
-        table = np.zeros(buckets + 1, dtype=np.uint32)
-        sorted_points = np.empty(n, dtype=np.uint64)
-        sorted_owners = np.empty(n, dtype=np.int32)
-        cursor_arr = np.empty(buckets, dtype=np.uint32)
-        cdef const uint64_t[::1] src_p = points
-        cdef const int32_t[::1] src_o = owners
-        cdef uint64_t[::1] dst_p = sorted_points
-        cdef int32_t[::1] dst_o = sorted_owners
-        cdef uint32_t[::1] tv = table
-        cdef uint32_t[::1] cursor = cursor_arr
-        cdef uint64_t p
-        cdef int32_t o
-        with nogil:
-            for i in range(n):
-                tv[(src_p[i] >> shift) + 1] += 1
-            for b in range(buckets):
-                tv[b + 1] += tv[b]
-                cursor[b] = tv[b]
-            for i in range(n):  # in owner order, so equal points stay in name order
-                b = <size_t>(src_p[i] >> shift)
-                dst_p[cursor[b]] = src_p[i]
-                dst_o[cursor[b]] = src_o[i]
-                cursor[b] += 1
-            for b in range(buckets):  # stable insertion sort within each bucket
-                lo = tv[b]
-                hi = tv[b + 1]
-                for i in range(<Py_ssize_t>lo + 1, <Py_ssize_t>hi):
-                    p = dst_p[i]
-                    o = dst_o[i]
-                    j = i - 1
-                    while j >= <Py_ssize_t>lo and dst_p[j] > p:
-                        dst_p[j + 1] = dst_p[j]
-                        dst_o[j + 1] = dst_o[j]
-                        j -= 1
-                    dst_p[j + 1] = p
-                    dst_o[j + 1] = o
-        return sorted_points, sorted_owners, table
-
     # ---------------------------------------------------------- membership
 
     def add(self, name, weight=1.0):
@@ -626,31 +764,37 @@ in other threads always see a whole ring, the old one or the new one.
             count = self._points_for(w)
             self._check_total(self._npts + count, len(weights))
             new_points = np.sort(self._node_points(name, count))
-            names = sorted(weights)
-            rank = names.index(name)
-            old_owners = np.asarray(self.owners)
-            shifted = old_owners + (old_owners >= rank).astype(np.int32)
-            self._install_merged(new_points, rank, shifted, tuple(names), weights)
+            rank = bisect.bisect_left(self._names, name)
+            names = self._names[:rank] + (name,) + self._names[rank:]
+            self._install_merged(new_points, rank, names, weights)
 
-    cdef _install_merged(self, new_points, int32_t rank, shifted_owners, tuple names, dict weights):
+    cdef _install_merged(self, new_points, int32_t rank, tuple names, dict weights):
+        """Merge one new node's sorted points (owner index `rank`) in: one
+        linear pass in C that also renumbers the owners after it and fills
+        the radix table; the new arrays are then swapped in at once."""
         cdef size_t na = self._npts, nb = new_points.shape[0]
+        bits, shift_ = self._radix_layout(na + nb)
+        cdef int shift = shift_
+        cdef size_t buckets = <size_t>1 << <int>bits
         points = np.empty(na + nb, dtype=np.uint64)
         owners = np.empty(na + nb, dtype=np.int32)
+        table = np.empty(buckets + 1, dtype=np.uint32)
         cdef const uint64_t[::1] ap = self._pv
-        cdef const int32_t[::1] ao = shifted_owners
+        cdef const int32_t[::1] ao = self._ov
         cdef const uint64_t[::1] bp = new_points
         cdef uint64_t[::1] rp = points
         cdef int32_t[::1] ro = owners
+        cdef uint32_t[::1] tv = table
         with nogil:
             _merge_points(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
-                          &bp[0], rank, nb, &rp[0], &ro[0])
-        self._install(points, owners, names, weights)
+                          &bp[0], rank, nb, &rp[0], &ro[0], &tv[0], shift, buckets)
+        self._install(points, owners, names, weights, table)
 
     def remove(self, name):
         """Remove node `name`; its keys go to the next points clockwise.
 
         Raises NodeNotFoundError if it is not a member.  Runtime complexity:
-        O(points).
+        O(points) (one filtering pass, no re-hash).
         """
         with self._write_lock:
             if not isinstance(name, str) or name not in self._index:
@@ -660,13 +804,36 @@ in other threads always see a whole ring, the old one or the new one.
             if self._kind != KIND_XXH64:
                 self._install_built(weights)
                 return
-            rank = self._index[name]
-            owners = np.asarray(self.owners)
-            keep = owners != rank
-            new_owners = owners[keep]
-            new_owners -= (new_owners > rank).astype(np.int32)
-            self._install(np.asarray(self.points)[keep], new_owners,
-                          tuple(sorted(weights)), weights)
+            self._install_filtered(self._index[name], self._points_for(self._weights[name]),
+                                   weights)
+
+    cdef _install_filtered(self, int32_t rank, Py_ssize_t count, dict weights):
+        """Drop the points of the node at index `rank` (it has `count`): one
+        linear pass in C that also renumbers the owners after it and fills
+        the radix table; the new arrays are then swapped in at once."""
+        cdef size_t na = self._npts, nr = na - <size_t>count, written = 0
+        bits, shift_ = self._radix_layout(nr)
+        cdef int shift = shift_
+        cdef size_t buckets = <size_t>1 << <int>bits
+        points = np.empty(nr, dtype=np.uint64)
+        owners = np.empty(nr, dtype=np.int32)
+        table = np.empty(buckets + 1, dtype=np.uint32)
+        cdef const uint64_t[::1] ap = self._pv
+        cdef const int32_t[::1] ao = self._ov
+        cdef uint64_t[::1] rp = points
+        cdef int32_t[::1] ro = owners
+        cdef uint32_t[::1] tv = table
+        # (an empty result still gets its table: every bucket starts at 0)
+        cdef uint64_t dummy_p
+        cdef int32_t dummy_o
+        with nogil:
+            written = _filter_points(&ap[0], &ao[0], na, rank,
+                                     &rp[0] if nr else &dummy_p, &ro[0] if nr else &dummy_o,
+                                     &tv[0], shift, buckets)
+        if written != nr:  # the point count is a function of the weight: never happens
+            raise AssertionError(f"remove wrote {written} points, expected {nr}")
+        names = self._names[:rank] + self._names[rank + 1:]
+        self._install(points, owners, names, weights, table)
 
     # -------------------------------------------------------------- lookup
 
