@@ -14,3 +14,16 @@ cdef extern from "cvs_search.h" nogil:
     void cvs_find_many(const uint64_t *pts, const int32_t *own, size_t npts,
                        const uint32_t *table, int shift, int strict,
                        const uint64_t *hv, size_t n, int32_t *out)
+
+
+cdef extern from "cvs_merge.h" nogil:
+    void cvs_merge_node(const uint64_t *ap, const int32_t *ao, size_t na,
+                        const uint64_t *bp, size_t nb, int32_t bo,
+                        uint64_t *rp, int32_t *ro)
+    int cvs_drop_node(const uint64_t *ap, const int32_t *ao, size_t na,
+                      const uint64_t *cp, size_t nc, int32_t gone,
+                      uint64_t *rp, int32_t *ro)
+    void cvs_table_adjust(const uint32_t *to, size_t buckets, const uint64_t *cp,
+                          size_t nc, int shift, int sign, uint32_t *tn)
+    void cvs_table_fill(const uint64_t *pts, size_t n, int shift, size_t buckets,
+                        uint32_t *table)

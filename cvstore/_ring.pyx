@@ -16,6 +16,10 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from cvstore._chash cimport (
+    cvs_drop_node,
+    cvs_merge_node,
+    cvs_table_adjust,
+    cvs_table_fill,
     cvs_ketama_point,
     cvs_find,
     cvs_find_many,
@@ -161,71 +165,6 @@ cdef Py_ssize_t _walk(const uint64_t *pts, const int32_t *own, size_t npts,
         if i == npts:
             i = 0
     return found
-
-
-cdef inline void _table_step(uint32_t *table, size_t *cur, uint64_t p, int shift,
-                             size_t k) noexcept nogil:
-    """Radix-table upkeep while sorted points are written out: point `p` is
-    written at index `k`, so every bucket up to p's starts at or after k."""
-    cdef size_t b = <size_t>(p >> shift)
-    while cur[0] <= b:
-        table[cur[0]] = <uint32_t>k
-        cur[0] += 1
-
-
-cdef inline void _table_end(uint32_t *table, size_t *cur, size_t buckets, size_t n) noexcept nogil:
-    while cur[0] <= buckets:
-        table[cur[0]] = <uint32_t>n
-        cur[0] += 1
-
-
-cdef void _merge_points(const uint64_t *ap, const int32_t *ao, size_t na,
-                        const uint64_t *bp, int32_t bo, size_t nb,
-                        uint64_t *rp, int32_t *ro,
-                        uint32_t *table, int shift, size_t buckets) noexcept nogil:
-    """One linear pass for add: merge sorted runs a (points ap, owners ao) and
-    b (points bp, all owned by the new node, index bo) into rp/ro, ordered by
-    (point, owner): owner order is name order.  Owners >= bo in run a move up
-    by one (the new name takes index bo), and the radix table of the result
-    (buckets + 1 entries, top bits at `shift`) is filled on the way."""
-    cdef size_t i = 0, j = 0, k = 0, cur = 0
-    cdef int32_t o
-    while i < na or j < nb:
-        if i < na:
-            o = ao[i] + (ao[i] >= bo)
-            if j == nb or ap[i] < bp[j] or (ap[i] == bp[j] and o < bo):
-                rp[k] = ap[i]
-                ro[k] = o
-                i += 1
-                _table_step(table, &cur, rp[k], shift, k)
-                k += 1
-                continue
-        rp[k] = bp[j]
-        ro[k] = bo
-        j += 1
-        _table_step(table, &cur, rp[k], shift, k)
-        k += 1
-    _table_end(table, &cur, buckets, k)
-
-
-cdef size_t _filter_points(const uint64_t *ap, const int32_t *ao, size_t na, int32_t gone,
-                           uint64_t *rp, int32_t *ro,
-                           uint32_t *table, int shift, size_t buckets) noexcept nogil:
-    """One linear pass for remove: copy every point not owned by `gone`,
-    owners above it moving down by one, filling the radix table; returns the
-    number of points written."""
-    cdef size_t i, k = 0, cur = 0
-    cdef int32_t o
-    for i in range(na):
-        o = ao[i]
-        if o == gone:
-            continue
-        rp[k] = ap[i]
-        ro[k] = o - (o > gone)
-        _table_step(table, &cur, rp[k], shift, k)
-        k += 1
-    _table_end(table, &cur, buckets, k)
-    return k
 
 
 cdef inline void _free6(void *a, void *b, void *c, void *d, void *e, void *f) noexcept nogil:
@@ -769,26 +708,44 @@ in other threads always see a whole ring, the old one or the new one.
             self._install_merged(new_points, rank, names, weights)
 
     cdef _install_merged(self, new_points, int32_t rank, tuple names, dict weights):
-        """Merge one new node's sorted points (owner index `rank`) in: one
-        linear pass in C that also renumbers the owners after it and fills
-        the radix table; the new arrays are then swapped in at once."""
+        """Merge one new node's sorted points (owner index `rank`) in and swap
+        the new arrays in at once (see csrc/cvs_merge.h)."""
         cdef size_t na = self._npts, nb = new_points.shape[0]
-        bits, shift_ = self._radix_layout(na + nb)
-        cdef int shift = shift_
-        cdef size_t buckets = <size_t>1 << <int>bits
         points = np.empty(na + nb, dtype=np.uint64)
         owners = np.empty(na + nb, dtype=np.int32)
-        table = np.empty(buckets + 1, dtype=np.uint32)
         cdef const uint64_t[::1] ap = self._pv
         cdef const int32_t[::1] ao = self._ov
         cdef const uint64_t[::1] bp = new_points
         cdef uint64_t[::1] rp = points
         cdef int32_t[::1] ro = owners
-        cdef uint32_t[::1] tv = table
         with nogil:
-            _merge_points(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
-                          &bp[0], rank, nb, &rp[0], &ro[0], &tv[0], shift, buckets)
+            cvs_merge_node(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
+                           &bp[0], nb, rank, &rp[0], &ro[0])
+        table = self._changed_table(points, new_points, 1)
         self._install(points, owners, names, weights, table)
+
+    cdef _changed_table(self, points, changed, int sign):
+        """The radix table of `points`, the current ring's points plus (sign 1)
+        or minus (sign -1) the sorted points `changed`: adjusted from the
+        current table when its size stays, else filled afresh."""
+        cdef size_t n = points.shape[0], nc = changed.shape[0]
+        bits, shift_ = self._radix_layout(n)
+        cdef int shift = shift_
+        cdef size_t buckets = <size_t>1 << <int>bits
+        table = np.empty(buckets + 1, dtype=np.uint32)
+        cdef uint32_t[::1] tn = table
+        cdef const uint32_t[::1] to = self._tv
+        cdef const uint64_t[::1] cp = changed
+        cdef const uint64_t[::1] pv = points
+        cdef uint64_t dummy = 0
+        if <size_t>to.shape[0] == buckets + 1:
+            with nogil:
+                cvs_table_adjust(&to[0], buckets, &cp[0] if nc else &dummy, nc, shift, sign,
+                                 &tn[0])
+        else:
+            with nogil:
+                cvs_table_fill(&pv[0] if n else &dummy, n, shift, buckets, &tn[0])
+        return table
 
     def remove(self, name):
         """Remove node `name`; its keys go to the next points clockwise.
@@ -804,34 +761,31 @@ in other threads always see a whole ring, the old one or the new one.
             if self._kind != KIND_XXH64:
                 self._install_built(weights)
                 return
-            self._install_filtered(self._index[name], self._points_for(self._weights[name]),
-                                   weights)
+            self._install_filtered(name, weights)
 
-    cdef _install_filtered(self, int32_t rank, Py_ssize_t count, dict weights):
-        """Drop the points of the node at index `rank` (it has `count`): one
-        linear pass in C that also renumbers the owners after it and fills
-        the radix table; the new arrays are then swapped in at once."""
-        cdef size_t na = self._npts, nr = na - <size_t>count, written = 0
-        bits, shift_ = self._radix_layout(nr)
-        cdef int shift = shift_
-        cdef size_t buckets = <size_t>1 << <int>bits
+    cdef _install_filtered(self, str name, dict weights):
+        """Drop node `name`'s points (recomputed: a node's points are a
+        function of its name and weight) and swap the new arrays in at once
+        (see csrc/cvs_merge.h)."""
+        cdef int32_t rank = self._index[name]
+        gone = np.sort(self._node_points(name, self._points_for(self._weights[name])))
+        cdef size_t na = self._npts, nc = gone.shape[0], nr = na - nc
         points = np.empty(nr, dtype=np.uint64)
         owners = np.empty(nr, dtype=np.int32)
-        table = np.empty(buckets + 1, dtype=np.uint32)
         cdef const uint64_t[::1] ap = self._pv
         cdef const int32_t[::1] ao = self._ov
+        cdef const uint64_t[::1] cp = gone
         cdef uint64_t[::1] rp = points
         cdef int32_t[::1] ro = owners
-        cdef uint32_t[::1] tv = table
-        # (an empty result still gets its table: every bucket starts at 0)
-        cdef uint64_t dummy_p
-        cdef int32_t dummy_o
+        cdef uint64_t dummy_p = 0
+        cdef int32_t dummy_o = 0
+        cdef int rc
         with nogil:
-            written = _filter_points(&ap[0], &ao[0], na, rank,
-                                     &rp[0] if nr else &dummy_p, &ro[0] if nr else &dummy_o,
-                                     &tv[0], shift, buckets)
-        if written != nr:  # the point count is a function of the weight: never happens
-            raise AssertionError(f"remove wrote {written} points, expected {nr}")
+            rc = cvs_drop_node(&ap[0], &ao[0], na, &cp[0], nc, rank,
+                               &rp[0] if nr else &dummy_p, &ro[0] if nr else &dummy_o)
+        if rc:  # the arrays and the weights disagree: never happens
+            raise AssertionError(f"remove did not find every point of {name!r}")
+        table = self._changed_table(points, gone, -1)
         names = self._names[:rank] + self._names[rank + 1:]
         self._install(points, owners, names, weights, table)
 
