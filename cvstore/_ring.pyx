@@ -49,6 +49,9 @@ cdef enum:
     # Up to this many wanted nodes, a preference-list walk checks distinctness by
     # scanning what it found so far; above it, a per-node stamp array is cheaper.
     LINEAR_DISTINCT_MAX = 8
+    # lookup_many prefetches (cvs_find_many) on rings of at least this many
+    # points (1.5 MB of points, owners and table), larger than a core's cache.
+    PREFETCH_MIN_POINTS = 1 << 17
 
 
 # ---------------------------------------------------------------- helpers (C)
@@ -984,7 +987,12 @@ in other threads always see a whole ring, the old one or the new one.
         if n == 0:
             return out
         with nogil:
-            cvs_find_many(&pv[0], &own[0], npts, &tv[0], shift, strict, &hv[0], <size_t>n, &ov[0])
+            if npts >= PREFETCH_MIN_POINTS:
+                cvs_find_many(&pv[0], &own[0], npts, &tv[0], shift, strict, &hv[0], <size_t>n,
+                              &ov[0])
+            else:  # the ring is cached: prefetching would only cost instructions
+                for i in range(n):
+                    ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
         return out
 
     def get_nodes_many(self, keys, n):
