@@ -2,6 +2,7 @@
 and every batch call equals a loop of the scalar calls."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -210,3 +211,30 @@ def test_large_ring_lookups_and_membership_equal_reference():
         index = {name: i for i, name in enumerate(ring.nodes)}
         expected = [index[ref.get_node(k)] for k in probe]
         assert ring.lookup_many(probe).tolist() == expected
+
+
+@pytest.mark.parametrize("hash", ["xxh64", "ketama", "ketama-uhashring"])
+def test_prefetching_batch_lookup_equals_scalar_lookups(hash):
+    """Rings of 160,000 points take lookup_many's prefetching path (>= 131,072
+    points); its answers must equal get_node's and the twin's, on random keys,
+    keys exactly on points, keys past the last point (they wrap to the first)
+    and after a membership change."""
+    nodes = [f"node-{i}" for i in range(1000)]
+    ring = HashRing(nodes, hash=hash)
+    assert len(ring.points) >= 131_072
+    candidates = [f"w{i}" for i in range(1_000_000)]
+    beyond = ring.hash_many(candidates) > ring.points[len(ring.points) - 1]
+    wrapping = [k for k, past in zip(candidates, beyond.tolist()) if past][:20]
+    assert wrapping
+    probe = [f"key-{i}" for i in range(20_000)] + _exact_keys(ring) + wrapping
+    for _ in range(2):
+        index = {name: i for i, name in enumerate(ring.nodes)}
+        expected = [index[ring.get_node(k)] for k in probe]
+        assert ring.lookup_many(probe).tolist() == expected
+        assert ring.lookup_many(np.array(probe)).tolist() == expected
+        ref = ReferenceRing(ring.weights, hash=hash)
+        sample = probe[::97] + _exact_keys(ring)[-30:]
+        assert [ring.nodes[i] for i in ring.lookup_many(sample).tolist()] == [
+            ref.get_node(k) for k in sample
+        ]
+        ring.remove(ring.nodes[-1])
