@@ -52,6 +52,9 @@ cdef enum:
     # lookup_many prefetches (cvs_find_many) on rings of at least this many
     # points (1.5 MB of points, owners and table), larger than a core's cache.
     PREFETCH_MIN_POINTS = 1 << 17
+    # A build keeps the hashed points between its two passes up to this many
+    # (2 MB); above, it hashes them again rather than touch fresh memory.
+    BUILD_KEEP_POINTS = 1 << 18
 
 
 # ---------------------------------------------------------------- helpers (C)
@@ -213,30 +216,41 @@ cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **
     for k in range(nnodes):
         if node_count[k] > most:
             most = node_count[k]
-    node_buf = <uint64_t *>malloc(<size_t>most * sizeof(uint64_t))
+    # A small ring's points are kept between the passes instead of hashed again.
+    cdef bint keep = n <= BUILD_KEEP_POINTS
+    cdef size_t off = 0
+    cdef uint64_t *src
+    node_buf = <uint64_t *>malloc((n if keep else <size_t>most) * sizeof(uint64_t))
     if ccount == NULL or ccur == NULL or fcount == NULL or node_buf == NULL:
         _free6(ccount, ccur, fcount, node_buf, bp, bo)
         return -1
     for k in range(nnodes):  # pass 1: count the points of each coarse range
         if node_count[k]:
-            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k],
-                              node_buf)
+            src = node_buf + off if keep else node_buf
+            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k], src)
             for x in range(node_count[k]):
-                ccount[(node_buf[x] >> cshift) + 1] += 1
+                ccount[(src[x] >> cshift) + 1] += 1
+            off += <size_t>node_count[k]
     for c in range(ncoarse):
         if ccount[c + 1] > widest:
             widest = ccount[c + 1]
         ccount[c + 1] += ccount[c]
         ccur[c] = ccount[c]
+    off = 0
     for k in range(nnodes):  # pass 2: place them, in build order
         if node_count[k]:
-            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k],
-                              node_buf)
+            if keep:
+                src = node_buf + off
+            else:
+                src = node_buf
+                _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k],
+                                  node_count[k], src)
             for x in range(node_count[k]):
-                c = <size_t>(node_buf[x] >> cshift)
-                ap[ccur[c]] = node_buf[x]
+                c = <size_t>(src[x] >> cshift)
+                ap[ccur[c]] = src[x]
                 ao[ccur[c]] = node_owner[k]
                 ccur[c] += 1
+            off += <size_t>node_count[k]
     bp = <uint64_t *>malloc(widest * sizeof(uint64_t))
     bo = <int32_t *>malloc(widest * sizeof(int32_t))
     if bp == NULL or bo == NULL:
