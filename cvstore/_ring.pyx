@@ -598,8 +598,9 @@ in other threads always see a whole ring, the old one or the new one.
         cdef dict counts = self._counts(weights)
         total = sum(counts.values())
         self._check_total(total, len(weights))
-        index = {name: i for i, name in enumerate(names)}
-        cdef list order = self._build_order(weights)
+        index = {name: i for i, name in enumerate(names)} if self._kind != KIND_XXH64 else None
+        # (xxh64's build order is name order: the names, and owner k is node k)
+        cdef list order = names if self._kind == KIND_XXH64 else self._build_order(weights)
         cdef Py_ssize_t nnodes = len(order), k, name_len
         cdef size_t n = <size_t>total
         bits, shift = self._radix_layout(total)
@@ -627,7 +628,7 @@ in other threads always see a whole ring, the old one or the new one.
                 name_ptr[k] = PyUnicode_AsUTF8AndSize(name, &name_len)
                 name_size[k] = name_len
                 node_count[k] = counts[name]
-                node_owner[k] = index[name]
+                node_owner[k] = k if order is names else index[name]
             if n:
                 with nogil:
                     rc = _build_sorted(kind, seed, nnodes, name_ptr, name_size, node_count,
