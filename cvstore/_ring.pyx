@@ -651,7 +651,7 @@ in other threads always see a whole ring, the old one or the new one.
         owners.flags.writeable = False
         cdef const uint64_t[::1] pv = points
         cdef const int32_t[::1] ov = owners
-        cdef dict index = {name: i for i, name in enumerate(names)}
+        cdef dict index = dict(zip(names, range(len(names))))
         if table is None:
             table = self._radix_table(points)
         table.flags.writeable = False
