@@ -14,6 +14,15 @@ keys it handles, so per-key times and rates can be derived):
 - ``build``: a ring of 1000 nodes x 160 points; ``extra_info`` also holds the
   memory per point.
 - ``add_node``: add one node to a fresh 1000-node ring (``pedantic``, since add mutates).
+- ``scale_build``: cvstore rings of 10 to 100,000 nodes x 160 points (the
+  target: 100,000 nodes under 1 s).
+- ``scale_add`` / ``scale_remove``: add or remove one node of a 100, 10,000 or
+  100,000-node ring (targets: under 5 ms at 10,000 and 50 ms at 100,000); the
+  untimed setup undoes the previous round, so every round changes the same ring.
+- ``scale_lookup_many``: ``lookup_many`` of 1,000,000 keys on rings of 100,
+  10,000 and 100,000 nodes (target: at 10,000 and 100,000 nodes at least 70 %
+  of the 100-node rate); ``extra_info["nodes"]`` tells the rows apart, and
+  bench/report.py's ratios within the group give the comparison.
 
 Peers (ids):
 
@@ -36,6 +45,7 @@ the twin; the others must at least name nodes of the ring).
 from __future__ import annotations
 
 import bisect
+import functools
 import gc
 import tracemalloc
 from collections.abc import Callable, Iterable
@@ -46,6 +56,8 @@ import pytest
 
 from cvstore import HashRing
 from cvstore._reference import ReferenceRing
+
+from .conftest import node_names
 
 VNODES = 160  # points per node in every ring here (as in conftest.py)
 
@@ -446,3 +458,72 @@ def test_placement_get_nodes_many(benchmark, peer, nodes, keys_100k):
     benchmark.extra_info.update(keys=len(keys_100k), nodes=nodes, n=PREFERENCE)
     rows = benchmark(placer.get_nodes_many, keys_100k, PREFERENCE)
     assert rows.shape == (len(keys_100k), PREFERENCE)
+
+
+# -- rings with many nodes -------------------------------------------------------------
+
+SCALE_NODES = [10, 100, 1_000, 10_000, 100_000]
+SCALE_CHANGE_NODES = [100, 10_000, 100_000]
+SCALE_NEW_NODE = "node-new"
+
+
+@functools.cache
+def _scale_ring(count: int) -> HashRing:
+    """One ring of `count` nodes per run, shared by the scale groups (each round
+    leaves it as it found it)."""
+    return HashRing(node_names(count), vnodes=VNODES)
+
+
+@pytest.mark.benchmark(group="scale_build")
+@pytest.mark.parametrize("count", SCALE_NODES)
+def test_scale_build(benchmark, count):
+    names = node_names(count)
+    benchmark.extra_info.update(nodes=count, vnodes=VNODES, points=count * VNODES)
+    rounds = 3 if count >= 100_000 else 10
+    built = benchmark.pedantic(lambda: HashRing(names, vnodes=VNODES), rounds=rounds, iterations=1)
+    assert built == _scale_ring(count)
+
+
+@pytest.mark.benchmark(group="scale_add")
+@pytest.mark.parametrize("count", SCALE_CHANGE_NODES)
+def test_scale_add(benchmark, count):
+    ring = _scale_ring(count)
+
+    def setup() -> tuple[tuple[str], dict]:
+        if SCALE_NEW_NODE in ring:
+            ring.remove(SCALE_NEW_NODE)
+        return (SCALE_NEW_NODE,), {}
+
+    benchmark.extra_info.update(nodes=count, vnodes=VNODES)
+    benchmark.pedantic(ring.add, setup=setup, rounds=20, iterations=1)
+    ring._check()
+    assert ring == HashRing([*node_names(count), SCALE_NEW_NODE], vnodes=VNODES)
+    ring.remove(SCALE_NEW_NODE)
+
+
+@pytest.mark.benchmark(group="scale_remove")
+@pytest.mark.parametrize("count", SCALE_CHANGE_NODES)
+def test_scale_remove(benchmark, count):
+    ring = _scale_ring(count)
+
+    def setup() -> tuple[tuple[str], dict]:
+        if SCALE_NEW_NODE not in ring:
+            ring.add(SCALE_NEW_NODE)
+        return (SCALE_NEW_NODE,), {}
+
+    benchmark.extra_info.update(nodes=count, vnodes=VNODES)
+    benchmark.pedantic(ring.remove, setup=setup, rounds=20, iterations=1)
+    ring._check()
+    assert SCALE_NEW_NODE not in ring
+    assert ring == HashRing(node_names(count), vnodes=VNODES)
+
+
+@pytest.mark.benchmark(group="scale_lookup_many")
+@pytest.mark.parametrize("count", SCALE_CHANGE_NODES)
+def test_scale_lookup_many(benchmark, count, keys_1m):
+    ring = _scale_ring(count)
+    benchmark.extra_info.update(keys=len(keys_1m), nodes=count, vnodes=VNODES)
+    result = benchmark(ring.lookup_many, keys_1m)
+    sample = _sample(keys_1m)
+    picks = result[:: max(1, len(keys_1m) // SAMPLE)][: len(sample)]
+    assert _owner_names(picks, ring) == [ring.get_node(k) for k in sample]

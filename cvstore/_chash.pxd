@@ -1,5 +1,5 @@
 # Declarations of the plain-C helpers in csrc/, one per header entry.
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "cvs_hash.h" nogil:
@@ -11,3 +11,19 @@ cdef extern from "cvs_hash.h" nogil:
 cdef extern from "cvs_search.h" nogil:
     size_t cvs_lower_bound(const uint64_t *pts, size_t n, uint64_t h)
     size_t cvs_find(const uint64_t *pts, const uint32_t *table, int shift, uint64_t h)
+    void cvs_find_many(const uint64_t *pts, const int32_t *own, size_t npts,
+                       const uint32_t *table, int shift, int strict,
+                       const uint64_t *hv, size_t n, int32_t *out)
+
+
+cdef extern from "cvs_merge.h" nogil:
+    void cvs_merge_node(const uint64_t *ap, const int32_t *ao, size_t na,
+                        const uint64_t *bp, size_t nb, int32_t bo,
+                        uint64_t *rp, int32_t *ro)
+    int cvs_drop_node(const uint64_t *ap, const int32_t *ao, size_t na,
+                      const uint64_t *cp, size_t nc, int32_t gone,
+                      uint64_t *rp, int32_t *ro)
+    void cvs_table_adjust(const uint32_t *to, size_t buckets, const uint64_t *cp,
+                          size_t nc, int shift, int sign, uint32_t *tn)
+    void cvs_table_fill(const uint64_t *pts, size_t n, int shift, size_t buckets,
+                        uint32_t *table)

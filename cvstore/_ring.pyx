@@ -16,12 +16,18 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from cvstore._chash cimport (
+    cvs_drop_node,
+    cvs_merge_node,
+    cvs_table_adjust,
+    cvs_table_fill,
     cvs_ketama_point,
     cvs_find,
+    cvs_find_many,
     cvs_md5,
     cvs_xxh64,
 )
 
+import bisect
 import math
 import numbers
 import threading
@@ -43,6 +49,12 @@ cdef enum:
     # Up to this many wanted nodes, a preference-list walk checks distinctness by
     # scanning what it found so far; above it, a per-node stamp array is cheaper.
     LINEAR_DISTINCT_MAX = 8
+    # lookup_many prefetches (cvs_find_many) on rings of at least this many
+    # points (1.5 MB of points, owners and table), larger than a core's cache.
+    PREFETCH_MIN_POINTS = 1 << 17
+    # A build keeps the hashed points between its two passes up to this many
+    # (2 MB); above, it hashes them again rather than touch fresh memory.
+    BUILD_KEEP_POINTS = 1 << 18
 
 
 # ---------------------------------------------------------------- helpers (C)
@@ -161,32 +173,132 @@ cdef Py_ssize_t _walk(const uint64_t *pts, const int32_t *own, size_t npts,
     return found
 
 
-cdef void _merge_points(const uint64_t *ap, const int32_t *ao, size_t na,
-                        const uint64_t *bp, int32_t bo, size_t nb,
-                        uint64_t *rp, int32_t *ro) noexcept nogil:
-    """Merge sorted runs a (points ap, owners ao) and b (points bp, all owned
-    by bo) into rp/ro, ordered by (point, owner): owner order is name order."""
-    cdef size_t i = 0, j = 0, k = 0
-    while i < na and j < nb:
-        if ap[i] < bp[j] or (ap[i] == bp[j] and ao[i] < bo):
-            rp[k] = ap[i]
-            ro[k] = ao[i]
-            i += 1
-        else:
-            rp[k] = bp[j]
-            ro[k] = bo
-            j += 1
-        k += 1
-    while i < na:
-        rp[k] = ap[i]
-        ro[k] = ao[i]
-        i += 1
-        k += 1
-    while j < nb:
-        rp[k] = bp[j]
-        ro[k] = bo
-        j += 1
-        k += 1
+cdef inline void _free6(void *a, void *b, void *c, void *d, void *e, void *f) noexcept nogil:
+    free(a)
+    free(b)
+    free(c)
+    free(d)
+    free(e)
+    free(f)
+
+
+cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **name_ptr,
+                       const Py_ssize_t *name_size, const Py_ssize_t *node_count,
+                       const int32_t *node_owner, uint64_t *ap, int32_t *ao, size_t n,
+                       int hash_bits, int bits, uint32_t *table) noexcept nogil:
+    """Hash every node's points (nodes in build order) straight into their
+    sorted places in ap/ao (n in all), and fill the radix table (2**bits + 1
+    entries).  Returns -1 if out of memory.
+
+    Two counting-sort passes, each over few enough buckets that its counters
+    stay in cache: by the top ceil(bits/2) bits into ap/ao (the points are
+    hashed twice, once to count and once to place, so no array of the ring's
+    size is needed besides the result: fresh memory costs more here than
+    hashing, as the kernel clears every new page), then, one such range at a
+    time through a small buffer, by the next bits; then an insertion sort
+    inside each final bucket (about one point each: hash outputs are
+    uniform).  Every pass is stable, so equal points keep the build order.
+    """
+    cdef int cbits = (bits + 1) // 2, fbits = bits - cbits
+    cdef int shift = hash_bits - bits, cshift = hash_bits - cbits
+    cdef size_t ncoarse = <size_t>1 << cbits, nfine = <size_t>1 << fbits
+    cdef size_t fmask = nfine - 1
+    cdef size_t *ccount = <size_t *>calloc(ncoarse + 1, sizeof(size_t))
+    cdef size_t *ccur = <size_t *>malloc(ncoarse * sizeof(size_t))
+    cdef size_t *fcount = <size_t *>malloc((nfine + 1) * sizeof(size_t))
+    cdef Py_ssize_t most = 1, k, x, y
+    cdef size_t i, c, f, lo, hi, d, widest = 1
+    cdef uint64_t *node_buf = NULL
+    cdef uint64_t *bp = NULL
+    cdef int32_t *bo = NULL
+    cdef uint64_t p
+    cdef int32_t o
+    for k in range(nnodes):
+        if node_count[k] > most:
+            most = node_count[k]
+    # A small ring's points are kept between the passes instead of hashed again.
+    cdef bint keep = n <= BUILD_KEEP_POINTS
+    cdef size_t off = 0
+    cdef uint64_t *src
+    node_buf = <uint64_t *>malloc((n if keep else <size_t>most) * sizeof(uint64_t))
+    if ccount == NULL or ccur == NULL or fcount == NULL or node_buf == NULL:
+        _free6(ccount, ccur, fcount, node_buf, bp, bo)
+        return -1
+    for k in range(nnodes):  # pass 1: count the points of each coarse range
+        if node_count[k]:
+            src = node_buf + off if keep else node_buf
+            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k], src)
+            for x in range(node_count[k]):
+                ccount[(src[x] >> cshift) + 1] += 1
+            off += <size_t>node_count[k]
+    for c in range(ncoarse):
+        if ccount[c + 1] > widest:
+            widest = ccount[c + 1]
+        ccount[c + 1] += ccount[c]
+        ccur[c] = ccount[c]
+    off = 0
+    for k in range(nnodes):  # pass 2: place them, in build order
+        if node_count[k]:
+            if keep:
+                src = node_buf + off
+            else:
+                src = node_buf
+                _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k],
+                                  node_count[k], src)
+            for x in range(node_count[k]):
+                c = <size_t>(src[x] >> cshift)
+                ap[ccur[c]] = src[x]
+                ao[ccur[c]] = node_owner[k]
+                ccur[c] += 1
+            off += <size_t>node_count[k]
+    bp = <uint64_t *>malloc(widest * sizeof(uint64_t))
+    bo = <int32_t *>malloc(widest * sizeof(int32_t))
+    if bp == NULL or bo == NULL:
+        _free6(ccount, ccur, fcount, node_buf, bp, bo)
+        return -1
+    for c in range(ncoarse):  # pass 3: each coarse range by the next bits
+        lo = ccount[c]
+        hi = ccount[c + 1]
+        memcpy(bp, &ap[lo], (hi - lo) * sizeof(uint64_t))
+        memcpy(bo, &ao[lo], (hi - lo) * sizeof(int32_t))
+        for f in range(nfine + 1):
+            fcount[f] = 0
+        for i in range(hi - lo):
+            fcount[((bp[i] >> shift) & fmask) + 1] += 1
+        for f in range(nfine):
+            fcount[f + 1] += fcount[f]
+            fcount[f] += lo          # becomes the bucket's start, then its cursor
+            table[c * nfine + f] = <uint32_t>fcount[f]
+        for i in range(hi - lo):
+            f = <size_t>((bp[i] >> shift) & fmask)
+            d = fcount[f]
+            ap[d] = bp[i]
+            ao[d] = bo[i]
+            fcount[f] = d + 1
+        for f in range(nfine):  # bucket f is now [table[c*nfine+f], cursor): sort it stably
+            lo = table[c * nfine + f]
+            hi = fcount[f]
+            for x in range(<Py_ssize_t>lo + 1, <Py_ssize_t>hi):
+                p = ap[x]
+                o = ao[x]
+                y = x - 1
+                while y >= <Py_ssize_t>lo and ap[y] > p:
+                    ap[y + 1] = ap[y]
+                    ao[y + 1] = ao[y]
+                    y -= 1
+                ap[y + 1] = p
+                ao[y + 1] = o
+    table[ncoarse * nfine] = <uint32_t>n
+    _free6(ccount, ccur, fcount, node_buf, bp, bo)
+    return 0
+
+
+cdef void _node_points_into(int kind, uint64_t seed, const char *name, size_t name_len,
+                            Py_ssize_t count, uint64_t *out) noexcept nogil:
+    if kind == KIND_XXH64:
+        _xxh64_node_points(name, name_len, count, seed, out)
+    else:
+        _ketama_node_points(name, name_len, count // 4, out)
 
 
 cdef inline bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
@@ -486,16 +598,50 @@ in other threads always see a whole ring, the old one or the new one.
         cdef dict counts = self._counts(weights)
         total = sum(counts.values())
         self._check_total(total, len(weights))
-        index = {name: i for i, name in enumerate(names)}
+        index = {name: i for i, name in enumerate(names)} if self._kind != KIND_XXH64 else None
+        # (xxh64's build order is name order: the names, and owner k is node k)
+        cdef list order = names if self._kind == KIND_XXH64 else self._build_order(weights)
+        cdef Py_ssize_t nnodes = len(order), k, name_len
+        cdef size_t n = <size_t>total
+        bits, shift = self._radix_layout(total)
         points = np.empty(total, dtype=np.uint64)
         owners = np.empty(total, dtype=np.int32)
-        start = 0
-        for name in self._build_order(weights):
-            count = counts[name]
-            points[start:start + count] = self._node_points(name, count)
-            owners[start:start + count] = index[name]
-            start += count
-        points, owners, table = self._sort_points(points, owners)
+        table = np.empty((1 << bits) + 1, dtype=np.uint32)
+        cdef uint64_t[::1] pv = points
+        cdef int32_t[::1] ov = owners
+        cdef uint32_t[::1] tv = table
+        # Per node, in build order: its UTF-8 name (kept alive by `order`),
+        # point count and owner index, so the hashing runs without the GIL.
+        cdef const char **name_ptr = <const char **>malloc((nnodes + 1) * sizeof(char *))
+        cdef Py_ssize_t *name_size = <Py_ssize_t *>malloc((nnodes + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t *node_count = <Py_ssize_t *>malloc((nnodes + 1) * sizeof(Py_ssize_t))
+        cdef int32_t *node_owner = <int32_t *>malloc((nnodes + 1) * sizeof(int32_t))
+        cdef int kind = self._kind, rc = 0
+        cdef uint64_t seed = self._seed
+        cdef int hash_bits = 64 if kind == KIND_XXH64 else 32
+        cdef int bits_ = bits
+        try:
+            if name_ptr == NULL or name_size == NULL or node_count == NULL or node_owner == NULL:
+                raise MemoryError()
+            for k in range(nnodes):
+                name = order[k]
+                name_ptr[k] = PyUnicode_AsUTF8AndSize(name, &name_len)
+                name_size[k] = name_len
+                node_count[k] = counts[name]
+                node_owner[k] = k if order is names else index[name]
+            if n:
+                with nogil:
+                    rc = _build_sorted(kind, seed, nnodes, name_ptr, name_size, node_count,
+                                       node_owner, &pv[0], &ov[0], n, hash_bits, bits_, &tv[0])
+                if rc:
+                    raise MemoryError()
+            else:
+                table[:] = 0
+        finally:
+            free(name_ptr)
+            free(name_size)
+            free(node_count)
+            free(node_owner)
         self._install(points, owners, tuple(names), weights, table)
 
     cdef _install(self, points, owners, tuple names, dict weights, table=None):
@@ -505,7 +651,7 @@ in other threads always see a whole ring, the old one or the new one.
         owners.flags.writeable = False
         cdef const uint64_t[::1] pv = points
         cdef const int32_t[::1] ov = owners
-        cdef dict index = {name: i for i, name in enumerate(names)}
+        cdef dict index = dict(zip(names, range(len(names))))
         if table is None:
             table = self._radix_table(points)
         table.flags.writeable = False
@@ -553,56 +699,6 @@ in other threads always see a whole ring, the old one or the new one.
         np.cumsum(counts, out=table[1:])
         return table
 
-    cdef tuple _sort_points(self, points, owners):
-        """Sort points (ties by owner, i.e. by name) and build the radix table.
-
-        `owners` must be ascending on entry.  A counting sort on the radix
-        buckets, then an insertion sort inside each bucket (hash outputs are
-        uniform: about one point a bucket), is O(points) and was 10x faster
-        here than numpy's stable argsort (11 ms for 160,000 points).
-        """
-        cdef Py_ssize_t n = points.shape[0], i, j
-        bits, shift_ = self._radix_layout(n)
-        cdef int shift = shift_
-        cdef size_t buckets = <size_t>1 << <int>bits, b, lo, hi
-        table = np.zeros(buckets + 1, dtype=np.uint32)
-        sorted_points = np.empty(n, dtype=np.uint64)
-        sorted_owners = np.empty(n, dtype=np.int32)
-        cursor_arr = np.empty(buckets, dtype=np.uint32)
-        cdef const uint64_t[::1] src_p = points
-        cdef const int32_t[::1] src_o = owners
-        cdef uint64_t[::1] dst_p = sorted_points
-        cdef int32_t[::1] dst_o = sorted_owners
-        cdef uint32_t[::1] tv = table
-        cdef uint32_t[::1] cursor = cursor_arr
-        cdef uint64_t p
-        cdef int32_t o
-        with nogil:
-            for i in range(n):
-                tv[(src_p[i] >> shift) + 1] += 1
-            for b in range(buckets):
-                tv[b + 1] += tv[b]
-                cursor[b] = tv[b]
-            for i in range(n):  # in owner order, so equal points stay in name order
-                b = <size_t>(src_p[i] >> shift)
-                dst_p[cursor[b]] = src_p[i]
-                dst_o[cursor[b]] = src_o[i]
-                cursor[b] += 1
-            for b in range(buckets):  # stable insertion sort within each bucket
-                lo = tv[b]
-                hi = tv[b + 1]
-                for i in range(<Py_ssize_t>lo + 1, <Py_ssize_t>hi):
-                    p = dst_p[i]
-                    o = dst_o[i]
-                    j = i - 1
-                    while j >= <Py_ssize_t>lo and dst_p[j] > p:
-                        dst_p[j + 1] = dst_p[j]
-                        dst_o[j + 1] = dst_o[j]
-                        j -= 1
-                    dst_p[j + 1] = p
-                    dst_o[j + 1] = o
-        return sorted_points, sorted_owners, table
-
     # ---------------------------------------------------------- membership
 
     def add(self, name, weight=1.0):
@@ -625,31 +721,55 @@ in other threads always see a whole ring, the old one or the new one.
             count = self._points_for(w)
             self._check_total(self._npts + count, len(weights))
             new_points = np.sort(self._node_points(name, count))
-            names = sorted(weights)
-            rank = names.index(name)
-            old_owners = np.asarray(self.owners)
-            shifted = old_owners + (old_owners >= rank).astype(np.int32)
-            self._install_merged(new_points, rank, shifted, tuple(names), weights)
+            rank = bisect.bisect_left(self._names, name)
+            names = self._names[:rank] + (name,) + self._names[rank:]
+            self._install_merged(new_points, rank, names, weights)
 
-    cdef _install_merged(self, new_points, int32_t rank, shifted_owners, tuple names, dict weights):
+    cdef _install_merged(self, new_points, int32_t rank, tuple names, dict weights):
+        """Merge one new node's sorted points (owner index `rank`) in and swap
+        the new arrays in at once (see csrc/cvs_merge.h)."""
         cdef size_t na = self._npts, nb = new_points.shape[0]
         points = np.empty(na + nb, dtype=np.uint64)
         owners = np.empty(na + nb, dtype=np.int32)
         cdef const uint64_t[::1] ap = self._pv
-        cdef const int32_t[::1] ao = shifted_owners
+        cdef const int32_t[::1] ao = self._ov
         cdef const uint64_t[::1] bp = new_points
         cdef uint64_t[::1] rp = points
         cdef int32_t[::1] ro = owners
         with nogil:
-            _merge_points(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
-                          &bp[0], rank, nb, &rp[0], &ro[0])
-        self._install(points, owners, names, weights)
+            cvs_merge_node(&ap[0] if na else NULL, &ao[0] if na else NULL, na,
+                           &bp[0], nb, rank, &rp[0], &ro[0])
+        table = self._changed_table(points, new_points, 1)
+        self._install(points, owners, names, weights, table)
+
+    cdef _changed_table(self, points, changed, int sign):
+        """The radix table of `points`, the current ring's points plus (sign 1)
+        or minus (sign -1) the sorted points `changed`: adjusted from the
+        current table when its size stays, else filled afresh."""
+        cdef size_t n = points.shape[0], nc = changed.shape[0]
+        bits, shift_ = self._radix_layout(n)
+        cdef int shift = shift_
+        cdef size_t buckets = <size_t>1 << <int>bits
+        table = np.empty(buckets + 1, dtype=np.uint32)
+        cdef uint32_t[::1] tn = table
+        cdef const uint32_t[::1] to = self._tv
+        cdef const uint64_t[::1] cp = changed
+        cdef const uint64_t[::1] pv = points
+        cdef uint64_t dummy = 0
+        if <size_t>to.shape[0] == buckets + 1:
+            with nogil:
+                cvs_table_adjust(&to[0], buckets, &cp[0] if nc else &dummy, nc, shift, sign,
+                                 &tn[0])
+        else:
+            with nogil:
+                cvs_table_fill(&pv[0] if n else &dummy, n, shift, buckets, &tn[0])
+        return table
 
     def remove(self, name):
         """Remove node `name`; its keys go to the next points clockwise.
 
         Raises NodeNotFoundError if it is not a member.  Runtime complexity:
-        O(points).
+        O(points) (one filtering pass, no re-hash).
         """
         with self._write_lock:
             if not isinstance(name, str) or name not in self._index:
@@ -659,13 +779,33 @@ in other threads always see a whole ring, the old one or the new one.
             if self._kind != KIND_XXH64:
                 self._install_built(weights)
                 return
-            rank = self._index[name]
-            owners = np.asarray(self.owners)
-            keep = owners != rank
-            new_owners = owners[keep]
-            new_owners -= (new_owners > rank).astype(np.int32)
-            self._install(np.asarray(self.points)[keep], new_owners,
-                          tuple(sorted(weights)), weights)
+            self._install_filtered(name, weights)
+
+    cdef _install_filtered(self, str name, dict weights):
+        """Drop node `name`'s points (recomputed: a node's points are a
+        function of its name and weight) and swap the new arrays in at once
+        (see csrc/cvs_merge.h)."""
+        cdef int32_t rank = self._index[name]
+        gone = np.sort(self._node_points(name, self._points_for(self._weights[name])))
+        cdef size_t na = self._npts, nc = gone.shape[0], nr = na - nc
+        points = np.empty(nr, dtype=np.uint64)
+        owners = np.empty(nr, dtype=np.int32)
+        cdef const uint64_t[::1] ap = self._pv
+        cdef const int32_t[::1] ao = self._ov
+        cdef const uint64_t[::1] cp = gone
+        cdef uint64_t[::1] rp = points
+        cdef int32_t[::1] ro = owners
+        cdef uint64_t dummy_p = 0
+        cdef int32_t dummy_o = 0
+        cdef int rc
+        with nogil:
+            rc = cvs_drop_node(&ap[0], &ao[0], na, &cp[0], nc, rank,
+                               &rp[0] if nr else &dummy_p, &ro[0] if nr else &dummy_o)
+        if rc:  # the arrays and the weights disagree: never happens
+            raise AssertionError(f"remove did not find every point of {name!r}")
+        table = self._changed_table(points, gone, -1)
+        names = self._names[:rank] + self._names[rank + 1:]
+        self._install(points, owners, names, weights, table)
 
     # -------------------------------------------------------------- lookup
 
@@ -859,9 +999,15 @@ in other threads always see a whole ring, the old one or the new one.
         cdef const uint64_t[::1] hv = hashes
         cdef int32_t[::1] ov = out
         cdef size_t npts = pv.shape[0]
+        if n == 0:
+            return out
         with nogil:
-            for i in range(n):
-                ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
+            if npts >= PREFETCH_MIN_POINTS:
+                cvs_find_many(&pv[0], &own[0], npts, &tv[0], shift, strict, &hv[0], <size_t>n,
+                              &ov[0])
+            else:  # the ring is cached: prefetching would only cost instructions
+                for i in range(n):
+                    ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
         return out
 
     def get_nodes_many(self, keys, n):

@@ -2,6 +2,7 @@
 and every batch call equals a loop of the scalar calls."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,3 +108,133 @@ def test_numpy_bytes_arrays_equal_scalar_loop(spec, keys):
         ring.nodes.index(ring.get_node(bytes(k))) for k in arr
     ]
     assert ring.hash_many(arr).tolist() == [ring.hash_key(bytes(k)) for k in arr]
+
+
+# -- membership changes: merged/filtered in place vs built from scratch ---------------------
+
+# A step adds a new node (name, weight) or removes the node at position i % len(ring).
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), names, weights),
+        st.tuples(st.just("remove"), st.integers(0, 100), st.just(1.0)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _exact_keys(ring: HashRing) -> list[str]:
+    """Keys that hash exactly onto points: xxh64 puts point i of a node at
+    XXH64(f"{name}-{i}"), so with seed 0 that key is the point; ketama's digest
+    k of a node starts with the point MD5(f"{name}-{k}") gives as a key."""
+    return [f"{name}-{i}" for name in ring.nodes for i in range(3)]
+
+
+def _apply(ring: HashRing, ref: ReferenceRing, op: str, arg, weight: float) -> None:
+    if op == "add":
+        if arg in ring:
+            return
+        ring.add(arg, weight)
+        ref.add(arg, weight)
+    elif len(ring) > 1:
+        name = ring.nodes[arg % len(ring)]
+        ring.remove(name)
+        ref.remove(name)
+
+
+def _same_ring(a: HashRing, b: HashRing) -> None:
+    assert a.nodes == b.nodes
+    assert np.array_equal(a.points, b.points)
+    assert np.array_equal(a.owners, b.owners)
+    assert a == b
+
+
+@given(spec=rings, steps=steps, keys=st.lists(keys, max_size=40), zero_seed=st.booleans())
+def test_add_remove_sequences_equal_fresh_builds(spec, steps, keys, zero_seed):
+    seed = 0 if zero_seed else spec["seed"]
+    ring = HashRing(spec["nodes"], vnodes=spec["vnodes"], seed=seed)
+    ref = ReferenceRing(spec["nodes"], vnodes=spec["vnodes"], seed=seed)
+    for op, arg, weight in steps:
+        _apply(ring, ref, op, arg, weight)
+        ring._check()  # sorted, tie order, owners in range, radix table == one built afresh
+        fresh = HashRing(ring.weights, vnodes=spec["vnodes"], seed=seed)
+        _same_ring(ring, fresh)
+        assert ring.nodes == ref.nodes
+        assert np.asarray(ring.points).tolist() == ref.positions
+        probe = keys + _exact_keys(ring)
+        index = {name: i for i, name in enumerate(ring.nodes)}
+        expected = [ref.get_node(k) for k in probe]
+        assert [ring.get_node(k) for k in probe] == expected
+        assert ring.lookup_many(probe).tolist() == [index[x] for x in expected]
+
+
+@given(
+    nodes=st.dictionaries(names, weights, min_size=1, max_size=8),
+    vnodes=st.sampled_from([4, 8, 40]),
+    hash=st.sampled_from(["ketama", "ketama-uhashring"]),
+    steps=steps,
+    keys=st.lists(keys, max_size=30),
+)
+def test_ketama_add_remove_sequences_equal_reference(nodes, vnodes, hash, steps, keys):
+    ring = HashRing(nodes, vnodes=vnodes, hash=hash)
+    ref = ReferenceRing(nodes, vnodes=vnodes, hash=hash)
+    for op, arg, weight in steps:
+        _apply(ring, ref, op, arg, weight)
+        ring._check()
+        assert np.asarray(ring.points).tolist() == ref.positions
+        assert [ring.nodes[o] for o in np.asarray(ring.owners).tolist()] == [
+            p[1] for p in ref.pairs
+        ]
+        probe = keys + _exact_keys(ring)
+        index = {name: i for i, name in enumerate(ring.nodes)}
+        expected = [ref.get_node(k) for k in probe]
+        assert [ring.get_node(k) for k in probe] == expected
+        assert ring.lookup_many(probe).tolist() == [index[x] for x in expected]
+
+
+def test_large_ring_lookups_and_membership_equal_reference():
+    """A ring big enough for the radix table and the batch's prefetch window to
+    matter (300 nodes x 160 points, 4,000 keys plus keys exactly on points)."""
+    nodes = {f"n{i:04d}": 1.0 + (i % 3) for i in range(300)}
+    ring = HashRing(nodes)
+    ref = ReferenceRing(nodes)
+    probe = [f"key-{i}" for i in range(4000)] + _exact_keys(ring)
+    for op, name in [("add", "m-new"), ("remove", "n0007"), ("add", "a-first"), ("remove", "n0299")]:
+        if op == "add":
+            ring.add(name, 2.5)
+            ref.add(name, 2.5)
+        else:
+            ring.remove(name)
+            ref.remove(name)
+        ring._check()
+        _same_ring(ring, HashRing(ring.weights))
+        index = {name: i for i, name in enumerate(ring.nodes)}
+        expected = [index[ref.get_node(k)] for k in probe]
+        assert ring.lookup_many(probe).tolist() == expected
+
+
+@pytest.mark.parametrize("hash", ["xxh64", "ketama", "ketama-uhashring"])
+def test_prefetching_batch_lookup_equals_scalar_lookups(hash):
+    """Rings of 160,000 points take lookup_many's prefetching path (>= 131,072
+    points); its answers must equal get_node's and the twin's, on random keys,
+    keys exactly on points, keys past the last point (they wrap to the first)
+    and after a membership change."""
+    nodes = [f"node-{i}" for i in range(1000)]
+    ring = HashRing(nodes, hash=hash)
+    assert len(ring.points) >= 131_072
+    candidates = [f"w{i}" for i in range(1_000_000)]
+    beyond = ring.hash_many(candidates) > ring.points[len(ring.points) - 1]
+    wrapping = [k for k, past in zip(candidates, beyond.tolist()) if past][:20]
+    assert wrapping
+    probe = [f"key-{i}" for i in range(20_000)] + _exact_keys(ring) + wrapping
+    for _ in range(2):
+        index = {name: i for i, name in enumerate(ring.nodes)}
+        expected = [index[ring.get_node(k)] for k in probe]
+        assert ring.lookup_many(probe).tolist() == expected
+        assert ring.lookup_many(np.array(probe)).tolist() == expected
+        ref = ReferenceRing(ring.weights, hash=hash)
+        sample = probe[::97] + _exact_keys(ring)[-30:]
+        assert [ring.nodes[i] for i in ring.lookup_many(sample).tolist()] == [
+            ref.get_node(k) for k in sample
+        ]
+        ring.remove(ring.nodes[-1])
