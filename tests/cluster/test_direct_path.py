@@ -66,13 +66,13 @@ class DirectAgainstGeneral(RuleBasedStateMachine):
         cluster = Cluster(nodes, replication_factor=3, vnodes=16, clock=clock)
         source = random.Random(20)
         cluster._state.random = source.random  # the same draws on both sides
+        # and the same arrays of draws (a batch read at level one picks replicas with them)
+        cluster._state.rng = np.random.default_rng(20)
         return cluster, nodes, source
 
     def both(self, name, *args, **kwargs):
         answers = []
         for cluster, _, _ in self.sides:
-            # a batch read at level one picks replicas with numpy's global source: alike too
-            np.random.seed(self.step)
             answers.append(answer(getattr(cluster, name), *args, **kwargs))
         self.step += 1
         assert answers[0] == answers[1], (name, args, kwargs, answers)
@@ -143,6 +143,8 @@ class DirectAgainstGeneral(RuleBasedStateMachine):
             assert a.store._data == b.store._data, a.name
             assert a.store._hints == b.store._hints, a.name
         assert one.getstate() == other.getstate()
+        rngs = [cluster._state.rng.bit_generator.state for cluster, _, _ in self.sides]
+        assert rngs[0] == rngs[1]
 
 
 @pytest.mark.slow
