@@ -64,7 +64,9 @@ def raws(redis_mod: Any, loop: Any, servers: Any, data: Any) -> Any:
     import redis.asyncio
 
     clients = [
-        redis.asyncio.Redis.from_url(s.url(), socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        redis.asyncio.Redis.from_url(
+            s.url(), socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        )
         for s in servers
     ]
     keys, values = data

@@ -301,9 +301,7 @@ def create(c: Any, nodes: Iterable[Node], connect: Any) -> Proc[Any]:
     return (yield from start(c, members, connect or connect_like(members), create=True))
 
 
-def join(
-    c: Any, seeds: Any, make_seed: Callable[[Any], Any], connect: Any
-) -> Proc[Any]:
+def join(c: Any, seeds: Any, make_seed: Callable[[Any], Any], connect: Any) -> Proc[Any]:
     """Join an existing cluster from its nodes: the layout with the highest epoch says the rest."""
     state = c._state
     stores = [make_seed(seed) for seed in seed_list(seeds)]
@@ -721,7 +719,10 @@ def finish_change(c: Any, abort: bool, progress: Any) -> Proc[MembershipReport |
 
 
 def shared_change(
-    state: State, transition: Any, joining: dict[str, Node] | None = None, removing: str | None = None
+    state: State,
+    transition: Any,
+    joining: dict[str, Node] | None = None,
+    removing: str | None = None,
 ) -> Proc[MembershipReport]:
     """Change a membership kept on the nodes (see ``core.membership.start``)."""
     started = time.perf_counter()
@@ -760,7 +761,9 @@ def deliver_hints(c: Any) -> Proc[int]:
     state = opened(c)
     yield from probe(c)
     return (
-        yield from fenced(state, lambda: _hints.deliver(state.hints, state.placement, state.now_ms()))
+        yield from fenced(
+            state, lambda: _hints.deliver(state.hints, state.placement, state.now_ms())
+        )
     )
 
 

@@ -237,7 +237,9 @@ class AsyncCluster(ops.Client, Generic[V]):
         return await self._run(ops.update(self, args, kwargs))
 
     @overload
-    async def setdefault(self: AsyncCluster[T | None], key: Key, default: None = None) -> T | None: ...
+    async def setdefault(
+        self: AsyncCluster[T | None], key: Key, default: None = None
+    ) -> T | None: ...
     @overload
     async def setdefault(self, key: Key, default: V) -> V: ...
     async def setdefault(self, key: Key, default: Any = None) -> Any:
@@ -424,7 +426,9 @@ class AsyncCluster(ops.Client, Generic[V]):
             calls, results = [call for call, _ in answered], [result for _, result in answered]
             if ops.failures(self._state, calls, results)[1]:
                 self._start_prober()
-            answered = [(call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)]
+            answered = [
+                (call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)
+            ]
             if answered:
                 await self._run(step.late(answered))
 

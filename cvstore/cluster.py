@@ -140,10 +140,10 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
             self, key: Key, default: None = None, *, consistency: Level | None = None
         ) -> V | None: ...
         @overload
+        def get(self, key: Key, default: V | D, *, consistency: Level | None = None) -> V | D: ...
         def get(
-            self, key: Key, default: V | D, *, consistency: Level | None = None
-        ) -> V | D: ...
-        def get(self, key: Key, default: Any = None, *, consistency: Level | None = None) -> Any: ...
+            self, key: Key, default: Any = None, *, consistency: Level | None = None
+        ) -> Any: ...
 
     else:
         put = direct.put
@@ -173,7 +173,9 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         """
         return self._run(ops.put_many(self, mapping, consistency, ttl))
 
-    def get_many(self, keys: Iterable[KeyIn], *, consistency: Level | None = None) -> dict[KeyIn, V]:
+    def get_many(
+        self, keys: Iterable[KeyIn], *, consistency: Level | None = None
+    ) -> dict[KeyIn, V]:
         """``{key: value}`` of many keys (those without a value absent), each read as ``get``
         reads it, with one store call per node."""
         return self._run(ops.get_many(self, keys, consistency))
@@ -275,7 +277,9 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         """
         return self._locked(ops.add_node(self, node, progress))
 
-    def remove_node(self, node: Node | str, *, progress: Progress | None = None) -> MembershipReport:
+    def remove_node(
+        self, node: Node | str, *, progress: Progress | None = None
+    ) -> MembershipReport:
         """Decommission a node: stream its copies to their new replicas, then let it go.
 
         A down node's keys are streamed from their other replicas.  The last
@@ -442,7 +446,9 @@ class _Prober(threading.Thread):
                 due = state.schedule.due(time.monotonic())
             if due_at is None:
                 with cluster._prober_lock, state.lock:
-                    if state.schedule.next_due() is None:  # none left: a new suspicion starts another
+                    if (
+                        state.schedule.next_due() is None
+                    ):  # none left: a new suspicion starts another
                         if cluster._prober is self:
                             cluster._prober = None
                         return

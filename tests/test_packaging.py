@@ -33,7 +33,7 @@ def test_metadata_declares_python_and_dependency_floors():
     assert meta["Requires-Python"] == ">=3.11"
     requires = metadata.requires("cvstore") or []
     assert any(r.startswith("numpy>=") for r in requires), requires
-    assert any(r.startswith("redis>=6.0") and "extra == \"redis\"" in r for r in requires), requires
+    assert any(r.startswith("redis>=6.0") and 'extra == "redis"' in r for r in requires), requires
 
 
 @pytest.mark.skipif(not INSTALLED, reason="only when CI tests an installed wheel or sdist")

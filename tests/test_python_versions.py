@@ -51,7 +51,12 @@ def run_setup_as(version: tuple[int, ...]) -> subprocess.CompletedProcess[str]:
         f"runpy.run_path({str(SETUP)!r}, run_name='__main__')\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

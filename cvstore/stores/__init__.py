@@ -33,6 +33,7 @@ def __getattr__(name: str) -> _Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
+
 # The backends that open URLs (each declares its ``schemes``), imported only
 # when a URL is opened: a backend that opens URLs adds its (module, class) here.
 _URL_BACKENDS = (("cvstore.stores.redis", "RedisStore"),)

@@ -86,9 +86,15 @@ def test_numeric_arguments_at_their_extremes(capsys, argv, value):
 @pytest.mark.parametrize(
     "weights, message",
     [
-        (["1e308", "1e308"], "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '1e308'"),
+        (
+            ["1e308", "1e308"],
+            "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '1e308'",
+        ),
         (["1e300"], "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '1e300'"),
-        (["1e-300", "1"], "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '1e-300'"),
+        (
+            ["1e-300", "1"],
+            "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '1e-300'",
+        ),
     ],
 )
 def test_simulate_extreme_weights(capsys, weights, message):
@@ -98,7 +104,9 @@ def test_simulate_extreme_weights(capsys, weights, message):
 
 
 def test_extreme_weights_in_range_print_plain_numbers(capsys):
-    code, out, err = run(capsys, ["simulate", "--nodes", "2", "--keys", "10k", "--weights", "1e-6", "1"])
+    code, out, err = run(
+        capsys, ["simulate", "--nodes", "2", "--keys", "10k", "--weights", "1e-6", "1"]
+    )
     assert code == 0 and err == ""
     assert not re.search(r"\d{25}", out)
     # The tiny node still has its one point, so it holds far more than its share.
@@ -106,19 +114,31 @@ def test_extreme_weights_in_range_print_plain_numbers(capsys):
 
 
 def test_a_weight_beyond_the_point_limit_names_weights(capsys):
-    code, _, err = run(capsys, ["simulate", "--nodes", "2", "--keys", "10k", "--weights", "1", "1e6"])
+    code, _, err = run(
+        capsys, ["simulate", "--nodes", "2", "--keys", "10k", "--weights", "1", "1e6"]
+    )
     assert_one_line_usage_error(code, err, "cvstore simulate: error: argument --weights: ")
-    assert "weight 1000000.0 gives 1.6e+08 points to one node with vnodes=160; the limit is 10,000,000" in err
+    assert (
+        "weight 1000000.0 gives 1.6e+08 points to one node with vnodes=160; the limit is 10,000,000"
+        in err
+    )
 
 
 def test_simulate_ring_too_big_names_vnodes(capsys):
-    code, _, err = run(capsys, ["simulate", "--nodes", "100000", "--vnodes", "1001", "--keys", "10"])
+    code, _, err = run(
+        capsys, ["simulate", "--nodes", "100000", "--vnodes", "1001", "--keys", "10"]
+    )
     assert_one_line_usage_error(code, err, "cvstore simulate: error: argument --vnodes: ")
-    assert "vnodes=1001 with these 100,000 nodes gives the ring 100,100,000 points; the limit is 100,000,000" in err
+    assert (
+        "vnodes=1001 with these 100,000 nodes gives the ring 100,100,000 points; the limit is 100,000,000"
+        in err
+    )
 
 
 def test_simulate_rate_counts_placements_not_the_ring_build(capsys):
-    code, out, _ = run(capsys, ["simulate", "--nodes", "50", "--keys", "20k", "--add", "1", "--json"])
+    code, out, _ = run(
+        capsys, ["simulate", "--nodes", "50", "--keys", "20k", "--add", "1", "--json"]
+    )
     assert code == 0
     r = json.loads(out)
     assert r["build_seconds"] >= 0 and r["seconds"] > 0
@@ -151,7 +171,9 @@ def test_demo_into_a_closed_pipe_exits_0_quietly():
 def test_shell_says_when_rf_exceeds_the_nodes(capsys, monkeypatch):
     import io
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO("add node1\nput k v\nnodes\nadd node2\nadd node3\nput k v\n"))
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("add node1\nput k v\nnodes\nadd node2\nadd node3\nput k v\n")
+    )
     assert main(["shell"]) == 0
     out = capsys.readouterr().out
     note = "note: replication factor 3 with 1 node: each key has 1 copy, one per node"

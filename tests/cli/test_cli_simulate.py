@@ -244,7 +244,10 @@ def test_progress_bar_only_when_asked(capsys):
             ["--keys", "1.5"],
             "argument --keys: must be a whole number from 1 to 1,000,000,000, got '1.5'",
         ),
-        (["--weights", "1", "-2"], "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '-2'"),
+        (
+            ["--weights", "1", "-2"],
+            "argument --weights: weights must be numbers from 1e-06 to 1e+06, got '-2'",
+        ),
         (
             ["--nodes", "3", "--weights", "1", "1", "1", "1"],
             "argument --weights: got 4 weights for --nodes 3",

@@ -60,9 +60,7 @@ class TestValuesInMemory:
         assert c.get("l", consistency="all") is value
         assert all(node.store.get(b"l")[1] is value for node in c.get_nodes_for_key("l"))
 
-    def test_mutating_a_stored_value_changes_every_replica_without_a_new_version(
-        self, new_cluster
-    ):
+    def test_mutating_a_stored_value_changes_every_replica_without_a_new_version(self, new_cluster):
         c = new_cluster()
         value = [1, 2]
         c.put("l", value)

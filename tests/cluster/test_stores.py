@@ -129,7 +129,10 @@ class TestRecords:
         )
         store.delete(b"a")
         keys, versions, tombs, expires = store.scan_versions()
-        assert sorted(zip(keys, versions, tombs, expires)) == [(b"b", 2, True, 0), (b"c", big, False, 0)]
+        assert sorted(zip(keys, versions, tombs, expires)) == [
+            (b"b", 2, True, 0),
+            (b"c", big, False, 0),
+        ]
 
     def test_an_expiring_value_round_trips_and_its_expiry_is_listed(self, store):
         # (an expiry in 2096: a server drops a record once it has expired for its linger)

@@ -149,9 +149,12 @@ def upward_imports(modules: dict[str, Path]) -> list[str]:
 
 def test_no_layer_imports_a_higher_one():
     modules = package_modules()
-    assert {"cvstore.versions", "cvstore.core.reads", "cvstore.stores.base", "cvstore._records"} <= set(
-        modules
-    )
+    assert {
+        "cvstore.versions",
+        "cvstore.core.reads",
+        "cvstore.stores.base",
+        "cvstore._records",
+    } <= set(modules)
     assert upward_imports(modules) == []
 
 
@@ -463,7 +466,8 @@ def test_a_random_batch_read_draws_from_the_context_only():
         ctx.read_policy = "random"
         ctx.rng = np.random.default_rng(seed)
         _, steps = drive(
-            reads.get_many(ctx, keys, "one", 0), lambda calls: [[None] * len(c.args[0]) for c in calls]
+            reads.get_many(ctx, keys, "one", 0),
+            lambda calls: [[None] * len(c.args[0]) for c in calls],
         )
         return [(call.node.name, call.args[0]) for call in steps[0]]
 

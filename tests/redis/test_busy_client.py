@@ -60,8 +60,8 @@ def test_200_threads_on_one_cluster_all_succeed_and_suspect_nobody(
     """More callers than the pool has connections wait for one; every node stays up."""
     caplog.set_level(logging.WARNING, logger="cvstore")
     servers = start_redis(3)
-    # timeout 2 s: the 2-core test machine is busy; the point is the pool, not the timer
-    nodes = _nodes(servers, prefix, timeout=2.0)
+    # timeout 10 s: the 2-core test machine is busy; the point is the pool, not the timer
+    nodes = _nodes(servers, prefix, timeout=10.0)
     cluster = Cluster(nodes, replication_factor=3)
     try:
 

@@ -187,7 +187,11 @@ def test_a_tombstone_survives_a_node_down_during_the_delete(start_redis, make_cl
     window = 3600.0 if hints == "kept" else 0.0
     # the background prober waits a minute: deliver_hints() below is what hands them over
     cluster = make_cluster(
-        servers, hint_window=window, tombstone_grace=7200.0, probe_interval=60, max_probe_interval=60
+        servers,
+        hint_window=window,
+        tombstone_grace=7200.0,
+        probe_interval=60,
+        max_probe_interval=60,
     )
     keys = [f"t{i}" for i in range(100)]
     cluster.put_many({k: "alive" for k in keys}, consistency="all")

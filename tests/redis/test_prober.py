@@ -108,6 +108,8 @@ def test_a_stopped_server_never_blocks_the_event_loop(start_redis, prefix):
             return lags, calls, suspected
 
     lags, calls, suspected = asyncio.run(main())
-    print(f"\nstopped server, asyncio: {calls} calls, {len(lags)} ticks, worst lag {max(lags) * 1000:.1f} ms")
+    print(
+        f"\nstopped server, asyncio: {calls} calls, {len(lags)} ticks, worst lag {max(lags) * 1000:.1f} ms"
+    )
     assert suspected == ("r3",) and calls > 100
     assert max(lags) < timeout / 4  # the loop kept running while requests to r3 waited

@@ -165,7 +165,8 @@ def test_libketama_test_sh_md5_of_a_million_keys():
     points = np.asarray(ring.points)[at]
     names = ring.nodes
     lines = "".join(
-        f"{h} {p} {names[o]}\n" for h, p, o in zip(hashes.tolist(), points.tolist(), owners.tolist())
+        f"{h} {p} {names[o]}\n"
+        for h, p, o in zip(hashes.tolist(), points.tolist(), owners.tolist())
     )
     assert hashlib.md5(("\n" + lines).encode()).hexdigest() == "5672b131391f5aa2b280936aec1eea74"
 
@@ -199,7 +200,9 @@ def test_couchbase_rfc26_ketama_hashes(hash):
     listing = "".join(f"{p} {o}\n" for p, o in zip(points, owners))
     assert hashlib.sha256(listing.encode()).hexdigest() == RFC26_SHA256
     # Couchbase's wrapsAround: a hash above the last point belongs to the first point's owner.
-    past_last = next(k for k in (f"w{i}" for i in itertools.count()) if ring.hash_key(k) > points[-1])
+    past_last = next(
+        k for k in (f"w{i}" for i in itertools.count()) if ring.hash_key(k) > points[-1]
+    )
     assert ring.get_node(past_last) == "192.168.1.104:11210"
 
 
@@ -257,7 +260,9 @@ def test_ring_where_no_node_gets_a_digest_is_refused():
     # for every one of them, so libketama would build an empty continuum.
     assert ketama_digest_counts([1.0] * 41, vnodes=4) == [0] * 41
     names = [f"n{i}" for i in range(41)]
-    with pytest.raises(ValueError, match="vnodes=4 gives none of the 41 nodes a point with hash='ketama'"):
+    with pytest.raises(
+        ValueError, match="vnodes=4 gives none of the 41 nodes a point with hash='ketama'"
+    ):
         HashRing(names, vnodes=4, hash="ketama")
     ring = HashRing(names[:40], vnodes=4, hash="ketama")
     before = np.asarray(ring.points).copy()
@@ -300,7 +305,9 @@ def test_weighted_digest_counts_follow_libketama_float32_formula():
 def test_ketama_vnodes_scale_the_forty(hash):
     ring = HashRing(["a", "b"], hash=hash, vnodes=80)
     assert np.bincount(np.asarray(ring.owners)).tolist() == [80, 80]
-    with pytest.raises(ValueError, match=f"vnodes must be a multiple of 4 with hash='{hash}', got 10"):
+    with pytest.raises(
+        ValueError, match=f"vnodes must be a multiple of 4 with hash='{hash}', got 10"
+    ):
         HashRing(["a"], hash=hash, vnodes=10)
 
 
@@ -320,7 +327,9 @@ def test_weights_beyond_float32_are_scaled_not_failing(weights, digests, recwarn
     nodes = {f"n{i}": w for i, w in enumerate(weights)}
     ring = HashRing(nodes, hash="ketama")
     ring._check()
-    assert np.bincount(np.asarray(ring.owners), minlength=len(nodes)).tolist() == [4 * d for d in digests]
+    assert np.bincount(np.asarray(ring.owners), minlength=len(nodes)).tolist() == [
+        4 * d for d in digests
+    ]
     assert ketama_digest_counts(weights) == digests
     assert len(recwarn) == 0  # and no numpy RuntimeWarning on the way
 
@@ -354,7 +363,9 @@ def uhashring_ring(weights, vnodes=160):
     return uhashring.HashRing(nodes, hash_fn="ketama")
 
 
-node_names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=10)
+node_names = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=10
+)
 
 
 @given(

@@ -199,7 +199,12 @@ def test_large_ring_lookups_and_membership_equal_reference():
     ring = HashRing(nodes)
     ref = ReferenceRing(nodes)
     probe = [f"key-{i}" for i in range(4000)] + _exact_keys(ring)
-    for op, name in [("add", "m-new"), ("remove", "n0007"), ("add", "a-first"), ("remove", "n0299")]:
+    for op, name in [
+        ("add", "m-new"),
+        ("remove", "n0007"),
+        ("add", "a-first"),
+        ("remove", "n0299"),
+    ]:
         if op == "add":
             ring.add(name, 2.5)
             ref.add(name, 2.5)

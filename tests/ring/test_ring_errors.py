@@ -10,7 +10,12 @@ from cvstore import HashRing, NodeExistsError, NodeNotFoundError
 
 
 def state(ring):
-    return (ring.nodes, ring.weights, np.asarray(ring.points).tobytes(), np.asarray(ring.owners).tobytes())
+    return (
+        ring.nodes,
+        ring.weights,
+        np.asarray(ring.points).tobytes(),
+        np.asarray(ring.owners).tobytes(),
+    )
 
 
 @pytest.fixture
@@ -78,15 +83,21 @@ def test_absurd_weight_is_refused_before_allocating(ring):
 
 
 def test_unknown_hash_name_is_value_error():
-    with pytest.raises(ValueError, match=r"hash must be one of \('xxh64', 'ketama', 'ketama-uhashring'\), got 'md5'"):
+    with pytest.raises(
+        ValueError,
+        match=r"hash must be one of \('xxh64', 'ketama', 'ketama-uhashring'\), got 'md5'",
+    ):
         HashRing(["a"], hash="md5")
 
 
-@pytest.mark.parametrize("seed, exc, message", [
-    (-1, ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
-    (2**64, ValueError, "seed must be in"),
-    ("0", TypeError, "seed must be an int, got str"),
-])
+@pytest.mark.parametrize(
+    "seed, exc, message",
+    [
+        (-1, ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
+        (2**64, ValueError, "seed must be in"),
+        ("0", TypeError, "seed must be an int, got str"),
+    ],
+)
 def test_bad_seed(seed, exc, message):
     with pytest.raises(exc, match=message):
         HashRing(["a"], seed=seed)
@@ -97,12 +108,15 @@ def test_ketama_has_no_seed():
         HashRing(["a"], hash="ketama", seed=3)
 
 
-@pytest.mark.parametrize("name, exc, message", [
-    ("", ValueError, "node name must be a non-empty str, got ''"),
-    (5, TypeError, "node name must be a str, got int: 5"),
-    (b"a", TypeError, "node name must be a str, got bytes"),
-    (None, TypeError, "node name must be a str, got NoneType"),
-])
+@pytest.mark.parametrize(
+    "name, exc, message",
+    [
+        ("", ValueError, "node name must be a non-empty str, got ''"),
+        (5, TypeError, "node name must be a str, got int: 5"),
+        (b"a", TypeError, "node name must be a str, got bytes"),
+        (None, TypeError, "node name must be a str, got NoneType"),
+    ],
+)
 def test_bad_node_names(ring, name, exc, message):
     before = state(ring)
     with pytest.raises(exc, match=message):
@@ -117,12 +131,15 @@ def test_nodes_as_a_string_is_refused():
         HashRing("abc")
 
 
-@pytest.mark.parametrize("n, exc, message", [
-    (0, ValueError, "n must be >= 1, got 0"),
-    (-2, ValueError, "n must be >= 1, got -2"),
-    (1.0, TypeError, "n must be an int >= 1, got float"),
-    ("3", TypeError, "n must be an int >= 1, got str"),
-])
+@pytest.mark.parametrize(
+    "n, exc, message",
+    [
+        (0, ValueError, "n must be >= 1, got 0"),
+        (-2, ValueError, "n must be >= 1, got -2"),
+        (1.0, TypeError, "n must be an int >= 1, got float"),
+        ("3", TypeError, "n must be an int >= 1, got str"),
+    ],
+)
 def test_bad_preference_list_length(ring, n, exc, message):
     with pytest.raises(exc, match=message):
         ring.get_nodes("k", n)
@@ -137,16 +154,22 @@ def test_bad_keys_in_batches_name_the_position(ring):
         ring.hash_many(("a", None))
     with pytest.raises(TypeError, match=r"keys\[0\] must be str or bytes, got float"):
         ring.get_nodes_many(np.array([1.5, "x"], dtype=object), 2)
-    with pytest.raises(TypeError, match="keys must be a list, tuple or numpy array of keys, got str"):
+    with pytest.raises(
+        TypeError, match="keys must be a list, tuple or numpy array of keys, got str"
+    ):
         ring.lookup_many("abc")
-    with pytest.raises(TypeError, match=r"keys array must have dtype str \(U\), bytes \(S\) or object, got int64"):
+    with pytest.raises(
+        TypeError, match=r"keys array must have dtype str \(U\), bytes \(S\) or object, got int64"
+    ):
         ring.lookup_many(np.arange(3, dtype=np.int64))
     with pytest.raises(ValueError, match=r"keys array must be 1-dimensional, got shape \(2, 2\)"):
         ring.lookup_many(np.array([["a", "b"], ["c", "d"]]))
 
 
 def test_bad_out_array(ring):
-    with pytest.raises(ValueError, match=r"out must be a writable C-contiguous int32 array of shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"out must be a writable C-contiguous int32 array of shape \(2,\)"
+    ):
         ring.lookup_many(["a", "b"], out=np.empty(3, dtype=np.int32))
     with pytest.raises(ValueError, match="out must be"):
         ring.lookup_many(["a", "b"], out=np.empty(2, dtype=np.int64))
@@ -195,7 +218,10 @@ def test_vnodes_beyond_the_limit_is_value_error(vnodes, message, hash):
 @pytest.mark.parametrize(
     "weight, message",
     [
-        (1e308, r"weight 1e\+308 gives over 1\.8e\+308 points to one node with vnodes=16; the limit is 10,000,000"),
+        (
+            1e308,
+            r"weight 1e\+308 gives over 1\.8e\+308 points to one node with vnodes=16; the limit is 10,000,000",
+        ),
         (1.7976931348623157e308, r"weight 1\.7976931348623157e\+308 gives over"),
         (2**70, r"weight 1\.1805916207174113e\+21 gives 1\.89e\+2[23] points to one node"),
         (10**400, r"weight must be a finite number > 0, got 1\.000e\+400"),
@@ -226,13 +252,19 @@ def test_subnormal_and_tiny_weights_still_build(hash, recwarn):
 def test_ketama_caps_points_per_node_like_xxh64():
     nodes = {"heavy": 1e6, **{f"n{i}": 1.0 for i in range(99)}}
     for hash in ("ketama", "ketama-uhashring"):
-        with pytest.raises(ValueError, match="points to node 'heavy' with vnodes=400000 and 100 nodes; the limit is 10,000,000"):
+        with pytest.raises(
+            ValueError,
+            match="points to node 'heavy' with vnodes=400000 and 100 nodes; the limit is 10,000,000",
+        ):
             HashRing(nodes, vnodes=400_000, hash=hash)
 
 
 def test_ring_size_is_capped_before_allocating():
     names = [f"n{i}" for i in range(100_000)]
-    with pytest.raises(ValueError, match="vnodes=1001 with these 100,000 nodes gives the ring 100,100,000 points; the limit is 100,000,000"):
+    with pytest.raises(
+        ValueError,
+        match="vnodes=1001 with these 100,000 nodes gives the ring 100,100,000 points; the limit is 100,000,000",
+    ):
         HashRing(names, vnodes=1001)
     with pytest.raises(ValueError, match="gives the ring 100,400,000 points"):
         HashRing(names, vnodes=1004, hash="ketama")

@@ -581,13 +581,9 @@ class Requests:
         found = list(dict.fromkeys((yield from self._scan("clear", glob_escape(prefix) + b"*"))))
         own_meta = {self.record_count, self.hint_count, self.epoch_key, self.layout_key}
         found = [
-            key
-            for key in found
-            if key in own_meta or key.startswith((self.records, self.hints))
+            key for key in found if key in own_meta or key.startswith((self.records, self.hints))
         ]
-        candidates = [
-            key for key in found if key not in own_meta and key.endswith(_META_SUFFIXES)
-        ]
+        candidates = [key for key in found if key not in own_meta and key.endswith(_META_SUFFIXES)]
         nested: list[bytes] = []
         if candidates:
             values = yield Request("clear", [command(b"MGET", *candidates)], _one)
