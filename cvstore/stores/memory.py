@@ -64,6 +64,8 @@ class MemoryStore(Store):
         # it cannot lose to a stored record, so it is written without reads.
         self._newest = -1
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         self._epoch = 0  # the layout this node holds (clusters sharing their membership)
         self._layout: bytes | None = None
         if type(self).get is MemoryStore.get:
@@ -97,7 +99,11 @@ class MemoryStore(Store):
     def put(self, key: bytes, record: Record) -> bool:
         data = self._data
         version = record[0]
-        with self._lock:
+        # acquire, try, finally rather than "with": the same release on every
+        # exit, without the context manager's two method calls, on every
+        # in-process write's path (three times a put at RF 3)
+        self._acquire()
+        try:
             old = data.get(key)
             if old is not None and old[0] >= version:
                 return False
@@ -105,6 +111,8 @@ class MemoryStore(Store):
             if version > self._newest:
                 self._newest = version
             return True
+        finally:
+            self._release()
 
     def write_many(
         self, keys: Sequence[bytes], records: Sequence[Record], epoch: int = 0
