@@ -24,6 +24,9 @@ def _seq(value: Any) -> int:
     return int(str(value).rsplit(":", 1)[1])
 
 
+MIN_WORK = 50  # acknowledged writes and reads a writer does before it heeds `stop`
+
+
 def writer(seed: str, proc: int, rounds: int, seconds: float, stop: Any, out: Any) -> None:
     """Write and read this process's own keys and shared keys at quorum, checking every read.
 
@@ -40,7 +43,11 @@ def writer(seed: str, proc: int, rounds: int, seconds: float, stop: Any, out: An
     counts = {"acked": 0, "refused": 0, "reads": 0}
     try:
         for i in range(rounds):
-            if stop.is_set() or time.monotonic() > deadline:
+            # `stop` is heeded once this writer has done some work (a process
+            # that started late on a busy machine still writes and reads its
+            # share), never past `seconds`
+            started = counts["acked"] > MIN_WORK and counts["reads"] > MIN_WORK
+            if (stop.is_set() and started) or time.monotonic() > deadline:
                 break
             for key in (f"p{proc}:k{i % 40}", f"shared:{i % 15}"):
                 try:
