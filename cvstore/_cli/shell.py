@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cvstore import Cluster, CvstoreError, EmptyRingError, Node, UnavailableError
+from cvstore import Cluster, CvstoreError, EmptyRingError, HashRing, Node, UnavailableError
 from cvstore._cli import text
 from cvstore._cli.args import LEVELS, WEIGHT_HIGH, WEIGHT_LOW, parse_count, parse_weight, shown
 from cvstore._cli.errors import CommandError, UsageError
@@ -406,7 +406,7 @@ class Shell(cmd.Cmd):
         if not nodes:
             self.say("no nodes yet: add one with 'add NAME'")
             return
-        share = self.cluster.ring.ownership()
+        share = _shares(self.cluster)
         rows = []
         for node in nodes:
             try:
@@ -437,8 +437,15 @@ class Shell(cmd.Cmd):
     def do_ring(self, arg: str) -> None:
         """Draw the ring: which node owns which part of the hash space, and each node's share."""
         self._split(arg, "ring", 0, 0)
+        placer = self.cluster.placer
+        if not isinstance(placer, HashRing):
+            self.say(
+                f"the cluster places keys by {self.cluster.placement} hashing: "
+                "it has no ring to draw"
+            )
+            return
         up = {node.name: node.is_up for node in self.cluster.nodes}
-        self.say(picture(self.cluster.ring, up))
+        self.say(picture(placer, up))
 
     def do_stats(self, arg: str) -> None:
         """Live keys per node against the share its weight asks for, hints and counters."""
@@ -808,7 +815,7 @@ def _join(
     notes = []
     for option, given, used in (
         ("--rf", args.rf, cluster.replication_factor),
-        ("--vnodes", args.vnodes, cluster.ring.vnodes),
+        ("--vnodes", args.vnodes, layout.vnodes),
     ):
         if given is not None and given != used:
             notes.append(f"{option} {given} not used: the cluster's layout says {used}")
@@ -880,3 +887,14 @@ def command(args: argparse.Namespace) -> int:
 
 
 __all__ = ("Shell", "command")
+
+
+def _shares(cluster: Cluster) -> dict[str, float]:
+    """Each node's share of the keys it owns: its arcs of the ring, or (for a placement
+    without a ring, such as rendezvous) its weight over the total, which that placement
+    gives in expectation."""
+    placer = cluster.placer
+    if isinstance(placer, HashRing):
+        return placer.ownership()
+    total = sum(node.weight for node in cluster.nodes)
+    return {node.name: node.weight / total for node in cluster.nodes}

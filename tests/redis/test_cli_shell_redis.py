@@ -176,3 +176,28 @@ def test_options_of_a_new_cluster_do_not_reshape_a_joined_one(start_redis, optio
         f"note: {option[0]} {option[1]} not used: the cluster's layout says {used}"
     )
     assert answers(out)["get user:3"] == "profile-3"
+
+
+def test_the_shell_works_on_a_cluster_placed_by_rendezvous(start_redis):
+    # A cluster whose layout names another placement than the ring: the shell
+    # joins it and every command answers (no ring to draw, shares by weight).
+    servers = start_redis(3)
+    cluster = Cluster.create(
+        [
+            Node(f"r{i + 1}", store=RedisStore(server.url(), prefix="cvstore:"))
+            for i, server in enumerate(servers)
+        ],
+        replication_factor=3,
+        placement="rendezvous",
+    )
+    cluster.put_many(KEYS)
+    cluster.close()
+    script = "nodes\nring\nget user:7 all\nput city Lisbon\nget city\nstats\n"
+    code, out, err = shell("--redis", servers[0].url(), "--vnodes", "40", script=script)
+    assert (code, err) == (0, ""), (out, err)
+    said = answers(out)
+    assert "33.3%" in said["nodes"]
+    assert said["ring"] == "the cluster places keys by rendezvous hashing: it has no ring to draw"
+    assert said["get user:7 all"] == "profile-7"
+    assert said["get city"] == "Lisbon"
+    assert "--vnodes 40 not used" in out
