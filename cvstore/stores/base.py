@@ -86,24 +86,11 @@ class Pending(Generic[T]):
         return Pending(lambda: value)
 
 
-class Store(abc.ABC):
-    """Abstract base of node stores (MemoryStore, RedisStore).
-
-    Reading: ``get``, ``get_many``.  Writing: ``write_many`` (the primitive:
-    newer versions only, and what refused the others), with ``put``,
-    ``put_many`` and ``put_many_columns`` as its boolean forms; ``delete`` /
-    ``delete_many`` (remove outright: handing a key off), ``purge_many``
-    (remove only if the version is unchanged).  Scanning: ``scan`` (every
-    record), ``scan_versions`` (keys and versions without values), ``keys``,
-    ``count``.  Hints for other nodes (hinted handoff) are kept apart from
-    live records: ``put_hints``, ``scan_hints``/``read_hints``,
-    ``delete_hints``, ``delete_hints_if`` (only if the version is unchanged),
-    ``count_hints``.  Overlapping calls to several nodes:
-    ``send_get_many``, ``send_write_many``.  Lifecycle: ``ping``, ``stats``,
-    ``close``.
+class Abilities:
+    """What a store declares it can do, read by the cluster (it never guesses
+    from other attributes); ``Store`` and ``AsyncStore`` both stand on it, and
+    the store contract suite checks each declaration against what the store does.
     """
-
-    # ------------------------------------------------ what the store can do
 
     #: Whether calls wait on a server.  The cluster then sends a batch's
     #: requests to every such node before reading any reply, and slices large
@@ -151,6 +138,24 @@ class Store(abc.ABC):
     #: How values are encoded (a codec with ``encode``/``decode``), or None:
     #: values are kept as the objects given.
     codec: Any = None
+
+
+class Store(Abilities, abc.ABC):
+    """Abstract base of node stores (MemoryStore, RedisStore).
+
+    Reading: ``get``, ``get_many``.  Writing: ``write_many`` (the primitive:
+    newer versions only, and what refused the others), with ``put``,
+    ``put_many`` and ``put_many_columns`` as its boolean forms; ``delete`` /
+    ``delete_many`` (remove outright: handing a key off), ``purge_many``
+    (remove only if the version is unchanged).  Scanning: ``scan`` (every
+    record), ``scan_versions`` (keys and versions without values), ``keys``,
+    ``count``.  Hints for other nodes (hinted handoff) are kept apart from
+    live records: ``put_hints``, ``scan_hints``/``read_hints``,
+    ``delete_hints``, ``delete_hints_if`` (only if the version is unchanged),
+    ``count_hints``.  Overlapping calls to several nodes:
+    ``send_get_many``, ``send_write_many``.  Lifecycle: ``ping``, ``stats``,
+    ``close``.
+    """
 
     # ------------------------------------------------------------ records
 
@@ -382,7 +387,7 @@ class Store(abc.ABC):
         """Release connections or files, if the backend holds any."""
 
 
-class AsyncStore(abc.ABC):
+class AsyncStore(Abilities, abc.ABC):
     """Abstract base of stores the asyncio driver awaits (``AsyncRedisStore``).
 
     The same operations as ``Store``, with the same meaning, as coroutines;
@@ -391,18 +396,7 @@ class AsyncStore(abc.ABC):
     thread hop.
     """
 
-    # The same declarations as ``Store``'s (see there).
-    remote: ClassVar[bool] = True
-    direct: ClassVar[bool] = False
-    keeps_layout: ClassVar[bool] = False
-    addressable: ClassVar[bool] = False
-    async_twin: ClassVar[type[AsyncStore] | None] = None
-    schemes: ClassVar[tuple[str, ...]] = ()
-    name: str | None = None
-    address: str = ""
-    prefix: str | bytes = ""
-    url: str | None = None
-    codec: Any = None
+    remote: ClassVar[bool] = True  # the rest of ``Abilities`` as declared there
 
     @abc.abstractmethod
     async def get(self, key: bytes) -> Record | None: ...
