@@ -320,8 +320,10 @@ class State:
 
     # --------------------------------------------------------- placement
 
-    def placement_of(self, members: list[Node]) -> Placement:
-        return Placement(members, self.options.replication_factor, self.options.placer)
+    def placement_of(
+        self, members: list[Node], weights: Mapping[str, float] | None = None
+    ) -> Placement:
+        return Placement(members, self.options.replication_factor, self.options.placer, weights)
 
     @property
     def placement_name(self) -> str:

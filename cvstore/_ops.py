@@ -47,7 +47,7 @@ from cvstore._driver import (
     update_items,
 )
 from cvstore._types import Hash, Key
-from cvstore.core import direct, membership, reads, rebalance, scan, writes
+from cvstore.core import direct, membership, reads, scan, writes
 from cvstore.core import hints as _hints
 from cvstore.core import repair as _repair
 from cvstore.core import stats as _stats
@@ -587,33 +587,14 @@ def add_node(c: Any, node: Any, progress: Any) -> Proc[MembershipReport]:
     progress_to(progress)
     if not isinstance(node, Node):
         raise TypeError(f"node must be a Node, got {type(node).__name__}; make one with Node(name)")
-    old = state.placement
     if node.name in state.members:
         raise NodeExistsError(f"node {node.name!r} is already in the cluster")
     check_joinable(node)
     check_distinct(node, state.members.values())
     if not node.is_up:
         raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
-    if state.layout is not None:
-        spec = spec_of(node)
-        return (
-            yield from shared_change(
-                state,
-                lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
-                joining={node.name: node},
-            )
-        )
-    yield from membership.empty([node])  # old copies could bring deleted keys back
-    if state.hints.pending:  # stream from replicas that are as whole as they can be
-        yield from _hints.deliver_found(state.hints, old, old.nodes, state.now_ms())
-    new = state.placement_of(list(old.nodes) + [node])
-    state.join(node)
     started = time.perf_counter()
-    try:
-        report = yield from rebalance.rebalance(state, old, new, action="add", node=node.name)
-    except BaseException:
-        state.leave(node)
-        raise
+    report = yield from membership.add(state, node, spec_of(node), state.now_ms())
     return timed(report, started)
 
 
@@ -627,47 +608,14 @@ def remove_node(c: Any, node: Any, progress: Any) -> Proc[MembershipReport]:
         name = node
     else:
         raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
-    old = state.placement
-    member = old.by_name.get(name)
+    member = state.placement.by_name.get(name)
     if member is None or (isinstance(node, Node) and node is not member):
         raise NodeNotFoundError(f"node {name!r} is not in the cluster")
-    now_ms = state.now_ms()
-    if state.layout is not None:
-        if len(state.layout.nodes) == 1:
-            raise ValueError(f"cannot remove {name!r}: it is the cluster's last node")
-        report = yield from shared_change(
-            state,
-            lambda layout: layout.begin(
-                tuple(s for s in layout.nodes if s.name != name), "remove", name
-            ),
-            removing=name,
-        )
-        yield from after_removal(state, member, now_ms)
-        return report
-    remaining = [n for n in old.nodes if n is not member]
-    if not remaining:
-        (held,) = yield [Call(member, Op.COUNT)]
-        if isinstance(held, StoreError) or held:
-            raise ValueError(
-                f"cannot remove {name!r}: it is the cluster's last node and holds data "
-                "that would be lost; add another node first"
-            )
-    if state.hints.pending:
-        yield from _hints.deliver_found(state.hints, old, old.nodes, now_ms)
-    new = state.placement_of(remaining)
     started = time.perf_counter()
-    report = yield from rebalance.rebalance(state, old, new, action="remove", node=name)
-    yield from after_removal(state, member, now_ms)
-    state.leave(member)
+    report = yield from membership.remove(
+        state, member, state.now_ms(), lambda make: fenced(state, make)
+    )
     return timed(report, started)
-
-
-def after_removal(state: State, member: Node, now_ms: int) -> Proc[None]:
-    """Hints the removed node held go to a member; those meant for it, to the keys' replicas."""
-    yield from fenced(state, lambda: _hints.move(state.hints, state.placement, member))
-    state.hints.forget_node(member.name)
-    if state.placement.nodes:
-        yield from fenced(state, lambda: _hints.deliver(state.hints, state.placement, now_ms))
 
 
 def set_weight(c: Any, node: Any, weight: Any, progress: Any) -> Proc[MembershipReport]:
@@ -677,30 +625,12 @@ def set_weight(c: Any, node: Any, weight: Any, progress: Any) -> Proc[Membership
     name = node.name if isinstance(node, Node) else node
     if not isinstance(name, str):
         raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
-    probe = Node(name, weight=weight)  # checks the weight as Node does
+    checked = Node(name, weight=weight).weight  # checks the weight as Node does
     member = state.placement.by_name.get(name)
     if member is None:
         raise NodeNotFoundError(f"node {name!r} is not in the cluster")
-    if state.layout is not None:
-        return (
-            yield from shared_change(
-                state,
-                lambda layout: layout.begin(
-                    tuple(
-                        dataclasses.replace(s, weight=probe.weight) if s.name == name else s
-                        for s in layout.nodes
-                    ),
-                    "weight",
-                    name,
-                ),
-            )
-        )
-    old = state.placement
-    weights = {**old.weights, name: probe.weight}
-    new = Placement(list(old.nodes), state.replication_factor, state.options.placer, weights)
     started = time.perf_counter()
-    report = yield from rebalance.rebalance(state, old, new, action="weight", node=name)
-    member.weight = probe.weight
+    report = yield from membership.reweight(state, member, checked)
     return timed(report, started)
 
 
@@ -716,18 +646,6 @@ def finish_change(c: Any, abort: bool, progress: Any) -> Proc[MembershipReport |
         return None
     started = time.perf_counter()
     return timed((yield from membership.finish(state, abort)), started)
-
-
-def shared_change(
-    state: State,
-    transition: Any,
-    joining: dict[str, Node] | None = None,
-    removing: str | None = None,
-) -> Proc[MembershipReport]:
-    """Change a membership kept on the nodes (see ``core.membership.start``)."""
-    started = time.perf_counter()
-    report = yield from membership.start(state, transition, joining or {}, removing)
-    return timed(report, started)
 
 
 # ------------------------------------------------------------ maintenance

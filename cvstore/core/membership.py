@@ -27,6 +27,7 @@ from cvstore.core.layout import Layout, LayoutError, newest
 from cvstore.errors import FencedError, LayoutConflictError, StoreError, UnavailableError
 
 __all__ = (
+    "add",
     "change",
     "clear",
     "empty",
@@ -37,6 +38,8 @@ __all__ = (
     "reachable",
     "recover",
     "refresh",
+    "remove",
+    "reweight",
     "share",
     "start",
 )
@@ -197,6 +200,110 @@ def _conflict(name: str, held: int, held_data: bytes | None, wanted: Layout) -> 
 
 
 # ------------------------------------------------------------ the procedures
+
+# A membership change, whole: ``add``, ``remove`` and ``reweight`` below.  On a
+# cluster whose layout lives on the nodes (``ctx.layout`` set) each is a change
+# of that layout (``start``); on one kept by this client alone, a rebalance in
+# this process, undone if it fails.  The driver checks the arguments first and
+# times the change; everything decided about it is here.
+
+
+def add(ctx: Any, node: Any, spec: Any, now_ms: int) -> Proc[Any]:
+    """Add `node` (`spec`: how the layout names it) and stream to it exactly the copies it gets."""
+    from cvstore.core import hints as _hints
+    from cvstore.core import rebalance
+
+    if ctx.layout is not None:
+        return (
+            yield from start(
+                ctx,
+                lambda layout: layout.begin((*layout.nodes, spec), "add", node.name),
+                {node.name: node},
+                None,
+            )
+        )
+    old = ctx.placement
+    yield from empty([node])  # old copies could bring deleted keys back
+    if ctx.hints.pending:  # stream from replicas that are as whole as they can be
+        yield from _hints.deliver_found(ctx.hints, old, old.nodes, now_ms)
+    new = ctx.placement_of([*old.nodes, node])
+    ctx.join(node)
+    try:
+        return (yield from rebalance.rebalance(ctx, old, new, action="add", node=node.name))
+    except BaseException:
+        ctx.leave(node)
+        raise
+
+
+def remove(
+    ctx: Any, member: Any, now_ms: int, retrying: Callable[[Callable[[], Proc[Any]]], Proc[Any]]
+) -> Proc[Any]:
+    """Decommission `member`: stream its copies to their new replicas, then let it go.
+
+    Its hints go to a member, and those meant for it to the keys' replicas;
+    `retrying(make)` runs those steps again on a fenced refusal.
+    """
+    from cvstore.core import hints as _hints
+    from cvstore.core import rebalance
+
+    name = member.name
+    old = ctx.placement
+    if ctx.layout is not None:
+        if len(ctx.layout.nodes) == 1:
+            raise ValueError(f"cannot remove {name!r}: it is the cluster's last node")
+        report = yield from start(
+            ctx,
+            lambda layout: layout.begin(
+                tuple(s for s in layout.nodes if s.name != name), "remove", name
+            ),
+            {},
+            name,
+        )
+    else:
+        remaining = [n for n in old.nodes if n is not member]
+        if not remaining:
+            (held,) = yield [Call(member, Op.COUNT)]
+            if failed(held) or held:
+                raise ValueError(
+                    f"cannot remove {name!r}: it is the cluster's last node and holds data "
+                    "that would be lost; add another node first"
+                )
+        if ctx.hints.pending:
+            yield from _hints.deliver_found(ctx.hints, old, old.nodes, now_ms)
+        new = ctx.placement_of(remaining)
+        report = yield from rebalance.rebalance(ctx, old, new, action="remove", node=name)
+    yield from retrying(lambda: _hints.move(ctx.hints, ctx.placement, member))
+    ctx.hints.forget_node(name)
+    if ctx.placement.nodes:
+        yield from retrying(lambda: _hints.deliver(ctx.hints, ctx.placement, now_ms))
+    if ctx.layout is None:
+        ctx.leave(member)
+    return report
+
+
+def reweight(ctx: Any, member: Any, weight: float) -> Proc[Any]:
+    """Give `member` a new weight (relative capacity) and stream the copies that move."""
+    from cvstore.core import rebalance
+
+    name = member.name
+    if ctx.layout is not None:
+        return (
+            yield from start(
+                ctx,
+                lambda layout: layout.begin(
+                    tuple(replace(s, weight=weight) if s.name == name else s for s in layout.nodes),
+                    "weight",
+                    name,
+                ),
+                {},
+                None,
+            )
+        )
+    old = ctx.placement
+    new = ctx.placement_of(list(old.nodes), {**old.weights, name: weight})
+    report = yield from rebalance.rebalance(ctx, old, new, action="weight", node=name)
+    member.weight = weight
+    return report
 
 
 def refresh(ctx: Any, fenced_by: Any = None) -> Proc[Layout | None]:
