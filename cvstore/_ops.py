@@ -80,13 +80,11 @@ class Probes(list):  # type: ignore[type-arg]
 class Client(Settings):
     """What ``Cluster`` and ``AsyncCluster`` share: the constructor, options, placement, repr.
 
-    A driver sets ``_keeps`` (whether a store holds a layout other clients
-    read), ``_layout_stores`` (their name, for the error) and ``_lock`` (the
-    kind of lock its state needs), and runs ``_started()`` at the end of
-    construction.
+    A driver sets ``_layout_stores`` (the stores that keep a layout other
+    clients read, by name, for the error) and ``_lock`` (the kind of lock its
+    state needs), and runs ``_started()`` at the end of construction.
     """
 
-    _keeps: Callable[[Any], bool]
     _layout_stores = "stores that keep a layout"
     _lock: Any = None
 
@@ -177,7 +175,9 @@ class Client(Settings):
             placement=placement,
         )
         members = check_members(nodes)
-        keeps = bool(members) and all(type(self)._keeps(node.store) for node in members)
+        keeps = bool(members) and all(
+            node.store.remote and node.store.keeps_layout for node in members
+        )
         if shared and not keeps:
             raise ValueError(
                 f"shared=True needs nodes whose stores keep a layout ({self._layout_stores}), "
@@ -382,12 +382,14 @@ def seed_of(store: Any) -> Any:
     return store if store.url is None else store.url
 
 
-def seed_store(seed: Any, stores: tuple[type, ...], make: Callable[[str], Any]) -> Any:
-    """A seed of ``join`` as a store: one of `stores` as it is, a URL through `make` (its URL kept)."""
-    if isinstance(seed, stores):
+def seed_store(seed: Any, prefix: str, timeout: Any, codec: Any, *, asyncio: bool) -> Any:
+    """A seed of ``join`` as a store: a store as it is, a URL opened (its URL kept)."""
+    from cvstore.stores import open_url
+
+    if isinstance(seed, (Store, AsyncStore) if asyncio else Store):
         return seed
     if isinstance(seed, str):
-        return make(seed)
+        return open_url(seed, asyncio=asyncio, prefix=prefix, timeout=timeout, codec=codec)
     raise TypeError(f"seeds must be node URLs or stores, got {type(seed).__name__}")
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore import _ops as ops
 from cvstore._driver import MISSING, Progress
+from cvstore._probers import probe_loop
 from cvstore._types import D, Key, KeyIn, V
 from cvstore.core.calls import PENDING, Call, Op
 from cvstore.core.direct import NOT_DONE
@@ -50,7 +51,7 @@ from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
 from cvstore.errors import FencedError, StoreError, closed_error
 from cvstore.node import Node
-from cvstore.stores.base import AsyncStore, Store
+from cvstore.stores.base import AsyncStore, Store, close_either
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
@@ -65,17 +66,12 @@ Run = Generator[Sequence[Call], Sequence[Any], T]
 _CLOSE_WAIT = 5.0
 
 
-def _keeps_layout(store: Any) -> bool:
-    return store.remote and store.keeps_layout
-
-
 class AsyncCluster(ops.Client, Generic[V]):
     """Nodes holding N versioned copies of each key, with per-call consistency, for asyncio.
 
     Takes the options of ``Cluster`` (see there); its calls are coroutines.
     """
 
-    _keeps = staticmethod(_keeps_layout)
     _layout_stores = "AsyncRedisStore"
     # One event loop, one task at a time between awaits: the core's locks are no-ops.
     _lock = contextlib.nullcontext
@@ -121,7 +117,7 @@ class AsyncCluster(ops.Client, Generic[V]):
             with contextlib.suppress(asyncio.CancelledError):
                 await prober
         for store in ops.made_stores(self._state):
-            await _close_store(store)
+            await close_either(store)
 
     @classmethod
     async def create(
@@ -144,7 +140,7 @@ class AsyncCluster(ops.Client, Generic[V]):
     ) -> AsyncCluster[V]:
         """Join an existing cluster from one or more of its nodes (see ``Cluster.join``)."""
         cluster = cls((), **options)
-        seed = lambda s: _seed_store(s, prefix, timeout, codec)
+        seed = lambda s: ops.seed_store(s, prefix, timeout, codec, asyncio=True)
         return await cluster._run(ops.join(cluster, seeds, seed, connect))  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------- single keys
@@ -304,26 +300,6 @@ class AsyncCluster(ops.Client, Generic[V]):
         """Ping every suspected node now; the names of those back up (their hints handed over)."""
         return await self._run(ops.probe(self))
 
-    async def _probe_loop(self) -> None:
-        """Probe the suspects on their schedule until none is left (or the cluster closes)."""
-        state = self._state
-        try:
-            while not self._state.closed:
-                due_at = state.schedule.next_due()
-                if due_at is None:
-                    return
-                due = state.schedule.due(time.monotonic())
-                if not due:
-                    await asyncio.sleep(max(0.0, due_at - time.monotonic()))
-                    continue
-                try:
-                    await self._run(ops.probe_nodes(state, due))
-                except Exception:  # the next call or deliver_hints() hands them over
-                    log.exception("probing %s failed", [n.name for n in due])
-        finally:
-            if self._prober is asyncio.current_task():
-                self._prober = None
-
     # ------------------------------------------------------------- running
 
     async def _locked(self, proc: Run[T]) -> T:
@@ -446,7 +422,7 @@ class AsyncCluster(ops.Client, Generic[V]):
     def _start_prober(self) -> None:
         if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
-        self._prober = asyncio.ensure_future(self._probe_loop())
+        self._prober = asyncio.ensure_future(probe_loop(self))
 
 
 async def _acall(call: Call, epoch: int) -> Any:
@@ -467,22 +443,9 @@ async def _acall(call: Call, epoch: int) -> Any:
     return result
 
 
-async def _close_store(store: Any) -> None:
-    closing = store.close()
-    if asyncio.iscoroutine(closing):
-        await closing
-
-
 async def _close_quietly(store: Any) -> None:
     """Close a store no call needs any more; a failure to close is logged, not raised."""
     try:
-        await _close_store(store)
+        await close_either(store)
     except Exception as exc:  # noqa: BLE001 - nobody is left to hand it to
         log.warning("closing the store of a node that left failed: %s", exc)
-
-
-def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Any:
-    from cvstore.stores import open_url
-
-    make = lambda url: open_url(url, asyncio=True, prefix=prefix, timeout=timeout, codec=codec)
-    return ops.seed_store(seed, (Store, AsyncStore), make)

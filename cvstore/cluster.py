@@ -19,7 +19,6 @@ daemon thread, closes, and gives the mapping face.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import (
     Generator,
     ItemsView,
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore import _ops as ops
 from cvstore._driver import MISSING, WALK_BATCH, Progress
+from cvstore._probers import ThreadProber
 from cvstore._types import D, Key, KeyIn, V
 from cvstore.core import direct
 from cvstore.core.batch import IO_BATCH
@@ -53,11 +53,6 @@ __all__ = ("IO_BATCH", "Cluster")
 
 log = ops.log
 T = TypeVar("T")
-
-
-def _keeps_layout(store: Store) -> bool:
-    """Whether a store is on a server other clients share and can hold a layout (Redis)."""
-    return store.remote and store.keeps_layout
 
 
 class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
@@ -80,12 +75,11 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
     ['key1', 'key2']
     """
 
-    _keeps = staticmethod(_keeps_layout)
     _layout_stores = "Redis stores"
 
     def _started(self) -> None:
         self._membership = threading.RLock()
-        self._prober: _Prober | None = None
+        self._prober: ThreadProber | None = None
         self._prober_lock = threading.Lock()
         members = self._share_at_open
         self._run(ops.start(self, members, ops.connect_like(members or ())))
@@ -122,7 +116,7 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         naming two nodes at one address and prefix.
         """
         cluster = cls((), **options)
-        seed = lambda s: _seed_store(s, prefix, timeout, codec)
+        seed = lambda s: ops.seed_store(s, prefix, timeout, codec, asyncio=False)
         return cluster._run(ops.join(cluster, seeds, seed, connect))  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------- single keys
@@ -391,7 +385,7 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
             if self._state.closed:
                 return
             if self._prober is None or not self._prober.is_alive():
-                self._prober = _Prober(self)
+                self._prober = ThreadProber(self)
                 self._prober.start()
             else:
                 self._prober.wake()
@@ -409,58 +403,6 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
             prober.stop()
         for store in ops.made_stores(self._state):
             store.close()
-
-
-def _seed_store(seed: Any, prefix: str, timeout: Any, codec: Any) -> Store:
-    from cvstore.stores import open_url
-
-    make = lambda url: open_url(url, prefix=prefix, timeout=timeout, codec=codec)
-    return ops.seed_store(seed, (Store,), make)  # type: ignore[no-any-return]
-
-
-class _Prober(threading.Thread):
-    """Probes the suspected nodes on their schedule, off every caller's path, while there are any."""
-
-    def __init__(self, cluster: Cluster[Any]) -> None:
-        super().__init__(name="cvstore-prober", daemon=True)
-        self._cluster = cluster
-        self._wakeup = threading.Condition()
-        self._stopping = False
-
-    def wake(self) -> None:
-        with self._wakeup:
-            self._wakeup.notify()
-
-    def stop(self) -> None:
-        with self._wakeup:
-            self._stopping = True
-            self._wakeup.notify()
-        if self is not threading.current_thread():
-            self.join()
-
-    def run(self) -> None:
-        cluster, state = self._cluster, self._cluster._state
-        while not self._stopping:
-            with state.lock:
-                due_at = state.schedule.next_due()
-                due = state.schedule.due(time.monotonic())
-            if due_at is None:
-                with cluster._prober_lock, state.lock:
-                    if (
-                        state.schedule.next_due() is None
-                    ):  # none left: a new suspicion starts another
-                        if cluster._prober is self:
-                            cluster._prober = None
-                        return
-            elif not due:
-                with self._wakeup:
-                    if not self._stopping:
-                        self._wakeup.wait(max(0.0, due_at - time.monotonic()))
-            else:
-                try:
-                    cluster._run(ops.probe_nodes(state, due))
-                except Exception:  # the next call or deliver_hints() hands them over
-                    log.exception("probing %s failed", [n.name for n in due])
 
 
 class _Items(ItemsView[Key, V]):

@@ -45,13 +45,14 @@ reply later, so the cluster's calls to several nodes overlap.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from cvstore.core.records import TOMBSTONE, Expiring, Record
 from cvstore.errors import FencedError, StoreError
 
-__all__ = ("AsyncStore", "Pending", "Store")
+__all__ = ("AsyncStore", "Pending", "Store", "close_either")
 
 T = TypeVar("T")
 
@@ -476,3 +477,10 @@ class AsyncStore(Abilities, abc.ABC):
 
     async def close(self) -> None:
         """Release connections, if the backend holds any."""
+
+
+async def close_either(store: Store | AsyncStore) -> None:
+    """Close a store of either kind from asyncio code (an ``AsyncCluster`` holds both)."""
+    closing = store.close()
+    if inspect.isawaitable(closing):
+        await closing
