@@ -583,18 +583,30 @@ def timed(report: Any, started: float) -> Any:
     return report
 
 
+def newest_layout(state: State) -> Proc[None]:
+    """On a cluster kept on the nodes, load the newest layout before a change checks names.
+
+    An idle client's layout may be old: another client may have added or
+    removed the node since, and a check against the old one would refuse
+    wrongly (or let through what the newest one refuses).
+    """
+    if state.layout is not None:
+        yield from fenced(state, lambda: membership.refresh(state))
+
+
 def add_node(c: Any, node: Any, progress: Any) -> Proc[MembershipReport]:
     """Add `node` and stream to it exactly the copies it now replicates (see ``Cluster.add_node``)."""
     state = opened(c)
     progress_to(progress)
     if not isinstance(node, Node):
         raise TypeError(f"node must be a Node, got {type(node).__name__}; make one with Node(name)")
-    if node.name in state.members:
-        raise NodeExistsError(f"node {node.name!r} is already in the cluster")
     check_joinable(node)
-    check_distinct(node, state.members.values())
     if not node.is_up:
         raise ValueError(f"node {node.name!r} is down; recover() it before adding it")
+    yield from newest_layout(state)
+    if node.name in state.members:
+        raise NodeExistsError(f"node {node.name!r} is already in the cluster")
+    check_distinct(node, state.members.values())
     started = time.perf_counter()
     report = yield from membership.add(state, node, spec_of(node), state.now_ms())
     return timed(report, started)
@@ -610,6 +622,7 @@ def remove_node(c: Any, node: Any, progress: Any) -> Proc[MembershipReport]:
         name = node
     else:
         raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
+    yield from newest_layout(state)
     member = state.placement.by_name.get(name)
     if member is None or (isinstance(node, Node) and node is not member):
         raise NodeNotFoundError(f"node {name!r} is not in the cluster")
@@ -628,6 +641,7 @@ def set_weight(c: Any, node: Any, weight: Any, progress: Any) -> Proc[Membership
     if not isinstance(name, str):
         raise TypeError(f"node must be a Node or a node name, got {type(node).__name__}")
     checked = Node(name, weight=weight).weight  # checks the weight as Node does
+    yield from newest_layout(state)
     member = state.placement.by_name.get(name)
     if member is None:
         raise NodeNotFoundError(f"node {name!r} is not in the cluster")
