@@ -132,6 +132,7 @@ def drop(old: Any, new: Any, moves: Moves) -> Proc[dict[str, int]]:
             moves.old_pref,
             moves.new_pref,
             moves.plan["failed"],
+            moves.plan["held"],
             moves.skipped,
         )
     )
@@ -212,6 +213,11 @@ def _stream(
     received: dict[str, int] = {}
     sent: dict[str, int] = {}
     unsafe = np.zeros(keys_arr.size, dtype=bool)  # keys not streamed whole: keep their old copies
+    # The version each old replica held when its copy was read (None: none read).
+    # A copy is dropped only while it still holds that version: one written
+    # since (a write acknowledged during the change) is newer than the one
+    # streamed, and stays for repair() to judge.
+    held = np.full(old_pref.shape, None, dtype=object)
     totals = {"moved": 0, "missed": 0, "hinted": 0}
     progress = ctx.progress
     copies, done = int(gained[moving].sum()), 0
@@ -223,12 +229,12 @@ def _stream(
         rows = moving[start : start + STREAM_CHUNK]
         yield from _stream_rows(
             ctx, old, new, keys_arr, old_pref, new_pref, skipped, gained, rows,
-            received, sent, unsafe, totals,
+            received, sent, unsafe, held, totals,
         )  # fmt: skip
         done += int(gained[rows].sum())
         if progress is not None:
             progress(done, copies)
-    return {**totals, "received": received, "sent": sent, "failed": unsafe}
+    return {**totals, "received": received, "sent": sent, "failed": unsafe, "held": held}
 
 
 def _stream_rows(
@@ -244,6 +250,7 @@ def _stream_rows(
     received: dict[str, int],
     sent: dict[str, int],
     unsafe: NDArray[np.bool_],
+    held: NDArray[np.object_],
     totals: dict[str, int],
 ) -> Proc[None]:
     """Stream the gained copies of the keys in `rows`, adding to the counts given."""
@@ -267,6 +274,7 @@ def _stream_rows(
             skipped.add(old.nodes[j].name)
             continue
         columns_arr[c][pos] = _objects(records, pos.size)
+        held[rows[pos], c] = [None if r is None else r[0] for r in records]
     columns = [column.tolist() for column in columns_arr]
     best, src_col = newest_by_row(columns)
     best_arr = _objects(best, count)
@@ -327,16 +335,19 @@ def _drop(
     old_pref: NDArray[np.int32],
     new_pref: NDArray[np.int32],
     unsafe: NDArray[np.bool_],
+    held: NDArray[np.object_],
     skipped: set[str],
 ) -> Proc[dict[str, int]]:
     _, lost = _masks(old, new, old_pref, new_pref)
-    l_rows, l_cols = np.nonzero(lost & ~unsafe[:, None])
+    # a copy not read (none held then, or unreadable) is not dropped: repair() judges it
+    l_rows, l_cols = np.nonzero(lost & ~unsafe[:, None] & (held != None))
     drops = []
     for j, pos in _groups(old_pref[l_rows, l_cols]):
         holder = old.nodes[j]
         if holder.is_up and holder.name not in skipped:
-            drops.append((holder, keys_arr[l_rows[pos]].tolist()))
-    results = yield [Call(holder, Op.DELETE_MANY, (keys,)) for holder, keys in drops]
+            rows, cols = l_rows[pos], l_cols[pos]
+            drops.append((holder, list(zip(keys_arr[rows].tolist(), held[rows, cols].tolist()))))
+    results = yield [Call(holder, Op.PURGE_MANY, (items,)) for holder, items in drops]
     dropped: dict[str, int] = {}
     for (holder, _), removed in zip(drops, results):
         if not failed(removed):  # a failure leaves strays that repair() removes

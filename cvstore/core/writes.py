@@ -74,7 +74,7 @@ def put(ctx: Context, kb: bytes, value: Any, level: str, now_ms: int) -> Proc[No
     else:
         record = yield from _put_all(ctx, p, kb, value, level, need, replicas)
     if p.pending is not None or ctx.placement is not p:
-        yield from _put_moving(ctx, p, kb, record, replicas)
+        yield from _put_moving(ctx, p, kb, record, replicas, level)
 
 
 def _judge(
@@ -191,25 +191,74 @@ def _put_one(
     raise refuse(ctx, conflict(level, 1, len(replicas), 0, MAX_ATTEMPTS))
 
 
-def _put_moving(ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[Any]) -> Proc[None]:
+def newer_sets(p: Any, current: Any) -> list[Any]:
+    """The placements newer than `p` a write must also reach: its pending one, and the
+    client's `current` one and its pending one if the layout changed during the write."""
+    found: list[Any] = []
+    for q in (p.pending, current, current.pending):
+        if q is not None and q is not p and q.nodes and all(q is not f for f in found):
+            found.append(q)
+    return found
+
+
+def _put_moving(
+    ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[Any], level: str
+) -> Proc[None]:
     """Also write to the replicas of a pending or newly installed placement.
 
-    Failures are left to ``repair()``; the driver suspects unreachable nodes.
+    While a change is under way the key has two replica sets, the old one
+    (whose quorum the write already has) and the new one; a quorum read after
+    the commit asks only the new one.  So a write at a level with W > 1 is
+    acknowledged only once W replicas of every newer set hold it (or a newer
+    version: a read through that replica returns something at least as new).
+    Short of that, the replicas it missed get hints and the call fails, saying
+    the write may be applied.  ``one``/``eventual`` writes stay best effort here
+    (their promise is one replica).
     """
-    done = set(map(id, replicas))
+    strict = level not in p.wone
+    # Which old replicas applied it is not known here (an asyncio write returns at
+    # its quorum): those also in a newer set are asked again; a repeat of the same
+    # record is answered "applied" and changes nothing.
+    answers: dict[int, Any] = {}  # node id -> its answer to the write sent here
+    held_by: set[int] = set()
+    if not strict:  # best effort: only the replicas the write has not been to
+        answers = {id(node): None for node in replicas}
     while True:
         current = ctx.placement
-        calls = []
-        for q in (p.pending, current, current.pending):
-            if q is None or not q.nodes:
+        for q in newer_sets(p, current):
+            targets = q.replicas(kb)
+            fresh = [node for node in targets if id(node) not in answers and node.is_up]
+            if fresh:
+                results = yield [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in fresh]
+                for node, result in zip(fresh, results):
+                    answers[id(node)] = result
+                    if not failed(result):
+                        held_by.add(id(node))
+            if not strict:
                 continue
-            for node in q.replicas(kb):
-                if id(node) not in done:
-                    done.add(id(node))
-                    if node.is_up:
-                        calls.append(Call(node, Op.WRITE_MANY, ([kb], [record])))
-        if calls:
-            yield calls
+            need = q.wneed[level]
+            holders = [node for node in targets if id(node) in held_by]
+            if len(holders) >= need:
+                continue
+            missed = [node for node in targets if id(node) not in held_by]
+            lost = [
+                node
+                for node in missed
+                if not node.is_up
+                or (failed(answers.get(id(node))) and answers[id(node)].unreachable)
+            ]
+            if lost:
+                yield from _hints.hint(ctx.hints, q, [(kb, record, targets, lost)])
+            errors = {
+                node.name: answers[id(node)] for node in missed if failed(answers.get(id(node)))
+            }
+            raise refuse(
+                ctx,
+                partial_failure(
+                    level, "write", need, len(targets), len(holders),
+                    [node.name for node in missed], errors,
+                ),
+            )  # fmt: skip
         if ctx.placement is current:
             return
         p = current
@@ -268,7 +317,7 @@ def _write_batch(
     else:
         yield from _write_batch_all(ctx, p, kb_arr, val_arr, prefs, need, level, final)
     if p.pending is not None or ctx.placement is not p:
-        yield from _write_batch_moving(ctx, p, kbs, final.tolist())
+        yield from _write_batch_moving(ctx, p, kbs, final.tolist(), level)
 
 
 def _write_batch_all(
@@ -434,28 +483,74 @@ def _write_batch_one(
 
 
 def _write_batch_moving(
-    ctx: Context, p: Any, kbs: list[bytes], records: list[Record]
+    ctx: Context, p: Any, kbs: list[bytes], records: list[Record], level: str
 ) -> Proc[None]:
-    """Also write the batch to the replicas of a pending or newly installed placement."""
+    """Also write the batch to the replicas of a pending or newly installed placement.
+
+    The rule of ``_put_moving`` for each key: at a level with W > 1, W
+    replicas of every newer set must hold it, or the keys short of that are
+    hinted and the call fails (the writes may be applied).
+    """
     count = len(kbs)
     kb_arr = objects(kbs, count)
     rec_arr = objects(records, count)
+    strict = level not in p.wone
+    error: UnavailableError | None = None
     while True:
         current = ctx.placement
-        calls = []
-        for q in (p.pending, current, current.pending):
-            if q is None or not q.nodes:
-                continue
+        for q in newer_sets(p, current):
             q_prefs = q.replicas_many(kbs)
+            n = q_prefs.shape[1]
+            held = np.zeros(count * n, dtype=bool)
+            lost = np.zeros(count * n, dtype=bool)
+            errors: dict[str, StoreError] = {}
+            sends = []
             for j, pos in groups(q_prefs.ravel()):
-                node = q.nodes[j]
-                if node.is_up:
-                    rows = pos // q_prefs.shape[1]
-                    calls.append(
-                        Call(node, Op.WRITE_MANY, (kb_arr[rows].tolist(), rec_arr[rows].tolist()))
-                    )
-        if calls:
-            yield calls  # failures: repair() completes them
+                if q.nodes[j].is_up:
+                    sends.append((j, pos))
+                else:
+                    lost[pos] = True
+            results = yield [
+                Call(
+                    q.nodes[j],
+                    Op.WRITE_MANY,
+                    (kb_arr[pos // n].tolist(), rec_arr[pos // n].tolist()),
+                )
+                for j, pos in sends
+            ]
+            for (j, pos), result in zip(sends, results):
+                if not failed(result):  # applied, or a newer version held: both at least as new
+                    held[pos] = True
+                else:
+                    errors[q.nodes[j].name] = result
+                    lost[pos] |= bool(result.unreachable)
+            if not strict:
+                continue  # failures: repair() completes them
+            acks = held.reshape(count, n).sum(axis=1)
+            short = np.flatnonzero(acks < q.wneed[level])
+            if not short.size:
+                continue
+            lost_rows = lost.reshape(count, n)
+            items = []
+            for i in short.tolist():
+                replicas = [q.nodes[j] for j in q_prefs[i].tolist()]
+                missed = [node for node, gone in zip(replicas, lost_rows[i].tolist()) if gone]
+                if missed:
+                    items.append((kb_arr[i], rec_arr[i], replicas, missed))
+            if items:
+                yield from _hints.hint(ctx.hints, q, items)
+            if error is None:
+                i = int(short[0])
+                names = [q.nodes[j].name for j in q_prefs[i].tolist()]
+                failures = [name for name, ok in zip(names, held.reshape(count, n)[i]) if not ok]
+                error = refuse(
+                    ctx,
+                    partial_failure(
+                        level, "write", q.wneed[level], n, int(acks[i]), failures, errors
+                    ),
+                )
         if ctx.placement is current:
-            return
+            break
         p = current
+    if error is not None:
+        raise error

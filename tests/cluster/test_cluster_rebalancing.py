@@ -219,3 +219,63 @@ class TestMembershipErrors:
             cluster.add_node("a")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="node must be a Node or a node name, got int"):
             cluster.remove_node(3)  # type: ignore[arg-type]
+
+
+class StreamWatcher:
+    """A MemoryStore (the joining node's) that runs `then` once, right after the first
+    streamed batch reaches it: the moment between a key's copy being streamed and the old
+    copies being dropped, where a concurrent client's write can land."""
+
+    def __init__(self, then) -> None:
+        from cvstore import MemoryStore
+
+        class Watched(MemoryStore):
+            def write_many(inner, keys, records, epoch=0):
+                result = super().write_many(keys, records, epoch)
+                if len(keys) > 1 and not self.fired:
+                    self.fired = True
+                    then()
+                return result
+
+        self.fired = False
+        self.store = Watched()
+
+
+class TestDropKeepsNewerCopies:
+    """Issue 21, item 4: the drop after a change removes an old copy only while it is the
+    version that was streamed; a copy written since (newer) stays, for repair() to judge.
+    Before, the drop deleted by key, newer or not."""
+
+    def test_a_copy_written_after_the_stream_is_not_dropped(self):
+        cluster = Cluster([Node(f"node{i}") for i in range(3)], replication_factor=3)
+        keys = [f"k{i}" for i in range(400)]
+        cluster.put_many({key: "v0" for key in keys})
+        old_nodes = list(cluster.nodes)
+
+        def concurrent_write() -> None:
+            # A newer copy lands on every old replica, as a write acknowledged during the
+            # change does (written here straight to the stores, above every version).
+            for key in keys:
+                for node in old_nodes:
+                    held = node.store.get(key.encode())
+                    record = (held[0] + 1, "v1")
+                    node.store.write_many([key.encode()], [record])
+
+        watcher = StreamWatcher(concurrent_write)
+        cluster.add_node(Node("node3", store=watcher.store))
+        assert watcher.fired
+        moved_away = [
+            key for key in keys if "node3" in {n.name for n in cluster.get_nodes_for_key(key)}
+        ]
+        assert moved_away
+        for key in moved_away:
+            leaving = {f"node{i}" for i in range(3)} - {
+                n.name for n in cluster.get_nodes_for_key(key)
+            }
+            (name,) = leaving
+            node = next(n for n in cluster.nodes if n.name == name)
+            record = node.store.get(key.encode())
+            assert record is not None and record[1] == "v1"  # kept: newer than the streamed one
+        report = cluster.repair()
+        assert cluster.get_many(keys, consistency="all") == {key: "v1" for key in keys}
+        assert report.strays_removed >= len(moved_away)

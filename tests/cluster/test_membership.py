@@ -363,3 +363,70 @@ def test_shared_needs_stores_that_keep_a_layout():
     with pytest.raises(TypeError, match="shared must be True, False or None, got 'yes'"):
         Cluster([Node("a")], shared="yes")
     assert Cluster([Node("a")]).layout is None  # in-process: the membership stays here
+
+
+class TestWritesDuringAChange:
+    """Issue 21, item 4: a write acknowledged while the layout is changing must be on a write
+    quorum of the old *and* of the new replica set, since a quorum read after the commit asks
+    only the new one.  Before, the old set's quorum was enough and the copies to the new set
+    were best effort: with r1 and the joining r4 cut off, writes to keys whose new replicas
+    are r4, r1 and one other were acknowledged while only 1 of those 3 held them."""
+
+    def changing(self) -> tuple[Servers, Cluster, list[str]]:
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        a.put_many({f"k{i}": "v0" for i in range(300)})
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in target.install_order():
+            servers.stores[name].swap_layout(1, target.epoch, target.to_bytes())
+        b = join(servers, "r2")
+        assert b.layout.changing
+        make = placer_factory(**target.placement_options())
+        new = make({"r1": 1.0, "r2": 1.0, "r3": 1.0, "r4": 1.0})
+        keys = [f"k{i}" for i in range(300)]
+        cut = [k for k in keys if {"r1", "r4"} <= set(new.get_nodes(k.encode(), 3))]
+        assert cut  # the ring puts some keys on r4 and r1 together
+        return servers, b, cut
+
+    def holders(self, servers: Servers, key: str, value: str, names) -> int:
+        got = [servers.stores[n].get(key.encode()) for n in names]
+        return sum(1 for record in got if record is not None and record[1] == value)
+
+    def test_a_write_short_of_the_new_sets_quorum_is_not_acknowledged(self):
+        servers, b, cut = self.changing()
+        broken = [BrokenStore.break_(servers, name) for name in ("r1", "r4")]
+        acknowledged = []
+        for key in cut:
+            try:
+                b.put(key, "v1")
+            except UnavailableError as exc:
+                assert "may be applied" in str(exc)
+            else:
+                acknowledged.append(key)
+        for fix in broken:
+            fix.fixed()
+        make = placer_factory(**b.layout.placement_options())
+        new = make({"r1": 1.0, "r2": 1.0, "r3": 1.0, "r4": 1.0})
+        short = [
+            key
+            for key in acknowledged
+            if self.holders(servers, key, "v1", new.get_nodes(key.encode(), 3)) < 2
+        ]
+        assert short == []  # before: every key of `cut` was acknowledged on 1 of its 3
+        assert len(acknowledged) < len(cut)
+
+    def test_a_batch_short_of_the_new_sets_quorum_is_not_acknowledged(self):
+        servers, b, cut = self.changing()
+        broken = [BrokenStore.break_(servers, name) for name in ("r1", "r4")]
+        with pytest.raises(UnavailableError, match="may be applied"):
+            b.put_many({key: "v1" for key in cut})
+        for fix in broken:
+            fix.fixed()
+        assert sorted(b.probe()) == ["r1", "r4"]  # back up
+        b.put_many({key: "v2" for key in cut})  # all reachable again: acknowledged on both sets
+        report = b.finish_change()
+        assert report.action == "add" and not b.layout.changing
+        assert b.get_many(cut, consistency="quorum") == {key: "v2" for key in cut}
+        for key in cut:
+            names = [n.name for n in b.get_nodes_for_key(key)]
+            assert self.holders(servers, key, "v2", names) >= 2

@@ -147,7 +147,11 @@ def test_availability_matrix_with_servers_killed(start_redis, make_cluster, down
                 assert value in expected, (r, w, value)
             try:
                 got = cluster.get_many([key], consistency=r)
-                assert up >= NEED[r] and got[key] == value
+                # Where one value is promised, both reads return it; where several are
+                # (R + W <= N under AsyncCluster, a write still finishing in the
+                # background), the second read may see a newer one than the first.
+                assert up >= NEED[r]
+                assert got[key] == value if len(expected) == 1 else got[key] in expected
             except UnavailableError:
                 assert up < NEED[r]
             counts["ok" if second_ok else "unavailable"] += 1
