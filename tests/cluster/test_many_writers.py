@@ -20,6 +20,22 @@ ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py
 ROUNDS = 200
 
 
+class Contended(MemoryStore):
+    """A replica that another client, its clock just ahead, writes to before each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused = 0
+
+    def write_many(self, keys, records):
+        for key, record in zip(keys, records):
+            other = Record(record.version + (1 << 32), f"other {record.version}")
+            super().write_many([key], [other])
+        held = super().write_many(keys, records)
+        self.refused += len(held) - held.count(None)
+        return held
+
+
 def shared_stores(count: int = 3) -> list[MemoryStore]:
     return [MemoryStore() for _ in range(count)]
 
@@ -58,21 +74,6 @@ class TestRefusals:
     def test_a_write_refused_by_concurrent_writes_is_ordered_before_them(self, level):
         """Issue 21, item 1: a client behind a faster writer is not shut out of the key."""
 
-        class Contended(MemoryStore):
-            """A replica that another client, its clock just ahead, keeps writing to."""
-
-            def __init__(self):
-                super().__init__()
-                self.refused = 0
-
-            def write_many(self, keys, records):
-                for key, record in zip(keys, records):
-                    other = Record(record.version + (1 << 32), f"other {record.version}")
-                    super().write_many([key], [other])
-                held = super().write_many(keys, records)
-                self.refused += len(held) - held.count(None)
-                return held
-
         stores = [Contended() for _ in range(3)]
         client = client_factory(stores)(sc.clock(sc.Wall(), 1))
         client.put("k", "mine", consistency=level)  # raised ConflictError after 8 attempts
@@ -96,6 +97,15 @@ class TestRefusals:
         client = client_factory(stores)(sc.clock(sc.Wall(), 1))
         client.put("k", "mine", consistency="quorum")  # two replicas applied it
         assert [store.get(b"k").value for store in stores].count("mine") >= 2
+
+    def test_a_write_through_node_storage_refused_by_a_concurrent_write_is_ordered_before_it(
+        self,
+    ):
+        stores = [Contended() for _ in range(3)]
+        client = client_factory(stores)(sc.clock(sc.Wall(), 1))
+        primary = client.get_node_for_key("k")
+        primary.storage["k"] = "mine"  # raised ConflictError after 8 attempts
+        assert primary.store.refused == 2 and primary.storage["k"].startswith("other ")
 
     def test_a_write_through_node_storage_is_stamped_above_what_the_node_holds(self):
         stores = shared_stores()
