@@ -455,6 +455,26 @@ def test_refusals_from_replicas_failing_in_turn_end_within_n_minus_w_plus_two_at
     assert ctx.counters == {}
 
 
+def test_a_rewrite_refused_for_replicas_down_says_the_first_attempt_may_be_applied():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    newer = 500 << 32
+
+    def answer(calls):  # n0 applied, the others refused; then two go down before the rewrite
+        if calls[0].op is Op.WRITE_MANY:
+            for call in calls[1:]:
+                call.node.is_up = False
+            return [[None]] + [[newer]] * (len(calls) - 1)
+        return [None] * len(calls)
+
+    with pytest.raises(UnavailableError) as info:
+        drive(writes.put(ctx, b"k", "v", "all", 0), answer)
+    assert str(info.value).endswith(
+        "; the write may be applied on some replicas: an earlier attempt of this call was "
+        "sent to them before newer versions refused it"
+    )
+    assert str(info.value).startswith("all write needs 3 of 3 replicas, 1 alive")
+
+
 def test_a_down_replica_gets_a_hint_on_the_next_node_of_the_walk():
     members = [Member(f"n{i}") for i in range(5)]
     ctx = Context(members)
