@@ -190,7 +190,7 @@ def test_a_slow_client_behind_in_time_is_not_shut_out_of_a_hot_key(
         f"{sum(op.outcome == 'ok' for op in slow)} acknowledged; "
         f"writes not acknowledged, by error: {failed}"
     )
-    assert sum(op.outcome == "ok" for op in slow) >= 20  # the slow client did write
+    assert sum(op.outcome == "ok" for op in slow) >= 10  # the slow client did write
     assert report.counts["writes_ok"] > 100 and report.counts["reads_ok"] > 100
     assert failed.get("ConflictError", 0) == 0
     assert report.lost == [] and report.stale == [] and report.phantom == []
