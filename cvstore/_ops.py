@@ -52,6 +52,7 @@ from cvstore.core import hints as _hints
 from cvstore.core import repair as _repair
 from cvstore.core import stats as _stats
 from cvstore.core.calls import FENCED, Call, Op, Proc
+from cvstore.core.failures import may_be_applied
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
@@ -61,7 +62,14 @@ from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE, value_of
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
-from cvstore.errors import FencedError, NodeExistsError, NodeNotFoundError, StoreError, closed_error
+from cvstore.errors import (
+    FencedError,
+    NodeExistsError,
+    NodeNotFoundError,
+    StoreError,
+    UnavailableError,
+    closed_error,
+)
 from cvstore.node import Node
 from cvstore.stores.base import AsyncStore, Pending, Store
 from cvstore.versions import HybridClock
@@ -261,14 +269,22 @@ def resume(proc: Proc[Any], outcome: Any) -> Any:
     raise outcome.error
 
 
-def fenced(state: State, make: Callable[[], Proc[T]]) -> Proc[T]:
-    """Run the procedure `make()` returns; on a fenced refusal, load the layout and run it again."""
+def fenced(state: State, make: Callable[[], Proc[T]], write: bool = False) -> Proc[T]:
+    """Run the procedure `make()` returns; on a fenced refusal, load the layout and run it again.
+
+    A `write` refused by a node may already be applied on others (their
+    answers came in the same step): if a run after such a refusal fails with
+    an ``UnavailableError``, its message says the write may be applied, even
+    where it would say that this run wrote nothing.
+    """
+    refusal: FencedError | None = None
     for attempt in range(RELOADS):
         try:
             return (yield from make())
         except FencedError as exc:
             if attempt == RELOADS - 1:
                 raise
+            refusal = exc
             members = list(state.members.values())
             yield from membership.recover(
                 state,
@@ -277,7 +293,20 @@ def fenced(state: State, make: Callable[[], Proc[T]]) -> Proc[T]:
                     state, *first_layout(members, state.options), False
                 ),
             )
+        except UnavailableError as exc:
+            if not write or refusal is None:
+                raise
+            raise may_be_applied(exc, sent_before(refusal)) from exc.__cause__
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def sent_before(refusal: FencedError) -> str:
+    """Why a write refused after a fenced run may be applied."""
+    return (
+        f"an earlier run of this call was stopped when node {refusal.node!r} refused the "
+        f"client's layout epoch {refusal.client_epoch} (it holds {refusal.node_epoch}), "
+        "and may have written to them"
+    )
 
 
 # ------------------------------------------------- membership on the nodes
@@ -416,7 +445,7 @@ def put(c: Any, key: Any, value: Any, consistency: Any, ttl: Any) -> Proc[None]:
 
 def write(state: State, kb: bytes, value: Any, level: Any) -> Proc[None]:
     """The general path of ``put``."""
-    return fenced(state, lambda: writes.put(state, kb, value, level, state.now_ms()))
+    return fenced(state, lambda: writes.put(state, kb, value, level, state.now_ms()), write=True)
 
 
 def get(c: Any, key: Any, default: Any, consistency: Any) -> Proc[Any]:
@@ -458,7 +487,9 @@ def put_many(c: Any, mapping: Any, consistency: Any, ttl: Any) -> Proc[None]:
 
 
 def write_many(state: State, kbs: list[bytes], values: list[Any], level: Any) -> Proc[None]:
-    return fenced(state, lambda: writes.put_many(state, kbs, values, level, state.now_ms()))
+    return fenced(
+        state, lambda: writes.put_many(state, kbs, values, level, state.now_ms()), write=True
+    )
 
 
 def get_many(c: Any, keys: Any, consistency: Any) -> Proc[dict[Any, Any]]:

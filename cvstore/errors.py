@@ -89,7 +89,12 @@ class UnavailableError(CvstoreError):
     replicas that were down or failed, and ``causes`` the last store error
     of each of them where one is known (name -> StoreError).  The last of
     those is also ``__cause__``.  A call refused before it started (too few
-    replicas up) has written nothing.
+    replicas up) has written nothing, unless the message says "the write may
+    be applied on some replicas": a write refused part way, or after an
+    earlier try of the same call was sent (an attempt before it was stamped
+    again, or a run before a node refused the client's layout epoch and the
+    call was run again at the newer one), may be applied, as one that timed
+    out may.
     """
 
     def __init__(
@@ -114,8 +119,13 @@ class ConflictError(UnavailableError):
     """A write was refused, attempt after attempt, by newer versions from concurrent writers.
 
     Each refusal moves the writer's clock past the version that refused it
-    and the write is stamped again; this is raised only when other clients
-    kept writing the same key with newer versions through every attempt.
+    and the write is stamped again; a replica that answered an earlier
+    attempt and refuses again holds a write that arrived after this one
+    began, and counts as acknowledging it (the write is ordered just before
+    that one).  So this is raised only when the refusals kept coming from
+    replicas that had not answered before (replicas failing in turn): a write
+    ends within N - W + 2 attempts, so this needs N - W >= 7 (15 replicas at
+    quorum, 8 at one or eventual, never at all).
     The write may be applied on some replicas (as for any failed write);
     last-write-wins then keeps the newest.
     """
@@ -128,7 +138,8 @@ class FencedError(CvstoreError):
     client is stale: it loads the newer layout and asks again), False when it
     is older (the node missed a change: the client brings it up to date).
     Drivers handle both and retry; this reaches a caller only if the layout
-    kept changing through every retry.
+    kept changing through every retry (a write may then be applied on the
+    replicas that took an earlier try).
     """
 
     def __init__(

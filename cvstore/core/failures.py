@@ -3,7 +3,8 @@
 ``unavailable`` is for a call refused before it starts (too few replicas up);
 ``partial_failure`` for one whose stores failed part way (nothing rolled
 back, as in any Dynamo-style store); ``conflict`` for a write that newer
-versions kept refusing.  Each names the replicas that were missing and, where
+versions kept refusing; ``may_be_applied`` for a write refused when an
+earlier try of the same call had already sent it.  Each names the replicas that were missing and, where
 known, why: "quorum write needs 2 of 3 replicas, 1 alive (r1 down: connection
 refused, r3 down)".
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from cvstore.errors import ConflictError, StoreError, UnavailableError
 
-__all__ = ("conflict", "partial_failure", "unavailable")
+__all__ = ("conflict", "may_be_applied", "partial_failure", "unavailable")
 
 
 def _named(names: Sequence[str], state: str, causes: Mapping[str, StoreError]) -> str:
@@ -97,3 +98,26 @@ def conflict(level: str, need: int, total: int, applied: int, attempts: int) -> 
         required=need,
         alive=applied,
     )
+
+
+def may_be_applied(error: UnavailableError, earlier: str) -> UnavailableError:
+    """`error`, for a write that an `earlier` try of the same call had already sent, saying so.
+
+    A refusal before a try starts (too few replicas up) writes nothing, but an
+    earlier try of the call (an attempt before a re-stamp, a run before a node
+    refused the client's layout epoch) may have been applied on some replicas.
+    The same class and attributes, the message extended, the same cause
+    (`error` itself if its message says so already).
+    """
+    if "the write may be applied" in str(error):
+        return error
+    again = type(error)(
+        f"{error}; the write may be applied on some replicas: {earlier}",
+        level=error.level,
+        required=error.required,
+        alive=error.alive,
+        down=error.down,
+        causes=error.causes,
+    )
+    again.__cause__ = error.__cause__
+    return again

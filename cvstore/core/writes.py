@@ -1,15 +1,32 @@
 """Writes: what a put or a batch needs, what the replicas' answers mean, when to write again.
 
 The rule for several clients: a write is acknowledged only when at least W
-replicas *applied* it (W from the level).  A replica refuses a record when it
-already holds a version at least as new; the writer then observes that
-version (its clock moves past it), stamps the value again and rewrites it,
-at most ``MAX_ATTEMPTS`` times.  Because two write quorums share a replica
-(W + W > N for quorum, all and strong), a write that starts after another
-was acknowledged is refused by at least one replica of every quorum until it
-carries a newer version: it wins over the earlier write whatever the
-writers' clocks say.  ``one`` and ``eventual`` (W = 1) only promise that the
-write is newer than what the replica that applied it held.
+replicas *applied* it (W from the level), or, from its second attempt on,
+were found holding a newer version written there while this write was under
+way.  A replica refuses a record when it already holds a version at least as
+new; the writer then observes that version (its clock moves past it), stamps
+the value again and rewrites it, at most ``MAX_ATTEMPTS`` times.
+
+A refusal of the first attempt cannot tell a write that finished before this
+one began (which this one must win over) from a concurrent one: so the value
+is stamped again above every version that attempt was shown.  Because two
+write quorums share a replica (W + W > N for quorum, all and strong), that
+attempt met every write acknowledged before this one began on at least one of
+the W or more replicas that answered it, so the new stamp is above all of
+them, and this write wins over them whatever the writers' clocks say.
+
+A replica that answered an earlier attempt and refuses a later one holds a
+version above the new stamp, so above what it held when it answered: that
+version was written there after this write began, by a write that had not
+finished before this one began (a concurrent write; at W + W > N also newer
+than every write that had).  Such a refusal counts as an acknowledgement: the
+write is ordered just before that one, which last-write-wins keeps, as a
+register allows for overlapping writes (a quorum read after it returns that
+newer value or a later one, never a value this write superseded).  So a writer
+whose clock is behind is not shut out of a key that a client ahead of it
+writes faster than a round trip.  ``one`` and ``eventual`` (W = 1) only
+promise that the write is newer than what the replica that applied it held,
+or was overwritten there by a write that arrived after it began.
 
 A replica that is down or unreachable gets the write as a hint (held by the
 next node on the ring); one that answered with an error (a full server) is
@@ -29,7 +46,7 @@ from cvstore._records import records as new_records
 from cvstore.core import hints as _hints
 from cvstore.core.batch import groups, io_step, objects
 from cvstore.core.calls import PENDING, Call, Context, Op, Proc, Step, failed
-from cvstore.core.failures import conflict, partial_failure, unavailable
+from cvstore.core.failures import conflict, may_be_applied, partial_failure, unavailable
 from cvstore.core.records import Record
 from cvstore.errors import EmptyRingError, StoreError, UnavailableError
 
@@ -78,14 +95,21 @@ def put(ctx: Context, kb: bytes, value: Any, level: str, now_ms: int) -> Proc[No
 
 
 def _judge(
-    targets: Sequence[Any], results: Sequence[Any], version: int
-) -> tuple[int, list[int], list[Any], dict[str, StoreError]]:
-    """(applied, versions that refused, unreachable nodes, errors by node) of one key's writes."""
-    applied = 0
+    targets: Sequence[Any], results: Sequence[Any], version: int, prior: Sequence[bool]
+) -> tuple[int, list[int], list[int], list[Any], dict[str, StoreError]]:
+    """(acknowledged, versions that superseded it, versions that refused it, unreachable
+    nodes, errors by node) of one key's writes.
+
+    A replica acknowledges by applying the write or, if it answered an earlier
+    attempt (`prior`, in the order of `targets`), by holding a version newer
+    than this one: a concurrent write superseded it (see the module docstring).
+    """
+    acked = 0
+    superseded: list[int] = []
     refused: list[int] = []
     lost: list[Any] = []
     errors: dict[str, StoreError] = {}
-    for node, result in zip(targets, results):
+    for node, result, before in zip(targets, results, prior):
         if result is PENDING:  # not answered yet: the step's late procedure sees it
             continue
         if failed(result):
@@ -95,53 +119,70 @@ def _judge(
             continue
         held = result[0]
         if held is None or held == version:  # equal: this very write landed already
-            applied += 1
+            acked += 1
+        elif before:
+            acked += 1
+            superseded.append(held)
         else:
             refused.append(held)
-    return applied, refused, lost, errors
+    return acked, superseded, refused, lost, errors
 
 
 def _put_all(
     ctx: Context, p: Any, kb: bytes, value: Any, level: str, need: int, replicas: list[Any]
 ) -> Proc[Record]:
     """Send the write to every live replica; rewrite it above refusing versions."""
+    answered: set[int] = set()  # id() of the replicas that answered an earlier attempt
     for attempt in range(1, MAX_ATTEMPTS + 1):
         up = [node for node in replicas if node.is_up]
         if len(up) < need:
-            raise refuse_down(ctx, level, "write", need, replicas)
+            error = refuse_down(ctx, level, "write", need, replicas)
+            raise error if attempt == 1 else may_be_applied(error, _EARLIER_ATTEMPT)
         record = new_record(ctx.stamp(), value)
+        prior = [id(node) in answered for node in up]
         results = yield Step(
             [Call(node, Op.WRITE_MANY, ([kb], [record])) for node in up],
-            enough=_applied_by(record[0], need),
+            enough=_acknowledged_by(record[0], need, prior),
             late=_hint_late(ctx, p, kb, record, replicas),
         )
-        applied, refused, lost, errors = _judge(up, results, record[0])
-        if applied >= need or not (refused and applied + len(refused) >= need):
+        acked, superseded, refused, lost, errors = _judge(up, results, record[0], prior)
+        if superseded:
+            ctx.observe(max(superseded))  # later stamps of this client go above
+        if acked >= need or not (refused and acked + len(refused) >= need):
             missed = [node for node in replicas if not node.is_up or node in lost]
             if missed:  # down or unreachable: the next node on the ring holds it for them
                 yield from _hints.hint(ctx.hints, p, [(kb, record, replicas, missed)])
-            if applied >= need:
+            if acked >= need:
                 return record
             failures = [node.name for node in up if node.name in errors]
-            raise refuse(
-                ctx,
-                partial_failure(level, "write", need, len(replicas), applied, failures, errors),
-            )
+            error = partial_failure(level, "write", need, len(replicas), acked, failures, errors)
+            raise refuse(ctx, error if attempt == 1 else may_be_applied(error, _EARLIER_ATTEMPT))
         if attempt < MAX_ATTEMPTS:
             ctx.observe(max(refused))
-    raise refuse(ctx, conflict(level, need, len(replicas), applied, MAX_ATTEMPTS))
+        answered.update(
+            id(node)
+            for node, result in zip(up, results)
+            if result is not PENDING and not failed(result)
+        )
+    raise refuse(ctx, conflict(level, need, len(replicas), acked, MAX_ATTEMPTS))
 
 
-def _applied_by(version: int, need: int) -> Any:
-    """Whether `need` replicas applied the write of `version` (answers so far)."""
+# What a refusal after the first attempt adds: the attempts before it were sent.
+_EARLIER_ATTEMPT = (
+    "an earlier attempt of this call was sent to them before newer versions refused it"
+)
+
+
+def _acknowledged_by(version: int, need: int, prior: Sequence[bool]) -> Any:
+    """Whether `need` replicas acknowledged the write of `version` (answers so far; see ``_judge``)."""
 
     def enough(results: Sequence[Any]) -> bool:
-        applied = 0
-        for result in results:
+        acked = 0
+        for result, before in zip(results, prior):
             if result is not PENDING and not failed(result):
                 held = result[0]
-                applied += held is None or held == version
-        return applied >= need
+                acked += held is None or held == version or before
+        return acked >= need
 
     return enough
 
@@ -160,12 +201,19 @@ def _hint_late(ctx: Context, p: Any, kb: bytes, record: Record, replicas: list[A
 def _put_one(
     ctx: Context, p: Any, kb: bytes, value: Any, level: str, replicas: list[Any], now_ms: int
 ) -> Proc[Record]:
-    """An eventual write: one live replica applies it, the others get hints."""
+    """An eventual write: one live replica applies it, the others get hints.
+
+    From the second attempt on, a replica that answered an earlier one and
+    refuses holds a write that arrived after this one began: this one is
+    superseded there and done (see the module docstring), with no hints.
+    """
     errors: dict[str, StoreError] = {}
+    answered: set[int] = set()  # id() of the replicas that answered an earlier attempt
     for attempt in range(1, MAX_ATTEMPTS + 1):
         up = [node for node in replicas if node.is_up]
         if not up:
-            raise refuse_down(ctx, level, "write", 1, replicas)
+            error = refuse_down(ctx, level, "write", 1, replicas)
+            raise error if attempt == 1 else may_be_applied(error, _EARLIER_ATTEMPT)
         record = new_record(ctx.stamp(), value)
         refused = None
         for node in up:
@@ -175,6 +223,10 @@ def _put_one(
                 continue
             held = result[0]
             if held is not None and held != record[0]:
+                ctx.observe(held)
+                if id(node) in answered:
+                    return record  # superseded by a concurrent write
+                answered.add(id(node))
                 refused = held
                 break
             others = [other for other in replicas if other is not node]
@@ -185,9 +237,8 @@ def _put_one(
             return record
         if refused is None:
             names = [node.name for node in up]
-            raise refuse(ctx, partial_failure(level, "write", 1, len(replicas), 0, names, errors))
-        if attempt < MAX_ATTEMPTS:
-            ctx.observe(refused)
+            error = partial_failure(level, "write", 1, len(replicas), 0, names, errors)
+            raise refuse(ctx, error if attempt == 1 else may_be_applied(error, _EARLIER_ATTEMPT))
     raise refuse(ctx, conflict(level, 1, len(replicas), 0, MAX_ATTEMPTS))
 
 
@@ -332,6 +383,8 @@ def _write_batch_all(
 ) -> Proc[None]:
     n = prefs.shape[1]
     rows = np.arange(kb_arr.size)  # rows (keys) still to write
+    # cells (key, replica) that answered an earlier attempt: a refusal there is a supersession
+    answered: NDArray[np.bool_] | None = None
     error: UnavailableError | None = None
     for attempt in range(1, MAX_ATTEMPTS + 1):
         sub = prefs[rows]
@@ -340,7 +393,8 @@ def _write_batch_all(
         if not enough.all():  # nodes went down since the batch began (a rewrite)
             short = int(np.flatnonzero(~enough)[0])
             replicas = [p.nodes[j] for j in sub[short].tolist()]
-            error = error or refuse_down(ctx, level, "write", need, replicas)
+            down = refuse_down(ctx, level, "write", need, replicas)
+            error = error or (down if attempt == 1 else may_be_applied(down, _EARLIER_ATTEMPT))
             rows, sub, up = rows[enough], sub[enough], up[enough]
             if not rows.size:
                 break
@@ -369,10 +423,12 @@ def _write_batch_all(
                 )
             )
         results = yield calls
-        applied = np.zeros(count * n, dtype=bool)
+        applied = np.zeros(count * n, dtype=bool)  # applied, or superseded (see _judge)
         lost = ~up.ravel()  # cells to hint: down, or unreachable below
         refusal = np.zeros(count * n, dtype=bool)
         refused: dict[int, int] = {}  # row -> the newest version that refused it
+        prior = None if answered is None else answered[rows].ravel()
+        newest = -1  # the newest version that superseded a key
         errors: dict[str, StoreError] = {}
         for (j, pos), result in zip(targets, results):
             cells = flat[pos]
@@ -387,11 +443,18 @@ def _write_batch_all(
             for cell, held in zip(cells.tolist(), result):
                 if held is None or held == version:
                     applied[cell] = True
+                    continue
+                if prior is not None and prior[cell]:
+                    applied[cell] = True
+                    if held > newest:
+                        newest = held
                 else:
                     refusal[cell] = True
                     row = cell // n
                     if held > refused.get(row, -1):
                         refused[row] = held
+        if newest >= 0:
+            ctx.observe(newest)  # later stamps of this client go above
         acks = applied.reshape(count, n).sum(axis=1)
         done = acks >= need
         lost_rows = lost.reshape(count, n)
@@ -419,15 +482,19 @@ def _write_batch_all(
                 for name, ok in zip(names, applied.reshape(count, n)[i])
                 if not ok and name in errors
             ]
-            error = refuse(
-                ctx, partial_failure(level, "write", need, n, int(acks[i]), failures, errors)
-            )
+            error = partial_failure(level, "write", need, n, int(acks[i]), failures, errors)
+            if attempt > 1:
+                error = may_be_applied(error, _EARLIER_ATTEMPT)
+            error = refuse(ctx, error)
         if not again.any():
             break
         if attempt == MAX_ATTEMPTS:
             i = int(np.flatnonzero(again)[0])
             error = error or refuse(ctx, conflict(level, need, n, int(acks[i]), MAX_ATTEMPTS))
             break
+        if answered is None:
+            answered = np.zeros((kb_arr.size, n), dtype=bool)
+        answered[rows] |= (applied | refusal).reshape(count, n)
         ctx.observe(max(refused[i] for i in np.flatnonzero(again).tolist()))
         rows = rows[again]
     if error is not None:

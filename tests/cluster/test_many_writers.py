@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvstore import ConflictError, MemoryStore, Node, UnavailableError
-from cvstore.core.writes import MAX_ATTEMPTS
+from cvstore import MemoryStore, Node
 from cvstore.versions import HybridClock, Record, version_wall_ms
 from tests.support import writers_scenarios as sc
 from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
@@ -19,6 +18,22 @@ BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
 ALL_PLACEMENTS = True  # and under every registered placement (tests/conftest.py)
 
 ROUNDS = 200
+
+
+class Contended(MemoryStore):
+    """A replica that another client, its clock just ahead, writes to before each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused = 0
+
+    def write_many(self, keys, records):
+        for key, record in zip(keys, records):
+            other = Record(record.version + (1 << 32), f"other {record.version}")
+            super().write_many([key], [other])
+        held = super().write_many(keys, records)
+        self.refused += len(held) - held.count(None)
+        return held
 
 
 def shared_stores(count: int = 3) -> list[MemoryStore]:
@@ -55,24 +70,25 @@ class TestRefusals:
         # the clock moved past what refused it: later stamps stay above too
         assert client.clock.now() > future and version_wall_ms(future) == sc.T0 + 3_600_000
 
-    def test_a_write_refused_on_every_attempt_is_not_acknowledged(self):
-        class Contended(MemoryStore):
-            """A replica that another client keeps writing newer versions to."""
-
-            def write_many(self, keys, records):
-                for key, record in zip(keys, records):
-                    super().write_many([key], [Record(record.version + (1 << 32), "other")])
-                return super().write_many(keys, records)
+    @pytest.mark.parametrize("level", ["quorum", "all", "strong", "one", "eventual"])
+    def test_a_write_refused_by_concurrent_writes_is_ordered_before_them(self, level):
+        """Issue 21, item 1: a client behind a faster writer is not shut out of the key."""
 
         stores = [Contended() for _ in range(3)]
         client = client_factory(stores)(sc.clock(sc.Wall(), 1))
-        with pytest.raises(ConflictError, match=f"through {MAX_ATTEMPTS} attempts") as info:
-            client.put("k", "mine")
-        assert isinstance(info.value, UnavailableError)
-        assert (info.value.level, info.value.required, info.value.alive) == ("quorum", 2, 0)
-        assert all(store.get(b"k").value == "other" for store in stores)
-        with pytest.raises(ConflictError):
-            client.put_many({"k": "mine", "j": "mine too"})
+        client.put("k", "mine", consistency=level)  # raised ConflictError after 8 attempts
+        # stamped again once, above the first refusal; the second was by a write that
+        # arrived while this one was under way: this one is ordered before it
+        sent_to = 1 if level == "eventual" else 3  # "one" sends to every replica too
+        assert sum(store.refused for store in stores) == 2 * sent_to
+        held = [store.get(b"k") for store in stores if store.get(b"k") is not None]
+        assert len(held) == sent_to and all(r.value.startswith("other ") for r in held)
+        assert client.get("k", consistency="all") == held[0].value
+        assert client.clock.now() > held[0].version  # later writes go above what superseded it
+        client.put_many({"k": "mine", "j": "mine too"}, consistency=level)
+        for key in (b"k", b"j"):
+            held = [store.get(key) for store in stores if store.get(key) is not None]
+            assert held and all(r.value.startswith("other ") for r in held)
 
     def test_refusals_on_a_minority_do_not_fail_a_quorum_write(self):
         stores = shared_stores()
@@ -81,6 +97,15 @@ class TestRefusals:
         client = client_factory(stores)(sc.clock(sc.Wall(), 1))
         client.put("k", "mine", consistency="quorum")  # two replicas applied it
         assert [store.get(b"k").value for store in stores].count("mine") >= 2
+
+    def test_a_write_through_node_storage_refused_by_a_concurrent_write_is_ordered_before_it(
+        self,
+    ):
+        stores = [Contended() for _ in range(3)]
+        client = client_factory(stores)(sc.clock(sc.Wall(), 1))
+        primary = client.get_node_for_key("k")
+        primary.storage["k"] = "mine"  # raised ConflictError after 8 attempts
+        assert primary.store.refused == 2 and primary.storage["k"].startswith("other ")
 
     def test_a_write_through_node_storage_is_stamped_above_what_the_node_holds(self):
         stores = shared_stores()

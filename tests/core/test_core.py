@@ -21,7 +21,7 @@ from cvstore.core.calls import Call, Op, suspects
 from cvstore.core.health import Schedule
 from cvstore.core.placement import Placement, ring_placer
 from cvstore.core.records import TOMBSTONE, Record, differs, newest
-from cvstore.errors import ConflictError, StoreError, UnavailableError
+from cvstore.errors import StoreError, UnavailableError
 
 CORE = Path(cvstore.core.__file__).parent
 
@@ -395,15 +395,84 @@ def test_refusals_that_cannot_make_a_quorum_are_not_retried():
     assert ctx.observed == [] and ctx.counters == {"unavailable": 1}
 
 
-def test_a_write_refused_every_time_is_a_conflict_after_the_last_attempt():
+def test_a_rewrite_refused_by_concurrent_writes_is_acknowledged_as_ordered_before_them():
+    """Issue 21, item 1: a writer behind a faster one is not shut out of the key."""
     ctx = Context([Member(f"n{i}") for i in range(3)])
 
-    def answer(calls):
-        return [[call.args[1][0][0] + (1 << 32)] for call in calls]  # always a newer one
+    def answer(calls):  # another writer always got there first, just above this stamp
+        return [[call.args[1][0][0] + (1 << 32)] for call in calls]
 
-    with pytest.raises(ConflictError, match=f"through {writes.MAX_ATTEMPTS} attempts"):
+    for level in ("quorum", "all", "strong"):
+        ctx.observed.clear()
+        _, steps = drive(writes.put(ctx, b"k", level, level, 0), answer)
+        assert len(steps) == 2  # stamped again once, above what refused the first attempt
+        first, second = (step[0].args[1][0][0] for step in steps)
+        assert second > first + (1 << 32)
+        # the replicas that refused the rewrite had answered the first attempt: what they
+        # hold arrived after this write began, and the clock moved past it
+        assert ctx.observed == [first + (1 << 32), second + (1 << 32)]
+
+
+def test_a_refusal_counts_only_from_a_replica_that_answered_an_earlier_attempt():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    full = StoreError("OOM", node="x", unreachable=False)
+    replies = iter(
+        [
+            ["newer", "newer", full],  # n2 failed: its refusals are not yet known to be late
+            ["newer", full, "newer"],  # n0 superseded (1), n2 refused: stamped again
+            ["newer", full, "newer"],  # n0 and n2 superseded: 2 of 3
+        ]
+    )
+
+    def answer(calls):
+        return [
+            [call.args[1][0][0] + (1 << 32)] if reply == "newer" else reply
+            for call, reply in zip(calls, next(replies))
+        ]
+
+    _, steps = drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert len(steps) == 3 and ctx.counters == {}
+
+
+@pytest.mark.parametrize("rf", [3, 5, 7])
+def test_refusals_from_replicas_failing_in_turn_end_within_n_minus_w_plus_two_attempts(rf):
+    """Each rewrite that is not acknowledged met a replica that had not answered before."""
+    ctx = Context([Member(f"n{i}") for i in range(rf)], rf=rf)
+    full = StoreError("OOM", node="x", unreachable=False)
+    need = rf // 2 + 1
+    attempt = iter(range(100))
+
+    def answer(calls):  # each attempt, other replicas fail: those that answer always refuse
+        k = next(attempt)
+        failing = {(k * (rf - need) + i) % rf for i in range(rf - need)}
+        return [
+            full if i in failing else [call.args[1][0][0] + (1 << 32)]
+            for i, call in enumerate(calls)
+        ]
+
+    _, steps = drive(writes.put(ctx, b"k", "v", "quorum", 0), answer)
+    assert 2 <= len(steps) <= rf - need + 2 <= writes.MAX_ATTEMPTS
+    assert ctx.counters == {}
+
+
+def test_a_rewrite_refused_for_replicas_down_says_the_first_attempt_may_be_applied():
+    ctx = Context([Member(f"n{i}") for i in range(3)])
+    newer = 500 << 32
+
+    def answer(calls):  # n0 applied, the others refused; then two go down before the rewrite
+        if calls[0].op is Op.WRITE_MANY:
+            for call in calls[1:]:
+                call.node.is_up = False
+            return [[None]] + [[newer]] * (len(calls) - 1)
+        return [None] * len(calls)
+
+    with pytest.raises(UnavailableError) as info:
         drive(writes.put(ctx, b"k", "v", "all", 0), answer)
-    assert len(ctx.observed) == writes.MAX_ATTEMPTS - 1
+    assert str(info.value).endswith(
+        "; the write may be applied on some replicas: an earlier attempt of this call was "
+        "sent to them before newer versions refused it"
+    )
+    assert str(info.value).startswith("all write needs 3 of 3 replicas, 1 alive")
 
 
 def test_a_down_replica_gets_a_hint_on_the_next_node_of_the_walk():
