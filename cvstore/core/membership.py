@@ -68,61 +68,109 @@ def load(nodes: Sequence[Any]) -> Proc[tuple[Layout | None, dict[str, int]]]:
     return newest(layouts), epochs
 
 
+# How many members, first by name, decide between changes racing from one epoch.
+DECIDERS = 3
+
+
 def install(
     layout: Layout,
     nodes: dict[str, Any],
     expected: dict[str, int],
     order: Sequence[str] | None = None,
+    skippable: str | None = None,
 ) -> Proc[list[str]]:
     """Install `layout` on `nodes` (name -> node) with a compare-and-set each.
 
-    `expected` is the epoch each node is believed to hold; `order` the
-    nodes to install on, first the one that decides (by default
-    ``layout.install_order()``; a commit also goes to the nodes leaving).  Returns the
-    names of the nodes that could not be reached (they learn the layout when
-    next contacted).  Raises LayoutConflictError if another layout won on the
-    first node, or on any node with an epoch at or past this one.
+    `expected` is the epoch each node is believed to hold; `order` the nodes
+    to install on (by default ``layout.install_order()``: the members by
+    name, then the joining ones; a commit also goes to the nodes leaving).
+
+    The first ``DECIDERS`` of them decide between changes racing from the
+    same epoch: each change swaps them one at a time, in that order, and the
+    first one it swaps decides — a change that finds another layout there
+    stops, having written nothing.  Only `skippable` (the node a change
+    removes) may be passed over, and only when it does not answer: so a dead
+    member can be removed even when its name sorts first.  Two changes then
+    share at least one decider (each passes over at most one of three), met
+    in the same order; at the first they share one of them loses.  A change
+    that loses after it swapped earlier deciders (the winner passed over
+    those) writes the winner's layout over its own there, then stops.
+
+    Returns the names of the nodes that could not be reached (they learn the
+    layout when next contacted).  Raises LayoutConflictError if another
+    layout won, UnavailableError if a decider that may not be passed over
+    does not answer before this change won one.
     """
     order = [name for name in order or layout.install_order() if name in nodes]
     data = layout.to_bytes()
     missed: list[str] = []
-    first, rest = order[:1], order[1:]
-    for group in (first, rest):
-        if not group:
-            continue
-        results = yield [
+    won: list[str] = []  # deciders this change swapped
+    for name in order[:DECIDERS]:
+        (result,) = yield [
             Call(nodes[name], Op.SWAP_LAYOUT, (expected.get(name, 0), layout.epoch, data))
-            for name in group
         ]
-        retry: list[str] = []
-        for name, result in zip(group, results):
+        if failed(result):
+            if name == skippable or won:  # the change has won: it learns the layout later
+                missed.append(name)
+                continue
+            raise _unreachable(layout, [nodes[name]], {name: result})
+        held, held_data = result
+        if held == layout.epoch and held_data == data:
+            won.append(name)
+            continue
+        if won and held < layout.epoch:  # behind: it missed a layout; bring it up to date
+            expected[name] = held
+            (again,) = yield [Call(nodes[name], Op.SWAP_LAYOUT, (held, layout.epoch, data))]
+            if not failed(again) and again == (layout.epoch, data):
+                won.append(name)
+                continue
+            if failed(again):
+                missed.append(name)
+                continue
+            held, held_data = again
+        if won and held > layout.epoch and not _holds(held, held_data):
+            missed.append(name)  # a corrupt epoch decides nothing (see below)
+            continue
+        if won:  # another change passed over our earlier deciders and won here first
+            for mine in won:
+                yield [Call(nodes[mine], Op.SWAP_LAYOUT, (layout.epoch, held, held_data))]
+        raise _conflict(name, held, held_data, layout)
+    rest = order[DECIDERS:]
+    if not rest:
+        return missed
+    results = yield [
+        Call(nodes[name], Op.SWAP_LAYOUT, (expected.get(name, 0), layout.epoch, data))
+        for name in rest
+    ]
+    retry: list[str] = []
+    for name, result in zip(rest, results):
+        if failed(result):
+            missed.append(name)
+            continue
+        held, held_data = result
+        if held == layout.epoch and held_data == data:
+            continue
+        if held > layout.epoch and not _holds(held, held_data):
+            # its epoch is ahead of the layout it holds (a corrupt epoch): no client
+            # can follow it, so it decides nothing; it is left out, as a node down is
+            missed.append(name)
+            continue
+        if held > layout.epoch:
+            raise _conflict(name, held, held_data, layout)
+        # behind, or the same epoch under a change that lost at the deciders and
+        # died before it wrote the winner's layout back: this one won, it goes on
+        expected[name] = held
+        retry.append(name)
+    if retry:
+        again = yield [
+            Call(nodes[name], Op.SWAP_LAYOUT, (expected[name], layout.epoch, data))
+            for name in retry
+        ]
+        for name, result in zip(retry, again):
             if failed(result):
-                if group is first:
-                    raise _unreachable(layout, [nodes[name]], {name: result})
                 missed.append(name)
-                continue
-            held, held_data = result
-            if held == layout.epoch and held_data == data:
-                continue
-            if held > layout.epoch and group is not first and not _holds(held, held_data):
-                # its epoch is ahead of the layout it holds (a corrupt epoch): no client
-                # can follow it, so it decides nothing; it is left out, as a node down is
-                missed.append(name)
-                continue
-            if held >= layout.epoch or group is first:
-                raise _conflict(name, held, held_data, layout)
-            expected[name] = held  # behind: it missed a layout; bring it up to date
-            retry.append(name)
-        if retry:
-            again = yield [
-                Call(nodes[name], Op.SWAP_LAYOUT, (expected[name], layout.epoch, data))
-                for name in retry
-            ]
-            for name, result in zip(retry, again):
-                if failed(result):
-                    missed.append(name)
-                elif result[0] != layout.epoch:
-                    raise _conflict(name, result[0], result[1], layout)
+            elif result[0] != layout.epoch:
+                raise _conflict(name, result[0], result[1], layout)
     return missed
 
 
@@ -358,7 +406,7 @@ def change(ctx: Any, target: Layout, joining: dict[str, Any], removing: str | No
             )
         yield from empty(list(joining.values()))
     expected = {name: current.epoch for name in current.names}
-    yield from install(target, nodes, expected)
+    yield from install(target, nodes, expected, skippable=removing)
     ctx.apply_layout(target, joining)
     return (yield from finish(ctx))
 
@@ -382,7 +430,7 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     old, new = ctx.placement, ctx.placement.pending
     if abort:
         end = changing.abort()
-        missed = yield from install(end, nodes, expected, order)
+        missed = yield from install(end, nodes, expected, order, _removing(changing))
         # Nodes that were joining hold copies streamed to them, outside every replica
         # set of `end`: those that took `end` (no client can write to them at e + 1
         # any more) are cleared now.  One that missed it keeps them, and is refused
@@ -402,7 +450,7 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
         )
     moves = yield from rebalance.stream(ctx, old, new)
     end = changing.commit()
-    yield from install(end, nodes, expected, order)
+    yield from install(end, nodes, expected, order, _removing(changing))
     ctx.apply_layout(end)
     dropped = yield from rebalance.drop(old, new, moves)
     return rebalance.report(
@@ -477,6 +525,13 @@ def clear(ctx: Any, nodes: Sequence[Any]) -> Proc[dict[str, int]]:
     targets = [(node, keys) for node, keys in zip(nodes, listed) if not failed(keys) and keys]
     results = yield [Call(node, Op.DELETE_MANY, (keys,)) for node, keys in targets]
     return {node.name: int(r) for (node, _), r in zip(targets, results) if not failed(r)}
+
+
+def _removing(changing: Layout) -> str | None:
+    """The node a changing layout removes (it may be down), if it removes one."""
+    if changing.change.get("action") == "remove":
+        return str(changing.change.get("node"))
+    return None
 
 
 def _action(layout: Layout) -> str:

@@ -269,6 +269,36 @@ class TestChanges:
         }
         down.fixed()
 
+    def test_a_dead_node_whose_name_sorts_first_can_be_removed(self):
+        # Issue 21, item 5: the first member by name alone decided every change, so
+        # removing it while dead failed ("0 of 1 answered (r1 down) ... remove a dead
+        # node first"), advice that goes in a circle.
+        servers = Servers("r1", "r2", "r3", "r4")
+        cluster = create(servers, "r1", "r2", "r3", "r4")
+        data = {f"k{i}": i for i in range(300)}
+        cluster.put_many(data, consistency="all")
+        down = BrokenStore.break_(servers, "r1")
+        report = cluster.remove_node("r1")
+        assert report.action == "remove" and cluster.layout.names == ("r2", "r3", "r4")
+        assert cluster.layout.epoch == 3 and not cluster.layout.changing
+        assert {servers.stores[n].read_layout()[0] for n in ("r2", "r3", "r4")} == {3}
+        assert cluster.get_many(list(data), consistency="all") == data
+        other = join(servers, "r4")
+        assert other.layout.names == ("r2", "r3", "r4")
+        assert other.get_many(list(data), consistency="quorum") == data
+        down.fixed()
+
+    def test_a_change_still_needs_every_other_decider(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        cluster = create(servers, "r1", "r2", "r3", "r4")
+        down = BrokenStore.break_(servers, "r1")
+        with pytest.raises(UnavailableError, match="r1 down"):
+            cluster.remove_node("r4")  # r1 is not the node removed: it may not be passed over
+        assert {
+            store.read_layout()[0] for name, store in servers.stores.items() if name != "r1"
+        } == {1}
+        down.fixed()
+
     def test_a_change_left_half_done_is_finished_by_another_client(self):
         servers = Servers("r1", "r2", "r3", "r4")
         a = create(servers, "r1", "r2", "r3", replication_factor=2)
