@@ -585,6 +585,9 @@ Lookup: ``get_node(key)``, ``get_nodes(key, n)`` (preference list),
 ``hash_key(key)``.
 Batch lookup (GIL released): ``lookup_many(keys)``,
 ``get_nodes_many(keys, n)``, ``hash_many(keys)``.
+Bounded loads (a request's node given each node's load and a balance
+factor c): ``get_node_bounded(key, loads, c)``,
+``lookup_many_bounded(keys, loads, c)`` (GIL released).
 Membership: ``add(name, weight=1.0)``, ``remove(name)``.
 Introspection: ``nodes``, ``weights``, ``points``, ``owners``,
 ``ownership()``, ``len()``, ``in``, ``==``, pickling.
@@ -1357,6 +1360,9 @@ in other threads always see a whole ring, the old one or the new one.
             assert self._unreached_arr.tolist() == [i for i, c in enumerate(counts) if c == 0], (
                 "nodes without points are stale")
             assert self._nreach == sum(1 for c in counts if c), "reachable node count is stale"
+            scaled = _scaled_weights([self._weights[n] for n in names]) if names else []
+            assert np.asarray(self._wv).tolist() == scaled, "bounded-load weights are stale"
+            assert self._wsum == math.fsum(scaled), "bounded-load weight sum is stale"
         except AssertionError:
             print(f"HashRing._check failed for {self!r}: names={self._names!r} "
                   f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")
