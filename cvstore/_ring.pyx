@@ -7,6 +7,7 @@ placement works"); ``cvstore._reference`` is a slow pure-Python twin of it.
 
 cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check
@@ -394,6 +395,37 @@ cdef inline const int64_t *_int64_data(object loads, Py_ssize_t *n) noexcept:
         return NULL
     n[0] = a.dimensions[0]
     return <const int64_t *>a.data
+
+
+cdef const int64_t *_sequence_loads(object loads, int64_t *small, Py_ssize_t nsmall,
+                                    int64_t **heap, Py_ssize_t *n) except? NULL:
+    """The loads of a list or tuple of exact ints, copied into `small` (or into
+    a malloc'd *heap the caller frees) with their count in n; NULL, holding
+    no memory, if an item
+    is not an exact int or does not fit in int64 (the caller converts it with
+    numpy then, which gives the error).  Runs no Python code."""
+    cdef Py_ssize_t count = len(loads), i
+    cdef int64_t *out = small
+    cdef object item
+    cdef int overflow = 0
+    if count > nsmall:
+        out = <int64_t *>malloc(count * sizeof(int64_t))
+        if out == NULL:
+            raise MemoryError()
+        heap[0] = out
+    for i in range(count):
+        item = loads[i]
+        if type(item) is not int:
+            break
+        out[i] = PyLong_AsLongLongAndOverflow(item, &overflow)
+        if overflow:
+            break
+    else:
+        n[0] = count
+        return out
+    free(heap[0])  # (a failed conversion holds no memory)
+    heap[0] = NULL
+    return NULL
 
 
 cdef int64_t _loads_total(const int64_t *lv, Py_ssize_t n) noexcept nogil:
@@ -998,24 +1030,33 @@ in other threads always see a whole ring, the old one or the new one.
         cdef Py_ssize_t n = 0
         cdef const int64_t *lv = _int64_data(loads, &n)
         cdef int64_t total
+        cdef int64_t small[128]
+        cdef int64_t *heap = NULL
+        cdef int32_t chosen = -1
         arr = loads
         if self._npts == 0:
             raise self._empty_error()
+        if lv == NULL and (type(loads) is list or type(loads) is tuple):
+            lv = _sequence_loads(loads, small, 128, &heap, &n)
         if lv == NULL:
             arr = _loads_array(loads, len(self._names))  # may run Python code
             lv = _int64_data(arr, &n)
         # From here on no Python code runs (`arr` keeps the loads alive): the
         # ring state read below is one whole ring, and the checks hold for it.
         if self._npts == 0:
+            free(heap)
             raise self._empty_error()
         total = _loads_total(lv, n) if n == <Py_ssize_t>len(self._names) else -1
+        if total >= 0:
+            chosen = cvs_bounded_owner(
+                self._own, self._npts,
+                _owner_index(self._pts, self._npts, self._table, self._shift, h, self._strict),
+                lv, &self._wv[0], cc * <double>(total + 1), self._wsum)
+        free(heap)
         if total < 0:
             _loads_array(loads, len(self._names))  # raises the message naming what is wrong
             raise AssertionError(f"loads accepted twice: {loads!r:.80}")
-        return self._names[cvs_bounded_owner(
-            self._own, self._npts,
-            _owner_index(self._pts, self._npts, self._table, self._shift, h, self._strict),
-            lv, &self._wv[0], cc * <double>(total + 1), self._wsum)]
+        return self._names[chosen]
 
     def get_nodes(self, key, n):
         """The preference list of `key`: the first `n` distinct nodes clockwise

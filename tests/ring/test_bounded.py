@@ -175,6 +175,25 @@ def test_loads_of_other_layouts_are_read_the_same():
         ]
 
 
+def test_long_lists_of_loads_equal_arrays():
+    """Lists and tuples of ints are read item by item (into a buffer on the stack
+    up to 128 nodes, on the heap above): the same answers as an int64 array."""
+    for count in (3, 128, 129, 300):
+        ring = HashRing([f"n{i}" for i in range(count)], vnodes=20)
+        loads = np.random.default_rng(count).integers(0, 40, count)
+        keys = [f"k{i}" for i in range(300)]
+        expected = [ring.get_node_bounded(k, loads.astype(np.int64), 1.1) for k in keys]
+        assert [ring.get_node_bounded(k, loads.tolist(), 1.1) for k in keys] == expected
+        assert [ring.get_node_bounded(k, tuple(loads.tolist()), 1.1) for k in keys] == expected
+        bad = [*loads.tolist()[:-1], 1.5]
+        with pytest.raises(TypeError, match=r"got dtype float64"):
+            ring.get_node_bounded("k", bad, 1.1)
+        with pytest.raises(ValueError, match=r"loads must be >= 0, got -1 at index 0"):
+            ring.get_node_bounded("k", [-1, *loads.tolist()[1:]], 1.1)
+        with pytest.raises(ValueError, match=r"loads must sum to at most 2\*\*52"):
+            ring.get_node_bounded("k", [2**62, *loads.tolist()[1:]], 1.1)
+
+
 class TestErrors:
     ring = HashRing(["a", "b", "c"])
 
