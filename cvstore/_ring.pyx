@@ -401,9 +401,9 @@ cdef const int64_t *_sequence_loads(object loads, int64_t *small, Py_ssize_t nsm
                                     int64_t **heap, Py_ssize_t *n) except? NULL:
     """The loads of a list or tuple of exact ints, copied into `small` (or into
     a malloc'd *heap the caller frees) with their count in n; NULL, holding
-    no memory, if an item
-    is not an exact int or does not fit in int64 (the caller converts it with
-    numpy then, which gives the error).  Runs no Python code."""
+    no memory, if an item is not an exact int or does not fit in int64 (the
+    caller converts it with numpy then, which gives the error).  Runs no
+    Python code."""
     cdef Py_ssize_t count = len(loads), i
     cdef int64_t *out = small
     cdef object item
@@ -1013,7 +1013,8 @@ in other threads always see a whole ring, the old one or the new one.
 
         `loads` holds each node's current load (requests in flight), one int
         per node in ``ring.nodes`` order: an int64 numpy array is read in
-        place; a list or another integer array is converted.  `c` > 1 is the
+        place, a list or tuple of ints item by item, another integer array
+        is converted.  `c` > 1 is the
         balance factor.  With T = sum(loads) and W the sum of the weights
         (``math.fsum``), node i's bound is ``ceil(c * (T + 1) * w_i / W)``
         (in doubles, left to right; the + 1 counts the request being placed),
