@@ -42,7 +42,13 @@ ring = Extension(
     "cvstore._ring",
     sources=["cvstore/_ring.pyx", "csrc/cvs_xxh64.c", "csrc/cvs_md5.c"],
     include_dirs=["csrc"],
-    depends=["csrc/cvs_hash.h", "csrc/cvs_search.h", "cvstore/_chash.pxd"],
+    depends=[
+        "csrc/cvs_hash.h",
+        "csrc/cvs_search.h",
+        "csrc/cvs_merge.h",
+        "csrc/cvs_bounded.h",
+        "cvstore/_chash.pxd",
+    ],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )

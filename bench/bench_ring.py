@@ -14,6 +14,10 @@ keys it handles, so per-key times and rates can be derived):
 - ``build``: a ring of 1000 nodes x 160 points; ``extra_info`` also holds the
   memory per point.
 - ``add_node``: add one node to a fresh 1000-node ring (``pedantic``, since add mutates).
+- ``bounded``: a loop of 1,000 ``get_node`` calls against 1,000
+  ``get_node_bounded(key, loads, 1.25)`` calls (loads as an int64 array and as
+  a list), 100 nodes, loads left by a burst of 3,000 Zipf(1.1) requests.
+- ``bounded_many``: ``lookup_many`` against ``lookup_many_bounded`` of 1,000,000 keys.
 - ``scale_build``: cvstore rings of 10 to 100,000 nodes x 160 points (the
   target: 100,000 nodes under 1 s).
 - ``scale_add`` / ``scale_remove``: add or remove one node of a 100, 10,000 or
@@ -458,6 +462,91 @@ def test_placement_get_nodes_many(benchmark, peer, nodes, keys_100k):
     benchmark.extra_info.update(keys=len(keys_100k), nodes=nodes, n=PREFERENCE)
     rows = benchmark(placer.get_nodes_many, keys_100k, PREFERENCE)
     assert rows.shape == (len(keys_100k), PREFERENCE)
+
+
+# -- bounded loads ---------------------------------------------------------------------
+
+BOUNDED_PEERS = ["get_node", "get_node_bounded", "get_node_bounded-list", "loop"]
+BOUNDED_MANY_PEERS = ["lookup_many", "lookup_many_bounded"]
+BOUNDED_C = 1.25
+BOUNDED_IN_FLIGHT = 3_000  # requests in flight behind the loads the lookups see
+
+
+@functools.cache
+def _bounded_loads(count: int) -> np.ndarray:
+    """Loads of `count` equal nodes after a burst of 3,000 Zipf(1.1) requests
+    placed with bounds at c = 1.25: the hot keys' owners are full, so lookups
+    walk on from them as they would in a busy service."""
+    ring = HashRing(node_names(count), vnodes=VNODES)
+    ids = np.random.default_rng(20261206).zipf(1.1, BOUNDED_IN_FLIGHT)
+    keys = [f"item:{v}" for v in ids.tolist()]
+    placed = ring.lookup_many_bounded(keys, np.zeros(count, dtype=np.int64), BOUNDED_C)
+    loads = np.bincount(placed, minlength=count).astype(np.int64)
+    loads.flags.writeable = False
+    return loads
+
+
+@pytest.mark.benchmark(group="bounded")
+@pytest.mark.parametrize("peer", BOUNDED_PEERS)
+def test_bounded(benchmark, peer, nodes_100, ring_100, keys_1k):
+    """A loop of 1,000 lookups: get_node against get_node_bounded(key, loads, 1.25)
+    with loads an int64 array (read in place) or a list (converted each call)."""
+    loads = _bounded_loads(len(nodes_100))
+    as_list = loads.tolist()
+    get, bounded = ring_100.get_node, ring_100.get_node_bounded
+
+    if peer == "get_node":
+
+        def run() -> None:
+            for k in keys_1k:
+                get(k)
+
+    elif peer == "get_node_bounded":
+
+        def run() -> None:
+            for k in keys_1k:
+                bounded(k, loads, BOUNDED_C)
+
+    elif peer == "get_node_bounded-list":
+
+        def run() -> None:
+            for k in keys_1k:
+                bounded(k, as_list, BOUNDED_C)
+
+    else:
+
+        def run() -> None:
+            for k in keys_1k:
+                pass
+
+    benchmark.extra_info.update(
+        keys=len(keys_1k), nodes=len(nodes_100), vnodes=VNODES, c=BOUNDED_C,
+        in_flight=int(loads.sum()),
+    )  # fmt: skip
+    benchmark(run)
+
+    sample = _sample(keys_1k)
+    ref = ReferenceRing(nodes_100, vnodes=VNODES)
+    got = [bounded(k, loads, BOUNDED_C) for k in sample]
+    assert got == [ref.get_node_bounded(k, as_list, BOUNDED_C) for k in sample]
+    moved = sum(g != get(k) for g, k in zip(got, sample))
+    benchmark.extra_info["sample_not_owner"] = moved / len(sample)
+
+
+@pytest.mark.benchmark(group="bounded_many")
+@pytest.mark.parametrize("peer", BOUNDED_MANY_PEERS)
+def test_bounded_many(benchmark, peer, nodes_100, ring_100, keys_1m):
+    """1,000,000 keys in one call: owners, or a burst placed with bounds from
+    no load (each placement adds 1)."""
+    zeros = np.zeros(len(nodes_100), dtype=np.int64)
+    if peer == "lookup_many":
+        out = benchmark(ring_100.lookup_many, keys_1m)
+    else:
+        out = benchmark(ring_100.lookup_many_bounded, keys_1m, zeros, BOUNDED_C)
+        counts = np.bincount(out, minlength=len(nodes_100))
+        assert counts.max() <= int(np.ceil(BOUNDED_C * len(keys_1m) / len(nodes_100)))
+    benchmark.extra_info.update(keys=len(keys_1m), nodes=len(nodes_100), vnodes=VNODES, c=BOUNDED_C)
+    assert out.shape == (len(keys_1m),)
 
 
 # -- rings with many nodes -------------------------------------------------------------

@@ -29,6 +29,7 @@ if _TYPE_CHECKING:
     from cvstore._ring import HashRing
     from cvstore.aio import AsyncCluster
     from cvstore.cluster import Cluster
+    from cvstore.load import LoadTracker
     from cvstore.node import Node
     from cvstore.stores import MemoryStore
     from cvstore.stores.redis import AsyncRedisStore, RedisStore
@@ -44,6 +45,7 @@ _LAZY = {
     "AsyncRedisStore": "cvstore.stores.redis",
     "Cluster": "cvstore.cluster",
     "HashRing": "cvstore._ring",
+    "LoadTracker": "cvstore.load",
     "MemoryStore": "cvstore.stores",
     "Node": "cvstore.node",
     "RedisStore": "cvstore.stores.redis",
@@ -82,6 +84,7 @@ __all__ = (
     "HashRing",
     "LayoutConflictError",
     "Level",
+    "LoadTracker",
     "MemoryStore",
     "Node",
     "NodeExistsError",

@@ -1,5 +1,5 @@
 # Declarations of the plain-C helpers in csrc/, one per header entry.
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "cvs_hash.h" nogil:
@@ -27,3 +27,9 @@ cdef extern from "cvs_merge.h" nogil:
                           size_t nc, int shift, int sign, uint32_t *tn)
     void cvs_table_fill(const uint64_t *pts, size_t n, int shift, size_t buckets,
                         uint32_t *table)
+
+
+cdef extern from "cvs_bounded.h" nogil:
+    int cvs_has_room(int64_t load, double s, double w, double wsum)
+    int32_t cvs_bounded_owner(const int32_t *own, size_t npts, size_t start,
+                              const int64_t *load, const double *w, double s, double wsum)

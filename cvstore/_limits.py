@@ -16,6 +16,9 @@ MAX_VNODES = 10_000_000
 MAX_POINTS_PER_NODE = 10_000_000
 #: points of the whole ring (12 bytes each in the lookup arrays)
 MAX_POINTS = 100_000_000
+#: the sum of the loads given to a bounded lookup (requests in flight): below
+#: 2**52, so the total + 1 and every load are exact in a double
+MAX_TOTAL_LOAD = 2**52
 
 #: the command line's ranges, the same for every command that takes the option.
 #: A weight is relative, so a range of 1e12 between nodes is plenty, and it keeps
@@ -47,4 +50,11 @@ def show_number(value: object) -> str:
     return repr(value)  # a float's repr is already short: 1e+300, 5e-324
 
 
-__all__ = ("CLI_LIMITS", "MAX_POINTS", "MAX_POINTS_PER_NODE", "MAX_VNODES", "show_number")
+__all__ = (
+    "CLI_LIMITS",
+    "MAX_POINTS",
+    "MAX_POINTS_PER_NODE",
+    "MAX_TOTAL_LOAD",
+    "MAX_VNODES",
+    "show_number",
+)

@@ -223,5 +223,39 @@ class ReferenceRing:
             i = (i + 1) % len(self.pairs)
         return found + self.pointless[: wanted - walked]
 
+    # Bounded loads ----------------------------------------------------
+
+    def bound(self, name: str, total: int, c: float) -> int:
+        """Node `name`'s bound when `total` requests are in flight and one more is
+        placed: ``ceil(c * (total + 1) * w / W)``, W the sum of the weights, in
+        doubles left to right (math.fsum for W), the weights first multiplied by
+        the power of two that puts the largest in [1, 2)."""
+        scaled = dict(zip(self.nodes, _scaled([self.weights[n] for n in self.nodes])))
+        return math.ceil(c * float(total + 1) * scaled[name] / math.fsum(scaled.values()))
+
+    def get_node_bounded(self, key: str | bytes, loads: list[int], c: float) -> str:
+        """The key's ring owner if it is below its bound, else the owner of the
+        next point clockwise that is; the ring owner if none is."""
+        by_name = dict(zip(self.nodes, loads))
+        total = sum(loads)
+        start = self._start(key)
+        for step in range(len(self.pairs)):
+            name = self.pairs[(start + step) % len(self.pairs)][1]
+            if by_name[name] < self.bound(name, total, c):
+                return name
+        return self.pairs[start][1]
+
+    def lookup_many_bounded(self, keys: list[str | bytes], loads: list[int], c: float) -> list[int]:
+        """Each key placed in turn, each placement adding 1 to its node's load;
+        indices into ``nodes``."""
+        loads = list(loads)
+        index = {name: i for i, name in enumerate(self.nodes)}
+        out = []
+        for key in keys:
+            i = index[self.get_node_bounded(key, loads, c)]
+            loads[i] += 1
+            out.append(i)
+        return out
+
     def __len__(self) -> int:
         return len(self.weights)

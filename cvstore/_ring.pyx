@@ -7,15 +7,18 @@ placement works"); ``cvstore._reference`` is a slow pure-Python twin of it.
 
 cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check
+from libc.float cimport DBL_MAX
 from libc.math cimport floor, floorf
-from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from cvstore._chash cimport (
+    cvs_bounded_owner,
     cvs_drop_node,
     cvs_merge_node,
     cvs_table_adjust,
@@ -35,7 +38,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from cvstore._limits import MAX_POINTS, MAX_POINTS_PER_NODE, MAX_VNODES, show_number
+from cvstore._limits import (
+    MAX_POINTS,
+    MAX_POINTS_PER_NODE,
+    MAX_TOTAL_LOAD,
+    MAX_VNODES,
+    show_number,
+)
 from cvstore.errors import EmptyRingError, NodeExistsError, NodeNotFoundError
 
 DEFAULT_VNODES = 160
@@ -342,6 +351,151 @@ cdef inline bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char 
     return True
 
 
+# ------------------------------------------------------ bounded loads (helpers)
+
+cdef extern from *:
+    """
+    /* The head of numpy's array object (PyArrayObject_fields in numpy's
+     * public ndarraytypes.h, unchanged from numpy 1.7 to 2.x): read directly
+     * because numpy's buffer export (format string, buffer info) costs more
+     * than a whole ring lookup. */
+    typedef struct {
+        PyObject_HEAD
+        char *data;
+        int nd;
+        Py_ssize_t *dimensions;
+        Py_ssize_t *strides;
+        PyObject *base;
+        PyObject *descr;
+        int flags;
+    } cvs_ndarray_head;
+    """
+    ctypedef struct cvs_ndarray_head:
+        char *data
+        int nd
+        Py_ssize_t *dimensions
+        Py_ssize_t *strides
+        void *descr
+        int flags
+
+cdef object _ndarray = np.ndarray
+cdef object _int64_dtype = np.dtype(np.int64)
+cdef int _NPY_ARRAY_ALIGNED = 0x0100
+cdef int64_t _MAX_TOTAL_LOAD = MAX_TOTAL_LOAD
+
+
+cdef inline const int64_t *_int64_data(object loads, Py_ssize_t *n) noexcept:
+    """The data of `loads` (its length in n) if it is a numpy 1-D aligned array
+    of native int64 with unit stride, the fast path; else NULL."""
+    if type(loads) is not _ndarray:
+        return NULL
+    cdef cvs_ndarray_head *a = <cvs_ndarray_head *><void *>loads
+    if (a.nd != 1 or a.strides[0] != 8 or a.descr != <void *>_int64_dtype
+            or not (a.flags & _NPY_ARRAY_ALIGNED)):
+        return NULL
+    n[0] = a.dimensions[0]
+    return <const int64_t *>a.data
+
+
+cdef const int64_t *_sequence_loads(object loads, int64_t *small, Py_ssize_t nsmall,
+                                    int64_t **heap, Py_ssize_t *n) except? NULL:
+    """The loads of a list or tuple of exact ints, copied into `small` (or into
+    a malloc'd *heap the caller frees) with their count in n; NULL, holding
+    no memory, if an item is not an exact int or does not fit in int64 (the
+    caller converts it with numpy then, which gives the error).  Runs no
+    Python code."""
+    cdef Py_ssize_t count = len(loads), i
+    cdef int64_t *out = small
+    cdef object item
+    cdef int overflow = 0
+    if count > nsmall:
+        out = <int64_t *>malloc(count * sizeof(int64_t))
+        if out == NULL:
+            raise MemoryError()
+        heap[0] = out
+    for i in range(count):
+        item = loads[i]
+        if type(item) is not int:
+            break
+        out[i] = PyLong_AsLongLongAndOverflow(item, &overflow)
+        if overflow:
+            break
+    else:
+        n[0] = count
+        return out
+    free(heap[0])  # (a failed conversion holds no memory)
+    heap[0] = NULL
+    return NULL
+
+
+cdef int64_t _loads_total(const int64_t *lv, Py_ssize_t n) noexcept nogil:
+    """The sum of the n loads, or -1 if one is negative or the sum exceeds
+    MAX_TOTAL_LOAD.  Branch-free within blocks of 2048 (so it vectorizes):
+    a load below 2**52 has no bit from 52 up (a negative one has bit 63),
+    and 2048 of them sum below 2**63, so a block's sum cannot wrap."""
+    cdef uint64_t total = 0, part, bits
+    cdef Py_ssize_t i = 0, j, end
+    while i < n:
+        end = n if n - i < 2048 else i + 2048
+        part = 0
+        bits = 0
+        for j in range(i, end):
+            bits |= <uint64_t>lv[j]
+            part += <uint64_t>lv[j]
+        if bits >> 52:
+            return -1
+        total += part
+        if total > <uint64_t>_MAX_TOTAL_LOAD:
+            return -1
+        i = end
+    return <int64_t>total
+
+
+def _loads_array(loads, nnodes):
+    """`loads` as a validated C-contiguous int64 array (the same object when it
+    already is one), or the TypeError/ValueError that names what is wrong."""
+    if isinstance(loads, (str, bytes)) or loads is None:
+        raise TypeError(f"loads must be a sequence or numpy array of ints, one per node, "
+                        f"got {type(loads).__name__}: {loads!r:.60}")
+    try:
+        arr = np.asarray(loads)
+    except (TypeError, ValueError) as exc:  # ragged, or not array-like at all
+        raise TypeError(f"loads must be a sequence or numpy array of ints, one per node, "
+                        f"got {type(loads).__name__}: {loads!r:.60}") from exc
+    if arr.ndim != 1:
+        raise ValueError(f"loads must be 1-dimensional (one entry per node), got shape {arr.shape}")
+    if arr.shape[0] != nnodes:
+        raise ValueError(f"loads must have one entry per node ({nnodes}), got {arr.shape[0]}")
+    if arr.dtype.kind not in "iu" and arr.shape[0]:  # ([] is float64 to numpy)
+        raise TypeError(f"loads must hold ints (an int64 array, one entry per node), "
+                        f"got dtype {arr.dtype}")
+    if nnodes:
+        low = int(np.argmin(arr))
+        if arr[low] < 0:
+            raise ValueError(f"loads must be >= 0, got {show_number(arr[low])} at index {low}")
+        total = sum(arr.tolist())
+        if total > MAX_TOTAL_LOAD:
+            raise ValueError(f"loads must sum to at most 2**52, got {show_number(total)}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+cdef double _check_balance(c) except -1.0:
+    """The balance factor as a double, or the TypeError/ValueError naming it."""
+    cdef double v
+    if type(c) is float:
+        v = c
+    elif isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise TypeError(f"c must be a number > 1, got {type(c).__name__}: {c!r:.60}")
+    else:
+        try:
+            v = float(c)
+        except OverflowError:  # an int beyond the float range
+            v = math.inf
+    if not (v > 1.0 and v <= DBL_MAX):  # false for inf and nan too
+        raise ValueError(f"c must be a finite number > 1, got {show_number(c)}")
+    return v
+
+
 # ------------------------------------------------------------ argument checks
 
 def _check_name(name):
@@ -463,6 +617,9 @@ Lookup: ``get_node(key)``, ``get_nodes(key, n)`` (preference list),
 ``hash_key(key)``.
 Batch lookup (GIL released): ``lookup_many(keys)``,
 ``get_nodes_many(keys, n)``, ``hash_many(keys)``.
+Bounded loads (a request's node given each node's load and a balance
+factor c): ``get_node_bounded(key, loads, c)``,
+``lookup_many_bounded(keys, loads, c)`` (GIL released).
 Membership: ``add(name, weight=1.0)``, ``remove(name)``.
 Introspection: ``nodes``, ``weights``, ``points``, ``owners``,
 ``ownership()``, ``len()``, ``in``, ``==``, pickling.
@@ -494,6 +651,11 @@ in other threads always see a whole ring, the old one or the new one.
     cdef object _unreached_arr
     cdef const int32_t[::1] _unreached
     cdef Py_ssize_t _nreach
+    # Weights in name order, times the power of two that puts the largest in
+    # [1, 2), and their sum (math.fsum), for the bounded lookups.
+    cdef object _weight_arr
+    cdef const double[::1] _wv
+    cdef double _wsum
     cdef object _write_lock
 
     def __init__(self, nodes=None, *, vnodes=DEFAULT_VNODES, hash="xxh64", seed=DEFAULT_SEED):
@@ -665,6 +827,12 @@ in other threads always see a whole ring, the old one or the new one.
         unreached.flags.writeable = False
         cdef const int32_t[::1] uv = unreached
         cdef Py_ssize_t nreach = len(names) - unreached.shape[0]
+        # Scaled by a power of two (exact) so that their sum is finite.
+        weight_arr = np.array(_scaled_weights([weights[name] for name in names]) if names else [],
+                              dtype=np.float64)
+        weight_arr.flags.writeable = False
+        cdef const double[::1] wv = weight_arr
+        cdef double wsum = math.fsum(weight_arr.tolist())
         # --- the swap: plain C assignments and reference moves only
         self.points = points
         self.owners = owners
@@ -680,6 +848,9 @@ in other threads always see a whole ring, the old one or the new one.
         self._unreached_arr = unreached
         self._unreached = uv
         self._nreach = nreach
+        self._weight_arr = weight_arr
+        self._wv = wv
+        self._wsum = wsum
         self._names = names
         self._index = index
         self._weights = weights
@@ -835,6 +1006,58 @@ in other threads always see a whole ring, the old one or the new one.
             raise self._empty_error()
         return self._names[self._own[_owner_index(self._pts, self._npts, self._table, self._shift,
                                                   h, self._strict)]]
+
+    def get_node_bounded(self, key, loads, c):
+        """The node that serves `key` under bounded loads (consistent hashing
+        with bounded loads, Mirrokni-Thorup-Zadimoghaddam).
+
+        `loads` holds each node's current load (requests in flight), one int
+        per node in ``ring.nodes`` order: an int64 numpy array is read in
+        place, a list or tuple of ints item by item, another integer array
+        is converted.  `c` > 1 is the
+        balance factor.  With T = sum(loads) and W the sum of the weights
+        (``math.fsum``), node i's bound is ``ceil(c * (T + 1) * w_i / W)``
+        (in doubles, left to right; the + 1 counts the request being placed),
+        and it has room while ``loads[i] < bound``.  The key goes to its ring
+        owner if that node has room, else to the owner of the next point
+        clockwise whose node has room; if none has (only through float
+        rounding with c a few ulps above 1, or ketama nodes without points
+        holding weight), to the ring owner.  `loads` is not changed.
+
+        Runtime complexity: O(log(points) + nodes + walk).
+        """
+        cdef double cc = _check_balance(c)
+        cdef uint64_t h = self._hash_key(key)
+        cdef Py_ssize_t n = 0
+        cdef const int64_t *lv = _int64_data(loads, &n)
+        cdef int64_t total
+        cdef int64_t small[128]
+        cdef int64_t *heap = NULL
+        cdef int32_t chosen = -1
+        arr = loads
+        if self._npts == 0:
+            raise self._empty_error()
+        if lv == NULL and (type(loads) is list or type(loads) is tuple):
+            lv = _sequence_loads(loads, small, 128, &heap, &n)
+        if lv == NULL:
+            arr = _loads_array(loads, len(self._names))  # may run Python code
+            lv = _int64_data(arr, &n)
+        # From here on no Python code runs (`arr` keeps the loads alive): the
+        # ring state read below is one whole ring, and the checks hold for it.
+        if self._npts == 0:
+            free(heap)
+            raise self._empty_error()
+        total = _loads_total(lv, n) if n == <Py_ssize_t>len(self._names) else -1
+        if total >= 0:
+            chosen = cvs_bounded_owner(
+                self._own, self._npts,
+                _owner_index(self._pts, self._npts, self._table, self._shift, h, self._strict),
+                lv, &self._wv[0], cc * <double>(total + 1), self._wsum)
+        free(heap)
+        if total < 0:
+            _loads_array(loads, len(self._names))  # raises the message naming what is wrong
+            raise AssertionError(f"loads accepted twice: {loads!r:.80}")
+        return self._names[chosen]
 
     def get_nodes(self, key, n):
         """The preference list of `key`: the first `n` distinct nodes clockwise
@@ -1010,6 +1233,63 @@ in other threads always see a whole ring, the old one or the new one.
                     ov[i] = own[_owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict)]
         return out
 
+    def lookup_many_bounded(self, keys, loads, c, *, out=None):
+        """get_node_bounded for a batch of keys, placed one after another as a
+        burst of requests: each placement adds 1 to its node's load (and to
+        the total) before the next key is placed.  `loads` itself is not
+        changed; ``np.bincount(result, minlength=len(ring))`` is what the
+        batch added.  Returns int32 indices into ``ring.nodes``; `keys` and
+        `out` as in lookup_many.  The placement runs with the GIL released.
+
+        Runtime complexity: O(nodes + keys * (log(points) + walk)).
+        """
+        cdef double cc = _check_balance(c)
+        hashes = self._hash_keys(keys)
+        cdef Py_ssize_t n = hashes.shape[0], i
+        if self._npts == 0:
+            raise self._empty_error()
+        work = np.array(_loads_array(loads, len(self._names)), dtype=np.int64, copy=True)
+        if out is None:
+            out = np.empty(n, dtype=np.int32)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.int32 and out.ndim == 1
+                  and out.shape[0] == n and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(
+                f"out must be a writable C-contiguous int32 array of shape ({n},), got {out!r:.80}")
+        # Local references keep this ring state alive while the GIL is released;
+        # no Python code runs between reading them and checking the loads' length.
+        cdef const uint64_t[::1] pv = self._pv
+        cdef const int32_t[::1] own = self._ov
+        cdef const uint32_t[::1] tv = self._tv
+        cdef const double[::1] wv = self._wv
+        cdef double wsum = self._wsum
+        cdef int shift = self._shift
+        cdef bint strict = self._strict
+        cdef size_t npts = pv.shape[0]
+        if npts == 0:
+            raise self._empty_error()
+        if work.shape[0] != wv.shape[0]:  # the ring changed while the loads were read
+            _loads_array(loads, wv.shape[0])
+            raise AssertionError("unreachable")
+        cdef int64_t[::1] lv = work
+        cdef const uint64_t[::1] hv = hashes
+        cdef int32_t[::1] ov = out
+        cdef int64_t total = _loads_total(&lv[0], lv.shape[0])
+        if total < 0 or total + n > _MAX_TOTAL_LOAD:
+            raise ValueError(f"loads plus the {n:,} keys must sum to at most 2**52, got "
+                             f"{show_number(sum(work.tolist()) + n)}")
+        cdef int32_t o
+        if n == 0:
+            return out
+        with nogil:
+            for i in range(n):
+                o = cvs_bounded_owner(&own[0], npts,
+                                      _owner_index(&pv[0], npts, &tv[0], shift, hv[i], strict),
+                                      &lv[0], &wv[0], cc * <double>(total + 1), wsum)
+                ov[i] = o
+                lv[o] += 1
+                total += 1
+        return out
+
     def get_nodes_many(self, keys, n):
         """Preference lists for every key: int32 array of shape
         (len(keys), min(n, len(ring))) of indices into ``ring.nodes``."""
@@ -1122,6 +1402,9 @@ in other threads always see a whole ring, the old one or the new one.
             assert self._unreached_arr.tolist() == [i for i, c in enumerate(counts) if c == 0], (
                 "nodes without points are stale")
             assert self._nreach == sum(1 for c in counts if c), "reachable node count is stale"
+            scaled = _scaled_weights([self._weights[n] for n in names]) if names else []
+            assert np.asarray(self._wv).tolist() == scaled, "bounded-load weights are stale"
+            assert self._wsum == math.fsum(scaled), "bounded-load weight sum is stale"
         except AssertionError:
             print(f"HashRing._check failed for {self!r}: names={self._names!r} "
                   f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")

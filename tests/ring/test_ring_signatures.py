@@ -20,7 +20,7 @@ KINDS = {
 }
 METHODS = [
     "add", "remove", "hash_key", "get_node", "get_nodes", "hash_many", "lookup_many",
-    "get_nodes_many", "ownership", "copy",
+    "get_nodes_many", "ownership", "copy", "get_node_bounded", "lookup_many_bounded",
 ]  # fmt: skip
 
 

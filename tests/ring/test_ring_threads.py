@@ -78,3 +78,61 @@ def test_copy_is_independent_and_equal():
     assert snap.nodes == tuple(sorted(BASE))
     snap._check()
     ring._check()
+
+
+def test_bounded_lookups_while_membership_changes():
+    """Bounded lookups, scalar and batch (GIL released), on a ring that another
+    thread grows and shrinks: each answer is for one whole ring (with no load, its
+    owner there), or a ValueError when the loads' length no longer matches."""
+    import numpy as np
+
+    ring = HashRing(BASE)
+    keys = [f"k{i}" for i in range(500)]
+    valid = {k: set() for k in keys}
+    for size in range(len(EXTRA) + 1):
+        snapshot = HashRing(BASE + EXTRA[:size])
+        for k, owner in zip(keys, snapshot.lookup_many(keys).tolist()):
+            valid[k].add(snapshot.nodes[owner])
+    done = threading.Event()
+    errors = []
+    counts = {"scalar": 0, "batch": 0, "mismatch": 0}
+
+    def writer():
+        for _ in range(100):
+            for name in EXTRA:
+                ring.add(name)
+            for name in reversed(EXTRA):
+                ring.remove(name)
+        done.set()
+
+    def scalar_reader():
+        while not done.is_set() or counts["scalar"] < 2000:
+            k = keys[counts["scalar"] % len(keys)]
+            try:
+                node = ring.get_node_bounded(k, np.zeros(len(ring), dtype=np.int64), 1.25)
+            except ValueError as exc:
+                assert "one entry per node" in str(exc)
+                counts["mismatch"] += 1
+            else:
+                if node not in valid[k]:
+                    errors.append(("get_node_bounded", k, node))
+            counts["scalar"] += 1
+
+    def batch_reader():
+        while not done.is_set() or counts["batch"] < 20:
+            snap = ring.copy()
+            got = snap.lookup_many_bounded(keys, np.zeros(len(snap), dtype=np.int64), 1.25)
+            loads = np.bincount(got, minlength=len(snap))
+            if loads.max() > np.ceil(1.25 * len(keys) / len(snap)):
+                errors.append(("lookup_many_bounded", loads.max()))
+            counts["batch"] += 1
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=scalar_reader)]
+    threads += [threading.Thread(target=batch_reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    ring._check()

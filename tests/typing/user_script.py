@@ -22,6 +22,7 @@ from cvstore import (
     Hash,
     HashRing,
     Level,
+    LoadTracker,
     MemoryStore,
     Node,
     ReadPolicy,
@@ -73,6 +74,14 @@ def sync_part() -> None:
     ring = HashRing(["a", "b"], hash=kind)
     assert_type(ring.get_node("k"), str)
     assert_type(ring.lookup_many(["k", "l"]), NDArray[np.int32])
+    loads = np.zeros(len(ring), dtype=np.int64)
+    assert_type(ring.get_node_bounded("k", loads, 1.25), str)
+    assert_type(ring.lookup_many_bounded(["k", "l"], [0] * len(ring), 1.25), NDArray[np.int32])
+    tracker = LoadTracker(ring, c=1.25)
+    with tracker.request("k") as node:
+        assert_type(node, str)
+    assert_type(tracker.acquire("k"), str)
+    assert_type(tracker.loads(), dict[str, int])
     assert cvstore.__version__
 
 
