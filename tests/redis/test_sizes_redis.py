@@ -61,7 +61,10 @@ def test_a_value_over_the_limit_is_refused_before_any_server_sees_a_command(spie
 
 def test_a_value_at_the_limit_is_stored_and_read_back_with_no_node_suspected(spies, make_cluster):
     servers, clients = spies
-    c = make_cluster(servers)  # the default timeout: the limit is chosen to fit in it
+    # A timeout well above the transfer's: on a busy machine 0.5 s (the default) is not
+    # always enough for three 8 MiB values (see the README's "Sizes"), and this test is
+    # about the values and the script calls, not about the machine's speed.
+    c = make_cluster(servers, timeout=10.0)
     at = bytes(range(256)) * (LIMIT // 256)
     c.put("big", at, consistency="all")
     for level in ("one", "quorum", "all"):
