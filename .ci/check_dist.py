@@ -46,6 +46,8 @@ SDIST_MUST = [
     "cvstore/py.typed",
     "csrc/cvs_hash.h",
     "csrc/cvs_search.h",
+    "csrc/cvs_merge.h",
+    "csrc/cvs_bounded.h",
     "csrc/cvs_xxh64.c",
     "csrc/cvs_md5.c",
     "tests/conftest.py",
