@@ -14,9 +14,11 @@ of the machine), and the outcome:
 Written values must be unique (``History.value()`` makes them so), which is what lets a
 read or the final state be traced back to exactly one write.
 
-**What the checker knows of versions.** It never sees a version stamp; it derives "the
-version of write `a` is lower than that of write `b`" (a < b) only from what the README
-promises, and closes that order under transitivity:
+**What the checker knows of versions.** It never sees a version stamp, and one write can
+carry several: a write refused by a newer copy is stamped again, higher, and sent again, so
+an early stamp of it may stay on a replica that applied it until ``repair()``.  The checker
+derives "every stamp of write `a` is lower than the last stamp of write `b`" (a < b) only
+from what the README promises, and closes that order under transitivity:
 
 - *write quorums meet*: `a` acknowledged before `b` was invoked, `b` acknowledged, and
   W(a) + W(b) > N (W: replicas that must apply a write at its level; N the replication
@@ -24,10 +26,13 @@ promises, and closes that order under transitivity:
   ("a write that starts after another was acknowledged wins over it" for ``quorum``,
   ``all`` and ``strong``; "every replica has it when put returns" for ``all``);
 - *a client's clock*: `b` written by a process whose earlier operation (completed before
-  `b` was invoked) wrote or read `a` — "every read observes what it returns ... at every
-  level, ``one`` and ``eventual`` included", and a ``HybridClock`` issues strictly
-  increasing stamps.  (A write with an unknown outcome never completes, so it is left
-  out of this rule.)
+  `b` was invoked) wrote `a` and was acknowledged (a ``HybridClock`` issues strictly
+  increasing stamps), or read `a` at a level that promised to see `a`'s last stamp (`a`
+  acknowledged before the read began, W(a) + R > N) — "every read observes what it
+  returns ... at every level, ``one`` and ``eventual`` included".  A read that may have
+  returned an early stamp of `a` orders nothing (the process's later writes are above that
+  stamp, maybe not above `a`'s last), nor does a write with an unknown outcome (it never
+  completes).
 
 ``check(ops, final, replicas)`` reports, after the faults healed, hints were delivered,
 ``repair()`` ran and a fresh client read every key at ``all`` (`final`, and each
@@ -282,8 +287,9 @@ def _check_key(
     Sets of writes are Python ints used as bit sets (bit i: the key's i-th write).
     ``below[i]``: the writes known older than write i.  ``acked_up[t]``: the writes
     acknowledged so far with W >= t, and all below them; ``acked_below[t]``: all below
-    them only.  ``seen[p]``: what process p has written or read (completed), with all below;
-    ``seen_below[p]``: all below those only.
+    them only.  ``seen[p]``: what process p's later writes are known to be above, with all
+    below.  ``had_below[p]``: all below what p has written (acknowledged) or read, for the
+    count of non-monotonic reads.
     """
     index = {op.value: i for i, op in enumerate(o for o in key_ops if o.op == "write")}
     below: dict[int, int] = {}
@@ -291,9 +297,9 @@ def _check_key(
     acked_below = [0] * (n + 2)
     any_acked = [False] * (n + 2)
     seen: dict[int, int] = {}
-    seen_below: dict[int, int] = {}
+    had_below: dict[int, int] = {}
     # a read's view when invoked: (acked_below[t], acked_below[1], any_acked[t],
-    # any_acked[1], seen_below[p], whether p had seen anything)
+    # any_acked[1], had_below[p], whether p had written or read a value)
     at_invoke: dict[int, tuple[int, int, bool, bool, int, bool]] = {}
 
     # invokes before completions at the same instant: "precedes" is strict
@@ -321,7 +327,7 @@ def _check_key(
                     acked_below[t] |= below[i]
                     any_acked[t] = True
                 seen[p] = seen.get(p, 0) | mine
-                seen_below[p] = seen_below.get(p, 0) | below[i]
+                had_below[p] = had_below.get(p, 0) | below[i]
             continue
         if op.outcome != "ok":
             continue
@@ -332,8 +338,8 @@ def _check_key(
                 acked_below[1],
                 any_acked[t],
                 any_acked[1],
-                seen_below.get(p, 0),
-                seen.get(p, 0) != 0,
+                had_below.get(p, 0),
+                p in had_below,
             )
             continue
         promised_below, all_below, promised_any, anything, mine_below, saw = at_invoke.pop(j)
@@ -348,8 +354,16 @@ def _check_key(
         if (op.value is None and saw) or value_bit & mine_below:
             counts[f"nonmonotonic_{op.level}"] += 1
         if op.value is not None:
-            seen[p] = seen.get(p, 0) | (1 << index[op.value]) | below[index[op.value]]
-            seen_below[p] = seen_below.get(p, 0) | below[index[op.value]]
+            had_below[p] = had_below.get(p, 0) | below[index[op.value]]
+        source = writes.get(op.value) if op.value is not None else None
+        if (
+            source is not None
+            and source.outcome == "ok"
+            and source.precedes(op)
+            and promises_read_after_write(source.level, op.level, n)
+        ):  # the read returned the source's last stamp: its process's writes go above it
+            i = index[op.value]
+            seen[p] = seen.get(p, 0) | (1 << i) | below[i]
 
     value = final.get(key)
     if not known(key, value):
