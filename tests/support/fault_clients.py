@@ -174,6 +174,10 @@ async def _run_async(
                 )
             if progress is not None:
                 progress.value = len(history.ops)
+            # Give the loop a turn, as a caller doing any other work would: AsyncCluster
+            # refuses a call on suspected nodes without awaiting anything, so a caller that
+            # only retries never lets the prober run and the nodes stay down (issue 21 report).
+            await asyncio.sleep(0)
 
     try:
         await asyncio.to_thread(ready.wait, 60)
