@@ -157,3 +157,98 @@ def test_history_records_real_calls_and_their_outcomes():
     assert len({op.value for op in history.ops if op.op == "write"}) == 2
     assert check(history.ops, final={"k": cluster.get("k")}).ok
     cluster.close()
+
+
+# -- the order the checker derives, and each level's promise exactly (issue 21, item 3) ------
+
+
+def test_a_one_write_by_a_client_that_read_the_older_value_must_win():
+    # README: "a client that read a value stamps its later writes above it, at every level,
+    # `one` and `eventual` included"; every level's write is on one replica, newer than what
+    # it held, so after repair() the later write (or a newer one) is what the key holds.
+    a = w(1, "k", "a", 0, 1, level="one")
+    seen = r(2, "k", "a", 2, 3, level="all")  # an all read after `a`: `a`'s last stamp
+    b = w(2, "k", "b", 4, 5, level="one")
+    assert check([a, seen, b], final={"k": "a"}).lost == [(b, "a")]
+    assert check([a, seen, b], final={"k": "b"}).ok
+
+
+def test_a_read_that_may_have_returned_an_early_stamp_orders_nothing():
+    # `a` may have been refused somewhere and stamped again: a `one` read can return its first
+    # stamp from a replica the later stamp never reached; `b` is above that stamp only.
+    # (Seen in a real run: a quorum write took 390 ms, re-stamped past newer writes.)
+    a = w(1, "k", "a", 0, 1, level="one")
+    seen = r(2, "k", "a", 2, 3, level="one")
+    b = w(2, "k", "b", 4, 5, level="one")
+    assert check([a, seen, b], final={"k": "a"}).ok
+    during = r(2, "k", "a", 0.5, 0.6, level="all")  # read while `a` was still in progress
+    assert check([a, during, w(2, "k", "b", 4, 5, level="one")], final={"k": "a"}).ok
+
+
+def test_a_clients_own_later_write_must_win_at_one():
+    a = w(1, "k", "a", 0, 1, level="eventual")
+    b = w(1, "k", "b", 2, 3, level="eventual")  # HybridClock stamps strictly increase
+    assert check([a, b], final={"k": "a"}).lost == [(b, "a")]
+
+
+def test_an_acknowledged_one_write_must_not_vanish():
+    a = w(1, "k", "a", 0, 1, level="one")
+    assert check([a], final={"k": None}).lost == [(a, None)]
+
+
+def test_a_quorum_write_after_a_one_write_may_lose_to_it():
+    # W + W = 1 + 2 = N: the quorum write need not meet the one replica that applied `a`,
+    # and a writer whose clock is behind stamps lower; not a promise, not reported.
+    a = w(1, "k", "a", 0, 1, level="one")
+    b = w(2, "k", "b", 2, 3, level="quorum")
+    assert check([a, b], final={"k": "a"}).ok
+
+
+def test_a_one_write_after_an_all_write_must_win():
+    # every replica has `a` when its put returns, so the replica that applies `b` held it
+    a = w(1, "k", "a", 0, 1, level="all")
+    b = w(2, "k", "b", 2, 3, level="one")
+    assert check([a, b], final={"k": "a"}).lost == [(b, "a")]
+
+
+def test_an_all_read_after_unordered_one_writes_may_return_the_earlier():
+    # `b` began after `a` was acknowledged, but at W = 1 nothing orders their stamps: the
+    # all read returns the newer stamp, which may be `a`'s.  Not stale.
+    a = w(1, "k", "a", 0, 1, level="one")
+    b = w(2, "k", "b", 2, 3, level="one")
+    read = r(3, "k", "a", 4, 5, level="all")
+    assert check([a, b, read], final={"k": "a"}).ok
+
+
+def test_the_order_is_transitive():
+    x = w(1, "k", "x", 0, 1, level="all")
+    y = w(3, "k", "y", 2, 3, level="one")  # above x: all + one > N
+    seen = r(2, "k", "y", 4, 5, level="all")
+    z = w(2, "k", "z", 6, 7, level="one")  # above y: its process read y's last stamp
+    report = check([x, y, seen, z], final={"k": "x"})
+    assert report.lost == [(y, "x"), (z, "x")]
+    late = r(4, "k", "y", 8, 9, level="all")  # an all read after z: y is older than z
+    assert check([x, y, seen, z, late], final={"k": "z"}).stale == [(late, z)]
+
+
+def test_reads_at_one_that_go_back_are_counted_not_failed():
+    a = w(1, "k", "a", 0, 1, level="one")
+    b = w(1, "k", "b", 2, 3, level="one")
+    first = r(2, "k", "b", 4, 5, level="one")
+    back = r(2, "k", "a", 6, 7, level="one")  # older than what process 2 already read
+    report = check([a, b, first, back], final={"k": "b"})
+    assert report.ok, report.summary()
+    assert report.counts["nonmonotonic_one"] == 1
+    assert report.counts["stale_allowed_one"] == 1  # older than b, acknowledged before it
+    assert report.counts["writes_ok_one"] == 2
+    # The same at quorum is a stale read (b was acknowledged at quorum before it began).
+    qa, qb = w(1, "k", "a", 0, 1), w(1, "k", "b", 2, 3)
+    qfirst, qback = r(2, "k", "b", 4, 5), r(2, "k", "a", 6, 7)
+    assert check([qa, qb, qfirst, qback], final={"k": "b"}).stale == [(qback, qb)]
+
+
+def test_an_unknown_level_or_kind_of_operation_is_refused():
+    with pytest.raises(ValueError, match="level must be one of .*'two'"):
+        check([w(1, "k", "a", 0, 1, level="two")], final={})
+    with pytest.raises(ValueError, match="op must be 'write' or 'read', got 'cas'"):
+        check([Op(1, "cas", "k", "a", "one", 0, 1, "ok")], final={})

