@@ -49,7 +49,7 @@ from cvstore.core.levels import Level
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.repair import RepairReport
 from cvstore.core.stats import ClusterStats
-from cvstore.errors import FencedError, StoreError, closed_error
+from cvstore.errors import FencedError, StoreError, UnavailableError, closed_error
 from cvstore.node import Node
 from cvstore.stores.base import AsyncStore, Store, close_either
 
@@ -312,7 +312,8 @@ class AsyncCluster(ops.Client, Generic[V]):
     async def _run(self, proc: Run[T]) -> T:
         """Run a procedure to its result, making the store calls it asks for (opens first).
 
-        What a step raises is handed to ``ops.resume``.
+        What a step raises is handed to ``ops.resume``.  A refusal made with no
+        I/O yields once first, or a caller that only retries starves the prober.
         """
         if not self._opened:
             await self.open()
@@ -322,6 +323,9 @@ class AsyncCluster(ops.Client, Generic[V]):
                 calls = ops.resume(proc, outcome)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
+            except UnavailableError:
+                await asyncio.sleep(0)
+                raise
             try:
                 outcome = await self._execute(calls)
             except BaseException as exc:  # noqa: BLE001 - handed on

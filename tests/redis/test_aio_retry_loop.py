@@ -21,10 +21,6 @@ from tests.support.faultproxy import FaultProxy
 PATIENCE = 5.0  # s of retrying (a healed node is probed again within 0.05 s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AsyncCluster refuses on suspected nodes without yielding: the prober starves",
-)
 def test_a_caller_that_only_retries_sees_the_cluster_come_back(start_redis, prefix):
     servers = start_redis(3)
 
