@@ -41,7 +41,7 @@ def test_a_caller_that_only_retries_sees_the_cluster_come_back(start_redis, pref
             )
             await cluster.open()
             try:
-                await cluster.put("k", "v")
+                await cluster.put("k", "v", consistency="all")  # on every replica: `one` reads any
                 for link in links:
                     link.partition()
                 with pytest.raises(UnavailableError):
