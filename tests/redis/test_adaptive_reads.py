@@ -141,3 +141,27 @@ def test_stats_show_the_score_inputs_and_hedges(proxied, driver):
     assert stats.hedges_sent == sum(row["hedges_sent"] for row in stats.per_node.values())
     if driver == "sync":
         assert stats.hedges_sent == 0  # the sync driver does not hedge
+
+
+def test_a_replica_that_turns_slow_is_hedged_around(proxied, driver):
+    """AsyncCluster: the reads that still pick a replica just turned slow are answered by a
+    hedge to the next one (counted in stats); the sync driver does not hedge."""
+    make, servers, links = proxied
+    writer = make("random")
+    writer.put_many({key: str(i) for i, key in enumerate(KEYS)}, consistency="all")
+    cluster = make("adaptive")
+    read(cluster, 300, servers)  # every replica fast: each has a p95 of a fraction of a ms
+    links[0].delay(down=0.2)  # much slower than any p95 on a loaded machine
+    before = cluster.stats()
+    served = read(cluster, 100, servers)
+    after = cluster.stats()
+    sent = after.hedges_sent - before.hedges_sent
+    won = after.hedges_won - before.hedges_won
+    if driver == "sync":
+        assert sent == won == 0
+        return
+    # r1 is asked until a reply of its shows it slow: a hedge answers each such read
+    assert served[0] >= 1, served
+    assert won >= 1 and won <= sent, (sent, won)
+    assert after.per_node["r1"]["read_latency_ms"] > 50
+    assert after.hedges_sent <= 0.05 * 400 + 1  # the budget (health.HEDGE_BUDGET)
