@@ -57,6 +57,7 @@ from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
+from cvstore.core.reads import LATENCY_FLOOR
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE, value_of
 from cvstore.core.repair import RepairReport
@@ -889,7 +890,9 @@ def call_tracked(state: State, calls: Sequence[Call], epoch: int, overlap: bool)
     Each counts as outstanding to its node while under way; then its latency
     and outcome go to ``state.replicas``.  Overlapped replies are read in the
     order asked (the best-scored first), each measured from when every
-    request was sent.
+    request was sent; a reply read right after another one (in less than
+    ``LATENCY_FLOOR``) may have been waiting behind it, its own time hidden:
+    its outcome is counted, not its latency.
     """
     replicas = state.replicas
     replicas.sent([call.node.name for call in calls])
@@ -909,11 +912,11 @@ def call_tracked(state: State, calls: Sequence[Call], epoch: int, overlap: bool)
         for i, call in enumerate(calls):
             answered = i < len(results) and i < len(done)
             result = results[i] if answered else None
+            seconds = done[i] - begun[i] if answered else None
+            if overlap and i and answered and done[i] - done[i - 1] < LATENCY_FLOOR:
+                seconds = None  # ready before the reply read first: its own time is unknown
             replicas.answered(
-                call.node.name,
-                done[i] - begun[i] if answered else None,
-                isinstance(result, StoreError),
-                call.op is Op.GET,
+                call.node.name, seconds, isinstance(result, StoreError), call.op is Op.GET
             )
     return results
 

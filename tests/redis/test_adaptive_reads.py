@@ -7,15 +7,15 @@ times: a read the cluster sent to a replica is one MGET there, hedges and
 exploration included.
 
 Why the bounds hold: "adaptive" puts a random non-best replica first on
-``ADAPTIVE_EXPLORE`` (2 %) of the reads, and with three replicas half of
-those go to the slow one: about 1 % of the reads once its latency is known.
+``ADAPTIVE_EXPLORE`` (1 %) of the reads, and with three replicas half of
+those go to the slow one: about 0.5 % of the reads once its latency is known.
 Hedges go to the best-ranked replica, never the slow one.  The test allows 4 %
-(over 1,500 reads, about 11 standard deviations above the 1 % expected).
-``random`` sends it about a third (asserted >= 20 %).  Once the delay is
-removed, each exploration of the recovered replica halves its latency
-average (``health.LATENCY_ALPHA``): about five explorations, some 500 reads,
-bring it under ``LATENCY_FLOOR``, where it ties with the others and gets a
-third again; the test allows 4,000 reads.
+(over 1,500 reads, 60 reads against the 7.5 expected).  ``random`` sends it
+about a third (asserted >= 20 %).  Once the delay is removed, each
+exploration of the recovered replica halves its latency average
+(``health.LATENCY_ALPHA``): about five explorations, some 1,000 reads, bring
+it under ``LATENCY_FLOOR``, where it ties with the others and gets a third
+again; the test allows 6,000 reads (30 explorations expected).
 """
 
 from __future__ import annotations
@@ -94,16 +94,14 @@ def test_the_slow_replica_serves_few_one_reads_and_a_recovered_one_gets_its_shar
     served = read(cluster, 1500, servers)
     assert sum(served) >= 1500
     assert served[0] <= 0.04 * 1500, (served, reads.ADAPTIVE_EXPLORE)
-    stats = cluster.stats().per_node
-    assert stats["r1"]["read_latency_ms"] > 5 * stats["r2"]["read_latency_ms"], stats
 
     links[0].heal()
-    for done in range(100, 4001, 100):
+    for done in range(100, 6001, 100):
         served = read(cluster, 100, servers)
         if served[0] >= 0.15 * sum(served):  # its share back (a third is fair)
             break
     else:
-        pytest.fail(f"the recovered replica did not get its share back in 4,000 reads: {served}")
+        pytest.fail(f"the recovered replica did not get its share back in 6,000 reads: {served}")
     print(f"recovered replica back after {done} reads")
 
 
@@ -119,7 +117,7 @@ def test_quorum_reads_leave_the_slow_replica_out_and_answer_the_same(proxied):
     for i in range(600):
         assert cluster.get(KEYS[i % len(KEYS)], consistency="quorum") == str(i % len(KEYS))
     served = [mgets(server) - b for server, b in zip(servers, before)]
-    # A quorum read asks two of the three: the two fast ones, but for exploration (2 %).
+    # A quorum read asks two of the three: the two fast ones, but for exploration (1 %).
     assert served[1] + served[2] >= 2 * 600 * 0.95, served
     assert served[0] <= 0.06 * 600, served
 
