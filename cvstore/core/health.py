@@ -129,6 +129,12 @@ LATENCY_ALPHA = 0.5  # weight of the newest sample in a replica's latency averag
 ERROR_ALPHA = 0.2  # weight of the newest outcome (1 failed, 0 answered) in its error rate
 WINDOW = 64  # latest single-key read latencies kept per replica, for its p95
 HEDGE_BUDGET = 0.05  # hedges sent at most per adaptive single-key read (plus one)
+# A sample moves a replica's latency average as if it were at most this far above
+# it (SPIKE_RATIO times it, or SPIKE_ADD seconds more, whichever is higher): one
+# stall of the client's own machine does not rank a fast replica behind a slow
+# one it then never asks again; a replica that turned slow is last after one sample.
+SPIKE_RATIO = 8.0
+SPIKE_ADD = 0.010
 
 
 class _Replica:
@@ -148,7 +154,9 @@ class _Replica:
 class ReplicaStats:
     """What the driver measures of each replica for ``read_policy="adaptive"``.
 
-    Per node name: a moving average of read latency (``LATENCY_ALPHA``), the
+    Per node name: a moving average of read latency (``LATENCY_ALPHA``; a
+    sample far above it counts as ``SPIKE_RATIO`` times it or ``SPIKE_ADD``
+    more, whichever is higher), the
     read calls this client has outstanding to it, a moving average of its
     read failures (``ERROR_ALPHA``), and the p95 of its latest ``WINDOW``
     single-key read latencies (the hedge delay).  The driver calls ``sent``
@@ -187,7 +195,11 @@ class ReplicaStats:
             if failed or seconds is None:
                 return
             old = entry.latency
-            entry.latency = seconds if old is None else old + LATENCY_ALPHA * (seconds - old)
+            if old is None:
+                entry.latency = seconds
+            else:
+                counted = min(seconds, max(SPIKE_RATIO * old, old + SPIKE_ADD))
+                entry.latency = old + LATENCY_ALPHA * (counted - old)
             if single:
                 samples = entry.samples
                 if len(samples) < WINDOW:

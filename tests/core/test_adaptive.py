@@ -77,6 +77,19 @@ def test_replica_stats_average_count_and_forget():
     assert stats.view("a") == (None, 0, 0.0)
 
 
+def test_a_spike_moves_the_average_a_bounded_step_and_a_drop_a_full_one():
+    stats = ReplicaStats(nullcontext())
+    stats.answered("a", 0.0003, False, True)
+    stats.answered("a", 0.5, False, True)  # one stall of the client: counted as 10.3 ms
+    assert stats.view("a")[0] == pytest.approx(0.0003 + health.LATENCY_ALPHA * 0.010)
+    stats.answered("b", 0.020, False, True)
+    stats.answered("b", 0.5, False, True)  # from 20 ms: counted as 160 ms (8 times)
+    assert stats.view("b")[0] == pytest.approx(0.020 + health.LATENCY_ALPHA * 0.140)
+    stats.answered("b", 0.0, False, True)  # faster: counted in full
+    assert stats.view("b")[0] == pytest.approx(0.09 * (1 - health.LATENCY_ALPHA))
+    assert stats.p95("a") == 0.5  # the p95 (the hedge delay) takes samples as they are
+
+
 def test_the_p95_is_of_the_latest_single_key_reads():
     stats = ReplicaStats(nullcontext())
     for i in range(96):  # 0..95 ms: the window keeps the latest 64 (32..95 ms)

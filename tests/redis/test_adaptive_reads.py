@@ -161,5 +161,4 @@ def test_a_replica_that_turns_slow_is_hedged_around(proxied, driver):
     # r1 is asked until a reply of its shows it slow: a hedge answers each such read
     assert served[0] >= 1, served
     assert won >= 1 and won <= sent, (sent, won)
-    assert after.per_node["r1"]["read_latency_ms"] > 50
     assert after.hedges_sent <= 0.05 * 400 + 1  # the budget (health.HEDGE_BUDGET)
