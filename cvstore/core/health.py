@@ -128,7 +128,7 @@ class Schedule:
 LATENCY_ALPHA = 0.5  # weight of the newest sample in a replica's latency average
 ERROR_ALPHA = 0.2  # weight of the newest outcome (1 failed, 0 answered) in its error rate
 WINDOW = 64  # latest single-key read latencies kept per replica, for its p95
-HEDGE_BUDGET = 0.05  # hedges sent at most per adaptive single-key read (plus one)
+HEDGE_BUDGET = 0.10  # hedges sent at most per adaptive single-key read (plus one)
 # A sample moves a replica's latency average as if it were at most this far above
 # it (SPIKE_RATIO times it, or SPIKE_ADD seconds more, whichever is higher): one
 # stall of the client's own machine does not rank a fast replica behind a slow

@@ -151,8 +151,11 @@ def test_a_replica_that_turns_slow_is_hedged_around(proxied, driver):
     writer.put_many({key: str(i) for i, key in enumerate(KEYS)}, consistency="all")
     cluster = make("adaptive")
     read(cluster, 300, servers)  # every replica fast: each has a p95 of a fraction of a ms
-    links[0].delay(down=0.2)  # much slower than any p95 on a loaded machine
     before = cluster.stats()
+    # the replica the reads prefer now (or one of those tied) turns slow
+    latency = [before.per_node[f"r{i + 1}"]["read_latency_ms"] for i in range(3)]
+    slow = latency.index(min(latency))
+    links[slow].delay(down=0.2)  # much slower than any p95 on a loaded machine
     served = read(cluster, 100, servers)
     after = cluster.stats()
     sent = after.hedges_sent - before.hedges_sent
@@ -160,7 +163,7 @@ def test_a_replica_that_turns_slow_is_hedged_around(proxied, driver):
     if driver == "sync":
         assert sent == won == 0
         return
-    # r1 is asked until a reply of its shows it slow: a hedge answers each such read
-    assert served[0] >= 1, served
+    # it is asked until a reply of its shows it slow: a hedge answers each such read
+    assert served[slow] >= 1, (served, latency)
     assert won >= 1 and won <= sent, (sent, won)
-    assert after.hedges_sent <= 0.05 * 400 + 1  # the budget (health.HEDGE_BUDGET)
+    assert after.hedges_sent <= 0.10 * 400 + 1  # the budget (health.HEDGE_BUDGET)
