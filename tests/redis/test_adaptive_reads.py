@@ -81,6 +81,7 @@ def read(cluster, count: int, servers) -> list[int]:
     return [mgets(server) - b for server, b in zip(servers, before)]
 
 
+@pytest.mark.slow  # about 5 s: 300 random reads, a third of them 20 ms; up to 6,000 after
 def test_the_slow_replica_serves_few_one_reads_and_a_recovered_one_gets_its_share_back(proxied):
     make, servers, links = proxied
     writer = make("random")
