@@ -27,7 +27,7 @@ import numpy as np
 
 from cvstore._limits import show_number
 from cvstore._ring import HashRing
-from cvstore.core.health import Schedule
+from cvstore.core.health import ReplicaStats, Schedule
 from cvstore.core.hints import HintBook
 from cvstore.core.keys import MAX_KEY_BYTES, encode_keys, key_out, key_size_error, keys_bytes
 from cvstore.core.layout import Layout, NodeSpec
@@ -297,6 +297,10 @@ class State:
         self.hints.on_event = _log_hints
         self.schedule = Schedule(options.probe_interval, options.max_probe_interval)
         self.lock = lock()  # guards the schedule, node state and counters
+        # What the "adaptive" read policy scores replicas by (fed by the driver's
+        # tracked calls), and whether this driver makes hedged reads.
+        self.replicas = ReplicaStats(lock())
+        self.hedging = False
         self.counters: dict[str, int] = {"read_repairs": 0, "unavailable": 0}
         # Membership kept on the nodes (None: kept in this process): the layout
         # this client holds, how it reaches a node the layout names, and the
@@ -471,6 +475,7 @@ class State:
         node._clock = _LONE_CLOCK
         with self.lock:
             self.schedule.drop(node.name)
+        self.replicas.drop(node.name)
         if node._suspected:
             node._suspected = False
             if not node._failed:

@@ -58,6 +58,7 @@ from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.levels import Level, ReadPolicy, check_level
 from cvstore.core.placement import Placement
+from cvstore.core.reads import LATENCY_FLOOR
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.records import TOMBSTONE, value_of
 from cvstore.core.repair import RepairReport
@@ -133,10 +134,12 @@ class Client(Settings):
             cluster records it in its layout: every client places alike.
         vnodes, hash, seed
             The placement's options (``HashRing``'s; "rendezvous" uses `seed`).
-        read_policy : {"random", "primary", "fastest"}, default "random"
+        read_policy : {"random", "primary", "fastest", "adaptive"}, default "random"
             Which replica a single-replica read asks: a random live one, the
             first live one in the preference list, or the one with the lowest
-            recent latency.
+            recent latency.  "adaptive" ranks the replicas of every read by
+            latency, requests outstanding and errors (``core.reads``), with
+            hedged single-replica reads under ``AsyncCluster``.
         hint_window : float, default 3 hours
             Seconds a hint is kept for a down replica; older hints are dropped
             and ``repair()`` brings the replica up to date instead.
@@ -749,10 +752,13 @@ def stats(c: Any) -> Proc[ClusterStats]:
             "latency_ms": None if latency is None else latency * 1000.0,
         }
         row.update(state.health_report(node))
+        row.update(state.replicas.report(node.name))
         row.update(node.store.stats())
         per_node[node.name] = row
     with state.lock:
         counters = dict(state.counters)
+    counters["hedges_sent"] = state.replicas.hedges
+    counters["hedges_won"] = state.replicas.hedges_won
     return _stats.make_stats(p, keys_per_node, hints_pending, state.hints, counters, per_node)
 
 
@@ -810,11 +816,14 @@ def call_send(call: Call, epoch: int) -> Pending[Any]:
     return Pending.now(getattr(store, op.value), *args)
 
 
-def call_overlapped(calls: Sequence[Call], epoch: int) -> list[Any]:
+def call_overlapped(
+    calls: Sequence[Call], epoch: int, done: list[float] | None = None
+) -> list[Any]:
     """Make calls on sync stores, each request sent before any reply is read (servers overlap).
 
     Every reply is read even if one raises something other than a StoreError
     (a codec error), so no connection is left checked out; then that error is raised.
+    `done` (if given) is told when each reply was read (``time.perf_counter()``).
     """
     pendings: list[Pending[Any]] = []
     error: BaseException | None = None
@@ -833,8 +842,47 @@ def call_overlapped(calls: Sequence[Call], epoch: int) -> list[Any]:
         except BaseException as exc:  # noqa: BLE001 - raised below
             error = error or exc
             results.append(None)
+        if done is not None:
+            done.append(time.perf_counter())
     if error is not None:
         raise error
+    return results
+
+
+def call_tracked(state: State, calls: Sequence[Call], epoch: int, overlap: bool) -> list[Any]:
+    """Make read calls the "adaptive" policy measures (``Call.tracked``) on sync stores.
+
+    Each counts as outstanding to its node while under way; then its latency
+    and outcome go to ``state.replicas``.  Overlapped replies are read in the
+    order asked (the best-scored first), each measured from when every
+    request was sent; a reply read right after another one (in less than
+    ``LATENCY_FLOOR``) may have been waiting behind it, its own time hidden:
+    its outcome is counted, not its latency.
+    """
+    replicas = state.replicas
+    replicas.sent([call.node.name for call in calls])
+    done: list[float] = []
+    results: list[Any] = []
+    begun: list[float] = []
+    try:
+        if overlap:
+            begun = [time.perf_counter()] * len(calls)
+            results = call_overlapped(calls, epoch, done)
+        else:
+            for call in calls:
+                begun.append(time.perf_counter())
+                results.append(call_now(call, epoch))
+                done.append(time.perf_counter())
+    finally:
+        for i, call in enumerate(calls):
+            answered = i < len(results) and i < len(done)
+            result = results[i] if answered else None
+            seconds = done[i] - begun[i] if answered else None
+            if overlap and i and answered and done[i] - done[i - 1] < LATENCY_FLOOR:
+                seconds = None  # ready before the reply read first: its own time is unknown
+            replicas.answered(
+                call.node.name, seconds, isinstance(result, StoreError), call.op is Op.GET
+            )
     return results
 
 

@@ -362,7 +362,10 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
             return []
         state = self._state
         epoch = state.epoch
-        if len(calls) > 1 and any(call.node.store.remote for call in calls) and not calls[0].timed:
+        overlap = len(calls) > 1 and any(call.node.store.remote for call in calls)
+        if calls[0].tracked:
+            results = ops.call_tracked(state, calls, epoch, overlap)
+        elif overlap and not calls[0].timed:
             results = ops.call_overlapped(calls, epoch)
         else:
             results = [ops.call_now(call, epoch) for call in calls]

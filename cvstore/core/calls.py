@@ -26,6 +26,7 @@ from cvstore.errors import StoreError, UnreadableRecordError
 if TYPE_CHECKING:
     import numpy as np
 
+    from cvstore.core.health import ReplicaStats
     from cvstore.core.hints import HintBook
     from cvstore.core.levels import ReadPolicy
     from cvstore.core.placement import Placement
@@ -35,6 +36,7 @@ __all__ = (
     "PENDING",
     "Call",
     "Context",
+    "Hedged",
     "Op",
     "Proc",
     "Step",
@@ -92,12 +94,16 @@ class Call(NamedTuple):
 
     ``timed``: the driver measures the call and feeds the node's latency
     estimate (the "fastest" read policy); such calls are made one at a time.
+    ``tracked``: the driver counts the call as outstanding to its node while
+    it is under way and then feeds ``ctx.replicas`` its latency and outcome
+    (the "adaptive" read policy); such calls may overlap.
     """
 
     node: Any
     op: Op
     args: tuple[Any, ...] = ()
     timed: bool = False
+    tracked: bool = False
 
 
 Proc = Generator[Sequence[Call], Sequence[Any], T]
@@ -135,6 +141,22 @@ class Step(list):  # type: ignore[type-arg]
         self.late = late
 
 
+class Hedged(list):  # type: ignore[type-arg]
+    """Two calls for one answer (a hedged read): ask the first, the second only if need be.
+
+    A driver makes ``self[0]``; if it has not answered within ``after``
+    seconds, it makes ``self[1]`` too.  It sends the results on as soon as
+    one call has answered (not failed), or every call made has failed, with
+    PENDING for a call not made or not answered yet; a call still under way
+    finishes in the background.  Only a driver whose ``ctx.hedging`` is True
+    is given these.
+    """
+
+    def __init__(self, calls: Sequence[Call], after: float) -> None:
+        super().__init__(calls)
+        self.after = after
+
+
 class Context(Protocol):
     """What a procedure is handed by its driver (no I/O behind any of it).
 
@@ -144,13 +166,18 @@ class Context(Protocol):
     each named node that has one; ``count(name, n)`` adds to a counter of
     ``Cluster.stats()``; ``install(p)`` makes `p` the current placement.
     Randomness comes from here only: ``random()`` for one number, ``rng``
-    (a NumPy generator the driver seeds) for arrays and ids.
+    (a NumPy generator the driver seeds) for arrays and ids.  ``replicas``
+    holds what the driver measured of each replica (``health.ReplicaStats``,
+    for the "adaptive" read policy); ``hedging`` says whether the driver
+    makes ``Hedged`` steps.
     """
 
     placement: Placement
     hints: HintBook
     read_policy: ReadPolicy
     rng: np.random.Generator
+    replicas: ReplicaStats
+    hedging: bool
 
     def stamp(self) -> int: ...
 

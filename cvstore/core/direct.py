@@ -7,7 +7,8 @@ a per-key call needs no I/O step: its replicas can be called in place.
 the procedures of ``writes`` and ``reads``: the same replicas, the same level
 table, the same random draw for the read policy, the same versions and
 expiry.  Anything else (a replica down, a refusal, copies to repair, hints
-waiting, a membership change, a layout on the nodes, the "fastest" policy,
+waiting, a membership change, a layout on the nodes, the "fastest" and
+"adaptive" policies (their reads are measured),
 an eventual write) is not done here: they end with the driver's
 ``_general_put(kb, value, level)`` / ``_general_get(kb, level, default)``.
 The sync driver runs the general procedure there; the asyncio driver
@@ -33,6 +34,8 @@ from cvstore.core.records import TOMBSTONE, WRITER_BITS, Expiring
 from cvstore.errors import closed_error
 
 __all__ = ("NOT_DONE", "get", "get_args", "put", "put_args")
+
+_MEASURED = ("fastest", "adaptive")  # read policies whose reads the driver measures
 
 
 class _NotDone:
@@ -175,7 +178,7 @@ def get(self: Any, key: Any, default: Any = None, *, consistency: Any = None) ->
         raise key_size_error("key", kb)
     # The replicas asked are up and agree: their record, as reads.get and
     # records.value_of would answer.  Copies that differ need read repair.
-    if p.direct and not ctx.hints.pending and ctx.read_policy != "fastest" and not ctx.layout:
+    if p.direct and not ctx.hints.pending and ctx.read_policy not in _MEASURED and not ctx.layout:
         replicas = (
             list(map(p.node_of, p.replica_names(kb))) if p.zoned else p.get_items(kb, p.n, p.nodes)
         )

@@ -36,7 +36,7 @@ __all__ = (
 )
 
 Level = Literal["one", "quorum", "all", "eventual", "strong"]
-ReadPolicy = Literal["random", "primary", "fastest"]
+ReadPolicy = Literal["random", "primary", "fastest", "adaptive"]
 
 
 def quorum(n: int) -> int:
@@ -79,7 +79,7 @@ LEVELS: dict[str, LevelRule] = {
     )
 }
 LEVEL_NAMES: tuple[str, ...] = tuple(LEVELS)
-READ_POLICIES: tuple[str, ...] = ("random", "primary", "fastest")
+READ_POLICIES: tuple[str, ...] = ("random", "primary", "fastest", "adaptive")
 
 
 def level_error(name: str, value: Any) -> ValueError:

@@ -11,6 +11,24 @@ With one replica to ask, the read policy picks it: ``random`` (spread the
 load), ``primary`` (the first live one in the preference list) or
 ``fastest`` (the lowest recent latency, now and then another one so every
 replica keeps being measured).
+
+``adaptive`` ranks the live replicas of every read, at every level, by a
+C3-style score of what the driver measured (``health.ReplicaStats``)::
+
+    score = max(latency, LATENCY_FLOOR) * (1 + outstanding) ** 3 * (1 + ERROR_PENALTY * errors)
+
+(latency: the replica's moving average, LATENCY_FLOOR for one not measured
+yet; outstanding: read calls of this client under way to it; errors: its
+recent failure rate, 0..1).  The `need` best answer; equal scores are
+ordered at random, so replicas faster than the floor share the load.  A
+share ``ADAPTIVE_EXPLORE`` of the reads that leave a replica out put a
+random other one first instead, so a replica that recovered is measured and
+noticed.  A single-replica read whose driver hedges is a ``Hedged`` step:
+if the replica asked has not answered within the p95 of the best-ranked
+replica's recent latencies (at least ``HEDGE_FLOOR``), the next one is
+asked too and the first answer wins (``health.HEDGE_BUDGET`` bounds how many).
+Only which replicas answer changes: what a level waits for, and what a read
+returns and repairs, stay as they are.
 """
 
 from __future__ import annotations
@@ -23,22 +41,53 @@ import numpy as np
 
 from cvstore.core import hints as _hints
 from cvstore.core.batch import groups, io_step, objects
-from cvstore.core.calls import Call, Context, Op, Proc, failed
+from cvstore.core.calls import PENDING, Call, Context, Hedged, Op, Proc, failed
 from cvstore.core.failures import partial_failure
 from cvstore.core.records import Record, differs, newest
 from cvstore.core.writes import no_nodes, refuse, refuse_down
 from cvstore.errors import StoreError, UnreadableRecordError
 
-__all__ = ("get", "get_many", "order_for_read")
+__all__ = ("get", "get_many", "order_for_read", "score")
 
 _version = itemgetter(0)  # a record's version
 
 _EXPLORE = 1 / 16  # share of "fastest" reads sent to another replica, to measure it
 
+# Share of "adaptive" reads that put a random other replica first.  Under 1 %,
+# reads sent to a slow replica to measure it stay out of the p99 even where
+# no hedge cuts them short (the sync driver, quorum reads).
+ADAPTIVE_EXPLORE = 0.01
+LATENCY_FLOOR = 0.001  # seconds: latencies below it score alike (a local network's)
+ERROR_PENALTY = 10.0  # a replica failing every call scores 11 times worse
+HEDGE_FLOOR = 0.0005  # seconds: the shortest wait before a hedge
+
+
+def score(latency: float | None, outstanding: int, errors: float) -> float:
+    """A replica's adaptive score (lower is better; see the module docstring)."""
+    base = LATENCY_FLOOR if latency is None or latency < LATENCY_FLOOR else latency
+    return base * (1 + outstanding) ** 3 * (1.0 + ERROR_PENALTY * errors)
+
+
+def rank(ctx: Context, up: list[Any], need: int) -> tuple[list[Any], bool]:
+    """The live replicas by adaptive score, and whether this read explores.
+
+    Ties are ordered by ``ctx.random()``; when the read explores, a random
+    replica other than the best goes first (the best second).
+    """
+    view = ctx.replicas.view
+    keyed = sorted((score(*view(node.name)), ctx.random(), i) for i, node in enumerate(up))
+    order = [up[i] for _, _, i in keyed]
+    if len(order) > need and ctx.random() < ADAPTIVE_EXPLORE:
+        i = 1 + int(ctx.random() * (len(order) - 1))
+        return [order[i]] + order[:i] + order[i + 1 :], True
+    return order, False
+
 
 def order_for_read(ctx: Context, up: list[Any], need: int) -> list[Any]:
     """The live replicas in the order to ask them: the first `need`, then spares."""
     policy = ctx.read_policy
+    if policy == "adaptive" and len(up) > 1:
+        return rank(ctx, up, need)[0]
     if need == 1 and len(up) > 1:
         if policy == "random":
             i = int(ctx.random() * len(up))
@@ -65,10 +114,23 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
         up = [node for node in replicas if node.is_up]
         if len(up) < need:
             raise refuse_down(ctx, level, "read", need, replicas)
-        order = order_for_read(ctx, up, need)
+        adaptive = ctx.read_policy == "adaptive"
+        if adaptive and len(up) > 1:
+            order, explored = rank(ctx, up, need)
+        else:
+            order, explored = order_for_read(ctx, up, need), False
         timed = ctx.read_policy == "fastest" and need == 1
         asked, spares = order[:need], order[need:]
-        results = yield [Call(node, Op.GET, (kb,), timed) for node in asked]
+        after = hedge_after(ctx, order, need, explored) if adaptive and spares else None
+        if after is None:
+            results = yield [Call(node, Op.GET, (kb,), timed, adaptive) for node in asked]
+        else:
+            asked, spares = order[:2], order[2:]
+            results = yield Hedged(
+                [Call(node, Op.GET, (kb,), False, True) for node in asked], after
+            )
+            if results[1] is PENDING:  # not sent (or the first answered): a spare again
+                asked, spares, results = asked[:1], order[1:], results[:1]
         answered: list[Any] = []
         records: list[Record | None] = []
         errors: dict[str, StoreError] = {}
@@ -76,13 +138,13 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
             for node, result in zip(asked, results):
                 if failed(result):
                     errors[node.name] = result
-                else:
+                elif result is not PENDING:  # (a hedge's slower call)
                     answered.append(node)
                     records.append(result)
-            if len(answered) == need or not spares:
+            if len(answered) >= need or not spares:
                 break
             asked, spares = spares[: need - len(answered)], spares[need - len(answered) :]
-            results = yield [Call(node, Op.GET, (kb,), timed) for node in asked]
+            results = yield [Call(node, Op.GET, (kb,), timed, adaptive) for node in asked]
         if len(answered) < need:
             raise refuse(
                 ctx,
@@ -102,6 +164,20 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
     if best is not None:
         ctx.observe(best[0])
     return best
+
+
+def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> float | None:
+    """Seconds a single-replica read waits before it hedges, or None: no hedge.
+
+    Only drivers that hedge, within the budget, once the best-ranked replica
+    has a p95 of its latencies: then that p95, at least ``HEDGE_FLOOR``.
+    """
+    if need != 1 or not ctx.hedging:
+        return None
+    p95 = ctx.replicas.p95(order[1 if explored else 0].name)
+    if p95 is None or not ctx.replicas.may_hedge():
+        return None
+    return max(HEDGE_FLOOR, p95)
 
 
 def repair_copies(ctx: Context, writes: dict[Any, list[tuple[bytes, Record]]]) -> Proc[int]:
@@ -149,7 +225,9 @@ def _read_batch(
         raise refuse_down(ctx, level, "read", need, replicas)
     rows = np.arange(count)
     policy = ctx.read_policy
-    if need == 1:
+    if policy == "adaptive" and n > 1:
+        chosen = _ranked(ctx, p, prefs, up_rows, need)
+    elif need == 1:
         if policy == "primary" or n == 1:
             col = np.argmax(up_rows, axis=1)
         elif policy == "random":
@@ -169,8 +247,9 @@ def _read_batch(
     # each of its keys, whichever slot it fills for the key).
     tasks = [(pos // need, pos % need, j) for j, pos in groups(chosen.ravel())]
     timed = policy == "fastest" and need == 1
+    tracked = policy == "adaptive"
     results = yield [
-        Call(p.nodes[j], Op.GET_MANY, (kb_arr[task_rows].tolist(),), timed)
+        Call(p.nodes[j], Op.GET_MANY, (kb_arr[task_rows].tolist(),), timed, tracked)
         for task_rows, _, j in tasks
     ]
     columns = [np.full(count, None, dtype=object) for _ in range(need)]
@@ -218,6 +297,24 @@ def _read_batch(
     for i in np.flatnonzero(retry).tolist():  # a store failed: read these keys one by one
         best[i] = yield from _get_in(ctx, p, kbs[i], level, now_ms)
     return best
+
+
+def _ranked(ctx: Context, p: Any, prefs: Any, up_rows: Any, need: int) -> Any:
+    """The `need` replicas each key of a batch asks under "adaptive" (rows of node indices).
+
+    The best-scored live ones, equal scores in a random order per key; a
+    share ``ADAPTIVE_EXPLORE`` of the keys ask live replicas in a random order.
+    """
+    view = ctx.replicas.view
+    scores = np.array([score(*view(node.name)) for node in p.nodes])
+    ranks = np.unique(scores, return_inverse=True)[1].astype(float)  # equal scores, equal ranks
+    keyed = ranks[prefs] + 0.5 * ctx.rng.random(prefs.shape)
+    explore = ctx.rng.random(len(prefs)) < ADAPTIVE_EXPLORE
+    if explore.any():
+        keyed[explore] = ctx.rng.random((int(explore.sum()), prefs.shape[1]))
+    keyed[~up_rows] = np.inf
+    order = np.argsort(keyed, axis=1, kind="stable")[:, :need]
+    return np.take_along_axis(prefs, order, axis=1)
 
 
 def _get_in(ctx: Context, p: Any, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]:

@@ -44,13 +44,20 @@ class ClusterStats:
         For every member: ``up``, ``suspected``, ``failed`` (taken down by
         ``fail()``), ``failures`` (store errors the cluster met),
         ``last_failure``, ``suspected_for_s``, ``next_probe_in_s``,
-        ``latency_ms`` (the read latency the "fastest" policy tracks), and
+        ``latency_ms`` (the read latency the "fastest" policy tracks), the
+        inputs of the "adaptive" policy's score (``read_latency_ms``, its
+        moving average; ``read_p95_ms``; ``reads_outstanding``;
+        ``read_error_rate``) with ``hedges_sent`` to the node and
+        ``hedges_won`` by it, and
         everything the store's own ``stats()`` reports (a RedisStore: calls,
         errors, timeouts, connection_errors, error_replies, unreadable,
         mean_ms, max_ms, p50_ms, p99_ms).
     unreadable : int
         Records the stores could not parse, and keys under their prefixes
         that are not cvstore's, met so far (the sum of the stores' counts).
+    hedges_sent, hedges_won : int
+        Hedged reads ("adaptive" policy, asyncio driver) that asked a second
+        replica, and those the second replica answered first, since the cluster was made.
     """
 
     nodes: int
@@ -68,6 +75,8 @@ class ClusterStats:
     suspected: tuple[str, ...] = ()
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: int = 0
+    hedges_sent: int = 0
+    hedges_won: int = 0
 
 
 def gather(placement: Any, now_ms: int) -> Proc[tuple[dict[str, int], int]]:
@@ -125,4 +134,6 @@ def make_stats(
         suspected=tuple(sorted(name for name, row in per_node.items() if row.get("suspected"))),
         per_node=per_node,
         unreadable=sum(int(row.get("unreadable", 0)) for row in per_node.values()),
+        hedges_sent=counters.get("hedges_sent", 0),
+        hedges_won=counters.get("hedges_won", 0),
     )

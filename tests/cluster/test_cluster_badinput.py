@@ -75,7 +75,8 @@ class TestConstructor:
         with pytest.raises(
             ValueError,
             match=re.escape(
-                "read_policy must be one of ('random', 'primary', 'fastest'), got 'nearest'"
+                "read_policy must be one of ('random', 'primary', 'fastest', 'adaptive'), "
+                "got 'nearest'"
             ),
         ):
             Cluster(read_policy="nearest")

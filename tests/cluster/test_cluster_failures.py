@@ -292,7 +292,7 @@ class TestDeletes:
 
 class TestReadRepair:
     def test_a_quorum_read_repairs_the_replicas_it_asked(self):
-        cluster = make_cluster(5)
+        cluster = make_cluster(5, read_policy="primary")  # asks the first two in preference order
         cluster.put("k", "v1")
         primary = cluster.get_nodes_for_key("k")[0]
         primary.storage["k"] = "v2"  # only the primary has the newest value
@@ -310,7 +310,7 @@ class TestReadRepair:
         assert cluster.stats().read_repairs == 2
 
     def test_a_missing_copy_is_filled_in(self):
-        cluster = make_cluster(5)
+        cluster = make_cluster(5, read_policy="primary")  # asks the first two in preference order
         cluster.put("k", "v")
         primary = cluster.get_nodes_for_key("k")[0]
         primary.store.delete(b"k")

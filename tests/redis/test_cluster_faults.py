@@ -285,7 +285,8 @@ def test_a_quorum_read_asks_both_replicas_while_one_of_them_hangs(start_redis, m
     # Reads too: the second replica is asked while the first still keeps the
     # call waiting (its server counts the read: INFO commandstats).
     servers = start_redis(3)
-    cluster = make_cluster(servers, timeout=3.0)
+    # "primary": the quorum is the first two in preference order (the first one hangs)
+    cluster = make_cluster(servers, timeout=3.0, read_policy="primary")
     key = "parallel"
     first, second, _ = cluster.get_nodes_for_key(key)
     cluster.put(key, "v")  # connections open (a new one would wait for its handshake)

@@ -9,12 +9,16 @@ its own in a thread.  Nodes given with a sync ``RedisStore`` get an
 ``raw(node)`` gives a sync store to look at a node's server directly under
 either driver.  ``placement`` (set by the ``placed_by`` fixture) is the
 ``placement=`` every cluster made here gets unless the test passes one.
+``CVSTORE_TEST_READ_POLICY=adaptive`` (or another policy) is the
+``read_policy=`` every cluster made here gets unless the test passes one: the
+contract suites run again under that policy (the promises do not depend on it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +30,7 @@ from cvstore.stores.base import AsyncStore
 DRIVERS = ("sync", "async")
 current = "sync"  # set for each test by the ``driver`` fixture (tests/conftest.py)
 placement = "ring"  # set for each test by the ``placed_by`` fixture (ALL_PLACEMENTS modules)
+read_policy = os.environ.get("CVSTORE_TEST_READ_POLICY")  # None: each cluster's default
 
 
 class Cluster:
@@ -33,6 +38,8 @@ class Cluster:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
         kwargs.setdefault("placement", placement)
+        if read_policy is not None:
+            kwargs.setdefault("read_policy", read_policy)
         if current == "async":
             return SyncOverAsync(*args, **kwargs)
         return cvstore.Cluster(*args, **kwargs)
@@ -40,6 +47,8 @@ class Cluster:
     @staticmethod
     def create(nodes: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("placement", placement)
+        if read_policy is not None:
+            kwargs.setdefault("read_policy", read_policy)
         if current == "async":
             return SyncOverAsync.create(nodes, **kwargs)
         return cvstore.Cluster.create(nodes, **kwargs)
@@ -47,6 +56,8 @@ class Cluster:
     @staticmethod
     def join(seeds: Any, **kwargs: Any) -> Any:
         # no placement=: a joining client takes the one its cluster's layout records
+        if read_policy is not None:
+            kwargs.setdefault("read_policy", read_policy)
         if current == "async":
             return SyncOverAsync.join(seeds, **kwargs)
         return cvstore.Cluster.join(seeds, **kwargs)
