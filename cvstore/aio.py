@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from cvstore import _acalls as acalls
 from cvstore import _ops as ops
 from cvstore._driver import MISSING, Progress
 from cvstore._probers import probe_loop
 from cvstore._types import D, Key, KeyIn, V
-from cvstore.core.calls import PENDING, Call, Hedged, Op
+from cvstore.core.calls import PENDING, Call, Hedged
 from cvstore.core.direct import NOT_DONE
 from cvstore.core.levels import Level
 from cvstore.core.rebalance import MembershipReport
@@ -82,7 +82,7 @@ class AsyncCluster(ops.Client, Generic[V]):
         self._prober: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._state.retire = self._retire
-        self._state.hedging = True  # hedged reads: see _hedged
+        self._state.hedging = True  # hedged reads: see _acalls.hedged
 
     # ------------------------------------------------------------ lifecycle
 
@@ -341,7 +341,7 @@ class AsyncCluster(ops.Client, Generic[V]):
         if not calls:
             return []
         if type(calls) is Hedged:
-            return await self._hedged(calls)
+            return await acalls.hedged(self, calls)
         state = self._state
         epoch = state.epoch
         results: list[Any] = [PENDING] * len(calls)
@@ -349,7 +349,7 @@ class AsyncCluster(ops.Client, Generic[V]):
         error: BaseException | None = None
         for i, call in enumerate(calls):
             if isinstance(call.node.store, AsyncStore):
-                tasks[asyncio.ensure_future(_acall(call, epoch, state.replicas))] = i
+                tasks[asyncio.ensure_future(acalls.acall(call, epoch, state.replicas))] = i
             elif error is None:
                 try:
                     if call.tracked:
@@ -393,76 +393,16 @@ class AsyncCluster(ops.Client, Generic[V]):
                 self._finish_later(calls, {task: tasks[task] for task in waiting})
         if error is not None:
             raise error
+        return self._settle(calls, results)
+
+    def _settle(self, calls: Sequence[Call], results: list[Any]) -> list[Any]:
+        """`results`, once unreachable nodes are suspected; a fenced refusal is raised."""
         refused, suspected = ops.failures(self._state, calls, results)
         if suspected:
             self._start_prober()
         if refused is not None:
             raise refused  # thrown into the procedure: it loads the newer layout and asks again
         return results
-
-    async def _hedged(self, calls: Hedged) -> list[Any]:
-        """A hedged read: the first call; the second too if the first has not
-        answered within ``calls.after`` seconds; the first answer wins (see
-        ``core.calls.Hedged``).  A call still under way finishes in the
-        background, measured all the same.
-        """
-        state = self._state
-        epoch = state.epoch
-        replicas = state.replicas
-        results: list[Any] = [PENDING] * len(calls)
-        if not isinstance(calls[0].node.store, AsyncStore):  # in process: answered at once
-            results[0] = ops.call_tracked(state, calls[:1], epoch, False)[0]
-            return await self._settled(calls, results)
-        tasks = {asyncio.ensure_future(_acall(calls[0], epoch, replicas)): 0}
-        waiting = set(tasks)
-        error: BaseException | None = None
-        try:
-            done, waiting = await asyncio.wait(waiting, timeout=calls.after)
-            if not done and isinstance(calls[1].node.store, AsyncStore):
-                tasks[asyncio.ensure_future(_acall(calls[1], epoch, replicas))] = 1
-                replicas.hedged(calls[1].node.name, None)
-                waiting = set(tasks)
-            while True:
-                for task in done:
-                    failure = task.exception()
-                    if failure is None or isinstance(failure, (StoreError, FencedError)):
-                        results[tasks[task]] = failure if failure is not None else task.result()
-                    else:
-                        error = error or failure
-                        results[tasks[task]] = None
-                if error is not None or not waiting or any(map(_answer, results)):
-                    break
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # cancelled: the read's requests go with it
-            for task in waiting:
-                task.cancel()
-            raise
-        if error is not None:
-            for task in waiting:
-                task.cancel()
-            raise error
-        if len(tasks) > 1 and _answer(results[1]) and not _answer(results[0]):
-            replicas.hedged(calls[1].node.name, True)
-        for task in waiting:  # the slower call: its reply is still measured
-            self._in_background(self._late_read(calls[tasks[task]], task))
-        return await self._settled(calls, results)
-
-    async def _settled(self, calls: Sequence[Call], results: list[Any]) -> list[Any]:
-        refused, suspected = ops.failures(self._state, calls, results)
-        if suspected:
-            self._start_prober()
-        if refused is not None:
-            raise refused  # thrown into the procedure: it loads the newer layout and asks again
-        return results
-
-    async def _late_read(self, call: Call, task: asyncio.Task[Any]) -> None:
-        """The slower call of a hedged read, finished: a node found unreachable is suspected."""
-        try:
-            result = await task
-        except BaseException:  # noqa: BLE001 - cancelled at close, or refused: nothing to count
-            return
-        if ops.failures(self._state, [call], [result])[1]:
-            self._start_prober()
 
     def _finish_later(self, step: Any, pending: dict[asyncio.Task[Any], int]) -> None:
         async def finish() -> None:
@@ -498,45 +438,6 @@ class AsyncCluster(ops.Client, Generic[V]):
         if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
         self._prober = asyncio.ensure_future(probe_loop(self))
-
-
-def _answer(result: Any) -> bool:
-    """Whether a call's result is an answer (not PENDING, not a failure or refusal)."""
-    return result is not PENDING and not isinstance(result, (StoreError, FencedError))
-
-
-async def _acall(call: Call, epoch: int, replicas: Any = None) -> Any:
-    """Make one call on an asyncio store; its result or the StoreError it raised.
-
-    A tracked call (``Call.tracked``) is counted outstanding to its node while
-    under way, then measured into `replicas` (``health.ReplicaStats``).
-    """
-    if call.tracked and replicas is not None:
-        name = call.node.name
-        replicas.sent([name])
-        started = time.perf_counter()
-        seconds = failed = None
-        try:
-            result = await _acall(call._replace(tracked=False), epoch)
-            failed = isinstance(result, StoreError)
-            seconds = time.perf_counter() - started
-            return result
-        finally:
-            replicas.answered(name, None if failed else seconds, bool(failed), call.op is Op.GET)
-    store = call.node.store
-    args = ops.call_args(call, epoch)
-    started = time.perf_counter()
-    try:
-        if call.op is Op.GET:
-            result = (await store.get_many(*args))[0] if epoch else await store.get(*args)
-        else:
-            result = await getattr(store, call.op.value)(*args)
-    except StoreError as exc:
-        return exc
-    if call.timed:
-        keys = len(call.args[0]) if call.op is Op.GET_MANY else 1
-        call.node._observe_latency((time.perf_counter() - started) / max(1, keys))
-    return result
 
 
 async def _close_quietly(store: Any) -> None:
