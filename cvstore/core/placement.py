@@ -44,9 +44,8 @@ class Placer(Protocol):
     each key's position (uint64), which repair uses to cut key ranges.
 
     A placer is a pure function of the membership's weights and its options:
-    every client builds the same one.  Load is for routing only: a placer may
-    add ``route(key, n, load)`` (see ``cvstore.core.placements``); the replicas
-    that hold a key stay ``get_nodes(key, n)``.
+    every client builds the same one.  Load never moves copies: the replicas
+    that hold a key are ``get_nodes(key, n)`` (see ``cvstore.core.placements``).
     """
 
     @property

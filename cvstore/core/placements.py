@@ -11,11 +11,11 @@ options and the weights), so every client of a shared cluster finds every key.
 Adding a placement is one module that defines the factory and one line in
 ``PLACEMENTS`` below.
 
-Load (for bounded-load routing, not built yet): a placer may also define
-``route(key, n, load) -> list[int]`` (`load`: the requests each node is
-serving, in ``nodes`` order) to choose which of the key's replicas serve a
-request; a driver that has it passes its per-node counts, and one that does
-not uses ``get_nodes``.  ``route`` never changes where data lives.
+Load never changes where data lives.  Callers that route requests to
+backends by load use the ring's bounded-load lookups
+(``HashRing.get_node_bounded``, ``cvstore.LoadTracker``); the cluster's reads
+choose among a key's replicas by what the driver measures
+(``read_policy="adaptive"``, ``core.reads``), not through the placer.
 """
 
 from __future__ import annotations
