@@ -307,8 +307,14 @@ def interrupt_when_changing(argv, seed, prefix):
         deadline = time.monotonic() + 60
         while _changing(store) is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
+        # Frozen while the layout still says changing, the command gets its Ctrl-C as
+        # it wakes, whatever the machine's load: on a busy machine the change used to
+        # finish between this process seeing it and the signal landing.
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)  # a request already sent is answered meanwhile
         assert _changing(store) is not None, "the change never showed in the layout"
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err
 
