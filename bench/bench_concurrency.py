@@ -15,6 +15,11 @@ round and released together, so thread start-up is not timed.
 
 ``extra_info``: ``callers`` and ``ops``; throughput = ops / the round's time
 (``python bench/report.py FILE`` shows medians).
+
+The curve against raw redis-py and ``redis.asyncio``, with processes too and
+the client's and the servers' CPU per call, is ``bench/concurrency_curve.py``
+(a script: interleaved rounds of both sides); the last test below runs it with
+a few calls.
 """
 
 from __future__ import annotations

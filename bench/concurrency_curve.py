@@ -636,6 +636,7 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
                     ax.plot(xs, ys, marker="o", color=colors[side], label=labels[(mode, side)])
             ax.set_xscale("log")
             ax.set_xticks(list(counts(mode)), [str(n) for n in counts(mode)])
+            ax.minorticks_off()
             ax.set_ylim(bottom=0)
             ax.set_xlabel("processes" if mode == "processes" else mode)
             ax.set_ylabel(f"{op} calls/s")
@@ -646,22 +647,41 @@ def plot(path: str, rows: list[dict[str, Any]], title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _title(rounds: int, info: dict[str, Any]) -> str:
+    return (
+        f"quorum calls at RF 3 over three local redis-servers, median of {rounds} rounds; "
+        f"{info['cores']}-core {info['cpu']} VM shared with the servers and other work"
+    )
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The README's table: calls/s, ratio to raw, client and server CPU µs per call."""
-    lines = [
-        "| op | callers | side | calls/s | vs raw | client CPU µs/call | servers' CPU µs/call |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    order = {m: i for i, m in enumerate(MODES)}
-    for r in sorted(
-        rows, key=lambda r: (OPS_NAMES.index(r["op"]), order[r["mode"]], r["callers"], r["side"])
-    ):
-        ratio = "" if r["side"] == "raw" else f"{r['ratio_to_raw']:.2f}"
-        lines.append(
-            f"| {r['op']} | {r['callers']:,} {r['mode']} | {r['side']} | {r['ops_per_s']:,.0f} | "
-            f"{ratio} | {r['client_cpu_us_per_call']:.0f} | {r['server_cpu_us_per_call']:.0f} |"
-        )
-    return "\n".join(lines)
+    """The README's tables, one an operation: calls/s of both sides, their ratio, CPU per call."""
+    by = {(r["mode"], r["op"], r["callers"], r["side"]): r for r in rows}
+    unit = {"threads": ("thread", "threads"), "tasks": ("task", "tasks")}
+    unit["processes"] = ("process", "processes")
+    out = []
+    for op in OPS_NAMES:
+        out += [
+            (
+                f"| `{op}` callers | cvstore calls/s | raw calls/s | cvstore / raw "
+                "| client CPU µs/call, cvstore / raw | servers' CPU µs/call, cvstore / raw |"
+            ),
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for mode in MODES:
+            for n in counts(mode):
+                if (mode, op, n, "cvstore") not in by:
+                    continue
+                c, r = by[(mode, op, n, "cvstore")], by[(mode, op, n, "raw")]
+                lo, hi = c["ratio_to_raw_range"]
+                out.append(
+                    f"| {n:,} {unit[mode][n != 1]} | {c['ops_per_s']:,.0f} | {r['ops_per_s']:,.0f} "
+                    f"| {c['ratio_to_raw']:.2f} ({lo:.2f}–{hi:.2f}) "
+                    f"| {c['client_cpu_us_per_call']:.0f} / {r['client_cpu_us_per_call']:.0f} "
+                    f"| {c['server_cpu_us_per_call']:.0f} / {r['server_cpu_us_per_call']:.0f} |"
+                )
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -671,7 +691,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=POINT_SECONDS, help="a point's limit")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--plot", help="write the figure here (PNG)")
+    parser.add_argument(
+        "--from-json", help="measure nothing: print the table and draw --plot from this file"
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(markdown(saved["medians"]))
+        if args.plot:
+            plot(args.plot, saved["medians"], _title(saved["rounds"], saved["machine"]))
+        return 0
     if args.rounds < 1 or args.ops < 1 or args.seconds <= 0:
         parser.error("--rounds, --ops and --seconds must be positive")
 
@@ -711,12 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if args.plot:
-        plot(
-            args.plot,
-            rows,
-            f"quorum calls at RF 3 over three local redis-servers, median of {args.rounds} rounds; "
-            f"{info['cores']}-core {info['cpu']} VM shared with the servers and other work",
-        )
+        plot(args.plot, rows, _title(args.rounds, info))
     wrong = sum(p["wrong_reads"] for p in points)
     if wrong:
         print(f"{wrong} reads returned a value other than the one written", file=sys.stderr)
