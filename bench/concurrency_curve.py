@@ -22,7 +22,9 @@ Callers, each doing its share of ``--ops`` calls one after another:
 - ``processes``: 1, 2, 4, 8 processes, each one caller with its own
   ``Cluster`` / raw clients (started before timing and kept for every round).
 
-A point is bounded in count (``--ops`` calls, at least 3 a caller) and in
+Each thread or task point runs on new clients, warmed untimed by as many
+callers doing three gets each (so the pools hold the connections the point
+needs, no more).  A point is bounded in count (``--ops`` calls, at least 3 a caller) and in
 time (callers stop after ``--seconds``; the calls done are what counts).
 Pools are larger than the most callers (``max_connections`` 1,100 a store or
 client), timeouts generous (10 s), so neither is the bound.
@@ -377,7 +379,8 @@ def _worker_main(index: int, urls: list[str], conn: Any, barriers: dict[int, Any
             t1 = time.monotonic()
             usage1 = resource.getrusage(resource.RUSAGE_SELF)
             cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
-            conn.send((done, wrong, t0, t1, cpu, error))
+            suspected = tuple(clients["cvstore"].suspected)
+            conn.send((done, wrong, t0, t1, cpu, error, suspected))
     finally:
         close_sync_cluster(clients["cvstore"])
         for c in clients["raw"]:
@@ -414,7 +417,7 @@ class Workers:
             if reply[5] is not None:
                 raise RuntimeError(f"worker failed: {reply[5]}")
         wall = max(r[3] for r in replies) - min(r[2] for r in replies)
-        return _result(
+        result = _result(
             sum(r[0] for r in replies),
             ops,
             sum(r[1] for r in replies),
@@ -422,6 +425,8 @@ class Workers:
             sum(r[4] for r in replies),
             server,
         )
+        result["suspected"] = sorted({name for r in replies for name in r[6]})
+        return result
 
     def close(self) -> None:
         for conn in self.conns:
@@ -437,34 +442,25 @@ class Workers:
 
 
 class Bench:
-    """Both sides' clients over three servers, each driver, and the worker processes."""
+    """Three servers' worth of clients: the worker processes, and fresh clients for each point.
 
-    def __init__(
-        self,
-        urls: list[str],
-        ops: int,
-        processes: tuple[int, ...] = PROCESSES,
-        warm_callers: int = max(CALLERS),
-    ) -> None:
+    A thread or task point gets new clients of its side, warmed untimed by as many
+    callers doing three ``get``s each, so its pools hold about
+    as many connections as it has callers, as in a service sized for them (pools
+    left at 1,000 connections by an earlier point slowed 100 asyncio tasks by
+    a third, on both sides).  The worker processes keep their clients (one
+    connection a server each) for the whole run.
+    """
+
+    def __init__(self, urls: list[str], ops: int, processes: tuple[int, ...] = PROCESSES) -> None:
         self.urls = urls
         self.ops = ops
         self.loop = asyncio.new_event_loop()
-        self.sync = {"cvstore": sync_cluster(urls), "raw": raw_clients(urls)}
-        self.aio = {
-            "cvstore": self.loop.run_until_complete(async_cluster(urls)),
-            "raw": raw_async_clients(urls),
-        }
+        self.sync = {"cvstore": sync_cluster(urls), "raw": raw_clients(urls)}  # preload, checks
         self.servers_cpu = ServerCPU(urls)
+        self.suspected: set[str] = set()  # nodes any cvstore client suspected, over the run
         self.preload("preload")
-        self.warm(warm_callers)
         self.workers = Workers(urls, max(processes), processes) if processes else None
-
-    def warm(self, callers: int) -> None:
-        """Untimed: each in-process client once with `callers` callers, so every point
-        after finds the connections it needs in the pools (as a warm service would)."""
-        for mode in ("threads", "tasks"):
-            for side in SIDES:
-                self.point(mode, side, "get", callers, "warm", POINT_SECONDS, ops=callers)
 
     def preload(self, tag: str) -> None:
         """Every key a get point reads, on both sides, with `tag`'s values."""
@@ -475,29 +471,54 @@ class Bench:
             c.mset(mapping)
         self.read_tag = tag
 
+    def _clients(self, mode: str, side: str) -> Any:
+        if mode == "threads":
+            return sync_cluster(self.urls) if side == "cvstore" else raw_clients(self.urls)
+        if side == "cvstore":
+            return self.loop.run_until_complete(async_cluster(self.urls))
+        return raw_async_clients(self.urls)
+
+    def _close(self, mode: str, side: str, client: Any) -> None:
+        if mode == "threads":
+            if side == "cvstore":
+                close_sync_cluster(client)
+            else:
+                for c in client:
+                    c.close()
+        elif side == "cvstore":
+            stores = [node.store for node in client.nodes]
+            self.loop.run_until_complete(client.close())
+            for store in stores:
+                self.loop.run_until_complete(store.close())
+        else:
+            for c in client:
+                self.loop.run_until_complete(c.aclose())
+
     def point(
-        self,
-        mode: str,
-        side: str,
-        op: str,
-        callers: int,
-        tag: str,
-        seconds: float,
-        ops: int | None = None,
-    ) -> Any:
+        self, mode: str, side: str, op: str, callers: int, tag: str, seconds: float
+    ) -> dict[str, Any]:
         """One measured point; `tag` names the values a put writes."""
         tag = tag if op == "put" else self.read_tag
-        ops = self.ops if ops is None else ops
         cpu = self.servers_cpu
-        if mode == "threads":
-            return thread_point(side, op, self.sync[side], callers, ops, tag, cpu, seconds)
-        if mode == "tasks":
-            return task_point(side, op, self.aio[side], callers, ops, tag, cpu, self.loop, seconds)
-        assert self.workers is not None
-        return self.workers.point(side, op, callers, ops, tag, cpu, seconds)
-
-    def suspected(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(self.sync["cvstore"].suspected), tuple(self.aio["cvstore"].suspected)
+        if mode == "processes":
+            assert self.workers is not None
+            result = self.workers.point(side, op, callers, self.ops, tag, cpu, seconds)
+            self.suspected.update(result.pop("suspected"))
+            return result
+        client = self._clients(mode, side)
+        try:
+            if mode == "threads":
+                thread_point(side, "get", client, callers, callers, self.read_tag, cpu, seconds)
+                result = thread_point(side, op, client, callers, self.ops, tag, cpu, seconds)
+            else:
+                args = (cpu, self.loop, seconds)
+                task_point(side, "get", client, callers, callers, self.read_tag, *args)
+                result = task_point(side, op, client, callers, self.ops, tag, *args)
+            if side == "cvstore":
+                self.suspected.update(client.suspected)
+        finally:
+            self._close(mode, side, client)
+        return result
 
     def close(self) -> None:
         if self.workers is not None:
@@ -505,13 +526,6 @@ class Bench:
         close_sync_cluster(self.sync["cvstore"])
         for c in self.sync["raw"]:
             c.close()
-        cluster = self.aio["cvstore"]
-        stores = [node.store for node in cluster.nodes] if hasattr(cluster, "nodes") else []
-        self.loop.run_until_complete(cluster.close())
-        for store in stores:
-            self.loop.run_until_complete(store.close())
-        for c in self.aio["raw"]:
-            self.loop.run_until_complete(c.aclose())
         self.servers_cpu.close()
         self.loop.close()
 
@@ -717,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.time()
                 load0 = os.getloadavg()
                 points = run(bench, args.rounds, args.seconds, log=print)
-                suspected = bench.suspected()
+                suspected = sorted(bench.suspected)
             finally:
                 bench.close()
         finally:
@@ -733,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         "ops": args.ops,
         "rounds": args.rounds,
         "seconds_limit": args.seconds,
-        "suspected_after": [list(s) for s in suspected],
+        "suspected": suspected,  # nodes any cvstore client suspected during the run
         "medians": rows,
         "points": points,
     }
