@@ -15,6 +15,11 @@ round and released together, so thread start-up is not timed.
 
 ``extra_info``: ``callers`` and ``ops``; throughput = ops / the round's time
 (``python bench/report.py FILE`` shows medians).
+
+The curve against raw redis-py and ``redis.asyncio``, with processes too and
+the client's and the servers' CPU per call, is ``bench/concurrency_curve.py``
+(a script: interleaved rounds of both sides); the last test below runs it with
+a few calls.
 """
 
 from __future__ import annotations
@@ -165,3 +170,49 @@ def test_concurrent_callers(benchmark, op, driver, callers, sync_cluster, async_
         suspected = async_cluster.suspected
     assert suspected == ()  # many callers never make a node look down
     benchmark.extra_info.update({"callers": callers, "ops": ops, "driver": driver, "op": op})
+
+
+# ---------------------------------------------------------------------------
+# bench/concurrency_curve.py: the curve against raw redis-py, with CPU per call.
+# Its points are timed by the script, not by pytest-benchmark; here each mode
+# runs once with a few calls (under --benchmark-disable, as CI runs bench/),
+# so the script's two sides are checked to do the same work.
+
+CURVE_OPS = 24
+
+
+@pytest.fixture(scope="module")
+def curve(servers: Any) -> Any:
+    from bench import concurrency_curve
+
+    bench = concurrency_curve.Bench([s.url() for s in servers], CURVE_OPS, processes=(2,))
+    yield bench
+    bench.close()
+
+
+@pytest.mark.parametrize(("mode", "callers"), [("threads", 4), ("tasks", 4), ("processes", 2)])
+def test_curve_sides_do_the_same_work(curve, servers, mode, callers):
+    from bench.concurrency_curve import RAW, SIDES, key_name, value_for
+
+    tag = f"check-{mode}"
+    for op in ("put", "get"):
+        for side in SIDES:
+            point = curve.point(mode, side, op, callers, tag, seconds=60.0)
+            assert point["calls"] == point["planned"] == CURVE_OPS, (op, side, point)
+            assert point["wrong_reads"] == 0, (op, side, point)  # gets read what was written
+            assert point["client_cpu_us_per_call"] > 0, (op, side, point)
+            assert point["server_cpu_us_per_call"] > 0, (op, side, point)
+    # both sides' puts stored the same values: cvstore on its replicas, raw on every server
+    import redis
+
+    raws = [redis.Redis.from_url(s.url()) for s in servers]
+    try:
+        for i in range(CURVE_OPS):
+            expected = value_for(tag, i)
+            assert curve.sync["cvstore"].get(key_name(i, "put")) == expected
+            rkey = RAW + key_name(i, "put").encode()
+            assert [r.get(rkey) for r in raws] == [expected] * len(raws)
+    finally:
+        for r in raws:
+            r.close()
+    assert curve.suspected == set()  # no cvstore client, thread, task or process, suspected a node
