@@ -51,6 +51,15 @@ class ClusterStats:
     unreadable : int
         Records the stores could not parse, and keys under their prefixes
         that are not cvstore's, met so far (the sum of the stores' counts).
+    hot_keys : dict
+        What this client's ``put`` and ``get`` calls asked for
+        (``core.hotkeys``: one call in ``sample_every`` is counted):
+        ``cluster``, the top keys of all calls, and ``per_node``, each
+        member's top keys (a call counts for every replica of its key), as
+        ``{"key", "count", "error"}`` with counts estimating calls (the true
+        count lies in ``[count - error, count]`` of the sampled stream, times
+        ``sample_every``); ``requests``, the estimated calls per member as a
+        replica; ``sampled``, the calls counted.
     """
 
     nodes: int
@@ -68,6 +77,7 @@ class ClusterStats:
     suspected: tuple[str, ...] = ()
     per_node: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: int = 0
+    hot_keys: dict[str, Any] = field(default_factory=dict)
 
 
 def gather(placement: Any, now_ms: int) -> Proc[tuple[dict[str, int], int]]:
@@ -100,6 +110,7 @@ def make_stats(
     book: Any,
     counters: Mapping[str, int],
     per_node: dict[str, dict[str, Any]],
+    hot_keys: dict[str, Any] | None = None,
 ) -> ClusterStats:
     """Assemble the snapshot from what ``gather`` found and the driver's own state."""
     total = sum(keys_per_node.values())
@@ -125,4 +136,5 @@ def make_stats(
         suspected=tuple(sorted(name for name, row in per_node.items() if row.get("suspected"))),
         per_node=per_node,
         unreadable=sum(int(row.get("unreadable", 0)) for row in per_node.values()),
+        hot_keys=hot_keys or {},
     )
