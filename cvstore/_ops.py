@@ -487,6 +487,7 @@ def put_many(c: Any, mapping: Any, consistency: Any, ttl: Any) -> Proc[None]:
     if kbs:
         check_batch(kbs, values, state)
         values = expiring(values, ttl_ms, state)
+        c._hot.sample_many(kbs, state.placement)
         yield from write_many(state, kbs, values, level)
 
 
@@ -503,6 +504,7 @@ def get_many(c: Any, keys: Any, consistency: Any) -> Proc[dict[Any, Any]]:
     level = state.read_level if consistency is None else check_level("consistency", consistency)
     if not kbs:
         return {}
+    c._hot.sample_many(kbs, state.placement)
     records = yield from fenced(state, lambda: reads.get_many(state, kbs, level, state.now_ms()))
     return batch_values(keys, records, state)
 

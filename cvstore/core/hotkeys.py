@@ -16,7 +16,9 @@ back by the counter it evicts, which is at least the floor.)
 
 ``HotKeys`` is what a cluster keeps.  The drivers' ``put`` and ``get`` count
 down ``tick`` and, at one call in ``SAMPLE_EVERY`` (a countdown, not a
-random draw), hand the key to ``sample``, which only appends it to a buffer;
+random draw), hand the key to ``sample``, which only appends it to a buffer
+(``put_many`` and ``get_many`` hand their keys to ``sample_many``: the same
+countdown along the batch);
 the buffer is folded into the sketch every ``BUFFER`` samples and when the
 stats are read.  Requests per node are counted at the fold from the key's
 replicas (every node of its preference list, whichever of them answered),
@@ -120,6 +122,18 @@ class HotKeys:
         buffer = self.buffer
         buffer.append(key)
         if len(buffer) >= BUFFER:
+            self.fold(placement)
+
+    def sample_many(self, keys: Sequence[bytes], placement: Any) -> None:
+        """A batch call's keys: the same countdown, across the batch (one key in ``every``)."""
+        every, n = self.every, len(keys)
+        offset = max(self.tick, 1) - 1
+        if n <= offset:
+            self.tick -= n
+            return
+        self.buffer.extend(keys[offset::every])
+        self.tick = every - (n - 1 - offset) % every
+        if len(self.buffer) >= BUFFER:
             self.fold(placement)
 
     def fold(self, placement: Any) -> None:

@@ -51,6 +51,24 @@ def test_the_hottest_key_is_found_on_its_replicas():
         cluster.close()
 
 
+def test_batch_calls_feed_the_hot_keys():
+    cluster = Cluster([Node(f"n{i}") for i in range(5)], replication_factor=3)
+    try:
+        stream = zipf_stream(1.2, 2_000, 16_000, seed=4)
+        for start in range(0, len(stream), 400):
+            chunk = stream[start : start + 400]
+            cluster.put_many([(k, "v") for k in chunk])  # a key given twice is one write
+            cluster.get_many(chunk)
+        hot = cluster.stats().hot_keys
+        assert hot["cluster"][0]["key"] == Counter(stream).most_common(1)[0][0]
+        # Along the same countdown: each key a get_many is given, each distinct key of a
+        # put_many (a key given twice is one write).
+        distinct = sum(len(set(stream[i : i + 400])) for i in range(0, len(stream), 400))
+        assert hot["sampled"] == (len(stream) + distinct) // SAMPLE_EVERY
+    finally:
+        cluster.close()
+
+
 def test_a_cluster_with_no_calls_shows_no_hot_keys():
     cluster = Cluster([Node(f"n{i}") for i in range(3)], replication_factor=3)
     try:

@@ -77,3 +77,16 @@ def test_hot_keys_count_one_call_in_every_and_each_replica():
     assert sum(report["requests"].values()) == 4_000 * 2
     assert min(report["requests"][n] for n in holders) >= 2_000
     cluster.close()
+
+
+def test_a_batch_samples_one_key_in_every_along_the_countdown():
+    hot = HotKeys(every=4)
+    keys = [f"k{i}".encode() for i in range(10)]
+    hot.tick -= 1  # one single call before the batch: 3 to go
+    hot.sample_many(keys, None)
+    assert hot.buffer == [b"k2", b"k6"]
+    assert hot.tick == 1  # k7, k8, k9 counted down: the next call is sampled
+    hot.sample_many(keys[:0], None)
+    assert hot.tick == 1
+    hot.sample_many([b"x"], None)
+    assert hot.buffer[-1] == b"x" and hot.tick == 4
