@@ -52,14 +52,14 @@ class ClusterStats:
         Records the stores could not parse, and keys under their prefixes
         that are not cvstore's, met so far (the sum of the stores' counts).
     hot_keys : dict
-        What this client's ``put`` and ``get`` calls asked for
-        (``core.hotkeys``: one call in ``sample_every`` is counted):
-        ``cluster``, the top keys of all calls, and ``per_node``, each
-        member's top keys (a call counts for every replica of its key), as
-        ``{"key", "count", "error"}`` with counts estimating calls (the true
-        count lies in ``[count - error, count]`` of the sampled stream, times
-        ``sample_every``); ``requests``, the estimated calls per member as a
-        replica; ``sampled``, the calls counted.
+        What this client's calls asked for (``core.hotkeys``: one ``put`` or
+        ``get`` in ``sample_every``, and one key in ``sample_every`` of each
+        ``put_many``/``get_many``, is counted): ``cluster``, the top keys as
+        ``{"key", "count", "error"}`` with counts estimating calls (the
+        sampled count lies in ``[count - error, count]``, times
+        ``sample_every``; ``error`` is at most ``bound``); ``per_node``, those
+        of them each member keeps a copy of; ``requests``, the estimated calls
+        per member as a replica; ``sampled``, the calls counted.
     """
 
     nodes: int
