@@ -202,7 +202,7 @@ def _build_parser() -> _Parser:
     )
     load.add_argument(
         "--speeds",
-        type=_args.weight,
+        type=_args.speed,
         nargs="+",
         metavar="MU",
         help="service rate per node, one per node or a shorter list repeated (default: all 1)",

@@ -132,3 +132,13 @@ def _number(name: str, low: float, high: float, low_open: bool = False) -> Calla
 zipf_exponent = _number("zipf", 0.0, 5.0)
 balance = _number("balance", 1.0, 100.0, low_open=True)
 utilization = _number("utilization", 0.0, 0.99, low_open=True)
+
+
+def speed(text: str) -> float:
+    """A node's service rate (``simulate --speeds``): a number in the shared weight range."""
+    value = parse_weight(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"speeds must be numbers from {WEIGHT_LOW:g} to {WEIGHT_HIGH:g}, got {shown(text)}"
+        )
+    return value
