@@ -133,3 +133,44 @@ def test_weight_moves_exactly_the_predicted_keys(start_redis, capsys, prefix):
         assert held == {k for k in keys if name in after[k]}, name
     for node in nodes:
         node.store.close()
+
+
+def test_status_of_a_client_that_made_calls_shows_its_requests_and_hot_keys(
+    start_redis, capsys, prefix
+):
+    """The status of a running client (``_status`` with its cluster): requests where known."""
+    import argparse
+
+    from cvstore._cli.cluster import _status
+
+    servers = start_redis(3)
+    urls = [s.url() for s in servers]
+    nodes = [Node(f"r{i + 1}", store=RedisStore(u, prefix=prefix)) for i, u in enumerate(urls)]
+    Cluster.create(nodes, replication_factor=1).close()
+    client = Cluster.join([urls[0]], prefix=prefix)
+    try:
+        client.put_many({f"k{i}": "v" for i in range(30)})
+        for i in range(960):  # k0 is two calls in three
+            client.get("k0" if i % 3 else f"k{i % 30}")
+        owner = client.get_node_for_key("k0").name
+        code = _status(argparse.Namespace(json=True, bound=1.25), client)
+        out, _ = capsys.readouterr()
+        assert code == 0
+        status = json.loads(out)
+        hot = client.stats().hot_keys
+        assert status["hot_keys"][0]["key"] == "k0"
+        rows = {r["node"]: r for r in status["nodes"]}
+        total = sum(hot["requests"].values())
+        for name, row in rows.items():
+            assert row["requests"] == hot["requests"][name]
+            assert row["requests_share"] == hot["requests"][name] / total
+        assert "requests" in rows[owner]["over_bound"]
+        assert rows[owner]["hot_keys"][0]["key"] == "k0"
+        code = _status(argparse.Namespace(json=False, bound=1.25), client)
+        out, _ = capsys.readouterr()
+        assert f"  {owner} is over its bound: " in out and "of requests" in out
+        assert "hot keys (this client's calls, 1 in 16 counted): k0 ~" in out
+    finally:
+        client.close()
+        for node in nodes:
+            node.store.close()
