@@ -404,6 +404,7 @@ def _check_plot(path: str | None) -> None:
 
 
 LOAD_OPTIONS = ("requests", "speeds", "balance", "utilization")
+LOAD_MAX_KEYS = 10_000_000
 
 
 def _load_mode(args: argparse.Namespace) -> bool:
@@ -416,6 +417,11 @@ def _load_mode(args: argparse.Namespace) -> bool:
     for option in ("add", "remove"):
         if getattr(args, option):
             raise UsageError(f"argument --{option}: not with --zipf (the load mode)")
+    if args.keys > LOAD_MAX_KEYS:
+        raise UsageError(
+            f"argument --keys: at most {LOAD_MAX_KEYS:,} with --zipf (a probability per key is "
+            f"held in memory), got {args.keys:,}"
+        )
     if args.requests is None:
         args.requests = 100_000
     if args.balance is None:

@@ -112,6 +112,12 @@ def test_bad_options(capsys, argv, message):
     assert code == 2 and message in err
 
 
+def test_too_many_keys_for_the_load_mode(capsys):
+    code = main(["simulate", "--keys", "20M", "--zipf", "1"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "argument --keys: at most 10,000,000 with --zipf" in err
+
+
 def test_plot_writes_a_png(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "load.png"
