@@ -610,29 +610,16 @@ def _after_interrupt(
 
 
 def _memory_usage(store: Any, sample: int = BYTES_SAMPLE) -> int | None:
-    """Bytes a node's records take in Redis: MEMORY USAGE of up to `sample` of them.
+    """Bytes a node's records take in Redis (``RedisStore.memory_usage``), or None when the
+    store is not a Redis one or does not answer."""
+    from cvstore import RedisStore
 
-    The records are picked evenly along SCAN's order; their mean size times
-    the node's records (tombstones included) is the estimate, exact when it
-    has `sample` records or fewer.  None when the store is not Redis or does
-    not answer.
-    """
-    client = getattr(store, "_client", None)
-    requests = getattr(store, "_requests", None)
-    if client is None or requests is None:
+    if not isinstance(store, RedisStore):
         return None
     try:
-        keys = store.keys()
-        if not keys:
-            return 0
-        picked = keys[:: max(1, len(keys) // sample)][:sample]
-        pipe = client.pipeline(transaction=False)
-        for key in picked:
-            pipe.memory_usage(requests.records + key)
-        sizes = [int(size or 0) for size in pipe.execute()]
+        return store.memory_usage(sample)
     except Exception:  # noqa: BLE001 - a node that does not answer: its bytes are unknown
         return None
-    return round(sum(sizes) * len(keys) / len(picked))
 
 
 def _shares(values: dict[str, Any]) -> dict[str, float | None]:
