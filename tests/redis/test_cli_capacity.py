@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from cvstore import Cluster, Node, RedisStore
@@ -174,3 +175,19 @@ def test_status_of_a_client_that_made_calls_shows_its_requests_and_hot_keys(
         client.close()
         for node in nodes:
             node.store.close()
+
+
+def test_memory_usage_is_exact_up_to_its_sample_and_refuses_a_bad_one(start_redis, prefix):
+    (server,) = start_redis(1)
+    with RedisStore(server.url(), prefix=prefix) as store:
+        assert store.memory_usage() == 0
+        cluster = Cluster([Node("r1", store=store)], replication_factor=1)
+        cluster.put_many({f"k{i}": "x" * (100 * i) for i in range(40)})
+        exact = memory_of(server.url(), prefix)
+        assert store.memory_usage(40) == exact
+        assert store.memory_usage(64) == exact
+        estimate = store.memory_usage(10)  # 10 of 40, picked evenly: an estimate
+        assert 0.5 * exact < estimate < 1.5 * exact
+        for bad in (0, -1, 1.5, "8"):
+            with pytest.raises(ValueError, match=f"sample must be an int >= 1, got {bad!r}"):
+                store.memory_usage(bad)
