@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ from cvstore.core import stats as _stats
 from cvstore.core.calls import FENCED, Call, Op, Proc
 from cvstore.core.failures import may_be_applied
 from cvstore.core.health import DEFAULT_MAX_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL
+from cvstore.core.hotkeys import HotKeys
 from cvstore.core.keys import key_bytes, key_out
 from cvstore.core.layout import Layout, LayoutError, NodeSpec, first
 from cvstore.core.levels import Level, ReadPolicy, check_level
@@ -198,6 +200,8 @@ class Client(Settings):
             self._state = State(options, members, self)
         else:
             self._state = State(options, members, self, lock=self._lock)
+        # the hot keys put and get sample (core.hotkeys), under a lock of the driver's kind
+        self._hot = HotKeys(lock=(self._lock or threading.Lock)())
         # Servers shared with other clients: the membership lives on them.
         self._share_at_open = members if keeps and shared is not False else None
         self._popping: list[Key] = []  # keys popitem() found in its last scan
@@ -486,6 +490,7 @@ def put_many(c: Any, mapping: Any, consistency: Any, ttl: Any) -> Proc[None]:
     if kbs:
         check_batch(kbs, values, state)
         values = expiring(values, ttl_ms, state)
+        c._hot.sample_many(kbs, state.placement)
         yield from write_many(state, kbs, values, level)
 
 
@@ -502,6 +507,7 @@ def get_many(c: Any, keys: Any, consistency: Any) -> Proc[dict[Any, Any]]:
     level = state.read_level if consistency is None else check_level("consistency", consistency)
     if not kbs:
         return {}
+    c._hot.sample_many(kbs, state.placement)
     records = yield from fenced(state, lambda: reads.get_many(state, kbs, level, state.now_ms()))
     return batch_values(keys, records, state)
 
@@ -759,7 +765,10 @@ def stats(c: Any) -> Proc[ClusterStats]:
         counters = dict(state.counters)
     counters["hedges_sent"] = state.replicas.hedges
     counters["hedges_won"] = state.replicas.hedges_won
-    return _stats.make_stats(p, keys_per_node, hints_pending, state.hints, counters, per_node)
+    hot = c._hot.report(p, p.replica_names)
+    return _stats.make_stats(
+        p, keys_per_node, hints_pending, state.hints, counters, per_node, hot_keys=hot
+    )
 
 
 def probe(c: Any) -> Proc[list[str]]:

@@ -182,6 +182,45 @@ def _build_parser() -> _Parser:
         metavar="S",
         help="ring seed (xxh64) and which nodes --remove takes (default 0)",
     )
+    load = sim.add_argument_group(
+        "load mode (--zipf)",
+        "requests drawn from a Zipf workload, served by nodes of given speeds: load per node "
+        "and simulated latency for the plain ring, bounded loads and the read policies",
+    )
+    load.add_argument(
+        "--zipf",
+        type=_args.zipf_exponent,
+        metavar="S",
+        help="request keys drawn from Zipf(S) over --keys (S from 0 to 5); turns on the load mode",
+    )
+    load.add_argument(
+        "--requests",
+        type=_args.count(1, 10_000_000),
+        default=None,
+        metavar="R",
+        help="requests to simulate (default 100k)",
+    )
+    load.add_argument(
+        "--speeds",
+        type=_args.speed,
+        nargs="+",
+        metavar="MU",
+        help="service rate per node, one per node or a shorter list repeated (default: all 1)",
+    )
+    load.add_argument(
+        "--balance",
+        type=_args.balance,
+        default=None,
+        metavar="C",
+        help="bounded loads: no node above ceil(C x average x weight) (default 1.25)",
+    )
+    load.add_argument(
+        "--utilization",
+        type=_args.utilization,
+        default=None,
+        metavar="U",
+        help="arrival rate as a fraction of the nodes' total service rate (default 0.7)",
+    )
     sim.add_argument(
         "--plot", metavar="FILE.png", help="write a picture (needs the 'plot' extra: matplotlib)"
     )

@@ -109,3 +109,36 @@ def duration(text: str) -> float:
     if not 0.001 <= value <= 60:  # also false for nan
         raise argparse.ArgumentTypeError(f"must be seconds from 0.001 to 60, got {shown(text)}")
     return value
+
+
+def _number(name: str, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = (low < value if low_open else low <= value) and value <= high  # false for nan
+        if not ok:
+            side = ">" if low_open else ">="
+            raise argparse.ArgumentTypeError(
+                f"must be a number {side} {low:g} and <= {high:g}, got {shown(text)}"
+            )
+        return value
+
+    convert.__name__ = name
+    return convert
+
+
+zipf_exponent = _number("zipf", 0.0, 5.0)
+balance = _number("balance", 1.0, 100.0, low_open=True)
+utilization = _number("utilization", 0.0, 0.99, low_open=True)
+
+
+def speed(text: str) -> float:
+    """A node's service rate (``simulate --speeds``): a number in the shared weight range."""
+    value = parse_weight(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"speeds must be numbers from {WEIGHT_LOW:g} to {WEIGHT_HIGH:g}, got {shown(text)}"
+        )
+    return value

@@ -33,6 +33,8 @@ from cvstore._cli.errors import CommandError, Interrupted, UsageError
 from cvstore._cli.nodes import check_url, diagnose, same_server
 
 SEED_ENV = "CVSTORE_SEED"  # the seed URLs when --seed is absent (comma or space separated)
+DEFAULT_BOUND = 1.25  # status: over its bound when a share > DEFAULT_BOUND x its weight's share
+BYTES_SAMPLE = 64  # status: records per node whose MEMORY USAGE is asked
 
 
 _SEED = "redis://cache-1:6379/0"
@@ -137,6 +139,14 @@ def add_parser(sub: Any, count: Any, weight: Any) -> None:
         "the cluster's health by the exit code.",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "--bound",
+        type=_bound,
+        default=DEFAULT_BOUND,
+        metavar="C",
+        help="a node is over its bound when its share of keys, bytes or requests is more "
+        f"than C times its weight's share (default {DEFAULT_BOUND:g})",
+    )
     common(status)
 
     add = add_op("add", "add a node and stream its copies to it")
@@ -180,6 +190,16 @@ def add_parser(sub: Any, count: Any, weight: Any) -> None:
     forget.add_argument("url", metavar="URL")
     forget.add_argument("--yes", action="store_true", help="really delete (required)")
     common(forget)
+
+
+def _bound(value: str) -> float:
+    try:
+        c = float(value)
+    except ValueError:
+        c = float("nan")
+    if not (1 <= c <= 100):
+        raise argparse.ArgumentTypeError(f"must be a number >= 1 and <= 100, got {value!r}")
+    return c
 
 
 def _seconds(value: str) -> float:
@@ -589,6 +609,28 @@ def _after_interrupt(
     )
 
 
+def _memory_usage(store: Any, sample: int = BYTES_SAMPLE) -> int | None:
+    """Bytes a node's records take in Redis (``RedisStore.memory_usage``), or None when the
+    store is not a Redis one or does not answer."""
+    from cvstore import RedisStore
+
+    if not isinstance(store, RedisStore):
+        return None
+    try:
+        return store.memory_usage(sample)
+    except Exception:  # noqa: BLE001 - a node that does not answer: its bytes are unknown
+        return None
+
+
+def _shares(values: dict[str, Any]) -> dict[str, float | None]:
+    known = {name: v for name, v in values.items() if v is not None}
+    total = sum(known.values())
+    return {name: (known[name] / total if total and name in known else None) for name in values}
+
+
+MEASURES = ("keys", "bytes", "requests")
+
+
 def _status(args: argparse.Namespace, cluster: Any) -> int:
     layout = cluster.layout
     stats = cluster.stats()
@@ -598,10 +640,28 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
             epochs[node.name] = node.store.read_layout()[0]
         except Exception:  # noqa: BLE001 - a node down: shown as such
             epochs[node.name] = None
+    up_nodes = {node.name: node for node in cluster.nodes if node.name in stats.keys_per_node}
+    sizes = {name: _memory_usage(node.store) for name, node in up_nodes.items()}
+    hot = stats.hot_keys
+    seen = bool(hot.get("sampled"))
+    requests = {name: hot["requests"].get(name, 0) if seen else None for name in up_nodes}
+    shares = {
+        "keys": stats.share,
+        "bytes": _shares(sizes),
+        "requests": _shares(requests),
+    }
     rows = []
     for spec in layout.everyone():
         row = stats.per_node.get(spec.name, {})
         up = row.get("up", False)
+        fair = stats.weight_share.get(spec.name)
+        over = [
+            m
+            for m in MEASURES
+            if fair is not None
+            and shares[m].get(spec.name) is not None
+            and shares[m][spec.name] > args.bound * fair
+        ]
         rows.append(
             {
                 "node": spec.name,
@@ -611,8 +671,15 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
                 "epoch": epochs.get(spec.name),
                 "keys": stats.keys_per_node.get(spec.name),
                 "share": stats.share.get(spec.name),
+                "bytes": sizes.get(spec.name),
+                "bytes_share": shares["bytes"].get(spec.name),
+                "requests": requests.get(spec.name),
+                "requests_share": shares["requests"].get(spec.name),
                 "weight": spec.weight,
-                "weight_share": stats.weight_share.get(spec.name),
+                "weight_share": fair,
+                "bound_share": None if fair is None else args.bound * fair,
+                "over_bound": over,
+                "hot_keys": hot.get("per_node", {}).get(spec.name, []),
                 "last_failure": row.get("last_failure"),
             }
         )
@@ -628,6 +695,10 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
         "nodes": rows,
         "hints_pending": stats.hints_pending,
         "imbalance": stats.imbalance,
+        "bound": args.bound,
+        "bytes_sample": BYTES_SAMPLE,
+        "requests_seen": hot.get("sampled", 0) * hot.get("sample_every", 0),
+        "hot_keys": hot.get("cluster", []),
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -660,17 +731,57 @@ def _status(args: argparse.Namespace, cluster: Any) -> int:
                     "-" if r["epoch"] is None else str(r["epoch"]),
                     "-" if r["keys"] is None else text.num(r["keys"]),
                     pct(r["share"]),
+                    "-" if r["bytes"] is None else text.num(r["bytes"]),
+                    pct(r["bytes_share"]),
+                    pct(r["requests_share"]),
                     f"{r['weight']:g}",
                     pct(r["weight_share"]),
                     r["zone"] or "-",
                 )
                 for r in rows
             ],
-            ["node", "address", "state", "epoch", "keys", "share", "weight", "fair share", "zone"],
+            [
+                "node",
+                "address",
+                "state",
+                "epoch",
+                "keys",
+                "share",
+                "bytes",
+                "share",
+                "requests",
+                "weight",
+                "fair share",
+                "zone",
+            ],
             left=3,
         )
     )
     print(f"hints pending: {text.num(stats.hints_pending)}; imbalance {stats.imbalance:.2f}")
+    print(
+        f"bytes: Redis MEMORY USAGE of up to {BYTES_SAMPLE} records per node, times its "
+        "records; requests: the calls this command's own client made, none of its own "
+        "(a running client's stats().hot_keys has its requests)"
+        if not seen
+        else f"bytes: Redis MEMORY USAGE of up to {BYTES_SAMPLE} records per node, times its "
+        "records; requests: the calls this client made"
+    )
+    over_rows = [r for r in rows if r["over_bound"]]
+    for r in over_rows:
+        said = ", ".join(
+            f"{pct(r['share'] if m == 'keys' else r[m + '_share'])} of {m}" for m in r["over_bound"]
+        )
+        print(
+            f"  {r['node']} is over its bound: {said}, against a fair share of "
+            f"{pct(r['weight_share'])} (bound {args.bound:g} x = {pct(r['bound_share'])})"
+        )
+    if not over_rows:
+        print(
+            f"no node is over its bound ({args.bound:g} x its fair share of keys, bytes, requests)"
+        )
+    if seen and out["hot_keys"]:
+        top = ", ".join(f"{h['key']!s} ~{text.num(h['count'])}" for h in out["hot_keys"][:5])
+        print(f"hot keys (this client's calls, 1 in {hot['sample_every']} counted): {top}")
     if layout.changing:
         print(
             "a change is under way; if the client making it is gone, 'cvstore cluster finish' "

@@ -118,3 +118,41 @@ def _plot_change_per_node(
         fontsize=10,
     )
     ax.legend(loc="upper left" if change.kind == "add" else "lower left", fontsize=8)
+
+
+def plot_load(path: str, result: dict[str, Any]) -> None:
+    """Write the load-mode figure of ``simulate --zipf`` to `path`: requests per node over its
+    fair share for each strategy, and p50/p99 latency per strategy."""
+    from matplotlib.figure import Figure
+
+    strategies = result["strategies"]
+    names = list(strategies[0]["per_node"])
+    weights = np.array(result["weights"])
+    fair = result["requests"] * weights / weights.sum()
+    fig = Figure(figsize=(10, 6.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    x = np.arange(len(names))
+    width = 0.8 / len(strategies)
+    for k, s in enumerate(strategies):
+        counts = np.array([s["per_node"][name] for name in names])
+        top.bar(
+            x + (k - (len(strategies) - 1) / 2) * width, counts / fair, width, label=s["strategy"]
+        )
+    top.axhline(1.0, color="black", linewidth=0.8)
+    top.axhline(result["balance"], color=_GREY, linewidth=0.8, linestyle="--")
+    top.set_xticks(x, names if len(names) <= 20 else [""] * len(names))
+    top.set_ylabel("requests / fair share")
+    top.set_title(
+        f"{result['requests']:,} requests, Zipf({result['zipf']:g}) over {result['keys']:,} keys, "
+        f"{result['nodes']} nodes, balance c = {result['balance']:g} (dashed)"
+    )
+    top.legend(ncols=len(strategies), fontsize="small")
+    labels = [s["strategy"] for s in strategies]
+    xs = np.arange(len(labels))
+    bottom.bar(xs - 0.2, [s["p50"] for s in strategies], 0.4, color=_BLUE, label="p50")
+    bottom.bar(xs + 0.2, [s["p99"] for s in strategies], 0.4, color=_ORANGE, label="p99")
+    bottom.set_xticks(xs, labels)
+    bottom.set_yscale("log")  # a queue that overruns is thousands of times the healthy p50
+    bottom.set_ylabel("latency (mean service times, log)")
+    bottom.legend()
+    fig.savefig(path)

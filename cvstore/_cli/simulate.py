@@ -403,8 +403,74 @@ def _check_plot(path: str | None) -> None:
         raise UsageError(f"argument --plot: no such directory {str(parent)!r}")
 
 
+LOAD_OPTIONS = ("requests", "speeds", "balance", "utilization")
+LOAD_MAX_KEYS = 10_000_000
+
+
+def _load_mode(args: argparse.Namespace) -> bool:
+    """Whether --zipf turns on the load mode; its options checked (UsageError otherwise)."""
+    if args.zipf is None:
+        for option in LOAD_OPTIONS:
+            if getattr(args, option, None) is not None:
+                raise UsageError(f"argument --{option}: needs --zipf S (the load mode)")
+        return False
+    for option in ("add", "remove"):
+        if getattr(args, option):
+            raise UsageError(f"argument --{option}: not with --zipf (the load mode)")
+    if args.keys > LOAD_MAX_KEYS:
+        raise UsageError(
+            f"argument --keys: at most {LOAD_MAX_KEYS:,} with --zipf (a probability per key is "
+            f"held in memory), got {args.keys:,}"
+        )
+    if args.requests is None:
+        args.requests = 100_000
+    if args.balance is None:
+        args.balance = 1.25
+    if args.utilization is None:
+        args.utilization = 0.7
+    return True
+
+
+def _run_load(args: argparse.Namespace) -> dict[str, Any]:
+    from cvstore._cli.loadsim import run_load
+
+    n = args.nodes
+    names = node_names(n, len(str(n - 1)))
+    weights = spread_weights(args.weights, n)
+    if args.speeds and len(args.speeds) > n:
+        raise UsageError(
+            f"argument --speeds: got {len(args.speeds)} speeds for --nodes {n}; "
+            "give one per node or fewer (repeated)"
+        )
+    speeds = spread_weights(args.speeds, n)
+    _make_ring(dict(zip(names, weights)), args)  # the ring's own checks, in the options' words
+    return run_load(args, weights, speeds, names)
+
+
 def command(args: argparse.Namespace) -> int:
     _check_plot(args.plot)
+    if _load_mode(args):
+        from cvstore._cli.loadsim import render_load
+
+        result = _run_load(args)
+        if args.plot:
+            from cvstore._cli.plot import plot_load
+
+            try:
+                plot_load(args.plot, result)
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write --plot file {args.plot!r}: {exc.strerror}"
+                ) from None
+            result["plot"] = args.plot
+        if args.json:
+            json.dump(result, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(render_load(result))
+            if args.plot:
+                print(f"wrote {args.plot}")
+        return 0
     result = run(args)
     arrays = result.pop("_arrays")
     if args.plot:

@@ -119,6 +119,10 @@ def put(self: Any, key: Any, value: Any, *, consistency: Any = None, ttl: Any = 
         else kind is not bytes or len(value) > ctx.max_value_bytes
     ):
         value = ctx.checked_value(value, ttl)
+    hot = self._hot  # hot keys: one call in hot.every is counted (core.hotkeys)
+    hot.tick = tick = hot.tick - 1
+    if tick < 1:
+        hot.sample(kb, p)
     # Every replica up and applying the write is an acknowledged write at any
     # level but the eventual ones (those hint the other replicas).
     if (
@@ -176,6 +180,10 @@ def get(self: Any, key: Any, default: Any = None, *, consistency: Any = None) ->
         raise level_error("consistency", consistency) from None
     if len(kb) > MAX_KEY_BYTES:
         raise key_size_error("key", kb)
+    hot = self._hot  # hot keys: one call in hot.every is counted (core.hotkeys)
+    hot.tick = tick = hot.tick - 1
+    if tick < 1:
+        hot.sample(kb, p)
     # The replicas asked are up and agree: their record, as reads.get and
     # records.value_of would answer.  Copies that differ need read repair.
     if p.direct and not ctx.hints.pending and ctx.read_policy not in _MEASURED and not ctx.layout:

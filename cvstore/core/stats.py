@@ -58,6 +58,15 @@ class ClusterStats:
     hedges_sent, hedges_won : int
         Hedged reads ("adaptive" policy, asyncio driver) that asked a second
         replica, and those the second replica answered first, since the cluster was made.
+    hot_keys : dict
+        What this client's calls asked for (``core.hotkeys``: one ``put`` or
+        ``get`` in ``sample_every``, and one key in ``sample_every`` of each
+        ``put_many``/``get_many``, is counted): ``cluster``, the top keys as
+        ``{"key", "count", "error"}`` with counts estimating calls (the
+        sampled count lies in ``[count - error, count]``, times
+        ``sample_every``; ``error`` is at most ``bound``); ``per_node``, those
+        of them each member keeps a copy of; ``requests``, the estimated calls
+        per member as a replica; ``sampled``, the calls counted.
     """
 
     nodes: int
@@ -77,6 +86,7 @@ class ClusterStats:
     unreadable: int = 0
     hedges_sent: int = 0
     hedges_won: int = 0
+    hot_keys: dict[str, Any] = field(default_factory=dict)
 
 
 def gather(placement: Any, now_ms: int) -> Proc[tuple[dict[str, int], int]]:
@@ -109,6 +119,7 @@ def make_stats(
     book: Any,
     counters: Mapping[str, int],
     per_node: dict[str, dict[str, Any]],
+    hot_keys: dict[str, Any] | None = None,
 ) -> ClusterStats:
     """Assemble the snapshot from what ``gather`` found and the driver's own state."""
     total = sum(keys_per_node.values())
@@ -136,4 +147,5 @@ def make_stats(
         unreadable=sum(int(row.get("unreadable", 0)) for row in per_node.values()),
         hedges_sent=counters.get("hedges_sent", 0),
         hedges_won=counters.get("hedges_won", 0),
+        hot_keys=hot_keys or {},
     )
