@@ -40,7 +40,7 @@ from typing import Any
 __all__ = ("BUFFER", "CAPACITY", "SAMPLE_EVERY", "HotKeys", "SpaceSaving")
 
 CAPACITY = 32  # counters of the sketch
-SAMPLE_EVERY = 16  # one put/get in SAMPLE_EVERY is counted
+SAMPLE_EVERY = 64  # one put/get in SAMPLE_EVERY is counted
 BUFFER = 512  # samples held before they are folded into the sketch
 
 _count = itemgetter(1)

@@ -10,6 +10,7 @@ import redis
 
 from cvstore import Cluster, Node, RedisStore
 from cvstore.cli import main
+from cvstore.core.hotkeys import SAMPLE_EVERY
 from cvstore.core.placements import placer_factory
 
 
@@ -170,7 +171,7 @@ def test_status_of_a_client_that_made_calls_shows_its_requests_and_hot_keys(
         code = _status(argparse.Namespace(json=False, bound=1.25), client)
         out, _ = capsys.readouterr()
         assert f"  {owner} is over its bound: " in out and "of requests" in out
-        assert "hot keys (this client's calls, 1 in 16 counted): k0 ~" in out
+        assert f"hot keys (this client's calls, 1 in {SAMPLE_EVERY} counted): k0 ~" in out
     finally:
         client.close()
         for node in nodes:

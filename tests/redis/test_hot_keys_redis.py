@@ -10,6 +10,6 @@ BOTH_DRIVERS = True
 
 def test_the_hottest_key_is_found_on_its_replicas(start_redis, make_cluster):
     cluster = make_cluster(start_redis(4), timeout=5.0)
-    stream = zipf_stream(1.2, 500, 2_400, seed=5)
+    stream = zipf_stream(1.2, 500, 9_600, seed=5)  # 150 sampled calls (one in 64)
     drive(cluster, stream)
     check_hot_keys(cluster, stream)
