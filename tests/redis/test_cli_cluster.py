@@ -297,8 +297,15 @@ def _changing(store) -> Layout | None:
 
 def interrupt_when_changing(argv, seed, prefix):
     """Start ``cvstore`` with `argv`, send SIGINT once the layout says changing; the result."""
+    # A test run started in the background of a shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: the command would never see the
+    # Ctrl-C.  It is given Python's handler first, as a terminal's process has it.
+    start = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('cvstore', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cvstore", *argv],
+        [sys.executable, "-c", start, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
