@@ -194,7 +194,7 @@ def run_load(
                 "strategy": strategy,
                 "max_over_fair": float(ratio.max()),
                 "mean_over_fair": float(ratio.mean()),
-                "max_requests": int(counts.max()),
+                "max_requests": int(np.max(counts)),
                 "slowest_node": names[slowest],
                 "slowest_share": float(counts[slowest] / r),
                 "p50": float(np.percentile(latency, 50)),
