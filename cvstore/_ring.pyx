@@ -32,6 +32,7 @@ from cvstore._chash cimport (
 
 import bisect
 import math
+import warnings
 import numbers
 import threading
 from fractions import Fraction
@@ -458,8 +459,11 @@ def _loads_array(loads, nnodes):
         raise TypeError(f"loads must be a sequence or numpy array of ints, one per node, "
                         f"got {type(loads).__name__}: {loads!r:.60}")
     try:
-        arr = np.asarray(loads)
-    except (TypeError, ValueError) as exc:  # ragged, or not array-like at all
+        with warnings.catch_warnings():
+            # numpy < 1.24 makes a ragged list an object array with a warning, not an error
+            warnings.simplefilter("error")
+            arr = np.asarray(loads)
+    except (TypeError, ValueError, Warning) as exc:  # ragged, or not array-like at all
         raise TypeError(f"loads must be a sequence or numpy array of ints, one per node, "
                         f"got {type(loads).__name__}: {loads!r:.60}") from exc
     if arr.ndim != 1:
@@ -476,7 +480,12 @@ def _loads_array(loads, nnodes):
         total = sum(arr.tolist())
         if total > MAX_TOTAL_LOAD:
             raise ValueError(f"loads must sum to at most 2**52, got {show_number(total)}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype is not _int64_dtype:
+        # an equivalent type under another descriptor (numpy 1.x keeps long long's):
+        # the fast path knows the int64 descriptor alone
+        arr = arr.astype(_int64_dtype)
+    return arr
 
 
 cdef double _check_balance(c) except -1.0:
