@@ -240,16 +240,7 @@ def test_membership_changes_under_partitions_lose_nothing(driver, start_redis, p
     )  # fmt: skip
     try:
         assert not fresh.layout.changing
-        fresh.deliver_hints()
-        fresh.repair()
-        final = {key: fresh.get(key, consistency="all") for key in KEYS}
-        replicas = {}
-        for key in KEYS:
-            held = []
-            for node in fresh.get_nodes_for_key(key):
-                record = node.store.get(key.encode())
-                held.append(None if record is None else record.value)
-            replicas[key] = held
+        final, replicas = fault_clients.final_state(fresh, KEYS)
         epochs = {n: fresh.nodes[[m.name for m in fresh.nodes].index(n)].store.read_layout()[0]
                   for n in fresh.layout.names}  # fmt: skip
         members = fresh.layout.names

@@ -233,16 +233,7 @@ def test_network_faults_lose_nothing_each_level_keeps_its_promise(
         [s.port for s in servers], prefix, process=99, offset_ms=0, timeout=2.0
     )
     try:
-        fresh.deliver_hints()
-        fresh.repair()
-        final = {key: fresh.get(key, consistency="all") for key in KEYS}
-        replicas = {}
-        for key in KEYS:
-            held = []
-            for node in fresh.get_nodes_for_key(key):
-                record = node.store.get(key.encode())
-                held.append(None if record is None else record.value)
-            replicas[key] = held
+        final, replicas = fault_clients.final_state(fresh, KEYS)
     finally:
         stores = [node.store for node in fresh.nodes]
         fresh.close()

@@ -86,17 +86,7 @@ def run_client(
             and len(history.ops) < max_ops
             and not (stop is not None and stop.is_set())
         ):
-            key = rng.choice(keys)
-            level = rng.choice(levels)
-            if rng.random() < 0.5:
-                history.write(
-                    lambda k, v, level=level: cluster.put(k, v, consistency=level),
-                    key,
-                    history.value(),
-                    level,
-                )
-            else:
-                history.read(lambda k, level=level: cluster.get(k, consistency=level), key, level)
+            operate(history, cluster, rng, keys, levels)
             if progress is not None:
                 progress.value = len(history.ops)
         healed.wait(60)
@@ -159,19 +149,7 @@ async def _run_async(
             and len(history.ops) < max_ops
             and not (stop is not None and stop.is_set())
         ):
-            key = rng.choice(keys)
-            level = rng.choice(levels)
-            if rng.random() < 0.5:
-                await history.awrite(
-                    lambda k, v, level=level: cluster.put(k, v, consistency=level),
-                    key,
-                    history.value(),
-                    level,
-                )
-            else:
-                await history.aread(
-                    lambda k, level=level: cluster.get(k, consistency=level), key, level
-                )
+            await aoperate(history, cluster, rng, keys, levels)
             if progress is not None:
                 progress.value = len(history.ops)
             # Give the loop a turn, as a caller doing any other work would: AsyncCluster
@@ -195,6 +173,43 @@ async def _run_async(
         for node in nodes:
             await node.store.close()
         _save(history, out)
+
+
+def operate(history: History, cluster: Any, rng: random.Random, keys, levels) -> None:
+    """One recorded operation of the workload: a write of a unique value, or a read, half
+    each, on a random key at a random level."""
+    key, level = rng.choice(keys), rng.choice(levels)
+    if rng.random() < 0.5:
+        put = lambda k, v: cluster.put(k, v, consistency=level)
+        history.write(put, key, history.value(), level)
+    else:
+        history.read(lambda k: cluster.get(k, consistency=level), key, level)
+
+
+async def aoperate(history: AsyncHistory, cluster: Any, rng: random.Random, keys, levels) -> None:
+    """``operate`` with an ``AsyncCluster``."""
+    key, level = rng.choice(keys), rng.choice(levels)
+    if rng.random() < 0.5:
+        put = lambda k, v: cluster.put(k, v, consistency=level)
+        await history.awrite(put, key, history.value(), level)
+    else:
+        await history.aread(lambda k: cluster.get(k, consistency=level), key, level)
+
+
+def final_state(fresh: Any, keys) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """After the faults: hints handed over, ``repair()``, then every key read at ``all``
+    and each replica's own copy of it (for the checker)."""
+    fresh.deliver_hints()
+    fresh.repair()
+    final = {key: fresh.get(key, consistency="all") for key in keys}
+    replicas = {}
+    for key in keys:
+        held = []
+        for node in fresh.get_nodes_for_key(key):
+            record = node.store.get(key.encode())
+            held.append(None if record is None else record.value)
+        replicas[key] = held
+    return final, replicas
 
 
 def _save(history: History, out: str) -> None:

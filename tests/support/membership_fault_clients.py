@@ -15,7 +15,7 @@ import random
 import time
 from typing import Any
 
-from tests.support.fault_clients import TASKS, _clock, _save
+from tests.support.fault_clients import TASKS, _clock, _save, aoperate, operate
 from tests.support.history import AsyncHistory, History
 
 
@@ -79,14 +79,7 @@ def run_client(
     deadline = time.monotonic() + seconds
     try:
         while not healed.is_set() and time.monotonic() < deadline and len(history.ops) < max_ops:
-            key, level = rng.choice(keys), rng.choice(levels)
-            if rng.random() < 0.5:
-                history.write(
-                    lambda k, v, level=level: cluster.put(k, v, consistency=level),
-                    key, history.value(), level,
-                )  # fmt: skip
-            else:
-                history.read(lambda k, level=level: cluster.get(k, consistency=level), key, level)
+            operate(history, cluster, rng, keys, levels)
         healed.wait(60)
         for _ in range(5):
             try:
@@ -125,16 +118,7 @@ async def _run_async(
     async def caller(task: int) -> None:
         rng = random.Random((seed * 1000 + process) * 100 + task)
         while not healed.is_set() and time.monotonic() < deadline and len(history.ops) < max_ops:
-            key, level = rng.choice(keys), rng.choice(levels)
-            if rng.random() < 0.5:
-                await history.awrite(
-                    lambda k, v, level=level: cluster.put(k, v, consistency=level),
-                    key, history.value(), level,
-                )  # fmt: skip
-            else:
-                await history.aread(
-                    lambda k, level=level: cluster.get(k, consistency=level), key, level
-                )
+            await aoperate(history, cluster, rng, keys, levels)
 
     try:
         await asyncio.to_thread(ready.wait, 60)
