@@ -1,6 +1,6 @@
 """Read latency by read policy with one slow replica: random, fastest and adaptive, same run.
 
-    python -m bench.adaptive_reads [--reads 2000] [--out bench/results/DATE-adaptive-reads.json]
+    python -m bench.adaptive_reads [--reads 2000] [--rounds 4] [--out bench/results/DATE-adaptive-reads.json]
 
 Three local redis-servers (started here with the Redis tests' helpers, stopped
 afterwards), each reached through a link of the tests' TCP fault proxy
@@ -17,6 +17,12 @@ For each scenario, driver (``Cluster``, ``AsyncCluster``), policy and level
 single-key reads one after another, each timed by the caller; p50, p99 and
 mean in ms, and the share of the reads' MGETs the first server served
 (INFO commandstats).  Hedges sent and won are from ``stats()``.
+
+The reads of a cell are spread over `--rounds` interleaved rounds (each
+round runs every scenario and cell in turn, on new clients), so a spell of
+load from elsewhere on the machine falls on every cell alike; a cell's
+figures pool its rounds' reads.  ``vs healthy`` is a cell's p99 over the
+healthy scenario's p99 for the same driver, level and policy.
 """
 
 from __future__ import annotations
@@ -101,7 +107,7 @@ def sync_cell(ports: list[int], prefix: str, policy: str, level: str, reads: int
             cluster.get(KEYS[i % len(KEYS)], consistency=level)
             times.append(time.perf_counter() - started)
         stats = cluster.stats()
-        return {**summary(times), "hedges_sent": stats.hedges_sent, "hedges_won": stats.hedges_won}
+        return {"times": times, "hedges_sent": stats.hedges_sent, "hedges_won": stats.hedges_won}
     finally:
         cluster.close()
         for node in nodes:
@@ -126,7 +132,7 @@ async def async_cell(ports: list[int], prefix: str, policy: str, level: str, rea
             await cluster.get(KEYS[i % len(KEYS)], consistency=level)
             times.append(time.perf_counter() - started)
         stats = await cluster.stats()
-        return {**summary(times), "hedges_sent": stats.hedges_sent, "hedges_won": stats.hedges_won}
+        return {"times": times, "hedges_sent": stats.hedges_sent, "hedges_won": stats.hedges_won}
     finally:
         await cluster.close()
         for node in nodes:
@@ -136,10 +142,12 @@ async def async_cell(ports: list[int], prefix: str, policy: str, level: str, rea
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--drivers", default="sync,async")
     args = parser.parse_args(argv)
-    rows = []
+    per_round = max(1, args.reads // args.rounds)
+    cells: dict[tuple[str, str, str, str], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         servers = start_servers(3, Path(tmp))
         try:
@@ -156,55 +164,45 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 writer.put_many({key: "x" * 100 for key in KEYS}, consistency="all")
                 writer.close()
-                for scenario in ("healthy", "delayed", "stalled"):
-                    staller = None
-                    if scenario == "delayed":
-                        links[0].delay(down=DELAY)
-                    elif scenario == "stalled":
-                        staller = Staller(servers[0].pid)
-                        staller.start()
-                    try:
-                        for driver in args.drivers.split(","):
-                            for level in LEVELS:
-                                for policy in POLICIES:
-                                    before = [mgets(s.port) for s in servers]
-                                    if driver == "sync":
-                                        row = sync_cell(ports, prefix, policy, level, args.reads)
-                                    else:
-                                        row = asyncio.run(
-                                            async_cell(ports, prefix, policy, level, args.reads)
-                                        )
-                                    served = [mgets(s.port) - b for s, b in zip(servers, before)]
-                                    row.update(
-                                        scenario=scenario,
-                                        driver=driver,
-                                        level=level,
-                                        policy=policy,
-                                        slow_share=served[0] / max(1, sum(served)),
-                                    )
-                                    rows.append(row)
-                                    print(
-                                        f"{scenario:8} {driver:5} {level:6} {policy:8} "
-                                        f"p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
-                                        f"slow share {row['slow_share']:.3f}  "
-                                        f"hedges {row['hedges_sent']}/{row['hedges_won']}",
-                                        flush=True,
-                                    )
-                    finally:
-                        links[0].heal()
-                        if staller is not None:
-                            staller.stop()
+                for round_ in range(args.rounds):
+                    for scenario in ("healthy", "delayed", "stalled"):
+                        run_scenario(
+                            scenario, round_, args, per_round, servers, links, ports, prefix, cells
+                        )
         finally:
             stop_servers(servers)
+    rows = []
+    for (scenario, driver, level, policy), cell in cells.items():
+        served = cell.pop("served")
+        row = {**summary(cell.pop("times")), **cell}
+        row.update(
+            scenario=scenario,
+            driver=driver,
+            level=level,
+            policy=policy,
+            slow_share=served[0] / max(1, sum(served)),
+        )
+        rows.append(row)
+    healthy = {
+        (r["driver"], r["level"], r["policy"]): r["p99_ms"]
+        for r in rows
+        if r["scenario"] == "healthy"
+    }
+    for row in rows:
+        row["p99_vs_healthy"] = (
+            row["p99_ms"] / healthy[(row["driver"], row["level"], row["policy"])]
+        )
     result = {
-        "command": f"python -m bench.adaptive_reads --reads {args.reads}",
-        "reads": args.reads,
+        "command": f"python -m bench.adaptive_reads --reads {args.reads} --rounds {args.rounds}",
+        "reads": per_round * args.rounds,
+        "rounds": args.rounds,
         "warmup": WARMUP,
         "delay_s": DELAY,
         "stall_s": [STALL, RUN],
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg()[0],
             "cvstore": cvstore.__version__,
         },
         "rows": rows,
@@ -214,12 +212,50 @@ def main(argv: list[str] | None = None) -> None:
     print(table(result))
 
 
+def run_scenario(scenario, round_, args, reads, servers, links, ports, prefix, cells) -> None:
+    """One round of one scenario: every driver, level and policy in turn, `reads` reads each."""
+    staller = None
+    if scenario == "delayed":
+        links[0].delay(down=DELAY)
+    elif scenario == "stalled":
+        staller = Staller(servers[0].pid)
+        staller.start()
+    try:
+        for driver in args.drivers.split(","):
+            for level in LEVELS:
+                for policy in POLICIES:
+                    before = [mgets(s.port) for s in servers]
+                    if driver == "sync":
+                        got = sync_cell(ports, prefix, policy, level, reads)
+                    else:
+                        got = asyncio.run(async_cell(ports, prefix, policy, level, reads))
+                    served = [mgets(s.port) - b for s, b in zip(servers, before)]
+                    cell = cells.setdefault(
+                        (scenario, driver, level, policy),
+                        {"times": [], "served": [0, 0, 0], "hedges_sent": 0, "hedges_won": 0},
+                    )
+                    cell["times"] += got["times"]
+                    cell["served"] = [a + b for a, b in zip(cell["served"], served)]
+                    cell["hedges_sent"] += got["hedges_sent"]
+                    cell["hedges_won"] += got["hedges_won"]
+                    p99 = np.percentile(np.array(got["times"]) * 1000.0, 99)
+                    print(
+                        f"round {round_ + 1} {scenario:8} {driver:5} {level:6} {policy:8} "
+                        f"p99 {p99:7.3f} ms  slow share {served[0] / max(1, sum(served)):.3f}",
+                        flush=True,
+                    )
+    finally:
+        links[0].heal()
+        if staller is not None:
+            staller.stop()
+
+
 def table(result: dict) -> str:
     """The Markdown table of a run: p50 / p99 ms per scenario, by driver, level, policy."""
     cells = {(r["driver"], r["level"], r["policy"], r["scenario"]): r for r in result["rows"]}
     head = (
-        "| driver | level | policy | healthy p50 / p99 | +20 ms link p50 / p99 (slow share) "
-        "| stalled p50 / p99 (slow share) |"
+        "| driver | level | policy | healthy p50 / p99 | +20 ms link p50 / p99 (p99 vs healthy; "
+        "slow share) | stalled p50 / p99 (p99 vs healthy; slow share) |"
     )
     lines = [head, "|---|---|---|---|---|---|"]
     for driver in ("sync", "async"):
@@ -233,7 +269,7 @@ def table(result: dict) -> str:
                         continue
                     text = f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}"
                     if scenario != "healthy":
-                        text += f" ({r['slow_share'] * 100:.1f} %)"
+                        text += f" ({r['p99_vs_healthy']:.2f}×; {r['slow_share'] * 100:.1f} %)"
                     row.append(text)
                 if any(row[3:]):
                     lines.append("| " + " | ".join(row) + " |")

@@ -62,27 +62,28 @@ async def acall(call: Call, epoch: int, replicas: Any = None) -> Any:
 
 
 async def hedged(cluster: Any, calls: Hedged) -> list[Any]:
-    """A hedged read on `cluster` (an ``AsyncCluster``): the first call; the second too if
-    the first has not answered within ``calls.after`` seconds; the first answer wins (see
-    ``core.calls.Hedged``).  A call still under way finishes in the background, measured
-    all the same.
+    """A hedged read on `cluster` (an ``AsyncCluster``): the first ``calls.need`` calls; one
+    more if they have not all answered within ``calls.after`` seconds; the first
+    ``calls.need`` answers win (see ``core.calls.Hedged``).  A call still under way
+    finishes in the background, measured all the same.
     """
     state = cluster._state
     epoch = state.epoch
     replicas = state.replicas
+    need = calls.need
     results: list[Any] = [PENDING] * len(calls)
     if not isinstance(calls[0].node.store, AsyncStore):  # in process: answered at once
-        results[0] = ops.call_tracked(state, calls[:1], epoch, False)[0]
+        results[:need] = ops.call_tracked(state, calls[:need], epoch, False)
         return cluster._settle(calls, results)  # type: ignore[no-any-return]
-    tasks = {asyncio.ensure_future(acall(calls[0], epoch, replicas)): 0}
+    tasks = {asyncio.ensure_future(acall(calls[i], epoch, replicas)): i for i in range(need)}
     waiting = set(tasks)
     error: BaseException | None = None
     try:
         done, waiting = await asyncio.wait(waiting, timeout=calls.after)
-        if not done and isinstance(calls[1].node.store, AsyncStore):
-            tasks[asyncio.ensure_future(acall(calls[1], epoch, replicas))] = 1
-            replicas.hedged(calls[1].node.name, None)
-            waiting = set(tasks)
+        if waiting and isinstance(calls[need].node.store, AsyncStore):
+            tasks[asyncio.ensure_future(acall(calls[need], epoch, replicas))] = need
+            replicas.hedged(calls[need].node.name, None)
+            waiting = set(tasks) - done
         while True:
             for task in done:
                 failure = task.exception()
@@ -91,7 +92,7 @@ async def hedged(cluster: Any, calls: Hedged) -> list[Any]:
                 else:
                     error = error or failure
                     results[tasks[task]] = None
-            if error is not None or not waiting or any(map(answer, results)):
+            if error is not None or not waiting or sum(map(answer, results)) >= need:
                 break
             done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:  # cancelled: the read's requests go with it
@@ -102,9 +103,9 @@ async def hedged(cluster: Any, calls: Hedged) -> list[Any]:
         for task in waiting:
             task.cancel()
         raise error
-    if len(tasks) > 1 and answer(results[1]) and not answer(results[0]):
-        replicas.hedged(calls[1].node.name, True)
-    for task in waiting:  # the slower call: its reply is still measured
+    if len(tasks) > need and answer(results[need]) and not all(map(answer, results[:need])):
+        replicas.hedged(calls[need].node.name, True)
+    for task in waiting:  # the slower calls: their replies are still measured
         cluster._in_background(_late_read(cluster, calls[tasks[task]], task))
     return cluster._settle(calls, results)  # type: ignore[no-any-return]
 

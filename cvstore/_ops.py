@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from cvstore._driver import (
@@ -79,6 +80,7 @@ from cvstore.versions import HybridClock
 
 log = logging.getLogger("cvstore")
 T = TypeVar("T")
+_first_item = itemgetter(0)  # the one record of a single-key get_many
 
 # Times a call loads a newer layout (or brings a node up to date) and asks again.
 RELOADS = 6
@@ -821,7 +823,7 @@ def call_send(call: Call, epoch: int) -> Pending[Any]:
         return store.send_write_many(*args)
     if op is Op.GET:
         pending = store.send_get_many(*args) if epoch else store.send_get_many([call.args[0]])
-        return Pending(lambda: pending.result()[0])
+        return pending.then(_first_item)
     return Pending.now(getattr(store, op.value), *args)
 
 

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cvstore import _ops as ops
 from cvstore._driver import MISSING, WALK_BATCH, Progress
+from cvstore._hedge import LateReplies, call_hedged
 from cvstore._probers import ThreadProber
 from cvstore._types import D, Key, KeyIn, V
 from cvstore.core import direct
 from cvstore.core.batch import IO_BATCH
-from cvstore.core.calls import Call
+from cvstore.core.calls import Call, Hedged
 from cvstore.core.levels import Level
 from cvstore.core.rebalance import MembershipReport
 from cvstore.core.repair import RepairReport
@@ -81,6 +82,8 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         self._membership = threading.RLock()
         self._prober: ThreadProber | None = None
         self._prober_lock = threading.Lock()
+        self._late = LateReplies(self._start_prober)
+        self._state.hedging = True  # hedged reads: see _hedge.call_hedged
         members = self._share_at_open
         self._run(ops.start(self, members, ops.connect_like(members or ())))
 
@@ -363,7 +366,9 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         state = self._state
         epoch = state.epoch
         overlap = len(calls) > 1 and any(call.node.store.remote for call in calls)
-        if calls[0].tracked:
+        if type(calls) is Hedged:
+            results = call_hedged(state, calls, epoch, self._late)
+        elif calls[0].tracked:
             results = ops.call_tracked(state, calls, epoch, overlap)
         elif overlap and not calls[0].timed:
             results = ops.call_overlapped(calls, epoch)

@@ -142,19 +142,20 @@ class Step(list):  # type: ignore[type-arg]
 
 
 class Hedged(list):  # type: ignore[type-arg]
-    """Two calls for one answer (a hedged read): ask the first, the second only if need be.
+    """Calls for `need` answers (a hedged read): ask the first `need`, one more only if need be.
 
-    A driver makes ``self[0]``; if it has not answered within ``after``
-    seconds, it makes ``self[1]`` too.  It sends the results on as soon as
-    one call has answered (not failed), or every call made has failed, with
-    PENDING for a call not made or not answered yet; a call still under way
-    finishes in the background.  Only a driver whose ``ctx.hedging`` is True
-    is given these.
+    A driver makes ``self[:need]``; if they have not all answered within
+    ``after`` seconds, it makes ``self[need]`` too.  It sends the results on
+    as soon as `need` calls have answered (not failed), or every call made
+    has come back, with PENDING for a call not made or not answered yet; a
+    call still under way finishes in the background (and is measured all
+    the same).  Only a driver whose ``ctx.hedging`` is True is given these.
     """
 
-    def __init__(self, calls: Sequence[Call], after: float) -> None:
+    def __init__(self, calls: Sequence[Call], after: float, need: int = 1) -> None:
         super().__init__(calls)
         self.after = after
+        self.need = need
 
 
 class Context(Protocol):

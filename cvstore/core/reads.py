@@ -23,10 +23,12 @@ recent failure rate, 0..1).  The `need` best answer; equal scores are
 ordered at random, so replicas faster than the floor share the load.  A
 share ``ADAPTIVE_EXPLORE`` of the reads that leave a replica out put a
 random other one first instead, so a replica that recovered is measured and
-noticed.  A single-replica read whose driver hedges is a ``Hedged`` step:
-if the replica asked has not answered within the p95 of the best-ranked
-replica's recent latencies (at least ``HEDGE_FLOOR``), the next one is
-asked too and the first answer wins (``health.HEDGE_BUDGET`` bounds how many).
+noticed.  A read that leaves a replica out, on a driver that hedges, is a
+``Hedged`` step: if the replicas asked have not all answered within the
+largest p95 of the recent latencies of the best-ranked ones (at least
+``HEDGE_FLOOR``), the next one is asked too and the first answers win
+(``health.HEDGE_BUDGET`` bounds how many), so neither an explored replica
+nor one that just turned slow holds a read up.
 Only which replicas answer changes: what a level waits for, and what a read
 returns and repairs, stay as they are.
 """
@@ -53,13 +55,18 @@ _version = itemgetter(0)  # a record's version
 
 _EXPLORE = 1 / 16  # share of "fastest" reads sent to another replica, to measure it
 
-# Share of "adaptive" reads that put a random other replica first.  Under 1 %,
-# reads sent to a slow replica to measure it stay out of the p99 even where
-# no hedge cuts them short (the sync driver, quorum reads).
+# Share of "adaptive" reads that put a random other replica first, so one that
+# recovered is noticed.  A hedge cuts such a read short when the replica is
+# slow; kept under 1 % so that where no hedge can (the budget spent, no p95
+# measured yet) they still stay out of the p99.
 ADAPTIVE_EXPLORE = 0.01
 LATENCY_FLOOR = 0.001  # seconds: latencies below it score alike (a local network's)
 ERROR_PENALTY = 10.0  # a replica failing every call scores 11 times worse
 HEDGE_FLOOR = 0.0005  # seconds: the shortest wait before a hedge
+# A hedge goes to a replica whose latency average is at most this many times
+# the hedge's wait: a replica that much slower (the one left out for being
+# slow) rarely answers before those asked, and would only take a hedge's load.
+HEDGE_SPARE = 20.0
 
 
 def score(latency: float | None, outstanding: int, errors: float) -> float:
@@ -125,12 +132,12 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
         if after is None:
             results = yield [Call(node, Op.GET, (kb,), timed, adaptive) for node in asked]
         else:
-            asked, spares = order[:2], order[2:]
+            asked, spares = order[: need + 1], order[need + 1 :]
             results = yield Hedged(
-                [Call(node, Op.GET, (kb,), False, True) for node in asked], after
+                [Call(node, Op.GET, (kb,), False, True) for node in asked], after, need
             )
-            if results[1] is PENDING:  # not sent (or the first answered): a spare again
-                asked, spares, results = asked[:1], order[1:], results[:1]
+            if results[need] is PENDING:  # not sent (or the others answered): a spare again
+                asked, spares, results = asked[:need], order[need:], results[:need]
         answered: list[Any] = []
         records: list[Record | None] = []
         errors: dict[str, StoreError] = {}
@@ -167,17 +174,26 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
 
 
 def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> float | None:
-    """Seconds a single-replica read waits before it hedges, or None: no hedge.
+    """Seconds a read waits for its `need` replicas before it asks one more, or None: no hedge.
 
-    Only drivers that hedge, within the budget, once the best-ranked replica
-    has a p95 of its latencies: then that p95, at least ``HEDGE_FLOOR``.
+    Only drivers that hedge, within the budget, once each of the `need`
+    best-ranked replicas (an explored one left aside) has a p95 of its
+    latencies: then the largest of those, at least ``HEDGE_FLOOR``; and only
+    when the replica it would ask (``order[need]``) is not known to be slower
+    than ``HEDGE_SPARE`` times that wait.
     """
-    if need != 1 or not ctx.hedging:
+    if not ctx.hedging:
         return None
-    p95 = ctx.replicas.p95(order[1 if explored else 0].name)
-    if p95 is None or not ctx.replicas.may_hedge():
+    best = order[1 : need + 1] if explored else order[:need]
+    p95s = [ctx.replicas.p95(node.name) for node in best]
+    known = [p95 for p95 in p95s if p95 is not None]
+    if len(known) < len(p95s):
         return None
-    return max(HEDGE_FLOOR, p95)
+    after = max(HEDGE_FLOOR, *known)
+    spare = ctx.replicas.view(order[need].name)[0]
+    if spare is not None and spare > HEDGE_SPARE * after or not ctx.replicas.may_hedge():
+        return None
+    return after
 
 
 def repair_copies(ctx: Context, writes: dict[Any, list[tuple[bytes, Record]]]) -> Proc[int]:

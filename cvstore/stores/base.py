@@ -55,22 +55,42 @@ from cvstore.errors import FencedError, StoreError
 __all__ = ("AsyncStore", "Pending", "Store", "close_either")
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Pending(Generic[T]):
     """A store call that was sent and whose reply is read by ``result()``.
 
     ``result()`` returns what the call returns or raises what it raised (a
-    StoreError when the backend failed); call it exactly once.
+    StoreError when the backend failed); call it exactly once.  A call whose
+    reply comes on a socket names it, so a driver can wait for the first of
+    several replies (a hedged read): ``fileno()`` is that socket's, or None
+    when ``result()`` does not wait on one; ``detach()`` lets another thread
+    call ``result()`` (the reply no longer counts as this thread's).
     """
 
-    __slots__ = ("_finish",)
+    __slots__ = ("_finish", "_reply")
 
-    def __init__(self, finish: Callable[[], T]) -> None:
+    def __init__(self, finish: Callable[[], T], reply: Any = None) -> None:
         self._finish = finish
+        self._reply = reply  # a wire's reply with fileno() and detach(), or None
 
     def result(self) -> T:
         return self._finish()
+
+    def fileno(self) -> int | None:
+        """The socket the reply comes on, or None: ``result()`` does not wait on one."""
+        return None if self._reply is None else self._reply.fileno()
+
+    def detach(self) -> None:
+        """Let another thread read the reply (``result()``)."""
+        if self._reply is not None:
+            self._reply.detach()
+
+    def then(self, parse: Callable[[T], U]) -> Pending[U]:
+        """The same call, its result passed through `parse`."""
+        finish = self._finish
+        return Pending(lambda: parse(finish()), self._reply)
 
     @staticmethod
     def now(call: Callable[..., T], *args: Any) -> Pending[T]:

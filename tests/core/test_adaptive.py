@@ -233,3 +233,64 @@ def test_a_batch_reads_from_the_best_replicas_but_for_its_exploration():
     )
     per_node = {c.node.name: len(c.args[0]) for c in steps[0]}
     assert per_node.get("c", 0) <= 0.05 * len(keys)
+
+
+def test_a_quorum_read_hedges_to_the_third_replica_after_the_slower_p95_of_the_two_best():
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    measured(ctx, "a", 0.0012, times=10)  # above LATENCY_FLOOR: ranked b, a, c
+    measured(ctx, "b", 0.0011, times=10)
+    measured(ctx, "c", 0.0014, times=10)
+    seen = []
+
+    def answer(calls):
+        seen.append(calls)
+        if calls[0].op is Op.WRITE_MANY:
+            return [[None]]  # the repair, applied
+        return [Record(1, "old"), PENDING, Record(2, "new")]  # a late: the hedge answered
+
+    record, steps = drive(reads.get(ctx, b"k", "quorum", 0), answer)
+    step = seen[0]
+    assert type(step) is Hedged and step.need == 2
+    assert [c.node.name for c in step] == ["b", "a", "c"]
+    assert step.after == max(HEDGE_FLOOR, ctx.replicas.p95("a"), ctx.replicas.p95("b"))
+    # the newest of the two answers, and the older answer repaired; b (no answer) is not
+    assert record == Record(2, "new")
+    repairs = [c for s in steps[1:] for c in s if c.op is Op.WRITE_MANY]
+    assert [c.node.name for c in repairs] == ["b"]
+
+
+def test_a_quorum_read_short_of_answers_asks_the_spare_it_did_not_hedge_to():
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    for name in "abc":  # above LATENCY_FLOOR: ranked a, b, c
+        measured(ctx, name, 0.0011 + 0.0001 * "abc".index(name), times=10)
+    gone = StoreError("reset", node="a")
+    answers = iter([[Record(1, "v"), gone, PENDING], [Record(1, "v")]])
+    record, steps = drive(reads.get(ctx, b"k", "quorum", 0), lambda calls: next(answers))
+    assert record == Record(1, "v")
+    assert [c.node.name for c in steps[1]] == ["c"]  # the hedge was not sent: asked now
+
+
+def test_no_hedge_to_a_replica_far_slower_than_the_wait():
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    measured(ctx, "a", 0.0011, times=10)  # above LATENCY_FLOOR: ranked a, b, c
+    measured(ctx, "b", 0.0012, times=10)
+    measured(ctx, "c", 0.040, times=10)  # > HEDGE_SPARE times the wait (b's p95, 1.2 ms)
+
+    def first_step(level):
+        seen = []
+
+        def answer(calls):
+            seen.append(calls)
+            return [Record(1, "v")] * len(calls)
+
+        drive(reads.get(ctx, b"k", level, 0), answer)
+        return type(seen[0]), [c.node.name for c in seen[0]]
+
+    assert first_step("quorum") == (list, ["a", "b"])
+    assert first_step("one") == (Hedged, ["a", "b"])  # to the second best, not to c
+    # an explored read of c hedges to the best one (c is not the spare)
+    ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)  # three tie-breaks, explore, pick the last
+    assert first_step("quorum") == (Hedged, ["c", "a", "b"])

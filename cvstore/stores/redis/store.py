@@ -13,7 +13,7 @@ from cvstore.stores.base import Pending, Store
 from cvstore.stores.redis.codec import Codec, RecordCodec
 from cvstore.stores.redis.requests import Request, Requests, Steps, as_bytes
 from cvstore.stores.redis.stats import StoreStats
-from cvstore.stores.redis.wire import Wire, check_redis
+from cvstore.stores.redis.wire import Wire, _Reply, check_redis
 
 __all__ = (
     "DEFAULT_MAX_CONNECTIONS",
@@ -391,7 +391,10 @@ class RedisStore(RedisClientStore, Store):
         if not request.commands:
             return Pending(lambda: request.parse([]))
         read = self._wire.send(request.op, request.commands)
-        return Pending(lambda: request.parse(read()))  # the connection is back before parsing
+        reply = read if isinstance(read, _Reply) else None  # (an answer already read: None)
+        return Pending(
+            lambda: request.parse(read()), reply
+        )  # the connection is back before parsing
 
     # ------------------------------------------------------------ records
 

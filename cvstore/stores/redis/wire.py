@@ -362,6 +362,19 @@ class _Reply:
         assert replies is not None
         return replies
 
+    __call__ = result
+
+    def fileno(self) -> int | None:
+        """The connection's socket while the replies are unread (None once read, or unknown)."""
+        sock = getattr(self._conn, "_sock", None)  # redis-py keeps it there while connected
+        return None if sock is None else sock.fileno()
+
+    def detach(self) -> None:
+        """Let another thread read the replies: this thread no longer holds them."""
+        if self in self._held:
+            self._held.remove(self)
+            self._held = [self]
+
 
 class Wire(Failures):
     """The sync connection side of one RedisStore: send now, read later, retry scripts."""
@@ -420,7 +433,7 @@ class Wire(Failures):
             if not isinstance(exc, self._errors):
                 raise
             return _raiser(self.fail(op, exc, started), exc)
-        return _Reply(self, conn, commands, op, started).result
+        return _Reply(self, conn, commands, op, started)
 
     def call(self, op: str, commands: list[Command]) -> list[Any]:
         """Send `commands` and read their replies now."""
