@@ -43,7 +43,7 @@ import redis
 
 import cvstore
 from cvstore import AsyncCluster, AsyncRedisStore, Cluster, Node, RedisStore
-from tests.support.faultproxy import FaultProxy
+from tests.support.proxy_process import ProxyProcess
 from tests.support.redis_servers import start_servers, stop_servers
 
 KEYS = [f"k{i}" for i in range(50)]
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         servers = start_servers(3, Path(tmp))
         try:
-            with FaultProxy() as proxy:
+            with ProxyProcess() as proxy:
                 links = [proxy.link("127.0.0.1", s.port) for s in servers]
                 ports = [link.port for link in links]
                 prefix = "bench-adaptive:"

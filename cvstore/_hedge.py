@@ -51,7 +51,7 @@ def ready(pendings: dict[int, Pending[Any]], timeout: float) -> list[int]:
     sockets: dict[int, int] = {}
     for i, pending in pendings.items():
         fd = pending.fileno()
-        if fd is None:
+        if fd is None or fd < 0:  # (a closed socket's is -1)
             return [i]
         sockets[fd] = i
     if hasattr(select, "poll"):

@@ -245,3 +245,29 @@ def test_links_are_independent(proxy, redis_server, prefix, direct):
     assert cb.set(prefix + "k", b"b")
     ca.close()
     cb.close()
+
+
+def test_the_proxy_in_a_child_process_forwards_and_delays(redis_server, direct, prefix):
+    """bench/adaptive_reads.py measures through ProxyProcess: the same links, another process."""
+    import os
+
+    from tests.support.proxy_process import ProxyProcess
+
+    with ProxyProcess() as child:
+        remote = child.link("127.0.0.1", redis_server.port)
+        client = client_for(remote, LONG)
+        assert client.set(prefix + "k", b"v") and direct.get(prefix + "k") == b"v"
+        remote.delay(down=SHORT * 2)
+        impatient = client_for(remote, SHORT)
+        with pytest.raises(redis.exceptions.TimeoutError):
+            impatient.get(prefix + "k")  # the reply is held past this client's timeout
+        remote.heal()
+        assert client.get(prefix + "k") == b"v"
+        with pytest.raises(RuntimeError, match="refused"):
+            remote.set_mode("no-such-mode")
+        impatient.close()
+        client.close()
+        pid = child._child.pid
+    assert child._child.returncode is not None  # the child ended with the context
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
