@@ -724,9 +724,10 @@ in other threads always see a whole ring, the old one or the new one.
                 for name in nodes:
                     if type(name) is not str or not name:
                         _check_name(name)
-                    if name in weights:
-                        raise NodeExistsError(f"node {name!r} is given twice")
+                    size = len(weights)
                     weights[name] = 1.0
+                    if len(weights) == size:
+                        raise NodeExistsError(f"node {name!r} is given twice")
         self._install_built(weights)
 
     # ------------------------------------------------------------ building
@@ -795,8 +796,22 @@ in other threads always see a whole ring, the old one or the new one.
     cdef _install_built(self, dict weights):
         """Build the whole ring for `weights` from scratch and swap it in."""
         cdef list names = sorted(weights)
-        cdef dict counts = self._counts(weights)
-        total = sum(counts.values())
+        raw = np.array([weights[name] for name in names], dtype=np.float64)
+        raw.flags.writeable = False
+        cdef dict counts = None
+        cdef const int64_t[::1] count_v
+        if self._kind == KIND_XXH64:
+            # _points_for of every weight, in name order (the same double arithmetic)
+            with np.errstate(over="ignore"):  # a huge weight gives inf, refused below
+                count_arr = np.floor(<double>self._vnodes * raw + 0.5)
+            if count_arr.shape[0] and not count_arr.max() <= MAX_POINTS_PER_NODE:
+                self._counts(weights)  # raises the error naming the weight
+            count_arr = np.maximum(count_arr, 1.0).astype(np.int64)
+            count_v = count_arr
+            total = int(count_arr.sum())
+        else:
+            counts = self._counts(weights)
+            total = sum(counts.values())
         self._check_total(total, len(weights))
         index = {name: i for i, name in enumerate(names)} if self._kind != KIND_XXH64 else None
         # (xxh64's build order is name order: the names, and owner k is node k)
@@ -827,8 +842,12 @@ in other threads always see a whole ring, the old one or the new one.
                 name = order[k]
                 name_ptr[k] = PyUnicode_AsUTF8AndSize(name, &name_len)
                 name_size[k] = name_len
-                node_count[k] = counts[name]
-                node_owner[k] = k if order is names else index[name]
+                if counts is None:  # xxh64: name order
+                    node_count[k] = count_v[k]
+                    node_owner[k] = k
+                else:
+                    node_count[k] = counts[name]
+                    node_owner[k] = index[name]
             if n:
                 with nogil:
                     rc = _build_sorted(kind, seed, nnodes, name_ptr, name_size, node_count,
@@ -842,7 +861,7 @@ in other threads always see a whole ring, the old one or the new one.
             free(name_size)
             free(node_count)
             free(node_owner)
-        self._install(points, owners, tuple(names), weights, table)
+        self._install(points, owners, tuple(names), weights, table, raw)
 
     cdef _install(self, points, owners, tuple names, dict weights, table=None, raw_weights=None):
         """Swap in a new ring state.  Runs no Python code between the
