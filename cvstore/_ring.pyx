@@ -203,10 +203,12 @@ cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **
     entries).  Returns -1 if out of memory.
 
     Two counting-sort passes, each over few enough buckets that its counters
-    stay in cache: by the top ceil(bits/2) bits (at most BUILD_COARSE_BITS) into ap/ao (the points are
-    hashed twice, once to count and once to place, so no array of the ring's
-    size is needed besides the result: fresh memory costs more here than
-    hashing, as the kernel clears every new page), then, one such range at a
+    stay in cache: by the top ceil(bits/2) bits, at most BUILD_COARSE_BITS,
+    into ap/ao (the points are hashed twice, once to count and once to place,
+    so no array of the ring's size is needed besides the result: fresh memory
+    costs more here than hashing, as the kernel clears every new page; kept
+    for 100,000 nodes, it cut 12 % of the CPU time and added 113 MB to the
+    peak), then, one such range at a
     time through a small buffer, by the next bits; then an insertion sort
     inside each final bucket (about one point each: hash outputs are
     uniform).  Every pass is stable, so equal points keep the build order.
@@ -1470,6 +1472,8 @@ in other threads always see a whole ring, the old one or the new one.
             scaled = _scaled_weights([self._weights[n] for n in names]) if names else []
             assert np.asarray(self._wv).tolist() == scaled, "bounded-load weights are stale"
             assert self._wsum == math.fsum(scaled), "bounded-load weight sum is stale"
+            assert self._raw_arr.tolist() == [self._weights[n] for n in names], (
+                "weights in name order are stale")
         except AssertionError:
             print(f"HashRing._check failed for {self!r}: names={self._names!r} "
                   f"weights={self._weights!r} points={self.points!r} owners={self.owners!r}")
