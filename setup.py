@@ -46,6 +46,7 @@ ring = Extension(
         "csrc/cvs_hash.h",
         "csrc/cvs_search.h",
         "csrc/cvs_merge.h",
+        "csrc/cvs_points.h",
         "csrc/cvs_bounded.h",
         "cvstore/_chash.pxd",
     ],

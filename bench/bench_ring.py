@@ -19,7 +19,7 @@ keys it handles, so per-key times and rates can be derived):
   a list), 100 nodes, loads left by a burst of 3,000 Zipf(1.1) requests.
 - ``bounded_many``: ``lookup_many`` against ``lookup_many_bounded`` of 1,000,000 keys.
 - ``scale_build``: cvstore rings of 10 to 100,000 nodes x 160 points (the
-  target: 100,000 nodes under 1 s).
+  target: 100,000 nodes under 1 s); ``extra_info`` holds the memory per point.
 - ``scale_add`` / ``scale_remove``: add or remove one node of a 100, 10,000 or
   100,000-node ring (targets: under 5 ms at 10,000 and 50 ms at 100,000); the
   untimed setup undoes the previous round, so every round changes the same ring.
@@ -571,6 +571,12 @@ def test_scale_build(benchmark, count):
     rounds = 3 if count >= 100_000 else 10
     built = benchmark.pedantic(lambda: HashRing(names, vnodes=VNODES), rounds=rounds, iterations=1)
     assert built == _scale_ring(count)
+    # Memory per point: everything the ring keeps alive (its arrays, radix table, names and
+    # weights), and its point and owner arrays alone.
+    points = count * VNODES
+    retained = _retained_bytes(lambda: HashRing(names, vnodes=VNODES))
+    benchmark.extra_info["retained_bytes_per_point"] = round(retained / points, 2)
+    benchmark.extra_info["bytes_per_point"] = (built.points.nbytes + built.owners.nbytes) / points
 
 
 @pytest.mark.benchmark(group="scale_add")

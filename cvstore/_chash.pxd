@@ -8,6 +8,11 @@ cdef extern from "cvs_hash.h" nogil:
     uint32_t cvs_ketama_point(const uint8_t *digest, int j)
 
 
+cdef extern from "cvs_points.h" nogil:
+    void cvs_xxh64_node_points(const char *name, size_t name_len, size_t count, uint64_t seed,
+                               char *buf, uint64_t *out)
+
+
 cdef extern from "cvs_search.h" nogil:
     size_t cvs_lower_bound(const uint64_t *pts, size_t n, uint64_t h)
     size_t cvs_find(const uint64_t *pts, const uint32_t *table, int shift, uint64_t h)

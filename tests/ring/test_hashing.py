@@ -77,3 +77,21 @@ def test_ring_key_hash_is_the_contract_function(rand):
         key = rand.randbytes(length)
         assert ring.hash_key(key) == xxhash.xxh64_intdigest(key, seed)
         assert ketama.hash_key(key) == int.from_bytes(hashlib.md5(key).digest()[:4], "little")
+
+
+def test_node_points_are_xxh64_of_name_dash_index_at_every_name_length(rand):
+    # A build hashes a node's points with XXH64 inlined (csrc/cvs_points.h):
+    # the suffix is counted up in place and the words inside "{name}-" are
+    # hashed once per suffix length.  Names of 1-40 UTF-8 bytes (one to four
+    # bytes a character) and weights up to 10,000 points cross every 8-byte
+    # word boundary, the 32-byte switch to cvs_xxh64 and the 1- to 5-digit
+    # suffixes; each ring's points must be exactly the contract's hashes.
+    for length in range(1, 41):
+        name = "".join(rand.choice("aZ9-é€😀") for _ in range(length))
+        seed = rand.choice((0, rand.getrandbits(64)))
+        for weight in (1.0, 0.07, 7.0, 62.5):
+            ring = HashRing({name: weight}, seed=seed)
+            count = len(ring.points)
+            expected = sorted(
+                xxhash.xxh64_intdigest(f"{name}-{i}".encode(), seed) for i in range(count))
+            assert ring.points.tolist() == expected, (name, weight, seed)
