@@ -108,26 +108,33 @@ cdef inline size_t _write_decimal(char *out, uint64_t value) noexcept nogil:
     return n
 
 
-cdef void _xxh64_node_points(const char *name, size_t name_len, Py_ssize_t count,
-                             uint64_t seed, uint64_t *out) noexcept nogil:
-    """out[i] = XXH64(f"{name}-{i}", seed) for i in range(count) (csrc/cvs_points.h)."""
+cdef int _xxh64_node_points(const char *name, size_t name_len, Py_ssize_t count,
+                            uint64_t seed, uint64_t *out) noexcept nogil:
+    """out[i] = XXH64(f"{name}-{i}", seed) for i in range(count) (csrc/cvs_points.h).
+    0, or -1 when a long name's buffer could not be allocated."""
     cdef char small[256]
     cdef char *buf = &small[0]
     if name_len + 24 > 256:
         buf = <char *>malloc(name_len + 24)
+        if buf == NULL:
+            return -1
     cvs_xxh64_node_points(name, name_len, <size_t>count, seed, buf, out)
     if buf != &small[0]:
         free(buf)
+    return 0
 
 
-cdef void _ketama_node_points(const char *name, size_t name_len, Py_ssize_t digests,
-                              uint64_t *out) noexcept nogil:
-    """libketama: MD5(f"{name}-{k}") gives 4 little-endian 32-bit points each."""
+cdef int _ketama_node_points(const char *name, size_t name_len, Py_ssize_t digests,
+                             uint64_t *out) noexcept nogil:
+    """libketama: MD5(f"{name}-{k}") gives 4 little-endian 32-bit points each.
+    0, or -1 when the name's buffer could not be allocated."""
     cdef char *buf = <char *>malloc(name_len + 24)
     cdef uint8_t digest[16]
     cdef Py_ssize_t k
     cdef int j
     cdef size_t digits
+    if buf == NULL:
+        return -1
     memcpy(buf, name, name_len)
     buf[name_len] = 45  # '-'
     for k in range(digests):
@@ -136,6 +143,7 @@ cdef void _ketama_node_points(const char *name, size_t name_len, Py_ssize_t dige
         for j in range(4):
             out[4 * k + j] = cvs_ketama_point(digest, j)
     free(buf)
+    return 0
 
 
 cdef inline size_t _owner_index(const uint64_t *pts, size_t npts, const uint32_t *table,
@@ -242,7 +250,10 @@ cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **
     for k in range(nnodes):  # pass 1: count the points of each coarse range
         if node_count[k]:
             src = node_buf + off if keep else node_buf
-            _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k], node_count[k], src)
+            if _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k],
+                                 node_count[k], src) < 0:
+                _free6(ccount, ccur, fcount, node_buf, bp, bo)
+                return -1
             for x in range(node_count[k]):
                 ccount[(src[x] >> cshift) + 1] += 1
             off += <size_t>node_count[k]
@@ -258,8 +269,10 @@ cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **
                 src = node_buf + off
             else:
                 src = node_buf
-                _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k],
-                                  node_count[k], src)
+                if _node_points_into(kind, seed, name_ptr[k], <size_t>name_size[k],
+                                     node_count[k], src) < 0:
+                    _free6(ccount, ccur, fcount, node_buf, bp, bo)
+                    return -1
             for x in range(node_count[k]):
                 c = <size_t>(src[x] >> cshift)
                 ap[ccur[c]] = src[x]
@@ -308,12 +321,12 @@ cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **
     return 0
 
 
-cdef void _node_points_into(int kind, uint64_t seed, const char *name, size_t name_len,
-                            Py_ssize_t count, uint64_t *out) noexcept nogil:
+cdef int _node_points_into(int kind, uint64_t seed, const char *name, size_t name_len,
+                           Py_ssize_t count, uint64_t *out) noexcept nogil:
+    """A node's points into `out`: 0, or -1 when memory ran out."""
     if kind == KIND_XXH64:
-        _xxh64_node_points(name, name_len, count, seed, out)
-    else:
-        _ketama_node_points(name, name_len, count // 4, out)
+        return _xxh64_node_points(name, name_len, count, seed, out)
+    return _ketama_node_points(name, name_len, count // 4, out)
 
 
 cdef inline bint _utf32_row_to_utf8(const uint32_t *row, Py_ssize_t width, char *out,
@@ -751,11 +764,11 @@ in other threads always see a whole ring, the old one or the new one.
         cdef uint64_t[::1] ov = out
         if count == 0:
             return out
+        cdef int rc
         with nogil:
-            if self._kind == KIND_XXH64:
-                _xxh64_node_points(name_bytes, name_len, count, self._seed, &ov[0])
-            else:
-                _ketama_node_points(name_bytes, name_len, count // 4, &ov[0])
+            rc = _node_points_into(self._kind, self._seed, name_bytes, name_len, count, &ov[0])
+        if rc < 0:
+            raise MemoryError()
         return out
 
     cdef list _build_order(self, dict weights):
