@@ -62,3 +62,71 @@ def records(version, values):
         PyList_SET_ITEM(out, i, rec)
         i += 1
     return out
+
+
+# ------------------------------------------------------------------ decoding
+
+cdef extern from "Python.h":
+    object _PyLong_FromByteArray(const unsigned char *data, size_t n, int little_endian, int is_signed)
+    object PyUnicode_DecodeUTF8(const char *data, Py_ssize_t size, const char *errors)
+    object PyBytes_FromStringAndSize(const char *data, Py_ssize_t size)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+
+from libc.string cimport memcmp
+
+cdef enum:
+    HEAD = 12  # version bytes before a record's tag (codec.HEAD)
+
+
+def decode_plain(list raws, object tombstone):
+    """The records in `raws` (MGET replies: bytes, or None where there is no record).
+
+    Decodes the common records, column-wise in C: a bytes value (tag ``b``),
+    a str value (``s``, UTF-8 with surrogates) and a tombstone (``t``), None
+    for None.  Returns None as soon as one reply is anything else (a record
+    with an expiry or a codec, bytes that are not a record, a str that is not
+    UTF-8): the caller decodes the batch in Python then, which knows them
+    all and counts the unreadable ones.  Records of one version (a batch
+    writes one) share one version object, made once.
+    """
+    cdef Py_ssize_t n = len(raws), i, size
+    cdef list out = PyList_New(n)
+    cdef const unsigned char *data
+    cdef const unsigned char *last = NULL
+    cdef unsigned char tag
+    cdef object version = None, value, raw, rec
+    for i in range(n):
+        raw = raws[i]
+        if raw is None:
+            Py_INCREF(None)
+            PyList_SET_ITEM(out, i, None)
+            continue
+        if type(raw) is not bytes:
+            return None
+        size = PyBytes_GET_SIZE(raw)
+        if size <= HEAD:
+            return None
+        data = <const unsigned char *>PyBytes_AS_STRING(raw)
+        tag = data[HEAD]
+        if tag == 98:  # b
+            value = PyBytes_FromStringAndSize(<const char *>data + HEAD + 1, size - HEAD - 1)
+        elif tag == 115:  # s
+            try:
+                value = PyUnicode_DecodeUTF8(
+                    <const char *>data + HEAD + 1, size - HEAD - 1, b"surrogatepass"
+                )
+            except UnicodeDecodeError:
+                return None
+        elif tag == 116:  # t
+            value = tombstone
+        else:
+            return None
+        # `last` points into the previous reply, which `raws` keeps alive
+        if last == NULL or memcmp(last, data, HEAD) != 0:
+            version = _PyLong_FromByteArray(data, HEAD, 0, 0)
+            last = data
+        rec = _make(version, value)
+        Py_INCREF(rec)
+        PyList_SET_ITEM(out, i, rec)
+    return out
