@@ -130,3 +130,61 @@ def decode_plain(list raws, object tombstone):
         Py_INCREF(rec)
         PyList_SET_ITEM(out, i, rec)
     return out
+
+
+# ------------------------------------------------------------------ encoding
+
+cdef extern from "Python.h":
+    object PyUnicode_AsEncodedString(object unicode, const char *encoding, const char *errors)
+
+
+def plain_batch(records):
+    """A batch's records as one version and a column of payloads, if they allow it.
+
+    For records that all carry one version (a cluster batch stamps one) and
+    all hold exact ``bytes`` values, or all exact ``str`` values:
+    ``(version, tag, payloads, longest, total)``, the payloads being the
+    values' bytes (str as UTF-8 with surrogates), `tag` ``ord("b")`` or
+    ``ord("s")``, `longest` and `total` their largest and summed lengths.
+    None for any other batch (the caller encodes it record by record).
+    """
+    cdef list items = records if type(records) is list else list(records)
+    cdef Py_ssize_t n = len(items), i, size, longest = 0, total = 0
+    if n == 0:
+        return None
+    first = items[0]
+    if not isinstance(first, tuple) or len(<tuple>first) != 2:
+        return None
+    version = (<tuple>first)[0]
+    kind = type((<tuple>first)[1])
+    if kind is not bytes and kind is not str:
+        return None
+    cdef list payloads = PyList_New(n)
+    for i in range(n):
+        rec = items[i]
+        if not isinstance(rec, tuple) or len(<tuple>rec) != 2:
+            return None
+        v = (<tuple>rec)[0]
+        if v is not version and not (type(v) is int and v == version):
+            return None
+        value = (<tuple>rec)[1]
+        if type(value) is not kind:
+            return None
+        if kind is str:
+            value = PyUnicode_AsEncodedString(value, b"utf-8", b"surrogatepass")
+        size = PyBytes_GET_SIZE(value)
+        if size > longest:
+            longest = size
+        total += size
+        Py_INCREF(value)
+        PyList_SET_ITEM(payloads, i, value)
+    return version, (98 if kind is bytes else 115), payloads, longest, total
+
+
+def all_bytes(items):
+    """Whether every item of the list `items` is exactly ``bytes``."""
+    cdef list column = items
+    for item in column:
+        if type(item) is not bytes:
+            return False
+    return True
