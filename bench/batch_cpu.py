@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batches", type=int, default=40, help="calls per case per round")
     parser.add_argument("--only", default="", help="comma-separated case names to run")
+    parser.add_argument("--keys", type=int, default=N_KEYS, help="keys stored and walked through")
     parser.add_argument("--json", help="write the per-round figures here")
     args = parser.parse_args()
 
@@ -58,7 +59,8 @@ def main() -> None:
     servers = start_servers(3, Path(tempfile.mkdtemp(prefix="batch-cpu-")))
     loop = asyncio.new_event_loop()
     try:
-        keys, values = data = make_data()
+        keys, values = make_data()
+        keys, values = data = keys[: args.keys], values[: args.keys]
         raws = [redis.Redis.from_url(s.url(), socket_timeout=10) for s in servers]
         araws = [redis.asyncio.Redis.from_url(s.url(), socket_timeout=10) for s in servers]
         cluster = Cluster(
@@ -77,7 +79,7 @@ def main() -> None:
             return await AsyncCluster(nodes, replication_factor=3).open()
 
         acluster = loop.run_until_complete(amake())
-        for i in range(0, N_KEYS, BATCH):
+        for i in range(0, len(keys), BATCH):
             mapping = dict(zip(keys[i : i + BATCH], values[i : i + BATCH]))
             for c in raws:
                 c.mset(mapping)
@@ -94,17 +96,18 @@ def main() -> None:
 
         def sync_raw_read(kv: Any) -> None:
             for c in raws[:2]:
-                c.mget(kv[0])
+                assert None not in c.mget(kv[0])
 
         def sync_cv_read(kv: Any) -> None:
-            cluster.get_many(kv[0], consistency="quorum")
+            assert len(cluster.get_many(kv[0], consistency="quorum")) == len(kv[0])
 
         async def _araw_write(kv: Any) -> None:
             mapping = dict(zip(*kv))
             await asyncio.gather(*(c.mset(mapping) for c in araws))
 
         async def _araw_read(kv: Any) -> None:
-            await asyncio.gather(*(c.mget(kv[0]) for c in araws[:2]))
+            for part in await asyncio.gather(*(c.mget(kv[0]) for c in araws[:2])):
+                assert None not in part
 
         def async_raw_write(kv: Any) -> None:
             loop.run_until_complete(_araw_write(kv))
@@ -116,7 +119,8 @@ def main() -> None:
             loop.run_until_complete(_araw_read(kv))
 
         def async_cv_read(kv: Any) -> None:
-            loop.run_until_complete(acluster.get_many(kv[0], consistency="quorum"))
+            got = loop.run_until_complete(acluster.get_many(kv[0], consistency="quorum"))
+            assert len(got) == len(kv[0])
 
         cases = {
             "sync-write-raw": (sync_raw_write, 3),
