@@ -188,3 +188,29 @@ def all_bytes(items):
         if type(item) is not bytes:
             return False
     return True
+
+
+def live_values(list keys, list records, object tombstone, object expiring):
+    """``{key: value}`` of a batch read: records that are None or tombstones left out.
+
+    None (the caller decides in Python) as soon as a value is an `expiring`
+    one (its expiry is compared with the clock) or an item is not a record.
+    A key given twice keeps its last value, as ``dict(zip(keys, values))``.
+    """
+    cdef dict out = {}
+    cdef Py_ssize_t i, n = len(keys)
+    if len(records) != n:
+        return None
+    for i in range(n):
+        rec = records[i]
+        if rec is None:
+            continue
+        if not isinstance(rec, tuple) or len(<tuple>rec) != 2:
+            return None
+        value = (<tuple>rec)[1]
+        if value is tombstone:
+            continue
+        if type(value) is expiring:
+            return None
+        out[keys[i]] = value
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import time
 
 import pytest
 import redis
@@ -131,3 +132,25 @@ def test_a_quorum_batch_read_of_values_that_cannot_be_compared(start_redis, pref
         cluster.close()
         for node in nodes:
             node.store.close()
+
+
+def test_live_values_is_dict_zip_without_missing_and_deleted_records():
+    from cvstore._records import live_values
+
+    keys = ["a", "b", "c", "a", "d"]
+    records = [Record(1, "x"), None, Record(2, TOMBSTONE), Record(3, "y"), (4, b"z")]
+    assert live_values(keys, records, TOMBSTONE, Expiring) == {"a": "y", "d": b"z"}
+    # an expiring value or anything that is not a record: the caller decides, in Python
+    assert live_values(["e"], [Record(1, Expiring("v", 10))], TOMBSTONE, Expiring) is None
+    assert live_values(["f"], [b"not a record"], TOMBSTONE, Expiring) is None
+    assert live_values(["g", "h"], [None], TOMBSTONE, Expiring) is None
+
+
+def test_a_batch_read_leaves_out_missing_deleted_and_expired_keys(start_redis, make_cluster):
+    cluster = make_cluster(start_redis(3))
+    cluster.put_many({"a": "1", "b": "2", "c": "3"})
+    cluster.delete("b")
+    cluster.put("e", "soon", ttl=0.001)
+    time.sleep(0.01)  # past the expiry
+    got = cluster.get_many(["a", "b", "c", "a", "missing", "e"], consistency="quorum")
+    assert got == {"a": "1", "c": "3"}
