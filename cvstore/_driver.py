@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cvstore._limits import show_number
+from cvstore._records import live_values
 from cvstore._ring import HashRing
 from cvstore.core.health import ReplicaStats, Schedule
 from cvstore.core.hints import HintBook
@@ -812,8 +813,13 @@ def batch_keys(keys: Any) -> tuple[list[Any], list[bytes]]:
 def batch_values(keys: list[Any], records: list[Any], state: State) -> dict[Any, Any]:
     """``{key: value}`` of a batch read, keys without a live value left out.
 
-    Built with C-level map/zip: this runs once per key of the batch.
+    Built in C (``_records.live_values``) unless a value expires: this runs
+    once per key of the batch.
     """
+    if type(keys) is list and type(records) is list:
+        found = live_values(keys, records, TOMBSTONE, Expiring)
+        if found is not None:
+            return found
     if None in records:
         pairs = [(k, r) for k, r in zip(keys, records) if r is not None]
         keys = [k for k, _ in pairs]

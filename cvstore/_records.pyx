@@ -62,3 +62,155 @@ def records(version, values):
         PyList_SET_ITEM(out, i, rec)
         i += 1
     return out
+
+
+# ------------------------------------------------------------------ decoding
+
+cdef extern from "Python.h":
+    object _PyLong_FromByteArray(const unsigned char *data, size_t n, int little_endian, int is_signed)
+    object PyUnicode_DecodeUTF8(const char *data, Py_ssize_t size, const char *errors)
+    object PyBytes_FromStringAndSize(const char *data, Py_ssize_t size)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+
+from libc.string cimport memcmp
+
+cdef enum:
+    HEAD = 12  # version bytes before a record's tag (codec.HEAD)
+
+
+def decode_plain(list raws, object tombstone):
+    """The records in `raws` (MGET replies: bytes, or None where there is no record).
+
+    Decodes the common records, column-wise in C: a bytes value (tag ``b``),
+    a str value (``s``, UTF-8 with surrogates) and a tombstone (``t``), None
+    for None.  Returns None as soon as one reply is anything else (a record
+    with an expiry or a codec, bytes that are not a record, a str that is not
+    UTF-8): the caller decodes the batch in Python then, which knows them
+    all and counts the unreadable ones.  Records of one version (a batch
+    writes one) share one version object, made once.
+    """
+    cdef Py_ssize_t n = len(raws), i, size
+    cdef list out = PyList_New(n)
+    cdef const unsigned char *data
+    cdef const unsigned char *last = NULL
+    cdef unsigned char tag
+    cdef object version = None, value, raw, rec
+    for i in range(n):
+        raw = raws[i]
+        if raw is None:
+            Py_INCREF(None)
+            PyList_SET_ITEM(out, i, None)
+            continue
+        if type(raw) is not bytes:
+            return None
+        size = PyBytes_GET_SIZE(raw)
+        if size <= HEAD:
+            return None
+        data = <const unsigned char *>PyBytes_AS_STRING(raw)
+        tag = data[HEAD]
+        if tag == 98:  # b
+            value = PyBytes_FromStringAndSize(<const char *>data + HEAD + 1, size - HEAD - 1)
+        elif tag == 115:  # s
+            try:
+                value = PyUnicode_DecodeUTF8(
+                    <const char *>data + HEAD + 1, size - HEAD - 1, b"surrogatepass"
+                )
+            except UnicodeDecodeError:
+                return None
+        elif tag == 116:  # t
+            value = tombstone
+        else:
+            return None
+        # `last` points into the previous reply, which `raws` keeps alive
+        if last == NULL or memcmp(last, data, HEAD) != 0:
+            version = _PyLong_FromByteArray(data, HEAD, 0, 0)
+            last = data
+        rec = _make(version, value)
+        Py_INCREF(rec)
+        PyList_SET_ITEM(out, i, rec)
+    return out
+
+
+# ------------------------------------------------------------------ encoding
+
+cdef extern from "Python.h":
+    object PyUnicode_AsEncodedString(object unicode, const char *encoding, const char *errors)
+
+
+def plain_batch(records):
+    """A batch's records as one version and a column of payloads, if they allow it.
+
+    For records that all carry one version (a cluster batch stamps one) and
+    all hold exact ``bytes`` values, or all exact ``str`` values:
+    ``(version, tag, payloads, longest, total)``, the payloads being the
+    values' bytes (str as UTF-8 with surrogates), `tag` ``ord("b")`` or
+    ``ord("s")``, `longest` and `total` their largest and summed lengths.
+    None for any other batch (the caller encodes it record by record).
+    """
+    cdef list items = records if type(records) is list else list(records)
+    cdef Py_ssize_t n = len(items), i, size, longest = 0, total = 0
+    if n == 0:
+        return None
+    first = items[0]
+    if not isinstance(first, tuple) or len(<tuple>first) != 2:
+        return None
+    version = (<tuple>first)[0]
+    kind = type((<tuple>first)[1])
+    if kind is not bytes and kind is not str:
+        return None
+    cdef list payloads = PyList_New(n)
+    for i in range(n):
+        rec = items[i]
+        if not isinstance(rec, tuple) or len(<tuple>rec) != 2:
+            return None
+        v = (<tuple>rec)[0]
+        if v is not version and not (type(v) is int and v == version):
+            return None
+        value = (<tuple>rec)[1]
+        if type(value) is not kind:
+            return None
+        if kind is str:
+            value = PyUnicode_AsEncodedString(value, b"utf-8", b"surrogatepass")
+        size = PyBytes_GET_SIZE(value)
+        if size > longest:
+            longest = size
+        total += size
+        Py_INCREF(value)
+        PyList_SET_ITEM(payloads, i, value)
+    return version, (98 if kind is bytes else 115), payloads, longest, total
+
+
+def all_bytes(items):
+    """Whether every item of the list `items` is exactly ``bytes``."""
+    cdef list column = items
+    for item in column:
+        if type(item) is not bytes:
+            return False
+    return True
+
+
+def live_values(list keys, list records, object tombstone, object expiring):
+    """``{key: value}`` of a batch read: records that are None or tombstones left out.
+
+    None (the caller decides in Python) as soon as a value is an `expiring`
+    one (its expiry is compared with the clock) or an item is not a record.
+    A key given twice keeps its last value, as ``dict(zip(keys, values))``.
+    """
+    cdef dict out = {}
+    cdef Py_ssize_t i, n = len(keys)
+    if len(records) != n:
+        return None
+    for i in range(n):
+        rec = records[i]
+        if rec is None:
+            continue
+        if not isinstance(rec, tuple) or len(<tuple>rec) != 2:
+            return None
+        value = (<tuple>rec)[1]
+        if value is tombstone:
+            continue
+        if type(value) is expiring:
+            return None
+        out[keys[i]] = value
+    return out

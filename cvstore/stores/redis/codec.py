@@ -28,6 +28,7 @@ from itertools import repeat
 from operator import getitem
 from typing import Any, Protocol
 
+from cvstore._records import decode_plain
 from cvstore.core.records import TOMBSTONE, Expiring, Record
 
 __all__ = (
@@ -180,6 +181,11 @@ class RecordCodec:
         self, raws: list[Any], keys: list[bytes], prefix: bytes
     ) -> tuple[list[Record | None], int]:
         """(records, how many were unreadable) of MGET replies; None where there is none."""
+        if type(raws) is list:
+            # bytes, str and tombstone records (the usual batch): decoded in C
+            plain = decode_plain(raws, TOMBSTONE)
+            if plain is not None:
+                return plain, 0
         if None not in raws and raws and min(map(len, raws)) > HEAD:
             # every key has a record: decode by column with C-level map when
             # the records are all bytes (or all str) values

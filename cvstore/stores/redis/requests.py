@@ -12,18 +12,15 @@ codec, one prefix layout.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Sequence
-from itertools import repeat
-from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from cvstore._records import all_bytes, plain_batch
 from cvstore.core.records import Record
 from cvstore.errors import FencedError, StoreError, UnreadableRecordError
 from cvstore.stores.redis.codec import (
     EXPIRING,
     EXPIRY,
     HEAD,
-    ORD_BYTES,
-    ORD_STR,
     TAGS,
     VERSION_LIMIT,
     RecordCodec,
@@ -55,8 +52,6 @@ MGET_BATCH = 10_000  # keys per MGET
 # The keys a store keeps beside its records and hints: <prefix>m:records, m:hints, m:epoch, m:layout
 _META_SUFFIXES = (b"m:records", b"m:hints", b"m:epoch", b"m:layout")
 _SHA = SCRIPT_SHA.encode()
-_first = itemgetter(0)  # a record's version
-_value_of = itemgetter(1)  # a record's value
 
 
 class Request(NamedTuple, Generic[T]):
@@ -235,26 +230,17 @@ class Requests:
                 f"keys and records must have the same length, got {len(keys)} and {len(records)}"
             )
         op = "put" if len(keys) == 1 else "put_many"
-        if set(map(type, keys)) != {bytes}:
+        if type(keys) is not list or not all_bytes(keys):
             keys = [as_bytes(k) for k in keys]
         # A cluster batch writes one version to every key, and its values are
         # usually all bytes or all str: then the records are sent as the
         # values behind one 13-byte head, and the script reads the version once.
-        versions = set(map(_first, records))
-        if len(versions) == 1:
-            version = next(iter(versions))
+        plain = plain_batch(records)
+        if plain is not None:
+            version, tag, values, longest, total = plain
             if type(version) is int and 0 <= version < VERSION_LIMIT:
-                values = list(map(_value_of, records))
-                types = set(map(type, values))
-                if types == {bytes} or types == {str}:
-                    tag = ORD_BYTES
-                    if types == {str}:
-                        tag = ORD_STR
-                        values = list(
-                            map(str.encode, values, repeat("utf-8"), repeat("surrogatepass"))
-                        )
-                    head = self.codec.head(version, tag)
-                    return self._put(keys, values, head, head[:HEAD], op, epoch)
+                head = self.codec.head(version, tag)
+                return self._put(keys, values, head, head[:HEAD], op, epoch, (longest, total))
         return self._put(keys, self.codec.encode_many(list(records)), b"", b"", op, epoch)
 
     def _put(
@@ -265,20 +251,26 @@ class Requests:
         version: bytes,
         op: str,
         epoch: int,
+        sizes: tuple[int, int] | None = None,
     ) -> Request[list[int | None]]:
         """Script calls that store ``head + payloads[i]`` as the records of ``keys[i]``.
 
         `version` is the 12-byte version every record carries, or b"" when the
-        records' own versions differ.
+        records' own versions differ; `sizes` the payloads' longest and total
+        lengths, if known.
         """
-        if payloads and max(map(len, payloads)) + len(head) > MAX_RECORD_BYTES:
-            size = max(map(len, payloads)) + len(head)
+        if sizes is None:
+            lengths = list(map(len, payloads))
+            sizes = (max(lengths, default=0), sum(lengths))
+        longest, total = sizes
+        if payloads and longest + len(head) > MAX_RECORD_BYTES:
+            size = longest + len(head)
             raise ValueError(
                 f"a record must be at most {MAX_RECORD_BYTES:,} bytes (Redis's limit for one "
                 f"string, proto-max-bulk-len), got {size:,} bytes; nothing was sent"
             )
         parts = spans(keys, SCRIPT_BATCH)
-        if len(payloads) > 1 and sum(map(len, payloads)) + len(head) * len(payloads) > CALL_BYTES:
+        if len(payloads) > 1 and total + len(head) * len(payloads) > CALL_BYTES:
             parts = _by_bytes(parts, payloads, len(head), CALL_BYTES)
         commands = []
         fence = b"%d" % epoch

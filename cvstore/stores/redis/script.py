@@ -4,8 +4,9 @@ Versioned writes: ``put`` replaces a record only if the new version is
 strictly newer than the stored one (a tombstone is a record like any other)
 and, for each record it refuses, returns the version that refused it (the
 writer stamps again above it).  It reads the stored records of a call with
-one ``MGET``, compares versions as two 48-bit integers (``struct.unpack``:
-exact in Lua's doubles, and unlike Lua's string ``<``, which calls
+one ``MGET``, compares versions as two 48-bit integers (made from the bytes
+one ``string.byte`` call returns with the tag: exact in Lua's doubles, no
+string made per record, and unlike Lua's string ``<``, which calls
 ``strcoll``, independent of the server's locale), checks every record before
 writing any, then writes the newer ones with one ``MSET``.
 
@@ -66,17 +67,6 @@ if want ~= 0 and op ~= 'layout' and op ~= 'setcount' then
   end
 end
 
--- whether a stored string is a record: 12 version bytes and a known tag
--- (the common tags first: this runs for every stored record a write reads)
-local byte = string.byte
-local function valid(old)
-  if #old < 13 then return false end
-  local tag = byte(old, 13)
-  if tag == 115 or tag == 98 or tag == 99 or tag == 116 then return true end  -- s, b, c, t
-  if tag == 83 or tag == 66 or tag == 67 then return #old >= 21 end  -- S, B, C: with an expiry
-  return false
-end
-
 -- add n to a counter, unless it holds something other than an integer (the
 -- client recomputes it then); never fails the script
 local function bump(key, n)
@@ -112,29 +102,47 @@ end
 -- write and how many names are new.  `one` is the 12-byte version every
 -- record carries (a cluster batch has one), or '' if each record's own
 -- version must be read.
+--
+-- A stored string is a record if it has 12 version bytes and a known tag
+-- (s, b, c, t; S, B, C with the 8 bytes of an expiry): one string.byte call
+-- gives the version's bytes and the tag, with no string made; a version is
+-- compared as two 48-bit numbers (exact in Lua's doubles), its low half only
+-- when the high halves are equal.
+local byte = string.byte
 local function choose(names, shift, olds, first, one, foreign)
+  local argv = ARGV
   local reply, writes, created, unreadable, nw = {0}, {}, 0, 0, 0
   local nh, nl
   if one ~= '' then nh, nl = unpack_version('>I6I6', one) end
   for i = 1, #olds do
-    local new, old = ARGV[first + i - 1], olds[i]
+    local new, old = argv[first + i - 1], olds[i]
     local ok = true
-    if foreign[i] then
-      ok = false
-      reply[#reply + 1] = i
-      reply[#reply + 1] = ''
-    elseif old == false then
-      created = created + 1
-    elseif not valid(old) then
-      unreadable = unreadable + 1
-      created = created + 1
-    else
-      local oh, ol = unpack_version('>I6I6', old)
-      if one == '' then nh, nl = unpack_version('>I6I6', new) end
-      if not (nh > oh or (nh == oh and nl > ol)) then
+    if old == false then
+      if foreign[i] then
         ok = false
         reply[#reply + 1] = i
-        reply[#reply + 1] = string.sub(old, 1, 12)
+        reply[#reply + 1] = ''
+      else
+        created = created + 1
+      end
+    else
+      local a1, a2, a3, a4, a5, a6, b1, b2, b3, b4, b5, b6, tag = byte(old, 1, 13)
+      if tag == 98 or tag == 115 or tag == 116 or tag == 99
+          or ((tag == 66 or tag == 83 or tag == 67) and #old >= 21) then
+        if one == '' then nh, nl = unpack_version('>I6I6', new) end
+        local oh = ((((a1 * 256 + a2) * 256 + a3) * 256 + a4) * 256 + a5) * 256 + a6
+        if oh > nh then
+          ok = false
+        elseif oh == nh then
+          ok = nl > ((((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 256 + b5) * 256 + b6
+        end
+        if not ok then
+          reply[#reply + 1] = i
+          reply[#reply + 1] = string.sub(old, 1, 12)
+        end
+      else  -- not a record (too short, an unknown tag): replaced, counted
+        unreadable = unreadable + 1
+        created = created + 1
       end
     end
     if ok then
