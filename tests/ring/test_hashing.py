@@ -93,5 +93,6 @@ def test_node_points_are_xxh64_of_name_dash_index_at_every_name_length(rand):
             ring = HashRing({name: weight}, seed=seed)
             count = len(ring.points)
             expected = sorted(
-                xxhash.xxh64_intdigest(f"{name}-{i}".encode(), seed) for i in range(count))
+                xxhash.xxh64_intdigest(f"{name}-{i}".encode(), seed) for i in range(count)
+            )
             assert ring.points.tolist() == expected, (name, weight, seed)
