@@ -310,15 +310,15 @@ class AsyncCluster(ops.Client, Generic[V]):
         async with self._membership:
             return await self._run(proc)
 
-    async def _run(self, proc: Run[T]) -> T:
+    async def _run(self, proc: Run[T], outcome: Any = None) -> T:
         """Run a procedure to its result, making the store calls it asks for (opens first).
 
         What a step raises is handed to ``ops.resume``.  A refusal made with no
         I/O yields once first, or a caller that only retries starves the prober.
+        `outcome`: what to send in first (a procedure already started).
         """
         if not self._opened:
             await self.open()
-        outcome: Any = None
         while True:
             try:
                 calls = ops.resume(proc, outcome)
@@ -337,6 +337,8 @@ class AsyncCluster(ops.Client, Generic[V]):
 
         A ``core.calls.Step`` returns once it has enough answers; its other
         calls finish in the background, where its ``late`` procedure runs on them.
+        Each request is a task; the caller waits on one future, which the
+        tasks' done callbacks settle (no ``asyncio.wait`` per answer).
         """
         if not calls:
             return []
@@ -345,11 +347,12 @@ class AsyncCluster(ops.Client, Generic[V]):
         state = self._state
         epoch = state.epoch
         results: list[Any] = [PENDING] * len(calls)
-        tasks: dict[asyncio.Task[Any], int] = {}
+        tasks: dict[asyncio.Future[Any], int] = {}
         error: BaseException | None = None
+        create = asyncio.get_running_loop().create_task
         for i, call in enumerate(calls):
             if isinstance(call.node.store, AsyncStore):
-                tasks[asyncio.ensure_future(acalls.acall(call, epoch, state.replicas))] = i
+                tasks[create(acalls.acall(call, epoch, state.replicas))] = i
             elif error is None:
                 try:
                     if call.tracked:
@@ -358,39 +361,25 @@ class AsyncCluster(ops.Client, Generic[V]):
                         results[i] = ops.call_now(call, epoch)
                 except BaseException as exc:  # noqa: BLE001 - raised below
                     error = exc
-        waiting: set[asyncio.Task[Any]] = set(tasks)
-        enough = getattr(calls, "enough", None)
+        if not tasks:
+            if error is not None:
+                raise error
+            return self._settle(calls, results)
+        waiting = _Waiting(tasks, results, getattr(calls, "enough", None), error)
         try:
-            while waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    i = tasks[task]
-                    failed = task.exception()
-                    if failed is None or isinstance(failed, (StoreError, FencedError)):
-                        results[i] = failed if failed is not None else task.result()
-                    else:
-                        error = error or failed
-                        results[i] = None
-                # A refusal is settled below (a reload, or that replica's failure)
-                # before the step may count what answered.
-                if (
-                    waiting
-                    and error is None
-                    and enough is not None
-                    and not any(isinstance(r, FencedError) for r in results)
-                    and enough(results)
-                ):
-                    break
+            await waiting.woken
         except BaseException:  # cancelled: the call's requests go with it
-            for task in waiting:
+            for task in waiting.stop():
                 task.cancel()
             raise
-        if waiting:
+        pending = waiting.stop()
+        error = waiting.error
+        if pending:
             if error is not None:
-                for task in waiting:
+                for task in pending:
                     task.cancel()
             else:  # answered early: the rest finish in the background
-                self._finish_later(calls, {task: tasks[task] for task in waiting})
+                self._finish_later(calls, {task: tasks[task] for task in pending})
         if error is not None:
             raise error
         return self._settle(calls, results)
@@ -404,26 +393,56 @@ class AsyncCluster(ops.Client, Generic[V]):
             raise refused  # thrown into the procedure: it loads the newer layout and asks again
         return results
 
-    def _finish_later(self, step: Any, pending: dict[asyncio.Task[Any], int]) -> None:
-        async def finish() -> None:
-            answered = []
-            for task, i in pending.items():
-                try:
-                    answered.append((step[i], await task))
-                except (StoreError, FencedError) as exc:
-                    answered.append((step[i], exc))
-                except BaseException:  # noqa: BLE001, S112 - cancelled at close: nothing to count
-                    continue
+    def _finish_later(self, step: Any, pending: dict[asyncio.Future[Any], int]) -> None:
+        """The calls of `step` still under way: when the last ends, its ``late`` procedure runs.
+
+        No task of its own: the requests' tasks are the background work
+        ``close()`` waits for, and a ``late`` procedure that needs no I/O (every
+        write applied) runs in the last one's done callback.
+        """
+        answered: list[tuple[Call, Any]] = []
+        left = [len(pending)]
+
+        def done(task: asyncio.Future[Any]) -> None:
+            self._background.discard(task)
+            if not task.cancelled():  # cancelled at close: nothing to count
+                failed = task.exception()
+                if failed is None:
+                    answered.append((step[pending[task]], task.result()))
+                elif isinstance(failed, (StoreError, FencedError)):
+                    answered.append((step[pending[task]], failed))
+            left[0] -= 1
+            if left[0]:
+                return
             calls, results = [call for call, _ in answered], [result for _, result in answered]
             if ops.failures(self._state, calls, results)[1]:
                 self._start_prober()
-            answered = [
-                (call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)
-            ]
-            if answered:
-                await self._run(step.late(answered))
+            late = [(call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)]
+            if late:
+                self._run_late(step.late(late))
 
-        self._in_background(finish())
+        for task in pending:
+            self._background.add(task)
+            task.add_done_callback(done)
+
+    def _run_late(self, proc: Run[None]) -> None:
+        """Run a ``late`` procedure: here if it asks for no I/O, else in a background task."""
+        try:
+            calls = ops.resume(proc, None)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - nobody is left to hand it to
+            log.warning("finishing a call in the background failed: %s", exc)
+            return
+
+        async def rest() -> None:
+            try:
+                outcome = await self._execute(calls)
+            except BaseException as exc:  # noqa: BLE001 - handed on
+                outcome = ops.Raised(exc)
+            await self._run(proc, outcome)
+
+        self._in_background(rest())
 
     def _retire(self, store: Any) -> None:
         """Close a store no call needs any more, in a task that ``close()`` awaits."""
@@ -438,6 +457,69 @@ class AsyncCluster(ops.Client, Generic[V]):
         if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
         self._prober = asyncio.ensure_future(probe_loop(self))
+
+
+class _Waiting:
+    """The requests of one step under way: ``woken`` is done once the step may go on.
+
+    That is when every request has ended, or, with none having raised
+    something other than a StoreError or refusal (``error``), the step's
+    ``enough`` holds with no refusal among the answers.  Each request's result goes into `results` as
+    it ends.
+    """
+
+    __slots__ = ("enough", "error", "results", "tasks", "waiting", "woken")
+
+    def __init__(
+        self,
+        tasks: dict[asyncio.Future[Any], int],
+        results: list[Any],
+        enough: Any,
+        error: BaseException | None,
+    ) -> None:
+        self.tasks = tasks
+        self.results = results
+        self.enough = enough
+        self.error = error
+        self.waiting = set(tasks)
+        self.woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for task in tasks:
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self.waiting.discard(task)
+        i = self.tasks[task]
+        if task.cancelled():
+            self.error = self.error or asyncio.CancelledError()
+            self.results[i] = None
+        else:
+            failed = task.exception()
+            if failed is None:
+                self.results[i] = task.result()
+            elif isinstance(failed, (StoreError, FencedError)):
+                self.results[i] = failed
+            else:
+                self.error = self.error or failed
+                self.results[i] = None
+        if self.woken.done():
+            return
+        # A refusal is settled by the driver (a reload, or that replica's
+        # failure) before the step may count what answered.
+        if not self.waiting or (
+            self.error is None
+            and self.enough is not None
+            and not any(isinstance(r, FencedError) for r in self.results)
+            and self.enough(self.results)
+        ):
+            self.woken.set_result(None)
+
+    def stop(self) -> list[asyncio.Future[Any]]:
+        """The requests still under way, no longer reported here."""
+        pending = list(self.waiting)
+        for task in pending:
+            task.remove_done_callback(self._done)
+        self.waiting.clear()
+        return pending
 
 
 async def _close_quietly(store: Any) -> None:
