@@ -123,3 +123,32 @@ def test_the_async_store_speaks_the_sync_stores_protocol(start_redis, prefix):
             assert await store.ping() is True
 
     asyncio.run(main())
+
+
+def test_a_url_store_times_its_calls_itself_and_reconnects_after_a_restart(start_redis, prefix):
+    # redis-py 8 sets 5 s socket timeouts unless told: a store made from a URL
+    # turns them off (its own deadline is the one timeout, as the loop sees it)
+    from cvstore.core.records import Record
+
+    (server,) = start_redis(1)
+
+    async def main() -> None:
+        store = AsyncRedisStore(server.url(), prefix=prefix, timeout=5.0)
+        kwargs = store.client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] is None and kwargs["socket_connect_timeout"] is None
+        try:
+            for i in range(20):
+                assert await store.put(b"k%d" % i, Record(i + 1, "v"))
+            # the connection it used is closed by the server's restart: once the
+            # loop has seen that, the next calls connect again and none fails
+            server.restart()
+            await asyncio.sleep(0.05)
+            for i in range(20):
+                await store.get(b"k%d" % i)
+                assert await store.put(b"k%d" % i, Record(i + 30, "w"))
+                assert (await store.get(b"k%d" % i)).value == "w"
+            assert store.stats()["errors"] == 0
+        finally:
+            await store.close()
+
+    asyncio.run(main())
