@@ -110,8 +110,11 @@ class AsyncCluster(ops.Client, Generic[V]):
         if self._state.closed:
             return
         self._state.closed = True
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=_CLOSE_WAIT)
+        # the work of calls that ended early may start more (a late failure's hint)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _CLOSE_WAIT
+        while self._background and loop.time() < until:
+            await asyncio.wait(set(self._background), timeout=until - loop.time())
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.cancel()
@@ -337,8 +340,8 @@ class AsyncCluster(ops.Client, Generic[V]):
 
         A ``core.calls.Step`` returns once it has enough answers; its other
         calls finish in the background, where its ``late`` procedure runs on them.
-        Each request is a task; the caller waits on one future, which the
-        tasks' done callbacks settle (no ``asyncio.wait`` per answer).
+        Each request is a task that reports to a ``_Step`` as it ends; the
+        caller waits on one future, which the step settles.
         """
         if not calls:
             return []
@@ -347,12 +350,13 @@ class AsyncCluster(ops.Client, Generic[V]):
         state = self._state
         epoch = state.epoch
         results: list[Any] = [PENDING] * len(calls)
-        tasks: dict[asyncio.Future[Any], int] = {}
         error: BaseException | None = None
-        create = asyncio.get_running_loop().create_task
+        step: _Step | None = None
         for i, call in enumerate(calls):
             if isinstance(call.node.store, AsyncStore):
-                tasks[create(acalls.acall(call, epoch, state.replicas))] = i
+                if step is None:
+                    step = _Step(self, calls, results)
+                step.start(i, acalls.acall(call, epoch, state.replicas))
             elif error is None:
                 try:
                     if call.tracked:
@@ -361,25 +365,21 @@ class AsyncCluster(ops.Client, Generic[V]):
                         results[i] = ops.call_now(call, epoch)
                 except BaseException as exc:  # noqa: BLE001 - raised below
                     error = exc
-        if not tasks:
-            if error is not None:
-                raise error
-            return self._settle(calls, results)
-        waiting = _Waiting(tasks, results, getattr(calls, "enough", None), error)
-        try:
-            await waiting.woken
-        except BaseException:  # cancelled: the call's requests go with it
-            for task in waiting.stop():
-                task.cancel()
-            raise
-        pending = waiting.stop()
-        error = waiting.error
-        if pending:
-            if error is not None:
-                for task in pending:
-                    task.cancel()
-            else:  # answered early: the rest finish in the background
-                self._finish_later(calls, {task: tasks[task] for task in pending})
+        if step is not None:
+            step.error = error
+            try:
+                await step.woken
+            except BaseException:  # cancelled: the call's requests go with it
+                step.drop()
+                raise
+            error = step.error
+            if step.left:
+                if error is not None:
+                    step.drop()
+                else:  # answered early: the rest finish in the background
+                    for task in step.hand_on():
+                        self._background.add(task)
+                        task.add_done_callback(self._background.discard)
         if error is not None:
             raise error
         return self._settle(calls, results)
@@ -393,37 +393,14 @@ class AsyncCluster(ops.Client, Generic[V]):
             raise refused  # thrown into the procedure: it loads the newer layout and asks again
         return results
 
-    def _finish_later(self, step: Any, pending: dict[asyncio.Future[Any], int]) -> None:
-        """The calls of `step` still under way: when the last ends, its ``late`` procedure runs.
-
-        No task of its own: the requests' tasks are the background work
-        ``close()`` waits for, and a ``late`` procedure that needs no I/O (every
-        write applied) runs in the last one's done callback.
-        """
-        answered: list[tuple[Call, Any]] = []
-        left = [len(pending)]
-
-        def done(task: asyncio.Future[Any]) -> None:
-            self._background.discard(task)
-            if not task.cancelled():  # cancelled at close: nothing to count
-                failed = task.exception()
-                if failed is None:
-                    answered.append((step[pending[task]], task.result()))
-                elif isinstance(failed, (StoreError, FencedError)):
-                    answered.append((step[pending[task]], failed))
-            left[0] -= 1
-            if left[0]:
-                return
-            calls, results = [call for call, _ in answered], [result for _, result in answered]
-            if ops.failures(self._state, calls, results)[1]:
-                self._start_prober()
-            late = [(call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)]
-            if late:
-                self._run_late(step.late(late))
-
-        for task in pending:
-            self._background.add(task)
-            task.add_done_callback(done)
+    def _finished_late(self, step: Any, answered: list[tuple[Call, Any]]) -> None:
+        """The calls of `step` that ended after it went on: suspect, then run its ``late``."""
+        calls, results = [call for call, _ in answered], [result for _, result in answered]
+        if ops.failures(self._state, calls, results)[1]:
+            self._start_prober()
+        late = [(call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)]
+        if late:
+            self._run_late(step.late(late))
 
     def _run_late(self, proc: Run[None]) -> None:
         """Run a ``late`` procedure: here if it asks for no I/O, else in a background task."""
@@ -459,53 +436,65 @@ class AsyncCluster(ops.Client, Generic[V]):
         self._prober = asyncio.ensure_future(probe_loop(self))
 
 
-class _Waiting:
-    """The requests of one step under way: ``woken`` is done once the step may go on.
+class _Step:
+    """The requests of one step under way: each a task that reports here as it ends.
 
-    That is when every request has ended, or, with none having raised
-    something other than a StoreError or refusal (``error``), the step's
-    ``enough`` holds with no refusal among the answers.  Each request's result goes into `results` as
-    it ends.
+    ``woken`` is done once the caller may go on: every request has ended, or,
+    with none having raised something other than a StoreError or refusal
+    (``error``), the step's ``enough`` holds with no refusal among the
+    answers.  Until then each result goes into `results`; after, into the
+    answers the step's ``late`` procedure gets once the last has ended
+    (``hand_on``), or nowhere (``drop``: cancelled).
     """
 
-    __slots__ = ("enough", "error", "results", "tasks", "waiting", "woken")
+    __slots__ = ("calls", "cluster", "enough", "error", "late", "left", "results", "tasks", "woken")
 
-    def __init__(
-        self,
-        tasks: dict[asyncio.Future[Any], int],
-        results: list[Any],
-        enough: Any,
-        error: BaseException | None,
-    ) -> None:
-        self.tasks = tasks
+    def __init__(self, cluster: AsyncCluster[Any], calls: Sequence[Call], results: list[Any]):
+        self.cluster: AsyncCluster[Any] | None = cluster
+        self.calls = calls
         self.results = results
-        self.enough = enough
-        self.error = error
-        self.waiting = set(tasks)
+        self.enough = getattr(calls, "enough", None)
+        self.error: BaseException | None = None
+        self.late: list[tuple[Call, Any]] | None = None  # set once the caller went on
+        self.left = 0
+        self.tasks: list[asyncio.Task[None] | None] = [None] * len(calls)
         self.woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        for task in tasks:
-            task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        self.waiting.discard(task)
-        i = self.tasks[task]
-        if task.cancelled():
-            self.error = self.error or asyncio.CancelledError()
-            self.results[i] = None
-        else:
-            failed = task.exception()
-            if failed is None:
-                self.results[i] = task.result()
-            elif isinstance(failed, (StoreError, FencedError)):
-                self.results[i] = failed
-            else:
-                self.error = self.error or failed
-                self.results[i] = None
+    def start(self, i: int, request: Any) -> None:
+        self.left += 1
+        self.tasks[i] = asyncio.get_running_loop().create_task(self._run(i, request))
+
+    async def _run(self, i: int, request: Any) -> None:
+        try:
+            result = await request
+        except (StoreError, FencedError) as exc:
+            result = exc
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the step's error
+            self._ended(i, None, exc)
+            return
+        self._ended(i, result, None)
+
+    def _ended(self, i: int, result: Any, error: BaseException | None) -> None:
+        self.left -= 1
+        self.tasks[i] = None
+        late = self.late
+        if late is not None:  # the caller went on
+            if self.cluster is None:  # dropped
+                return
+            if error is None:
+                late.append((self.calls[i], result))
+            if not self.left:
+                self.cluster._finished_late(self.calls, late)
+            return
+        if error is not None:
+            self.error = self.error or error
+            result = None
+        self.results[i] = result
         if self.woken.done():
             return
         # A refusal is settled by the driver (a reload, or that replica's
         # failure) before the step may count what answered.
-        if not self.waiting or (
+        if not self.left or (
             self.error is None
             and self.enough is not None
             and not any(isinstance(r, FencedError) for r in self.results)
@@ -513,13 +502,18 @@ class _Waiting:
         ):
             self.woken.set_result(None)
 
-    def stop(self) -> list[asyncio.Future[Any]]:
-        """The requests still under way, no longer reported here."""
-        pending = list(self.waiting)
-        for task in pending:
-            task.remove_done_callback(self._done)
-        self.waiting.clear()
-        return pending
+    def hand_on(self) -> list[asyncio.Task[None]]:
+        """The requests still under way, from now on answers for the step's ``late``."""
+        self.late = []
+        return [task for task in self.tasks if task is not None]
+
+    def drop(self) -> None:
+        """Cancel the requests still under way; what they end with counts nowhere."""
+        self.late = []
+        self.cluster = None
+        for task in self.tasks:
+            if task is not None:
+                task.cancel()
 
 
 async def _close_quietly(store: Any) -> None:
