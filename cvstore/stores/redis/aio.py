@@ -388,8 +388,10 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
     async def close(self) -> None:
         """Close the connections, if this store opened them (from a URL)."""
         if self._owns_client:
-            self._wire._kept.clear()  # the client closes them: in use, to its pool
+            # the client closes the kept connections too (in use, to its pool), which
+            # holds them only weakly: they are let go after
             await self._client.aclose()
+            self._wire._kept.clear()
 
     async def __aenter__(self) -> Self:
         return self
