@@ -413,6 +413,7 @@ class AsyncCluster(ops.Client, Generic[V]):
             return
 
         async def rest() -> None:
+            outcome: Any
             try:
                 outcome = await self._execute(calls)
             except BaseException as exc:  # noqa: BLE001 - handed on
