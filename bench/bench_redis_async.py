@@ -11,8 +11,10 @@ key's requests to its servers concurrently:
 
 - ``redis-async-put`` / ``redis-async-get``: 100 single keys a call, one after
   another: raw ``SET`` on the 3 servers at once (``asyncio.gather``) / ``GET``
-  from 2 at once, vs ``AsyncCluster.put`` at quorum (3 replicas written,
-  returns after 2) / ``get`` at quorum (2 replicas asked).
+  from 2 at once, and the same requests awaited one after another ("one by
+  one": what a caller writes without gather), vs ``AsyncCluster.put`` at
+  quorum (3 replicas written, returns after 2) / ``get`` at quorum (2
+  replicas asked).
 - ``redis-async-write`` / ``redis-async-read``: 1,000-key batches: ``MSET`` on 3
   servers / ``MGET`` from 2, gathered, vs ``put_many`` / ``get_many`` at quorum.
 - ``redis-concurrent-get``: 100 concurrent workers doing 100 quorum gets each
@@ -138,13 +140,20 @@ def _info(benchmark: Any, loop: Any, raws: Any, keys: int, records: int) -> None
 
 
 @pytest.mark.benchmark(group="redis-async-put")
-@pytest.mark.parametrize("side", ["raw SET x3", "cvstore"])
+@pytest.mark.parametrize("side", ["raw SET x3", "raw SET x3 one by one", "cvstore"])
 def test_put(benchmark, side, loop, raws, cluster, data):
     if side == "cvstore":
 
         async def target(kv):
             for key, value in zip(*kv):
                 await cluster.put(key, value, consistency="quorum")
+
+    elif side.endswith("one by one"):
+
+        async def target(kv):
+            for key, value in zip(*kv):
+                for c in raws:
+                    await c.set(key, value)
 
     else:
 
@@ -157,7 +166,7 @@ def test_put(benchmark, side, loop, raws, cluster, data):
 
 
 @pytest.mark.benchmark(group="redis-async-get")
-@pytest.mark.parametrize("side", ["raw GET x2", "cvstore"])
+@pytest.mark.parametrize("side", ["raw GET x2", "raw GET x2 one by one", "cvstore"])
 def test_get(benchmark, side, loop, raws, cluster, data):
     found = []
     if side == "cvstore":
@@ -165,6 +174,13 @@ def test_get(benchmark, side, loop, raws, cluster, data):
         async def target(kv):
             for key in kv[0]:
                 found.append(await cluster.get(key, consistency="quorum") is not None)
+
+    elif side.endswith("one by one"):
+
+        async def target(kv):
+            for key in kv[0]:
+                got = [await c.get(key) for c in raws[:2]]
+                found.append(all(v is not None for v in got))
 
     else:
 

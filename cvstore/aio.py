@@ -110,8 +110,11 @@ class AsyncCluster(ops.Client, Generic[V]):
         if self._state.closed:
             return
         self._state.closed = True
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=_CLOSE_WAIT)
+        # the work of calls that ended early may start more (a late failure's hint)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _CLOSE_WAIT
+        while self._background and loop.time() < until:
+            await asyncio.wait(set(self._background), timeout=until - loop.time())
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.cancel()
@@ -310,15 +313,15 @@ class AsyncCluster(ops.Client, Generic[V]):
         async with self._membership:
             return await self._run(proc)
 
-    async def _run(self, proc: Run[T]) -> T:
+    async def _run(self, proc: Run[T], outcome: Any = None) -> T:
         """Run a procedure to its result, making the store calls it asks for (opens first).
 
         What a step raises is handed to ``ops.resume``.  A refusal made with no
         I/O yields once first, or a caller that only retries starves the prober.
+        `outcome`: what to send in first (a procedure already started).
         """
         if not self._opened:
             await self.open()
-        outcome: Any = None
         while True:
             try:
                 calls = ops.resume(proc, outcome)
@@ -337,6 +340,8 @@ class AsyncCluster(ops.Client, Generic[V]):
 
         A ``core.calls.Step`` returns once it has enough answers; its other
         calls finish in the background, where its ``late`` procedure runs on them.
+        Each request is a task that reports to a ``_Step`` as it ends; the
+        caller waits on one future, which the step settles.
         """
         if not calls:
             return []
@@ -345,11 +350,13 @@ class AsyncCluster(ops.Client, Generic[V]):
         state = self._state
         epoch = state.epoch
         results: list[Any] = [PENDING] * len(calls)
-        tasks: dict[asyncio.Task[Any], int] = {}
         error: BaseException | None = None
+        step: _Step | None = None
         for i, call in enumerate(calls):
             if isinstance(call.node.store, AsyncStore):
-                tasks[asyncio.ensure_future(acalls.acall(call, epoch, state.replicas))] = i
+                if step is None:
+                    step = _Step(self, calls, results)
+                step.start(i, acalls.acall(call, epoch, state.replicas))
             elif error is None:
                 try:
                     if call.tracked:
@@ -358,39 +365,21 @@ class AsyncCluster(ops.Client, Generic[V]):
                         results[i] = ops.call_now(call, epoch)
                 except BaseException as exc:  # noqa: BLE001 - raised below
                     error = exc
-        waiting: set[asyncio.Task[Any]] = set(tasks)
-        enough = getattr(calls, "enough", None)
-        try:
-            while waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    i = tasks[task]
-                    failed = task.exception()
-                    if failed is None or isinstance(failed, (StoreError, FencedError)):
-                        results[i] = failed if failed is not None else task.result()
-                    else:
-                        error = error or failed
-                        results[i] = None
-                # A refusal is settled below (a reload, or that replica's failure)
-                # before the step may count what answered.
-                if (
-                    waiting
-                    and error is None
-                    and enough is not None
-                    and not any(isinstance(r, FencedError) for r in results)
-                    and enough(results)
-                ):
-                    break
-        except BaseException:  # cancelled: the call's requests go with it
-            for task in waiting:
-                task.cancel()
-            raise
-        if waiting:
-            if error is not None:
-                for task in waiting:
-                    task.cancel()
-            else:  # answered early: the rest finish in the background
-                self._finish_later(calls, {task: tasks[task] for task in waiting})
+        if step is not None:
+            step.error = error
+            try:
+                await step.woken
+            except BaseException:  # cancelled: the call's requests go with it
+                step.drop()
+                raise
+            error = step.error
+            if step.left:
+                if error is not None:
+                    step.drop()
+                else:  # answered early: the rest finish in the background
+                    for task in step.hand_on():
+                        self._background.add(task)
+                        task.add_done_callback(self._background.discard)
         if error is not None:
             raise error
         return self._settle(calls, results)
@@ -404,26 +393,34 @@ class AsyncCluster(ops.Client, Generic[V]):
             raise refused  # thrown into the procedure: it loads the newer layout and asks again
         return results
 
-    def _finish_later(self, step: Any, pending: dict[asyncio.Task[Any], int]) -> None:
-        async def finish() -> None:
-            answered = []
-            for task, i in pending.items():
-                try:
-                    answered.append((step[i], await task))
-                except (StoreError, FencedError) as exc:
-                    answered.append((step[i], exc))
-                except BaseException:  # noqa: BLE001, S112 - cancelled at close: nothing to count
-                    continue
-            calls, results = [call for call, _ in answered], [result for _, result in answered]
-            if ops.failures(self._state, calls, results)[1]:
-                self._start_prober()
-            answered = [
-                (call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)
-            ]
-            if answered:
-                await self._run(step.late(answered))
+    def _finished_late(self, step: Any, answered: list[tuple[Call, Any]]) -> None:
+        """The calls of `step` that ended after it went on: suspect, then run its ``late``."""
+        calls, results = [call for call, _ in answered], [result for _, result in answered]
+        if ops.failures(self._state, calls, results)[1]:
+            self._start_prober()
+        late = [(call, r) for call, r in zip(calls, results) if not isinstance(r, FencedError)]
+        if late:
+            self._run_late(step.late(late))
 
-        self._in_background(finish())
+    def _run_late(self, proc: Run[None]) -> None:
+        """Run a ``late`` procedure: here if it asks for no I/O, else in a background task."""
+        try:
+            calls = ops.resume(proc, None)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - nobody is left to hand it to
+            log.warning("finishing a call in the background failed: %s", exc)
+            return
+
+        async def rest() -> None:
+            outcome: Any
+            try:
+                outcome = await self._execute(calls)
+            except BaseException as exc:  # noqa: BLE001 - handed on
+                outcome = ops.Raised(exc)
+            await self._run(proc, outcome)
+
+        self._in_background(rest())
 
     def _retire(self, store: Any) -> None:
         """Close a store no call needs any more, in a task that ``close()`` awaits."""
@@ -438,6 +435,86 @@ class AsyncCluster(ops.Client, Generic[V]):
         if self._state.closed or (self._prober is not None and not self._prober.done()):
             return
         self._prober = asyncio.ensure_future(probe_loop(self))
+
+
+class _Step:
+    """The requests of one step under way: each a task that reports here as it ends.
+
+    ``woken`` is done once the caller may go on: every request has ended, or,
+    with none having raised something other than a StoreError or refusal
+    (``error``), the step's ``enough`` holds with no refusal among the
+    answers.  Until then each result goes into `results`; after, into the
+    answers the step's ``late`` procedure gets once the last has ended
+    (``hand_on``), or nowhere (``drop``: cancelled).
+    """
+
+    __slots__ = ("calls", "cluster", "enough", "error", "late", "left", "results", "tasks", "woken")
+
+    def __init__(self, cluster: AsyncCluster[Any], calls: Sequence[Call], results: list[Any]):
+        self.cluster: AsyncCluster[Any] | None = cluster
+        self.calls = calls
+        self.results = results
+        self.enough = getattr(calls, "enough", None)
+        self.error: BaseException | None = None
+        self.late: list[tuple[Call, Any]] | None = None  # set once the caller went on
+        self.left = 0
+        self.tasks: list[asyncio.Task[None] | None] = [None] * len(calls)
+        self.woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def start(self, i: int, request: Any) -> None:
+        self.left += 1
+        self.tasks[i] = asyncio.get_running_loop().create_task(self._run(i, request))
+
+    async def _run(self, i: int, request: Any) -> None:
+        try:
+            result = await request
+        except (StoreError, FencedError) as exc:
+            result = exc
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the step's error
+            self._ended(i, None, exc)
+            return
+        self._ended(i, result, None)
+
+    def _ended(self, i: int, result: Any, error: BaseException | None) -> None:
+        self.left -= 1
+        self.tasks[i] = None
+        late = self.late
+        if late is not None:  # the caller went on
+            if self.cluster is None:  # dropped
+                return
+            if error is None:
+                late.append((self.calls[i], result))
+            if not self.left:
+                self.cluster._finished_late(self.calls, late)
+            return
+        if error is not None:
+            self.error = self.error or error
+            result = None
+        self.results[i] = result
+        if self.woken.done():
+            return
+        # A refusal is settled by the driver (a reload, or that replica's
+        # failure) before the step may count what answered.
+        if not self.left or (
+            self.error is None
+            and self.enough is not None
+            and not any(isinstance(r, FencedError) for r in self.results)
+            and self.enough(self.results)
+        ):
+            self.woken.set_result(None)
+
+    def hand_on(self) -> list[asyncio.Task[None]]:
+        """The requests still under way, from now on answers for the step's ``late``."""
+        self.late = []
+        return [task for task in self.tasks if task is not None]
+
+    def drop(self) -> None:
+        """Cancel the requests still under way; what they end with counts nowhere."""
+        self.late = []
+        self.cluster = None
+        for task in self.tasks:
+            if task is not None:
+                task.cancel()
 
 
 async def _close_quietly(store: Any) -> None:

@@ -123,3 +123,70 @@ def test_the_async_store_speaks_the_sync_stores_protocol(start_redis, prefix):
             assert await store.ping() is True
 
     asyncio.run(main())
+
+
+def test_a_url_store_times_its_calls_itself_and_reconnects_after_a_restart(start_redis, prefix):
+    # redis-py 8 sets 5 s socket timeouts unless told: a store made from a URL
+    # turns them off (its own deadline is the one timeout, as the loop sees it)
+    from cvstore.core.records import Record
+
+    (server,) = start_redis(1)
+
+    async def main() -> None:
+        store = AsyncRedisStore(server.url(), prefix=prefix, timeout=5.0)
+        kwargs = store.client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] is None and kwargs["socket_connect_timeout"] is None
+        try:
+            for i in range(20):
+                assert await store.put(b"k%d" % i, Record(i + 1, "v"))
+            # the connection it used is closed by the server's restart: once the
+            # loop has seen that, the next calls connect again and none fails
+            server.restart()
+            await asyncio.sleep(0.05)
+            for i in range(20):
+                await store.get(b"k%d" % i)
+                assert await store.put(b"k%d" % i, Record(i + 30, "w"))
+                assert (await store.get(b"k%d" % i)).value == "w"
+            assert store.stats()["errors"] == 0
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_closing_a_url_store_closes_the_connections_it_keeps(start_redis, prefix):
+    # the store keeps connections between calls; its pool holds those only
+    # weakly, so close() must close them before letting them go
+    import gc
+    import warnings
+
+    import redis
+
+    from cvstore.core.records import Record
+
+    (server,) = start_redis(1)
+    watcher = redis.Redis.from_url(server.url())
+
+    def clients() -> int:
+        return int(watcher.info("clients")["connected_clients"])
+
+    async def main() -> None:
+        store = AsyncRedisStore(server.url(), prefix=prefix, timeout=5.0)
+        await asyncio.gather(*(store.put(b"k%d" % i, Record(1, "v")) for i in range(4)))
+        assert clients() > 1  # the watcher and the store's
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await store.close()
+            del store
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+        for _ in range(100):  # the server sees the sockets close
+            if clients() == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert clients() == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        watcher.close()

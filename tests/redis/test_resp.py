@@ -143,3 +143,13 @@ def test_packed_leaves_a_large_chunk_uncopied():
     out = packed([Built([small]), Built([big]), Built([small])])
     assert out == [small, big, small]
     assert out[1] is big
+
+
+@given(
+    st.lists(st.one_of(binary, st.binary(min_size=1020, max_size=1030)), min_size=1, max_size=12)
+)
+def test_a_command_of_short_arguments_packed_at_once_matches_the_protocol(args):
+    # Command.of: a single key's request (a put's script call, a get's MGET) in one join
+    command = Command.of(args)
+    assert command.chunks() == [plain_resp(args)] and len(command) == len(args)
+    assert packed([command]) == [plain_resp(args)]

@@ -112,8 +112,21 @@ class _Deadline:
         return self._task.uncancel() <= self._cancelling
 
 
+# Connections a store that owns its pool keeps between calls (see ``AsyncWire``).
+_KEPT = 16
+
+
 class AsyncWire(Failures):
-    """The asyncio connection side of one AsyncRedisStore."""
+    """The asyncio connection side of one AsyncRedisStore.
+
+    A store that times its calls itself (``deadline``: made from a URL, so its
+    pool is its own) keeps up to 16 connections it used between calls, taken
+    again as the pool would give them (connected, nothing unread, through the
+    pool's own check), without the pool's lock and bookkeeping on every call.
+    Kept connections count as in use to the pool; at most ``max_connections``
+    calls hold one at once (the gate), so the pool never runs out; closing
+    the client closes them.
+    """
 
     def __init__(
         self, redis: Any, client: Any, address: str, stats: Any, pool_timeout: float = 0.0
@@ -125,6 +138,9 @@ class AsyncWire(Failures):
         # Seconds a call may go without a reply (``_Deadline``), or None: the
         # client's own socket timeouts apply (a client you passed).
         self.deadline: float | None = None
+        self._kept: list[Any] = []
+        pool = client.connection_pool
+        self._check = getattr(pool, "ensure_connection", None)
 
     async def call(self, op: str, commands: list[Command]) -> list[Any]:
         """Write `commands` on one pooled connection, read every reply, give it back.
@@ -143,20 +159,18 @@ class AsyncWire(Failures):
                 raise self.exhausted(op, started, self._gate.size) from None
         else:
             await slots.acquire()  # free: returns without suspending
+        seconds = self.deadline
+        deadline = None if seconds is None else _Deadline(seconds)
         try:
-            seconds = self.deadline
-            deadline = None if seconds is None else _Deadline(seconds)
-            try:
-                replies = await self._call(op, commands, started, deadline)
-            except asyncio.CancelledError:
-                if deadline is not None and deadline.ran_out():
-                    error = self._timeout_class(f"no reply within {seconds:.3g} s")
-                    raise self.fail(op, error, started) from None
-                raise
-            finally:
-                if deadline is not None:
-                    deadline.ran_out()  # a cancellation turned into another error: counted back
+            replies = await self._call(op, commands, started, deadline)
+        except asyncio.CancelledError:
+            if deadline is not None and deadline.ran_out():
+                error = self._timeout_class(f"no reply within {seconds:.3g} s")
+                raise self.fail(op, error, started) from None
+            raise
         finally:
+            if deadline is not None:
+                deadline.ran_out()  # a cancellation turned into another error: counted back
             slots.release()
         self.stats.ok(time.perf_counter() - started)
         return replies
@@ -165,14 +179,34 @@ class AsyncWire(Failures):
         self, op: str, commands: list[Command], started: float, deadline: _Deadline | None
     ) -> list[Any]:
         pool = self._client.connection_pool
+        kept = self._kept
         try:
-            conn = await pool.get_connection()
+            if kept:
+                conn = kept.pop()
+                try:
+                    await self._check(conn)  # type: ignore[misc]
+                except BaseException:
+                    await pool.release(conn)
+                    raise
+            else:
+                conn = await pool.get_connection()
         except self._errors as exc:
             raise self.fail(op, exc, started) from exc
         if deadline is not None:
             deadline.moved()
         try:
-            replies = await self._exchange(conn, commands, deadline)
+            await conn.send_packed_command(packed(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except self._reply_error as exc:
+                    replies.append(exc)
+                if deadline is not None:
+                    deadline.moved()
+            if self.lost_scripts(replies):
+                replies = await self._reload(conn, commands, replies, deadline)
+            replies = self.raise_errors(replies)
         except self._errors as exc:
             if deadline is not None:
                 deadline.halt()
@@ -186,33 +220,33 @@ class AsyncWire(Failures):
             raise
         if deadline is not None:
             deadline.halt()
+            if len(kept) < _KEPT and self._check is not None:
+                kept.append(conn)
+                return replies
         await pool.release(conn)
         return replies
 
-    async def _exchange(
+    async def _reload(
         self,
         conn: Any,
         commands: list[Command],
+        replies: list[Any],
         deadline: _Deadline | None,
-        retry: bool = True,
     ) -> list[Any]:
-        await conn.send_packed_command(packed(commands), check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
+        """`replies` with the calls the server had lost the script for sent again after loading it."""
+        lost = self.lost_scripts(replies)
+        await conn.send_packed_command(LOAD_SCRIPT.chunks(), check_health=False)
+        self.check_sha(await conn.read_response())
+        again = [commands[i] for i in lost]
+        await conn.send_packed_command(packed(again), check_health=False)
+        for i in lost:
             try:
-                replies.append(await conn.read_response())
+                replies[i] = await conn.read_response()
             except self._reply_error as exc:
-                replies.append(exc)
+                replies[i] = exc
             if deadline is not None:
                 deadline.moved()
-        lost = self.lost_scripts(replies)
-        if lost and retry:  # the server lost the script: load it, send those calls again
-            await conn.send_packed_command(LOAD_SCRIPT.chunks(), check_health=False)
-            self.check_sha(await conn.read_response())
-            again = [commands[i] for i in lost]
-            for i, reply in zip(lost, await self._exchange(conn, again, deadline, retry=False)):
-                replies[i] = reply
-        return self.raise_errors(replies)
+        return replies
 
 
 async def _drop(conn: Any) -> None:
@@ -354,7 +388,10 @@ class AsyncRedisStore(RedisClientStore, AsyncStore):
     async def close(self) -> None:
         """Close the connections, if this store opened them (from a URL)."""
         if self._owns_client:
+            # the client closes the kept connections too (in use, to its pool), which
+            # holds them only weakly: they are let go after
             await self._client.aclose()
+            self._wire._kept.clear()
 
     async def __aenter__(self) -> Self:
         return self

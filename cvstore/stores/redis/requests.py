@@ -198,7 +198,10 @@ class Requests:
         if set(map(type, keys)) != {bytes}:
             keys = [as_bytes(k) for k in keys]
         commands = []
-        for i in range(0, len(keys), MGET_BATCH):
+        if len(keys) == 1:  # one key: its request packed at once
+            key = self.records + keys[0]
+            commands.append(Command.of((b"MGET", self.epoch_key, key) if epoch else (b"MGET", key)))
+        for i in range(0, len(keys) if len(keys) > 1 else 0, MGET_BATCH):
             cmd = Command()
             cmd.arg(b"MGET")
             if epoch:
@@ -274,7 +277,11 @@ class Requests:
             parts = _by_bytes(parts, payloads, len(head), CALL_BYTES)
         commands = []
         fence = b"%d" % epoch
-        for a, b in parts:
+        if len(keys) == 1:  # one key: its script call packed at once (the arguments below)
+            args = (b"EVALSHA", _SHA, b"3", self.epoch_key, self.record_count)
+            put = (self.records + keys[0], b"put", fence, version, head + payloads[0])
+            commands.append(Command.of(args + put))
+        for a, b in parts if len(keys) > 1 else ():
             cmd = Command()
             for arg in (b"EVALSHA", _SHA, b"%d" % (b - a + 2), self.epoch_key):
                 cmd.arg(arg)

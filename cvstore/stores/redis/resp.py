@@ -27,6 +27,7 @@ _CRLF = b"\r\n"
 # Neighbouring chunks that fit together in this many bytes go out as one
 # write; larger chunks (a batch's columns) go as they are, never copied.
 PACKED_BYTES = 64 * 1024
+_BULK = b"$%d\r\n%b\r\n"  # one bulk string: its length, then it
 _HEADERS = [b"$%d\r\n" % n for n in range(1024)]  # bulk-string headers of short arguments
 
 
@@ -67,6 +68,18 @@ class Command:
         # in order: one argument's bytes, or a column as (prefix, items)
         self._parts: list[bytes | tuple[bytes, Sequence[bytes]]] = []
         self._count = 0
+
+    @classmethod
+    def of(cls, args: Sequence[bytes]) -> Command:
+        """A command of short arguments, packed at once (a single key's request).
+
+        >>> Command.of([b"GET", b"k"]).chunks()
+        [b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n']
+        """
+        cmd = cls()
+        cmd._parts.append(b"".join([_BULK % (len(arg), arg) for arg in args]))
+        cmd._count = len(args)
+        return cmd
 
     def arg(self, value: bytes) -> None:
         """Append one argument."""
@@ -111,6 +124,10 @@ def packed(commands: Iterable[Command]) -> list[bytes]:
     the epoch again) is one write, not three system calls; a chunk larger
     than ``PACKED_BYTES`` stays a chunk of its own.
     """
+    if type(commands) is list and len(commands) == 1:  # one command: its chunks as they are
+        chunks = commands[0].chunks()
+        if len(chunks) == 1:
+            return chunks
     out: list[bytes] = []
     run: list[bytes] = []  # short chunks waiting to be joined
     size = 0

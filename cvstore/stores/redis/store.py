@@ -125,9 +125,11 @@ class RedisClientStore:
                 else _check_max_connections(max_connections)
             )
             # asyncio: the wire times each call itself (``aio._Deadline``), as
-            # redis-py's timers on a busy loop would fail calls a server answered
-            timeouts = (
-                {}
+            # redis-py's timers on a busy loop would fail calls a server answered;
+            # its own are turned off (redis-py 8 sets 5 s unless told: a timer and a
+            # task per request, and a second timeout the loop's lateness can trip)
+            timeouts: dict[str, float | None] = (
+                {"socket_timeout": None, "socket_connect_timeout": None}
                 if _is_async(client_class)
                 else {"socket_timeout": seconds, "socket_connect_timeout": seconds}
             )
