@@ -24,16 +24,40 @@ every answer, record, hint and random draw.
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.object cimport PyObject
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
-from cvstore._records cimport make_record, version_of
+cdef extern from "Python.h":
+    ctypedef struct PyMethodDef:
+        pass
+    ctypedef struct PyCFunctionObject:
+        PyMethodDef *m_ml
+        PyObject *m_self
+    bint PyCFunction_Check(object op)
+    bint PyMethod_Check(object op)
+    PyObject *PyMethod_GET_FUNCTION(object op)
+    PyObject *PyMethod_GET_SELF(object op)
+    bint PyDict_CheckExact(object op)
+    object PyObject_GenericGetDict(object obj, void *context)
+
+from cvstore._records cimport Table, make_record, version_of
 
 from cvstore.core import direct as _twin
 from cvstore.core.keys import MAX_KEY_BYTES, key_bytes, key_size_error
 from cvstore.core.levels import level_error
 from cvstore.core.records import TOMBSTONE, WRITER_BITS, Expiring
 from cvstore.errors import closed_error
+from cvstore.versions import COUNTER_BITS, HybridClock
 
 cdef object _MEASURED = ("fastest", "adaptive")  # read policies whose reads the driver measures
+
+
+cdef inline bint _measured(object policy) except -1:
+    # policy in _MEASURED, with the usual policies answered by identity first
+    if policy is "primary" or policy is "random":
+        return False
+    return policy in _MEASURED
 cdef object _TOMBSTONE = TOMBSTONE
 cdef object _Expiring = Expiring
 cdef object _WRITER_BITS = WRITER_BITS
@@ -46,6 +70,95 @@ cdef inline bytes _key(object key):
     if type(key) is bytes:
         return <bytes>key
     return key_bytes(key)
+
+
+cdef object _HybridClock = HybridClock
+cdef int _COUNTER_BITS = COUNTER_BITS
+
+
+cdef class Stamp:
+    """``clock.now()`` of a ``HybridClock`` on the system clock, compiled: the same steps.
+
+    The physical time in milliseconds is what ``time.time_ns() // 1_000_000``
+    reads (the realtime clock), the logical part is raised under the clock's
+    own lock, so stamps from here, from ``clock.now()`` and ``now_many()``
+    and what ``observe()`` passed all stay strictly increasing together.
+    """
+
+    cdef object clock, acquire, release
+
+    def __cinit__(self, clock):
+        self.clock = clock
+        self.acquire = clock._acquire
+        self.release = clock._release
+
+    cdef object now(self):
+        cdef timespec ts
+        clock_gettime(CLOCK_REALTIME, &ts)
+        cdef long long ms = <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+        wall = ms << _COUNTER_BITS
+        clock = self.clock
+        self.acquire()
+        hlc = clock._hlc + 1
+        if wall > hlc:
+            hlc = wall
+        clock._hlc = hlc
+        self.release()
+        return (hlc << _WRITER_BITS) | clock.writer_id
+
+    def __call__(self):
+        return self.now()
+
+
+def stamper(clock):
+    """What stamps a write for a driver: a compiled ``Stamp`` for a HybridClock on the system clock."""
+    if type(clock) is _HybridClock and clock._wall_ms is None:
+        return Stamp(clock)
+    return clock.now
+
+
+cdef inline dict _dict_of(object ctx):
+    # The driver state's attributes, read from its __dict__: it has no
+    # descriptors for the names read here (plain attributes set in __init__).
+    return PyObject_GenericGetDict(ctx, NULL)
+
+
+cdef inline object _field(dict d, object ctx, str name):
+    cdef PyObject *v = PyDict_GetItemWithError(d, name)
+    if v is NULL:
+        return getattr(ctx, name)
+    return <object>v
+
+
+cdef object _probe = {}.get  # a dict's get, to know one when a node's _get is one
+cdef PyMethodDef *_DICT_GET = (<PyCFunctionObject *>_probe).m_ml
+
+
+cdef inline object _read(object node, bytes kb):
+    # node._get(kb); when that is a dict's get (MemoryStore), the lookup itself
+    getter = node._get
+    cdef PyObject *found
+    cdef PyObject *table
+    if PyCFunction_Check(getter) and (<PyCFunctionObject *>getter).m_ml == _DICT_GET:
+        table = (<PyCFunctionObject *>getter).m_self
+        if table is not NULL and PyDict_CheckExact(<object>table):
+            found = PyDict_GetItemWithError(<object>table, kb)
+            return None if found is NULL else <object>found
+    return getter(kb)
+
+
+cdef object _TABLE_PUT = Table.put  # to know a Table's put when a node's _put is one
+
+
+cdef inline bint _write(object node, bytes kb, object record) except -1:
+    # node._put(kb, record), as a truth value; a Table's put called in C
+    putter = node._put
+    cdef PyObject *table
+    if PyMethod_Check(putter) and PyMethod_GET_FUNCTION(putter) == <PyObject *>_TABLE_PUT:
+        table = PyMethod_GET_SELF(putter)
+        if type(<object>table) is Table:
+            return (<Table>table).put_record(kb, record)
+    return bool(putter(kb, record))
 
 
 cdef inline object _value_of(object record):
@@ -96,12 +209,13 @@ cdef inline list _replicas(_Plan plan, bytes kb):
 
 def put(self, key, value, *, consistency=None, ttl=None):
     ctx = self._state
+    cdef dict st = _dict_of(ctx)
     cdef bytes kb = _key(key)
-    if ctx.closed:
+    if _field(st, ctx, "closed"):
         raise closed_error()
-    p = ctx.placement
+    p = _field(st, ctx, "placement")
     cdef _Plan plan = _plan_of(p)
-    level = ctx.write_level if consistency is None else consistency
+    level = _field(st, ctx, "write_level") if consistency is None else consistency
     try:
         plan.wneed[level]
     except (KeyError, TypeError):
@@ -110,9 +224,9 @@ def put(self, key, value, *, consistency=None, ttl=None):
         raise key_size_error("key", kb)
     kind = type(value)
     if ttl is not None or (
-        len(value) > ctx.max_str
+        len(value) > _field(st, ctx, "max_str")
         if kind is str
-        else kind is not bytes or len(value) > ctx.max_value_bytes
+        else kind is not bytes or len(value) > _field(st, ctx, "max_value_bytes")
     ):
         value = ctx.checked_value(value, ttl)
     hot = self._hot  # hot keys: one call in hot.every is counted (core.hotkeys)
@@ -125,8 +239,8 @@ def put(self, key, value, *, consistency=None, ttl=None):
     if (
         plan.direct
         and not plan.pending
-        and not ctx.hints.pending
-        and ctx.layout is None
+        and not _field(st, ctx, "hints").pending
+        and _field(st, ctx, "layout") is None
         and level not in plan.wone
     ):
         replicas = _replicas(plan, kb)
@@ -135,24 +249,27 @@ def put(self, key, value, *, consistency=None, ttl=None):
             if not (<object>PyList_GET_ITEM(replicas, i)).is_up:
                 break  # checked before writing: a refused call leaves no trace
         else:
-            record = make_record(ctx.stamp(), value)
+            stamp = _field(st, ctx, "stamp")
+            version = (<Stamp>stamp).now() if type(stamp) is Stamp else stamp()
+            record = make_record(version, value)
             for i in range(count):
-                if not (<object>PyList_GET_ITEM(replicas, i))._put(kb, record):
+                if not _write(<object>PyList_GET_ITEM(replicas, i), kb, record):
                     break  # refused: stamped again and rewritten
             else:
-                if ctx.placement is p:
+                if _field(st, ctx, "placement") is p:
                     return None
     return self._general_put(kb, value, level)
 
 
 def get(self, key, default=None, *, consistency=None):
     ctx = self._state
+    cdef dict st = _dict_of(ctx)
     cdef bytes kb = _key(key)
-    if ctx.closed:
+    if _field(st, ctx, "closed"):
         raise closed_error()
-    p = ctx.placement
+    p = _field(st, ctx, "placement")
     cdef _Plan plan = _plan_of(p)
-    level = ctx.read_level if consistency is None else consistency
+    level = _field(st, ctx, "read_level") if consistency is None else consistency
     try:
         need_obj = plan.rneed[level]
     except (KeyError, TypeError):
@@ -166,7 +283,12 @@ def get(self, key, default=None, *, consistency=None):
         hot.sample(kb, p)
     cdef list replicas
     cdef Py_ssize_t i, count, need, stop
-    if plan.direct and not ctx.hints.pending and ctx.read_policy not in _MEASURED and not ctx.layout:
+    if (
+        plan.direct
+        and not _field(st, ctx, "hints").pending
+        and not _measured(_field(st, ctx, "read_policy"))
+        and not _field(st, ctx, "layout")
+    ):
         replicas = _replicas(plan, kb)
         count = PyList_GET_SIZE(replicas)
         for i in range(count):  # every replica up, or the general procedure reads around one
@@ -175,27 +297,27 @@ def get(self, key, default=None, *, consistency=None):
         need = need_obj
         if need == 1:
             node = replicas[0]
-            if ctx.read_policy == "random":  # reads.order_for_read's choice, the same draw
-                node = replicas[<Py_ssize_t>(<double>ctx.random() * count)]
-            record = node._get(kb)
+            if _field(st, ctx, "read_policy") == "random":  # reads.order_for_read's choice
+                node = replicas[<Py_ssize_t>(<double>_field(st, ctx, "random")() * count)]
+            record = _read(node, kb)
         else:
-            record = replicas[0]._get(kb)
+            record = _read(replicas[0], kb)
             # the replicas after the first that the level asks: replicas[1:need]
             # (replicas[1] when need is 2, as the Python twin indexes it)
             stop = need if need <= 2 or need < count else count
             for i in range(1, stop):
-                other = replicas[i]._get(kb)
+                other = _read(replicas[i], kb)
                 # records.differs(other, record), inlined
                 if other is not record and (
                     other is None or record is None or version_of(other) != version_of(record)
                 ):
                     return self._general_get(kb, level, default)  # read repair
-        if ctx.placement is p:
+        if _field(st, ctx, "placement") is p:
             if record is None:
                 return default
             version = version_of(record)
-            if version >> _WRITER_BITS > ctx.clock._hlc:
-                ctx.observe(version)  # a version this client has not passed yet
+            if version >> _WRITER_BITS > _field(st, ctx, "clock")._hlc:
+                _field(st, ctx, "observe")(version)  # a version this client has not passed yet
             value = _value_of(record)  # records.value_of(record, default, now), inlined
             if value is _TOMBSTONE:
                 return default

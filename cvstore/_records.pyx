@@ -26,7 +26,6 @@ from cpython.pythread cimport (
     PyThread_allocate_lock,
     PyThread_free_lock,
     PyThread_release_lock,
-    PyThread_type_lock,
 )
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_SET_ITEM
@@ -100,10 +99,7 @@ cdef class Table:
     put at RF 3.
     """
 
-    cdef readonly dict data
-    cdef public object newest
-    cdef PyThread_type_lock _lock
-    cdef bint _held
+    # (its fields are declared in _records.pxd)
 
     def __cinit__(self):
         self.data = {}
@@ -116,7 +112,7 @@ cdef class Table:
         if self._lock is not NULL:
             PyThread_free_lock(self._lock)
 
-    cdef inline void _take(self):
+    cdef void _take(self):
         # the usual case, free: taken without giving up the GIL; else wait
         # for it without the GIL, so that its holder can run and release it
         if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
@@ -124,7 +120,7 @@ cdef class Table:
                 PyThread_acquire_lock(self._lock, WAIT_LOCK)
         self._held = True
 
-    cdef inline int _give(self) except -1:
+    cdef int _give(self) except -1:
         if not self._held:
             raise RuntimeError("release unlocked lock")
         self._held = False
@@ -153,6 +149,9 @@ cdef class Table:
 
     def put(self, key, record):
         """Store `record` under `key` unless the key holds a version at least as new; whether it did."""
+        return self.put_record(key, record)
+
+    cdef bint put_record(self, object key, object record) except -1:
         cdef PyObject *old
         version = version_of(record)
         self._take()
