@@ -13,6 +13,10 @@ to the driver's ``_general_put`` / ``_general_get`` as the Python functions do.
 What a placement says (the replicas' lookup, the level tables) is read once
 per placement, not once per call: a ``Placement`` never changes once built,
 so the last one's attributes are kept in C beside it, checked by identity.
+So are the keys it placed: up to 8,192 str or bytes keys, each with its
+bytes and its replicas (emptied when full, dropped with the placement), so
+a key called again skips its encoding and the ring, and the stores' dicts
+find the same bytes object by identity.
 A replica's write is its node's ``_put``, which for ``MemoryStore`` is the
 compiled ``Table.put`` (``_records.pyx``).
 
@@ -174,6 +178,14 @@ cdef class _Plan:
     cdef bint direct, pending, zoned
     cdef object get_items, n, nodes, wone, node_of, replica_names
     cdef dict wneed, rneed
+    # str or bytes key -> (its bytes, its replicas): what the ring said of a
+    # key, kept for the next call on it (the same bytes object each time, so
+    # the stores' dicts also find it by identity); emptied when full.
+    cdef dict keys
+
+
+# How many keys a placement remembers (about 150 bytes each beside the keys).
+DEF KEYS_KEPT = 8192
 
 
 cdef _Plan _plan = None  # the last placement's (several clusters: each call checks)
@@ -197,6 +209,7 @@ cdef inline _Plan _plan_of(object p):
     plan.replica_names = p.replica_names
     plan.wneed = p.wneed
     plan.rneed = p.rneed
+    plan.keys = {}
     _plan = plan
     return plan
 
@@ -207,14 +220,35 @@ cdef inline list _replicas(_Plan plan, bytes kb):
     return plan.get_items(kb, plan.n, plan.nodes)
 
 
+cdef inline tuple _known(_Plan plan, object key):
+    # (bytes, replicas) of a str or bytes key this placement has placed, or None
+    cdef PyObject *entry
+    if type(key) is str or type(key) is bytes:
+        entry = PyDict_GetItemWithError(plan.keys, key)
+        if entry is not NULL:
+            return <tuple>entry
+    return None
+
+
+cdef inline list _placed(_Plan plan, object key, bytes kb):
+    # the key's replicas from the ring, remembered for a str or bytes key
+    cdef list replicas = _replicas(plan, kb)
+    if type(key) is str or type(key) is bytes:
+        if len(plan.keys) >= KEYS_KEPT:
+            plan.keys.clear()
+        plan.keys[key] = (kb, replicas)
+    return replicas
+
+
 def put(self, key, value, *, consistency=None, ttl=None):
     ctx = self._state
     cdef dict st = _dict_of(ctx)
-    cdef bytes kb = _key(key)
+    p = _field(st, ctx, "placement")  # read before the key's checks; reading it raises nothing
+    cdef _Plan plan = _plan_of(p)
+    cdef tuple known = _known(plan, key)
+    cdef bytes kb = _key(key) if known is None else <bytes>known[0]
     if _field(st, ctx, "closed"):
         raise closed_error()
-    p = _field(st, ctx, "placement")
-    cdef _Plan plan = _plan_of(p)
     level = _field(st, ctx, "write_level") if consistency is None else consistency
     try:
         plan.wneed[level]
@@ -243,7 +277,7 @@ def put(self, key, value, *, consistency=None, ttl=None):
         and _field(st, ctx, "layout") is None
         and level not in plan.wone
     ):
-        replicas = _replicas(plan, kb)
+        replicas = _placed(plan, key, kb) if known is None else <list>known[1]
         count = PyList_GET_SIZE(replicas)
         for i in range(count):
             if not (<object>PyList_GET_ITEM(replicas, i)).is_up:
@@ -264,11 +298,12 @@ def put(self, key, value, *, consistency=None, ttl=None):
 def get(self, key, default=None, *, consistency=None):
     ctx = self._state
     cdef dict st = _dict_of(ctx)
-    cdef bytes kb = _key(key)
+    p = _field(st, ctx, "placement")  # read before the key's checks; reading it raises nothing
+    cdef _Plan plan = _plan_of(p)
+    cdef tuple known = _known(plan, key)
+    cdef bytes kb = _key(key) if known is None else <bytes>known[0]
     if _field(st, ctx, "closed"):
         raise closed_error()
-    p = _field(st, ctx, "placement")
-    cdef _Plan plan = _plan_of(p)
     level = _field(st, ctx, "read_level") if consistency is None else consistency
     try:
         need_obj = plan.rneed[level]
@@ -289,7 +324,7 @@ def get(self, key, default=None, *, consistency=None):
         and not _measured(_field(st, ctx, "read_policy"))
         and not _field(st, ctx, "layout")
     ):
-        replicas = _replicas(plan, kb)
+        replicas = _placed(plan, key, kb) if known is None else <list>known[1]
         count = PyList_GET_SIZE(replicas)
         for i in range(count):  # every replica up, or the general procedure reads around one
             if not (<object>PyList_GET_ITEM(replicas, i)).is_up:

@@ -200,3 +200,23 @@ def test_the_direct_path_answers_and_stores_as_the_general_path_does(driver):
         DirectAgainstGeneral,
         settings=settings(max_examples=80, stateful_step_count=30, deadline=None),
     )
+
+
+def test_the_keys_a_placement_remembers_follow_membership_changes(driver):
+    """The compiled path remembers each key's replicas per placement: a new membership places anew."""
+    nodes = [Node(f"n{i}") for i in range(4)]
+    cluster = Cluster(nodes, replication_factor=3, vnodes=16)
+    keys = [f"key{i}" for i in range(9000)]  # more than a placement keeps: it empties and refills
+    for key in keys:
+        cluster.put(key, 1)
+    assert [cluster.get(key) for key in keys] == [1] * len(keys)
+    cluster.add_node(Node("n4"))
+    cluster.remove_node("n0")
+    for key in keys[:300]:
+        cluster.put(key, 2)
+    for key in keys[:300]:
+        kb = key.encode()
+        replicas = cluster._place.replicas(kb)
+        assert [node.store._data[kb].value for node in replicas] == [2, 2, 2], key
+        assert cluster.get(key) == 2
+    cluster.close()
