@@ -45,6 +45,14 @@ cdef extern from "Python.h":
     bint PyDict_CheckExact(object op)
     object PyObject_GenericGetDict(object obj, void *context)
 
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+
 from cvstore._records cimport Table, make_record, version_of
 
 from cvstore.core import direct as _twin
@@ -52,6 +60,7 @@ from cvstore.core.keys import MAX_KEY_BYTES, key_bytes, key_size_error
 from cvstore.core.levels import level_error
 from cvstore.core.records import TOMBSTONE, WRITER_BITS, Expiring
 from cvstore.errors import closed_error
+from cvstore.node import Node
 from cvstore.versions import COUNTER_BITS, HybridClock
 
 cdef object _MEASURED = ("fastest", "adaptive")  # read policies whose reads the driver measures
@@ -134,13 +143,37 @@ cdef inline object _field(dict d, object ctx, str name):
     return <object>v
 
 
+cdef object _Node = Node
+
+
+cdef Py_ssize_t _offset(object cls, str name):
+    # where a __slots__ attribute of `cls` sits in its instances
+    return (<PyMemberDescrObject *>cls.__dict__[name]).d_member.offset
+
+
+cdef Py_ssize_t _IS_UP = _offset(Node, "is_up")
+cdef Py_ssize_t _GET = _offset(Node, "_get")
+cdef Py_ssize_t _PUT = _offset(Node, "_put")
+
+
+cdef inline object _slot(object node, Py_ssize_t offset, str name):
+    # node.<name>: read in its slot when node is a Node itself (a subclass may
+    # define the name otherwise), else looked up
+    cdef PyObject *value
+    if type(node) is _Node:
+        value = (<PyObject **>(<char *><PyObject *>node + offset))[0]
+        if value is not NULL:
+            return <object>value
+    return getattr(node, name)
+
+
 cdef object _probe = {}.get  # a dict's get, to know one when a node's _get is one
 cdef PyMethodDef *_DICT_GET = (<PyCFunctionObject *>_probe).m_ml
 
 
 cdef inline object _read(object node, bytes kb):
     # node._get(kb); when that is a dict's get (MemoryStore), the lookup itself
-    getter = node._get
+    getter = _slot(node, _GET, "_get")
     cdef PyObject *found
     cdef PyObject *table
     if PyCFunction_Check(getter) and (<PyCFunctionObject *>getter).m_ml == _DICT_GET:
@@ -156,7 +189,7 @@ cdef object _TABLE_PUT = Table.put  # to know a Table's put when a node's _put i
 
 cdef inline bint _write(object node, bytes kb, object record) except -1:
     # node._put(kb, record), as a truth value; a Table's put called in C
-    putter = node._put
+    putter = _slot(node, _PUT, "_put")
     cdef PyObject *table
     if PyMethod_Check(putter) and PyMethod_GET_FUNCTION(putter) == <PyObject *>_TABLE_PUT:
         table = PyMethod_GET_SELF(putter)
@@ -280,7 +313,7 @@ def put(self, key, value, *, consistency=None, ttl=None):
         replicas = _placed(plan, key, kb) if known is None else <list>known[1]
         count = PyList_GET_SIZE(replicas)
         for i in range(count):
-            if not (<object>PyList_GET_ITEM(replicas, i)).is_up:
+            if not _slot(<object>PyList_GET_ITEM(replicas, i), _IS_UP, "is_up"):
                 break  # checked before writing: a refused call leaves no trace
         else:
             stamp = _field(st, ctx, "stamp")
@@ -327,7 +360,7 @@ def get(self, key, default=None, *, consistency=None):
         replicas = _placed(plan, key, kb) if known is None else <list>known[1]
         count = PyList_GET_SIZE(replicas)
         for i in range(count):  # every replica up, or the general procedure reads around one
-            if not (<object>PyList_GET_ITEM(replicas, i)).is_up:
+            if not _slot(<object>PyList_GET_ITEM(replicas, i), _IS_UP, "is_up"):
                 return self._general_get(kb, level, default)
         need = need_obj
         if need == 1:
