@@ -1,4 +1,4 @@
-"""Declares the compiled extensions, cvstore._ring and cvstore._records, and their build switches.
+"""Declares the compiled extensions (cvstore._ring, _records, _direct) and their build switches.
 
 CVSTORE_DEBUG=1     -O0 -g, bounds checks and assertions on (a debug build)
 CVSTORE_ANNOTATE=1  write Cython's HTML annotation next to each .pyx
@@ -62,6 +62,15 @@ records = Extension(
     extra_link_args=link_args,
 )
 
+# put and get of core/direct.py, compiled (see _direct.pyx); cimports _records.pxd.
+direct = Extension(
+    "cvstore._direct",
+    sources=["cvstore/_direct.pyx"],
+    depends=["cvstore/_records.pxd"],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
 # The generated C depends on the directives: regenerate it whenever the build
 # kind differs from the one that generated it (a debug build, then a release one).
 stamp = Path("build") / "cvstore-cython-build-kind"
@@ -72,7 +81,7 @@ stamp.write_text(kind)
 
 setup(
     ext_modules=cythonize(
-        [ring, records],
+        [ring, records, direct],
         compiler_directives=directives,
         annotate=os.environ.get("CVSTORE_ANNOTATE") == "1",
         force=switched,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cvstore._direct import stamper
 from cvstore._limits import show_number
 from cvstore._records import live_values
 from cvstore._ring import HashRing
@@ -280,7 +281,7 @@ class State:
         self.options = options
         self.owner = owner
         self.clock = options.clock
-        self.stamp = options.clock.now
+        self.stamp = stamper(options.clock)  # clock.now, compiled for the usual clock
         self.observe = options.clock.observe
         self.read_policy: ReadPolicy = options.read_policy
         # The size limits of values (see DEFAULT_MAX_VALUE_BYTES): a str of at

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
+from cvstore import _direct
 from cvstore._driver import (
     DEFAULT_HINT_WINDOW,
     DEFAULT_MAX_VALUE_BYTES,
@@ -446,8 +447,8 @@ def seed_list(seeds: Any) -> list[Any]:
 
 
 def put(c: Any, key: Any, value: Any, consistency: Any, ttl: Any) -> Proc[None]:
-    """``put``: in place over in-process stores when it can (``core.direct``), else the core's."""
-    if direct.put(c, key, value, consistency=consistency, ttl=ttl) is direct.NOT_DONE:
+    """``put``: in place over in-process stores when it can (``_direct``), else the core's."""
+    if _direct.put(c, key, value, consistency=consistency, ttl=ttl) is direct.NOT_DONE:
         state = c._state
         yield from write(state, *direct.put_args(state, key, value, consistency, ttl))
 
@@ -458,8 +459,8 @@ def write(state: State, kb: bytes, value: Any, level: Any) -> Proc[None]:
 
 
 def get(c: Any, key: Any, default: Any, consistency: Any) -> Proc[Any]:
-    """``get``: in place over in-process stores when it can (``core.direct``), else the core's."""
-    found = direct.get(c, key, default, consistency=consistency)
+    """``get``: in place over in-process stores when it can (``_direct``), else the core's."""
+    found = _direct.get(c, key, default, consistency=consistency)
     if found is direct.NOT_DONE:
         kb, level = direct.get_args(c._state, key, consistency)
         found = yield from read(c._state, kb, level, default)

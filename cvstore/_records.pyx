@@ -16,9 +16,19 @@ no ``__dict__``), and neither refers to anything.  Any other value (a list, a
 dict, an instance, the tombstone) leaves the record tracked, as usual.
 """
 
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.pythread cimport (
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+)
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_SET_ITEM
 
 from cvstore.versions import Record
 
@@ -44,6 +54,18 @@ cdef inline object _make(object version, object value):
     if not PyObject_IS_GC(value) and not PyObject_IS_GC(version):
         PyObject_GC_UnTrack(<void *>rec)
     return rec
+
+
+cdef object version_of(object record):
+    """``record[0]``; for a tuple (a Record) read in place, without the sequence protocol."""
+    if PyTuple_Check(record) and PyTuple_GET_SIZE(record) > 0:
+        return <object>PyTuple_GET_ITEM(record, 0)
+    return record[0]
+
+
+cdef object make_record(object version, object value):
+    """``record(version, value)`` for other compiled modules (declared in _records.pxd)."""
+    return _make(version, value)
 
 
 def record(version, value):
@@ -214,3 +236,84 @@ def live_values(list keys, list records, object tombstone, object expiring):
             return None
         out[keys[i]] = value
     return out
+
+
+cdef class Table:
+    """One in-process store's records by key, the newest version it stored, and its lock.
+
+    ``MemoryStore`` keeps its records here: ``data`` is its dict,
+    ``newest`` an upper bound of every version it stored, and the table is
+    its lock (``acquire``, ``release``, ``with``), a plain lock like
+    ``threading.Lock`` that C code takes without a Python call.  ``put`` is
+    ``MemoryStore.put`` compiled: under the lock, the record is refused
+    (False) when the key holds a version at least as new, else stored (True)
+    and ``newest`` raised.  Called on every in-process write, three times a
+    put at RF 3.
+    """
+
+    # (its fields are declared in _records.pxd)
+
+    def __cinit__(self):
+        self.data = {}
+        self.newest = -1
+        self._lock = PyThread_allocate_lock()
+        if self._lock is NULL:
+            raise MemoryError("could not allocate a lock")
+
+    def __dealloc__(self):
+        if self._lock is not NULL:
+            PyThread_free_lock(self._lock)
+
+    cdef void _take(self):
+        # the usual case, free: taken without giving up the GIL; else wait
+        # for it without the GIL, so that its holder can run and release it
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        self._held = True
+
+    cdef int _give(self) except -1:
+        if not self._held:
+            raise RuntimeError("release unlocked lock")
+        self._held = False
+        PyThread_release_lock(self._lock)
+        return 0
+
+    def acquire(self):
+        """Take the lock, waiting for it (as ``threading.Lock.acquire()``); True."""
+        self._take()
+        return True
+
+    def release(self):
+        """Give the lock back; RuntimeError if it is not held."""
+        self._give()
+
+    def locked(self):
+        """Whether the lock is held."""
+        return self._held
+
+    def __enter__(self):
+        self._take()
+        return True
+
+    def __exit__(self, *exc):
+        self._give()
+
+    def put(self, key, record):
+        """Store `record` under `key` unless the key holds a version at least as new; whether it did."""
+        return self.put_record(key, record)
+
+    cdef bint put_record(self, object key, object record) except -1:
+        cdef PyObject *old
+        version = version_of(record)
+        self._take()
+        try:
+            old = PyDict_GetItemWithError(self.data, key)
+            if old is not NULL and version_of(<object>old) >= version:
+                return False
+            self.data[key] = record
+            if version > self.newest:
+                self.newest = version
+            return True
+        finally:
+            self._give()

@@ -32,12 +32,12 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from cvstore import _direct
 from cvstore import _ops as ops
 from cvstore._driver import MISSING, WALK_BATCH, Progress
 from cvstore._hedge import LateReplies, call_hedged
 from cvstore._probers import ThreadProber
 from cvstore._types import D, Key, KeyIn, V
-from cvstore.core import direct
 from cvstore.core.batch import IO_BATCH
 from cvstore.core.calls import Call, Hedged
 from cvstore.core.levels import Level
@@ -124,9 +124,9 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
 
     # ---------------------------------------------------------- single keys
 
-    # put and get are the core's per-key functions themselves (core.direct):
-    # no wrapper frame on the hot path; what they do not do in place, they
-    # hand to _general_put / _general_get.
+    # put and get are the core's per-key functions themselves, compiled
+    # (cvstore._direct, the twin of core.direct): no wrapper frame on the hot
+    # path; what they do not do in place, they hand to _general_put / _general_get.
     if TYPE_CHECKING:
 
         def put(
@@ -143,8 +143,8 @@ class Cluster(ops.Client, MutableMapping[Key, V], Generic[V]):
         ) -> Any: ...
 
     else:
-        put = direct.put
-        get = direct.get
+        put = _direct.put
+        get = _direct.get
 
     def _general_put(self, kb: bytes, value: Any, level: Level) -> None:
         return self._run(ops.write(self._state, kb, value, level))

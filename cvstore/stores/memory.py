@@ -8,13 +8,13 @@ interpreter already makes atomic.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import is_, itemgetter
 from operator import lt as _lt
 from typing import Any, ClassVar
 
+from cvstore._records import Table
 from cvstore.core.records import TOMBSTONE, Expiring, Record
 from cvstore.errors import FencedError
 from cvstore.stores.base import Store
@@ -58,20 +58,34 @@ class MemoryStore(Store):
             cls.direct = False
 
     def __init__(self) -> None:
-        self._data: dict[bytes, Record] = {}
+        # The records, the newest version and the lock live in a compiled
+        # Table, whose put is this class's put in C (see _records.pyx).
+        table = Table()
+        self._table = table
+        self._data: dict[bytes, Record] = table.data
         self._hints: dict[str, dict[bytes, Record]] = {}
-        # An upper bound of every version ever stored: a batch entirely above
-        # it cannot lose to a stored record, so it is written without reads.
-        self._newest = -1
-        self._lock = threading.Lock()
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        self._lock = table
+        self._acquire = table.acquire
+        self._release = table.release
         self._epoch = 0  # the layout this node holds (clusters sharing their membership)
         self._layout: bytes | None = None
         if type(self).get is MemoryStore.get:
             # A read is one dict lookup: bind it directly and skip a Python
             # frame on the cluster's hottest path (subclasses keep theirs).
             self.get = self._data.get  # type: ignore[method-assign,assignment]
+        if type(self).put is MemoryStore.put:
+            # A write is the table's put: the same steps as put below, in C.
+            self.put = table.put  # type: ignore[method-assign]
+
+    @property
+    def _newest(self) -> int:
+        # An upper bound of every version ever stored: a batch entirely above
+        # it cannot lose to a stored record, so it is written without reads.
+        return self._table.newest  # type: ignore[no-any-return]
+
+    @_newest.setter
+    def _newest(self, version: int) -> None:
+        self._table.newest = version
 
     # ------------------------------------------------------------ records
 
@@ -97,6 +111,8 @@ class MemoryStore(Store):
             )
 
     def put(self, key: bytes, record: Record) -> bool:
+        # Instances of this very class call Table.put instead (the same steps,
+        # compiled); subclasses call this one.
         data = self._data
         version = record[0]
         # acquire, try, finally rather than "with": the same release on every

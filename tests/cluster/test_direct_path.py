@@ -1,13 +1,17 @@
 """The direct path against the general one: the same operations, the same answers and records.
 
 Over the built-in in-process store a per-key call is done in place
-(``cvstore.core.direct``) when it can be; over any other store the same call
-always runs the core's general procedure.  A hypothesis state machine drives
-two clusters with the same random operations (put, get, delete, batches, node
+(``cvstore._direct``, the compiled twin of ``cvstore.core.direct``) when it
+can be; over any other store the same call always runs the core's general
+procedure.  A hypothesis state machine drives clusters with the same random
+operations (put, get, delete, batches, node
 failures and recoveries, every level, both read policies that do not measure
-time, expiring values): one over ``MemoryStore`` (direct when it can be), one
-over a subclass the nodes do not recognise as built in (always general), each
-with its own copy of one fake clock and one random source.  Every answer
+time, expiring values): one over ``MemoryStore`` (direct when it can be, compiled),
+one over a subclass the nodes do not recognise as built in (always general),
+and, under the sync driver, one whose ``put``/``get`` are the Python functions
+of ``core.direct`` over a direct store whose ``put`` is ``MemoryStore.put`` in
+Python (the slow twins of the compiled ones), each with its own copy of one
+fake clock and one random source.  Every answer
 (value or error) must be the same, and after every step every node must hold
 the same records and hints, and both random sources must have been drawn
 alike (the two paths choose replicas with the same draws).
@@ -25,8 +29,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+import cvstore
 from cvstore import CvstoreError, MemoryStore, Node
+from cvstore.core import direct as python_direct
 from cvstore.versions import HybridClock
+from tests.support import drivers
 from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True  # every test runs under Cluster and AsyncCluster
@@ -43,6 +50,22 @@ class General(MemoryStore):
     """A MemoryStore the nodes do not take for the built-in one: every call takes the general path."""
 
 
+class PythonStore(MemoryStore):
+    """A direct MemoryStore whose put is MemoryStore.put in Python, not the compiled Table.put."""
+
+    direct = True
+
+    def put(self, key, record):
+        return MemoryStore.put(self, key, record)
+
+
+class PythonCluster(cvstore.Cluster):
+    """The sync driver with core.direct's Python put and get: the slow twins."""
+
+    put = python_direct.put
+    get = python_direct.get
+
+
 def answer(call, *args, **kwargs):
     """What a call answered: ("ok", value) or ("error", its type, its message)."""
     try:
@@ -57,13 +80,19 @@ class DirectAgainstGeneral(RuleBasedStateMachine):
         self.wall = [1_000_000]
         self.step = 0
         self.sides = [self.make(MemoryStore), self.make(General)]
-        direct, general = (cluster for cluster, _, _ in self.sides)
+        if drivers.current == "sync":
+            self.sides.append(self.make(PythonStore, PythonCluster))
+        direct, general, *twin = (cluster for cluster, _, _ in self.sides)
         assert direct._place.direct and not general._place.direct
+        assert all(cluster._place.direct for cluster in twin)
+        assert type(direct).put is not python_direct.put
 
-    def make(self, store: type[MemoryStore]):
+    def make(self, store: type[MemoryStore], cluster_type=Cluster):
         clock = HybridClock(writer_id=7, wall_ms=lambda: self.wall[0])
         nodes = [Node(f"n{i}", store=store()) for i in range(NODES)]
-        cluster = Cluster(nodes, replication_factor=3, vnodes=16, clock=clock)
+        cluster = cluster_type(
+            nodes, replication_factor=3, vnodes=16, clock=clock, placement=drivers.placement
+        )
         source = random.Random(20)
         cluster._state.random = source.random  # the same draws on both sides
         # and the same arrays of draws (a batch read at level one picks replicas with them)
@@ -75,7 +104,7 @@ class DirectAgainstGeneral(RuleBasedStateMachine):
         for cluster, _, _ in self.sides:
             answers.append(answer(getattr(cluster, name), *args, **kwargs))
         self.step += 1
-        assert answers[0] == answers[1], (name, args, kwargs, answers)
+        assert all(a == answers[0] for a in answers[1:]), (name, args, kwargs, answers)
         return answers[0]
 
     def teardown(self) -> None:
@@ -138,13 +167,31 @@ class DirectAgainstGeneral(RuleBasedStateMachine):
 
     @invariant()
     def same_records_hints_and_draws(self):
-        (_, direct, one), (_, general, other) = self.sides
-        for a, b in zip(direct, general):
-            assert a.store._data == b.store._data, a.name
-            assert a.store._hints == b.store._hints, a.name
-        assert one.getstate() == other.getstate()
+        (_, direct, one), *others = self.sides
+        for _, nodes, other in others:
+            for a, b in zip(direct, nodes):
+                assert a.store._data == b.store._data, a.name
+                assert a.store._hints == b.store._hints, a.name
+                assert a.store._newest == b.store._newest, a.name
+            assert one.getstate() == other.getstate()
         rngs = [cluster._state.rng.bit_generator.state for cluster, _, _ in self.sides]
-        assert rngs[0] == rngs[1]
+        assert all(rng == rngs[0] for rng in rngs[1:])
+        stats = [self.counted(cluster.stats()) for cluster, _, _ in self.sides]
+        assert all(s == stats[0] for s in stats[1:]), stats
+
+    @staticmethod
+    def counted(stats):
+        """What stats() counts that both paths must count alike (not the latencies)."""
+        return (
+            stats.keys_per_node,
+            stats.hints_pending,
+            stats.hints_written,
+            stats.hints_delivered,
+            stats.hints_dropped,
+            stats.read_repairs,
+            stats.unavailable_errors,
+            stats.hot_keys,
+        )
 
 
 @pytest.mark.slow
@@ -153,3 +200,23 @@ def test_the_direct_path_answers_and_stores_as_the_general_path_does(driver):
         DirectAgainstGeneral,
         settings=settings(max_examples=80, stateful_step_count=30, deadline=None),
     )
+
+
+def test_the_keys_a_placement_remembers_follow_membership_changes(driver):
+    """The compiled path remembers each key's replicas per placement: a new membership places anew."""
+    nodes = [Node(f"n{i}") for i in range(4)]
+    cluster = Cluster(nodes, replication_factor=3, vnodes=16)
+    keys = [f"key{i}" for i in range(9000)]  # more than a placement keeps: it empties and refills
+    for key in keys:
+        cluster.put(key, 1)
+    assert [cluster.get(key) for key in keys] == [1] * len(keys)
+    cluster.add_node(Node("n4"))
+    cluster.remove_node("n0")
+    for key in keys[:300]:
+        cluster.put(key, 2)
+    for key in keys[:300]:
+        kb = key.encode()
+        replicas = cluster._place.replicas(kb)
+        assert [node.store._data[kb].value for node in replicas] == [2, 2, 2], key
+        assert cluster.get(key) == 2
+    cluster.close()

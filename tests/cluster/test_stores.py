@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cvstore.core.records import Expiring
 from cvstore.errors import FencedError, StoreError
@@ -325,7 +327,63 @@ class TestThreads:
         assert all(r.value == r.version for _, r in store.scan())
 
 
+class PythonPut(MemoryStore):
+    """MemoryStore.put in Python, where a MemoryStore's own put is the compiled Table.put."""
+
+    def put(self, key, record):
+        return MemoryStore.put(self, key, record)
+
+
 class TestMemoryStore:
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from([b"a", b"b", b"c"]),
+                st.integers(0, 6),
+                st.sampled_from(["put", "write_many", "delete"]),
+            ),
+            max_size=30,
+        )
+    )
+    def test_the_compiled_put_answers_and_stores_as_the_python_put_does(self, calls):
+        compiled, python = MemoryStore(), PythonPut()
+        assert compiled.put == compiled._table.put and python.put.__func__ is PythonPut.put
+        for key, version, call in calls:
+            record = Record(version, f"v{version}")
+            answers = [
+                getattr(store, call)(*((key, record) if call == "put" else ([key], [record])))
+                if call != "delete"
+                else store.delete(key)
+                for store in (compiled, python)
+            ]
+            assert answers[0] == answers[1], (key, version, call)
+            assert compiled._data == python._data
+            assert compiled._newest == python._newest
+
+    def test_its_lock_is_a_lock_that_a_put_waits_for(self):
+        store = MemoryStore()
+        lock = store._lock
+        assert not lock.locked()
+        with lock:
+            assert lock.locked()
+            done = threading.Event()
+
+            def write():
+                store.put(b"k", Record(1, "v"))
+                done.set()
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join(0.2)  # it cannot have written: the lock is held here
+            assert not done.is_set() and store.get(b"k") is None
+        writer.join()
+        assert done.is_set() and store.get(b"k") == Record(1, "v")
+        assert lock.acquire() is True
+        lock.release()
+        with pytest.raises(RuntimeError, match="release unlocked lock"):
+            lock.release()
+
     def test_values_are_kept_as_is_not_copied(self):
         store = MemoryStore()
         value = {"mutable": [1]}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 from itertools import pairwise
 
 import pytest
 
+from cvstore._direct import Stamp, stamper
 from cvstore.versions import (
+    COUNTER_BITS,
     TOMBSTONE,
     HybridClock,
     Record,
@@ -154,3 +157,43 @@ class TestRecords:
         # The cluster builds records with tuple.__new__ on its hot path.
         fast = tuple.__new__(Record, (5, "v"))
         assert fast == Record(5, "v") and type(fast) is Record and fast.value == "v"
+
+
+class TestCompiledStamp:
+    """cvstore._direct.Stamp: HybridClock.now compiled, for the drivers' writes on the system clock."""
+
+    def test_the_drivers_stamp_with_it_only_on_the_system_clock(self):
+        assert type(stamper(HybridClock())) is Stamp
+        fake = HybridClock(wall_ms=lambda: 5)
+        assert stamper(fake) == fake.now
+
+    def test_its_stamps_and_the_clocks_increase_together(self):
+        clock = HybridClock(writer_id=9)
+        stamp = Stamp(clock)
+        before = time.time_ns() // 1_000_000
+        seen = [stamp(), clock.now(), stamp(), *clock.now_many(3), stamp()]
+        after = time.time_ns() // 1_000_000
+        assert seen == sorted(set(seen))
+        assert all(v & 0xFFFFFFFF == 9 for v in seen)
+        assert before <= version_wall_ms(seen[0]) <= version_wall_ms(seen[-1]) <= after
+        ahead = ((after + 60_000) << (COUNTER_BITS + 32)) | 1  # a writer a minute ahead
+        clock.observe(ahead)
+        assert stamp() > ahead
+
+    def test_threads_stamping_both_ways_never_repeat_a_version(self):
+        clock = HybridClock(writer_id=1)
+        stamp = Stamp(clock)
+        out: list[list[int]] = [[] for _ in range(4)]
+
+        def work(i):
+            call = stamp if i % 2 else clock.now
+            out[i].extend(call() for _ in range(3000))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        every = [v for part in out for v in part]
+        assert len(set(every)) == len(every)
+        assert all(part == sorted(part) for part in out)
