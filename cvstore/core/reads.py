@@ -21,14 +21,16 @@ C3-style score of what the driver measured (``health.ReplicaStats``)::
 yet; outstanding: read calls of this client under way to it; errors: its
 recent failure rate, 0..1).  The `need` best answer; equal scores are
 ordered at random, so replicas faster than the floor share the load.  A
-share ``ADAPTIVE_EXPLORE`` of the reads that leave a replica out put a
-random other one first instead, so a replica that recovered is measured and
-noticed.  A read that leaves a replica out, on a driver that hedges, is a
+share ``ADAPTIVE_EXPLORE`` of the reads that leave a replica out also ask a
+random other one, so a replica that recovered is measured and noticed: on
+a driver that hedges and within the hedge budget, as a hedge sent at once
+beside the `need` best (the first `need` answers win, so the read waits for
+it only if it is faster); otherwise in place of the best.  A read that leaves a replica out, on a driver that hedges, is a
 ``Hedged`` step: if the replicas asked have not all answered within the
 largest p95 of the recent latencies of the best-ranked ones (at least
 ``HEDGE_FLOOR``), the next one is asked too and the first answers win
-(``health.HEDGE_BUDGET`` bounds how many), so neither an explored replica
-nor one that just turned slow holds a read up.
+(``health.HEDGE_BUDGET`` bounds how many), so a replica that just turned
+slow does not hold a read up.
 Only which replicas answer changes: what a level waits for, and what a read
 returns and repairs, stay as they are.
 """
@@ -55,10 +57,10 @@ _version = itemgetter(0)  # a record's version
 
 _EXPLORE = 1 / 16  # share of "fastest" reads sent to another replica, to measure it
 
-# Share of "adaptive" reads that put a random other replica first, so one that
-# recovered is noticed.  A hedge cuts such a read short when the replica is
-# slow; kept under 1 % so that where no hedge can (the budget spent, no p95
-# measured yet) they still stay out of the p99.
+# Share of "adaptive" reads that also ask a random other replica, so one that
+# recovered is noticed.  Where the driver hedges the read does not wait for it;
+# kept at 1 % so that where it does (a driver that does not hedge) those
+# reads stay out of the p99.
 ADAPTIVE_EXPLORE = 0.01
 LATENCY_FLOOR = 0.001  # seconds: latencies below it score alike (a local network's)
 ERROR_PENALTY = 10.0  # a replica failing every call scores 11 times worse
@@ -128,7 +130,18 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
             order, explored = order_for_read(ctx, up, need), False
         timed = ctx.read_policy == "fastest" and need == 1
         asked, spares = order[:need], order[need:]
-        after = hedge_after(ctx, order, need, explored) if adaptive and spares else None
+        after: float | None = None
+        if adaptive and spares and ctx.hedging:
+            wait = hedge_after(ctx, order, need, explored)
+            if (explored or wait is not None) and ctx.replicas.may_hedge():
+                if explored:
+                    # The explored replica is asked beside the best ones, not
+                    # instead of one: it is measured, and the read waits only
+                    # for the best.  A hedge sent at once, counted as one.
+                    order = order[1 : need + 1] + order[:1] + order[need + 1 :]
+                    after = 0.0
+                else:
+                    after = wait
         if after is None:
             results = yield [Call(node, Op.GET, (kb,), timed, adaptive) for node in asked]
         else:
@@ -176,14 +189,12 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
 def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> float | None:
     """Seconds a read waits for its `need` replicas before it asks one more, or None: no hedge.
 
-    Only drivers that hedge, within the budget, once each of the `need`
-    best-ranked replicas (an explored one left aside) has a p95 of its
-    latencies: then the largest of those, at least ``HEDGE_FLOOR``; and only
-    when the replica it would ask (``order[need]``) is not known to be slower
-    than ``HEDGE_SPARE`` times that wait.
+    Once each of the `need` best-ranked replicas (an explored one left
+    aside) has a p95 of its latencies: the largest of those, at least
+    ``HEDGE_FLOOR``; and only when the replica it would ask (``order[need]``)
+    is not known to be slower than ``HEDGE_SPARE`` times that wait.  Whether
+    the driver hedges and the budget allows is the caller's to ask.
     """
-    if not ctx.hedging:
-        return None
     best = order[1 : need + 1] if explored else order[:need]
     p95s = [ctx.replicas.p95(node.name) for node in best]
     known = [p95 for p95 in p95s if p95 is not None]
@@ -191,7 +202,7 @@ def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> fl
         return None
     after = max(HEDGE_FLOOR, *known)
     spare = ctx.replicas.view(order[need].name)[0]
-    if spare is not None and spare > HEDGE_SPARE * after or not ctx.replicas.may_hedge():
+    if spare is not None and spare > HEDGE_SPARE * after:
         return None
     return after
 

@@ -291,6 +291,56 @@ def test_no_hedge_to_a_replica_far_slower_than_the_wait():
 
     assert first_step("quorum") == (list, ["a", "b"])
     assert first_step("one") == (Hedged, ["a", "b"])  # to the second best, not to c
-    # an explored read of c hedges to the best one (c is not the spare)
+    # an explored read of c asks it beside the best two (the spare, at once)
     ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)  # three tie-breaks, explore, pick the last
-    assert first_step("quorum") == (Hedged, ["c", "a", "b"])
+    assert first_step("quorum") == (Hedged, ["a", "b", "c"])
+
+
+def test_a_hedging_driver_asks_the_explored_replica_beside_the_best_at_once():
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    measured(ctx, "a", 0.0011, times=10)  # above LATENCY_FLOOR: ranked a, b, c
+    measured(ctx, "b", 0.0012, times=10)
+    measured(ctx, "c", 0.040, times=10)
+    for level, asked in (("one", ["a", "c"]), ("quorum", ["a", "b", "c"])):
+        ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)  # tie-breaks, explore, pick the last (c)
+        seen = []
+
+        def answer(calls, seen=seen):
+            seen.append(calls)
+            return [Record(1, "v")] * (len(calls) - 1) + [PENDING]  # c has not answered
+
+        record, steps = drive(reads.get(ctx, b"k", level, 0), answer)
+        step = seen[0]
+        # c is the spare, sent at once; the read returns with the best ones' answers
+        assert type(step) is Hedged and step.after == 0.0
+        assert [c.node.name for c in step] == asked and step.need == len(asked) - 1
+        assert record == Record(1, "v") and len(steps) == 1
+    # without a hedging driver the explored replica is asked instead of the best
+    ctx.hedging = False
+    ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)
+    _, steps = drive(reads.get(ctx, b"k", "one", 0), lambda calls: [Record(1, "v")] * len(calls))
+    assert [c.node.name for c in steps[0]] == ["c"]
+
+
+def test_explorations_sent_as_hedges_keep_within_the_hedge_budget():
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    measured(ctx, "a", 0.0011, times=10)
+    measured(ctx, "b", 0.0012, times=10)
+    measured(ctx, "c", 0.040, times=10)
+    sent = 0
+    for _ in range(200):  # every read explores (draw 0.0) and every hedge is made
+        ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)
+
+        def answer(calls):
+            nonlocal sent
+            if type(calls) is Hedged:
+                sent += 1
+                ctx.replicas.hedged(calls[calls.need].node.name, None)  # as a driver counts it
+                return [Record(1, "v")] * calls.need + [PENDING]
+            return [Record(1, "v")] * len(calls)
+
+        drive(reads.get(ctx, b"k", "one", 0), answer)
+    assert sent == ctx.replicas.hedges <= health.HEDGE_BUDGET * ctx.replicas.reads + 1
+    assert sent >= health.HEDGE_BUDGET * 200  # explorations past the budget go the old way

@@ -6,9 +6,10 @@ tests count the MGETs each *server* received (its INFO commandstats), not
 times: a read the cluster sent to a replica is one MGET there, hedges and
 exploration included.
 
-Why the bounds hold: "adaptive" puts a random non-best replica first on
-``ADAPTIVE_EXPLORE`` (1 %) of the reads, and with three replicas half of
-those go to the slow one: about 0.5 % of the reads once its latency is known.
+Why the bounds hold: "adaptive" also asks a random non-best replica on
+``ADAPTIVE_EXPLORE`` (1 %) of the reads (both drivers hedge: beside the best
+ones, at once), and with three replicas half of those go to the slow one:
+about 0.5 % of the reads once its latency is known.
 A hedge goes to the next-ranked replica, never to one far slower than its
 wait (``reads.HEDGE_SPARE``): not to the slow one.  The test allows 8 %
 (over 1,500 reads, 120 reads against the 7.5 expected): on a loaded machine the
