@@ -56,8 +56,9 @@ class ClusterStats:
         Records the stores could not parse, and keys under their prefixes
         that are not cvstore's, met so far (the sum of the stores' counts).
     hedges_sent, hedges_won : int
-        Hedged reads ("adaptive" policy, asyncio driver) that asked a second
-        replica, and those the second replica answered first, since the cluster was made.
+        Hedged reads ("adaptive" policy, both drivers) that asked one more
+        replica (an exploring read's extra replica included), and those that
+        replica answered before the ones asked first, since the cluster was made.
     hot_keys : dict
         What this client's calls asked for (``core.hotkeys``: one ``put`` or
         ``get`` in ``sample_every``, and one key in ``sample_every`` of each
