@@ -132,8 +132,12 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
         asked, spares = order[:need], order[need:]
         after: float | None = None
         if adaptive and spares and ctx.hedging:
+            # Every read that could hedge counts toward the budget, hedged or not
+            # (a quorum read whose spare is the slow replica does not hedge, and
+            # its explorations must not find the budget spent).
+            within = ctx.replicas.may_hedge()
             wait = hedge_after(ctx, order, need, explored)
-            if (explored or wait is not None) and ctx.replicas.may_hedge():
+            if (explored or wait is not None) and within:
                 if explored:
                     # The explored replica is asked beside the best ones, not
                     # instead of one: it is measured, and the read waits only

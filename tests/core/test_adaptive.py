@@ -344,3 +344,31 @@ def test_explorations_sent_as_hedges_keep_within_the_hedge_budget():
         drive(reads.get(ctx, b"k", "one", 0), answer)
     assert sent == ctx.replicas.hedges <= health.HEDGE_BUDGET * ctx.replicas.reads + 1
     assert sent >= health.HEDGE_BUDGET * 200  # explorations past the budget go the old way
+
+
+def test_quorum_reads_whose_spare_is_slow_still_count_toward_the_budget_explorations_use():
+    # A quorum read's spare is the slow replica: no p95 hedge; its explorations (sent
+    # as hedges) must still find a budget: every read that could hedge counts.
+    members = [Member("a"), Member("b"), Member("c")]
+    ctx = adaptive(members, hedging=True)
+    measured(ctx, "a", 0.0011, times=10)
+    measured(ctx, "b", 0.0012, times=10)
+    measured(ctx, "c", 0.040, times=10)
+    waited_for_c = 0
+    for i in range(400):
+        explore = i % 50 == 0  # 2 % of the reads explore, c each time
+        ctx.random = Draws(0.5, 0.5, 0.5, 0.0 if explore else 0.5, 0.99)
+        seen = []
+
+        def answer(calls, seen=seen):
+            seen.append(calls)
+            if type(calls) is Hedged:
+                ctx.replicas.hedged(calls[calls.need].node.name, None)
+                return [Record(1, "v")] * calls.need + [PENDING]
+            return [Record(1, "v")] * len(calls)
+
+        drive(reads.get(ctx, b"k", "quorum", 0), answer)
+        first = seen[0]
+        asked = first[: first.need] if type(first) is Hedged else first
+        waited_for_c += any(c.node.name == "c" for c in asked)
+    assert waited_for_c == 0  # every exploration of c went beside the best two
