@@ -47,6 +47,7 @@ ring = Extension(
         "csrc/cvs_search.h",
         "csrc/cvs_merge.h",
         "csrc/cvs_points.h",
+        "csrc/cvs_xxh64_words.h",
         "csrc/cvs_bounded.h",
         "cvstore/_chash.pxd",
     ],

@@ -18,64 +18,32 @@
 #include <string.h>
 
 #include "cvs_hash.h"
-
-#define CVS_P1 0x9E3779B185EBCA87ULL
-#define CVS_P2 0xC2B2AE3D27D4EB4FULL
-#define CVS_P3 0x165667B19E3779F9ULL
-#define CVS_P4 0x85EBCA77C2B2AE63ULL
-#define CVS_P5 0x27D4EB2F165667C5ULL
-
-static inline uint64_t cvs_pt_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t cvs_pt_read64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-#else
-    return (uint64_t)p[0] | ((uint64_t)p[1] << 8) | ((uint64_t)p[2] << 16) |
-           ((uint64_t)p[3] << 24) | ((uint64_t)p[4] << 32) | ((uint64_t)p[5] << 40) |
-           ((uint64_t)p[6] << 48) | ((uint64_t)p[7] << 56);
-#endif
-}
-
-static inline uint32_t cvs_pt_read32(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-#else
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-#endif
-}
+#include "cvs_xxh64_words.h"
 
 /* One 8-byte word of XXH64's tail (inputs under 32 bytes start at seed + P5 + len). */
 static inline uint64_t cvs_pt_word(uint64_t h, uint64_t w)
 {
     uint64_t k = w * CVS_P2;
-    k = cvs_pt_rotl(k, 31) * CVS_P1;
+    k = cvs_rotl64(k, 31) * CVS_P1;
     h ^= k;
-    return cvs_pt_rotl(h, 27) * CVS_P1 + CVS_P4;
+    return cvs_rotl64(h, 27) * CVS_P1 + CVS_P4;
 }
 
 /* XXH64's tail from `h` over p[0..end) (under 32 bytes), then its avalanche. */
 static inline uint64_t cvs_pt_finish(uint64_t h, const uint8_t *p, const uint8_t *end)
 {
     while (p + 8 <= end) {
-        h = cvs_pt_word(h, cvs_pt_read64(p));
+        h = cvs_pt_word(h, cvs_read64(p));
         p += 8;
     }
     if (p + 4 <= end) {
-        h ^= (uint64_t)cvs_pt_read32(p) * CVS_P1;
-        h = cvs_pt_rotl(h, 23) * CVS_P2 + CVS_P3;
+        h ^= (uint64_t)cvs_read32(p) * CVS_P1;
+        h = cvs_rotl64(h, 23) * CVS_P2 + CVS_P3;
         p += 4;
     }
     while (p < end) {
         h ^= (uint64_t)(*p) * CVS_P5;
-        h = cvs_pt_rotl(h, 11) * CVS_P1;
+        h = cvs_rotl64(h, 11) * CVS_P1;
         p++;
     }
     h ^= h >> 33;
@@ -106,7 +74,7 @@ static inline void cvs_xxh64_node_points(const char *name, size_t name_len, size
             if (fresh) {
                 hp = seed + CVS_P5 + (uint64_t)len;
                 for (w = 0; w < q; w++)
-                    hp = cvs_pt_word(hp, cvs_pt_read64(u + 8 * w));
+                    hp = cvs_pt_word(hp, cvs_read64(u + 8 * w));
                 fresh = 0;
             }
             out[i] = cvs_pt_finish(hp, u + 8 * q, u + len);

@@ -1,56 +1,22 @@
-/* cvs_xxh64.c: XXH64, written from the xxHash specification.
- *
- * Input words are read with memcpy and assembled little-endian, so the
- * result is the same on every platform and no unaligned access happens.
+/* cvs_xxh64.c: XXH64, written from the xxHash specification (its words
+ * read little-endian on every platform: cvs_xxh64_words.h).
  */
 #include <string.h>
 
 #include "cvs_hash.h"
-
-#define P1 0x9E3779B185EBCA87ULL
-#define P2 0xC2B2AE3D27D4EB4FULL
-#define P3 0x165667B19E3779F9ULL
-#define P4 0x85EBCA77C2B2AE63ULL
-#define P5 0x27D4EB2F165667C5ULL
-
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t read64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-#else
-    return (uint64_t)p[0] | ((uint64_t)p[1] << 8) | ((uint64_t)p[2] << 16) |
-           ((uint64_t)p[3] << 24) | ((uint64_t)p[4] << 32) | ((uint64_t)p[5] << 40) |
-           ((uint64_t)p[6] << 48) | ((uint64_t)p[7] << 56);
-#endif
-}
-
-static inline uint32_t read32(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-#else
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-#endif
-}
+#include "cvs_xxh64_words.h"
 
 static inline uint64_t round64(uint64_t acc, uint64_t input)
 {
-    acc += input * P2;
-    acc = rotl64(acc, 31);
-    return acc * P1;
+    acc += input * CVS_P2;
+    acc = cvs_rotl64(acc, 31);
+    return acc * CVS_P1;
 }
 
 static inline uint64_t merge_round(uint64_t acc, uint64_t val)
 {
     acc ^= round64(0, val);
-    return acc * P1 + P4;
+    return acc * CVS_P1 + CVS_P4;
 }
 
 uint64_t cvs_xxh64(const void *data, size_t len, uint64_t seed)
@@ -62,49 +28,49 @@ uint64_t cvs_xxh64(const void *data, size_t len, uint64_t seed)
     if (len >= 32) {
         /* Four lanes consume 32-byte stripes. */
         const uint8_t *limit = end - 32;
-        uint64_t v1 = seed + P1 + P2;
-        uint64_t v2 = seed + P2;
+        uint64_t v1 = seed + CVS_P1 + CVS_P2;
+        uint64_t v2 = seed + CVS_P2;
         uint64_t v3 = seed;
-        uint64_t v4 = seed - P1;
+        uint64_t v4 = seed - CVS_P1;
         do {
-            v1 = round64(v1, read64(p));
-            v2 = round64(v2, read64(p + 8));
-            v3 = round64(v3, read64(p + 16));
-            v4 = round64(v4, read64(p + 24));
+            v1 = round64(v1, cvs_read64(p));
+            v2 = round64(v2, cvs_read64(p + 8));
+            v3 = round64(v3, cvs_read64(p + 16));
+            v4 = round64(v4, cvs_read64(p + 24));
             p += 32;
         } while (p <= limit);
-        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = cvs_rotl64(v1, 1) + cvs_rotl64(v2, 7) + cvs_rotl64(v3, 12) + cvs_rotl64(v4, 18);
         h = merge_round(h, v1);
         h = merge_round(h, v2);
         h = merge_round(h, v3);
         h = merge_round(h, v4);
     } else {
-        h = seed + P5;
+        h = seed + CVS_P5;
     }
     h += (uint64_t)len;
 
     /* The tail: 8-byte words, then one 4-byte word, then single bytes. */
     while (p + 8 <= end) {
-        h ^= round64(0, read64(p));
-        h = rotl64(h, 27) * P1 + P4;
+        h ^= round64(0, cvs_read64(p));
+        h = cvs_rotl64(h, 27) * CVS_P1 + CVS_P4;
         p += 8;
     }
     if (p + 4 <= end) {
-        h ^= (uint64_t)read32(p) * P1;
-        h = rotl64(h, 23) * P2 + P3;
+        h ^= (uint64_t)cvs_read32(p) * CVS_P1;
+        h = cvs_rotl64(h, 23) * CVS_P2 + CVS_P3;
         p += 4;
     }
     while (p < end) {
-        h ^= (uint64_t)(*p) * P5;
-        h = rotl64(h, 11) * P1;
+        h ^= (uint64_t)(*p) * CVS_P5;
+        h = cvs_rotl64(h, 11) * CVS_P1;
         p++;
     }
 
     /* Avalanche. */
     h ^= h >> 33;
-    h *= P2;
+    h *= CVS_P2;
     h ^= h >> 29;
-    h *= P3;
+    h *= CVS_P3;
     h ^= h >> 32;
     return h;
 }
