@@ -235,12 +235,17 @@ def test_a_batch_reads_from_the_best_replicas_but_for_its_exploration():
     assert per_node.get("c", 0) <= 0.05 * len(keys)
 
 
+def hedging_over(**latencies):
+    """A hedging driver's context over members named by `latencies`, each measured 10 times."""
+    ctx = adaptive([Member(name) for name in latencies], hedging=True)
+    for name, seconds in latencies.items():
+        measured(ctx, name, seconds, times=10)
+    return ctx
+
+
 def test_a_quorum_read_hedges_to_the_third_replica_after_the_slower_p95_of_the_two_best():
-    members = [Member("a"), Member("b"), Member("c")]
-    ctx = adaptive(members, hedging=True)
-    measured(ctx, "a", 0.0012, times=10)  # above LATENCY_FLOOR: ranked b, a, c
-    measured(ctx, "b", 0.0011, times=10)
-    measured(ctx, "c", 0.0014, times=10)
+    # above LATENCY_FLOOR: ranked b, a, c
+    ctx = hedging_over(a=0.0012, b=0.0011, c=0.0014)
     seen = []
 
     def answer(calls):
@@ -273,11 +278,8 @@ def test_a_quorum_read_short_of_answers_asks_the_spare_it_did_not_hedge_to():
 
 
 def test_no_hedge_to_a_replica_far_slower_than_the_wait():
-    members = [Member("a"), Member("b"), Member("c")]
-    ctx = adaptive(members, hedging=True)
-    measured(ctx, "a", 0.0011, times=10)  # above LATENCY_FLOOR: ranked a, b, c
-    measured(ctx, "b", 0.0012, times=10)
-    measured(ctx, "c", 0.040, times=10)  # > HEDGE_SPARE times the wait (b's p95, 1.2 ms)
+    # above LATENCY_FLOOR: ranked a, b, c; > HEDGE_SPARE times the wait (b's p95, 1.2 ms)
+    ctx = hedging_over(a=0.0011, b=0.0012, c=0.040)
 
     def first_step(level):
         seen = []
@@ -297,11 +299,8 @@ def test_no_hedge_to_a_replica_far_slower_than_the_wait():
 
 
 def test_a_hedging_driver_asks_the_explored_replica_beside_the_best_at_once():
-    members = [Member("a"), Member("b"), Member("c")]
-    ctx = adaptive(members, hedging=True)
-    measured(ctx, "a", 0.0011, times=10)  # above LATENCY_FLOOR: ranked a, b, c
-    measured(ctx, "b", 0.0012, times=10)
-    measured(ctx, "c", 0.040, times=10)
+    # above LATENCY_FLOOR: ranked a, b, c
+    ctx = hedging_over(a=0.0011, b=0.0012, c=0.040)
     for level, asked in (("one", ["a", "c"]), ("quorum", ["a", "b", "c"])):
         ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)  # tie-breaks, explore, pick the last (c)
         seen = []
@@ -324,11 +323,7 @@ def test_a_hedging_driver_asks_the_explored_replica_beside_the_best_at_once():
 
 
 def test_explorations_sent_as_hedges_keep_within_the_hedge_budget():
-    members = [Member("a"), Member("b"), Member("c")]
-    ctx = adaptive(members, hedging=True)
-    measured(ctx, "a", 0.0011, times=10)
-    measured(ctx, "b", 0.0012, times=10)
-    measured(ctx, "c", 0.040, times=10)
+    ctx = hedging_over(a=0.0011, b=0.0012, c=0.040)
     sent = 0
     for _ in range(200):  # every read explores (draw 0.0) and every hedge is made
         ctx.random = Draws(0.5, 0.5, 0.5, 0.0, 0.99)
@@ -349,11 +344,7 @@ def test_explorations_sent_as_hedges_keep_within_the_hedge_budget():
 def test_quorum_reads_whose_spare_is_slow_still_count_toward_the_budget_explorations_use():
     # A quorum read's spare is the slow replica: no p95 hedge; its explorations (sent
     # as hedges) must still find a budget: every read that could hedge counts.
-    members = [Member("a"), Member("b"), Member("c")]
-    ctx = adaptive(members, hedging=True)
-    measured(ctx, "a", 0.0011, times=10)
-    measured(ctx, "b", 0.0012, times=10)
-    measured(ctx, "c", 0.040, times=10)
+    ctx = hedging_over(a=0.0011, b=0.0012, c=0.040)
     waited_for_c = 0
     for i in range(400):
         explore = i % 50 == 0  # 2 % of the reads explore, c each time
