@@ -15,16 +15,11 @@ import time
 from typing import Any
 
 from cvstore import _ops as ops
-from cvstore.core.calls import PENDING, Call, Hedged, Op
+from cvstore.core.calls import PENDING, Call, Hedged, Op, answered
 from cvstore.errors import FencedError, StoreError
 from cvstore.stores.base import AsyncStore
 
 __all__ = ("acall", "hedged")
-
-
-def answer(result: Any) -> bool:
-    """Whether a call's result is an answer (not PENDING, not a failure or refusal)."""
-    return result is not PENDING and not isinstance(result, (StoreError, FencedError))
 
 
 async def acall(call: Call, epoch: int, replicas: Any = None) -> Any:
@@ -92,7 +87,7 @@ async def hedged(cluster: Any, calls: Hedged) -> list[Any]:
                 else:
                     error = error or failure
                     results[tasks[task]] = None
-            if error is not None or not waiting or sum(map(answer, results)) >= need:
+            if error is not None or not waiting or sum(map(answered, results)) >= need:
                 break
             done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:  # cancelled: the read's requests go with it
@@ -103,7 +98,7 @@ async def hedged(cluster: Any, calls: Hedged) -> list[Any]:
         for task in waiting:
             task.cancel()
         raise error
-    if len(tasks) > need and answer(results[need]) and not all(map(answer, results[:need])):
+    if len(tasks) > need and answered(results[need]) and not all(map(answered, results[:need])):
         replicas.hedged(calls[need].node.name, True)
     for task in waiting:  # the slower calls: their replies are still measured
         cluster._in_background(_late_read(cluster, calls[tasks[task]], task))

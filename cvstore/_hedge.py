@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cvstore import _ops as ops
-from cvstore.core.calls import PENDING, Call, Hedged, Op
+from cvstore.core.calls import PENDING, Call, Hedged, Op, answered
 from cvstore.errors import FencedError, StoreError
 from cvstore.stores.base import Pending
 
@@ -35,11 +35,6 @@ log = logging.getLogger("cvstore")
 # (a poll knows no store timeout: a server that never answers must not hang us).
 STALL_CHECK = 1.0
 IDLE_EXIT = 1.0  # seconds a late-reply thread waits for work before it ends
-
-
-def answer(result: Any) -> bool:
-    """Whether a call's result is an answer (not PENDING, not a failure or refusal)."""
-    return result is not PENDING and not isinstance(result, (StoreError, FencedError))
 
 
 def ready(pendings: dict[int, Pending[Any]], timeout: float) -> list[int]:
@@ -101,7 +96,7 @@ def call_hedged(state: Any, calls: Hedged, epoch: int, late: LateReplies) -> lis
             send(i)
         deadline = started[0] + calls.after
         spare = len(calls) > need and calls[need].node.store.remote
-        while out and error is None and sum(map(answer, results)) < need:
+        while out and error is None and sum(map(answered, results)) < need:
             if spare:
                 wait = deadline - time.perf_counter()
                 if wait <= 0:
@@ -118,7 +113,7 @@ def call_hedged(state: Any, calls: Hedged, epoch: int, late: LateReplies) -> lis
                 read(i)
     except BaseException as exc:  # noqa: BLE001 - raised below, once the replies are handed on
         error = error or exc
-    if len(results) > need and answer(results[need]) and not all(map(answer, results[:need])):
+    if len(results) > need and answered(results[need]) and not all(map(answered, results[:need])):
         replicas.hedged(calls[need].node.name, True)
     for i, pending in out.items():  # the slower calls: read, measured and judged in the background
         pending.detach()

@@ -21,7 +21,7 @@ import enum
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from cvstore.errors import StoreError, UnreadableRecordError
+from cvstore.errors import FencedError, StoreError, UnreadableRecordError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +40,7 @@ __all__ = (
     "Op",
     "Proc",
     "Step",
+    "answered",
     "failed",
     "readable",
     "suspects",
@@ -208,6 +209,11 @@ def suspects(calls: Sequence[Call], results: Sequence[Any]) -> list[tuple[Any, S
         for call, result in zip(calls, results)
         if isinstance(result, StoreError) and result.unreachable
     ]
+
+
+def answered(result: Any) -> bool:
+    """Whether a call's result is an answer: not PENDING, nor a failure or a fenced refusal."""
+    return result is not PENDING and not isinstance(result, (StoreError, FencedError))
 
 
 def failed(result: Any) -> bool:
