@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 import random
 
@@ -102,3 +104,19 @@ def placed_by(request):
     drivers.placement = getattr(request, "param", "ring")
     yield drivers.placement
     drivers.placement = "ring"
+
+
+@pytest.fixture
+def spawn():
+    """multiprocessing's "spawn" context, with no semaphore left for a collection to free.
+
+    Queues, Events and Barriers hold named semaphores; one left in a reference cycle is
+    freed by whichever garbage collection comes next.  On Python 3.12+, one that comes
+    inside the resource tracker's own call (a test making a semaphore) runs their
+    finalizers reentrantly: a warning per semaphore, which pytest reports as that test's
+    failure (CPython gh-109629).  Collected before the test makes any and after it is
+    done, they are freed outside any such call.
+    """
+    gc.collect()
+    yield multiprocessing.get_context("spawn")
+    gc.collect()

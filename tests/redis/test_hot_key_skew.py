@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import random
 import time
 from dataclasses import asdict
@@ -127,17 +126,16 @@ def client(
 
 @pytest.mark.parametrize("driver", ["sync", "async"])
 def test_a_slow_client_behind_in_time_is_not_shut_out_of_a_hot_key(
-    driver, start_redis, prefix, tmp_path
+    driver, start_redis, prefix, tmp_path, spawn
 ):
     servers = start_redis(3)
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Barrier(len(OFFSETS_MS) + 1)
+    ready = spawn.Barrier(len(OFFSETS_MS) + 1)
     with FaultProxy() as proxy:
         links = [[proxy.link("127.0.0.1", s.port) for s in servers] for _ in OFFSETS_MS]
         for link in links[SLOW]:
             link.delay(up=0.05, down=0.05, jitter=0.01)
         procs = [
-            ctx.Process(
+            spawn.Process(
                 target=client,
                 args=(
                     c + 1,

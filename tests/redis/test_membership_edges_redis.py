@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import multiprocessing
 import time
 
 import pytest
@@ -21,7 +20,6 @@ from tests.support import membership_workers as workers
 from tests.support.drivers import Cluster  # the sync or the async driver (tests/support/drivers.py)
 
 BOTH_DRIVERS = True
-spawn = multiprocessing.get_context("spawn")
 
 
 def store(server, prefix: str) -> RedisStore:
@@ -158,7 +156,7 @@ def records_on(server, prefix: str) -> int:
 
 
 @pytest.mark.slow
-def test_an_aborted_join_leaves_no_copy_to_bring_back(start_redis, prefix):
+def test_an_aborted_join_leaves_no_copy_to_bring_back(start_redis, prefix, spawn):
     servers = start_redis(4)
     creator = cvstore.Cluster.create(
         [Node(f"r{i + 1}", store=store(s, prefix)) for i, s in enumerate(servers[:3])]

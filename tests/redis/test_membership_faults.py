@@ -17,7 +17,6 @@ Both drivers.  Items 4-7 of issue 21 were found by this schedule.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import time
@@ -141,7 +140,9 @@ def step(operator, other, servers, ports, prefix: str, plan_step) -> str:
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])
-def test_membership_changes_under_partitions_lose_nothing(driver, start_redis, prefix, tmp_path):
+def test_membership_changes_under_partitions_lose_nothing(
+    driver, start_redis, prefix, tmp_path, spawn
+):
     seed = int(os.environ.get("CVSTORE_FAULT_SEED", random.randrange(1 << 30)))
     print(f"membership fault schedule seed: {seed} (CVSTORE_FAULT_SEED={seed} replays it)")
     rng = random.Random(seed)
@@ -152,9 +153,8 @@ def test_membership_changes_under_partitions_lose_nothing(driver, start_redis, p
         [Node(n, store=direct(s, prefix)) for n, s in zip(NAMES[:3], servers)], replication_factor=3
     )
     made.close()
-    ctx = multiprocessing.get_context("spawn")
-    healed = ctx.Event()
-    ready = ctx.Barrier(CLIENTS + 1)
+    healed = spawn.Event()
+    ready = spawn.Barrier(CLIENTS + 1)
     tally = {"done": 0, "skip": 0, "failed": 0}
     failures: dict[str, int] = {}
     cycles = 0
@@ -163,7 +163,7 @@ def test_membership_changes_under_partitions_lose_nothing(driver, start_redis, p
                  for _ in range(CLIENTS + 2)]  # fmt: skip
         ports = [{n: link.port for n, link in mine.items()} for mine in links]
         procs = [
-            ctx.Process(
+            spawn.Process(
                 target=membership_fault_clients.run_client,
                 args=(
                     c + 1,

@@ -7,7 +7,6 @@ process acknowledged against what a fresh client reads afterwards.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 
 import pytest
@@ -17,7 +16,6 @@ from cvstore.core.layout import Layout
 from tests.support import membership_workers as workers
 
 PREFIX = workers.PREFIX
-spawn = multiprocessing.get_context("spawn")
 
 
 def store(server) -> RedisStore:
@@ -80,7 +78,7 @@ def test_a_sleeping_client_wakes_to_the_right_nodes(start_redis):
 
 
 @pytest.mark.slow
-def test_two_processes_adding_at_the_same_moment_one_wins(start_redis):
+def test_two_processes_adding_at_the_same_moment_one_wins(start_redis, spawn):
     servers = start_redis(5)
     creator = Cluster.create([Node(f"r{i + 1}", store=store(s)) for i, s in enumerate(servers[:3])])
     barrier = spawn.Barrier(2)
@@ -114,7 +112,7 @@ def test_two_processes_adding_at_the_same_moment_one_wins(start_redis):
 
 
 @pytest.mark.slow
-def test_client_processes_lose_nothing_through_changes_and_a_killed_server(start_redis):
+def test_client_processes_lose_nothing_through_changes_and_a_killed_server(start_redis, spawn):
     servers = start_redis(4, appendonly=True)
     creator = Cluster.create([Node(f"r{i + 1}", store=store(s)) for i, s in enumerate(servers[:3])])
     seed = servers[2].url()

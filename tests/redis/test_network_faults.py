@@ -35,7 +35,6 @@ of operations is the machine's).  The server is the tests' redis-server
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import subprocess
@@ -158,25 +157,24 @@ def table(report, ops) -> str:
     ids=[f"{schedule}-{count}servers" for schedule, count in PROFILE.cases],
 )
 def test_network_faults_lose_nothing_each_level_keeps_its_promise(
-    schedule, servers_count, driver, start_redis, prefix, tmp_path, capsys
+    schedule, servers_count, driver, start_redis, prefix, tmp_path, capsys, spawn
 ):
     seed = int(os.environ.get("CVSTORE_FAULT_SEED", random.randrange(1 << 30)))
     print(f"network fault schedule seed: {seed} (CVSTORE_FAULT_SEED={seed} replays it)")
     rng = random.Random(seed)
     clients = PROFILE.clients
     servers = start_redis(servers_count)
-    ctx = multiprocessing.get_context("spawn")
-    healed, stop = ctx.Event(), ctx.Event()
-    ready = ctx.Barrier(clients + 1)
-    offsets = [ctx.Value("i", OFFSETS_MS[c % len(OFFSETS_MS)]) for c in range(clients)]
-    progress = [ctx.RawValue("i", 0) for _ in range(clients)]
+    healed, stop = spawn.Event(), spawn.Event()
+    ready = spawn.Barrier(clients + 1)
+    offsets = [spawn.Value("i", OFFSETS_MS[c % len(OFFSETS_MS)]) for c in range(clients)]
+    progress = [spawn.RawValue("i", 0) for _ in range(clients)]
     cycles = steps = 0
     tally: dict[str, int] = {}
     started = time.monotonic()
     with FaultProxy() as proxy:
         links = [[proxy.link("127.0.0.1", s.port) for s in servers] for _ in range(clients)]
         procs = [
-            ctx.Process(
+            spawn.Process(
                 target=fault_clients.run_client,
                 args=(
                     c + 1,
