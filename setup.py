@@ -49,6 +49,7 @@ ring = Extension(
         "csrc/cvs_points.h",
         "csrc/cvs_xxh64_words.h",
         "csrc/cvs_bounded.h",
+        "csrc/cvs_blocks.h",
         "cvstore/_chash.pxd",
     ],
     extra_compile_args=compile_args,

@@ -48,6 +48,7 @@ SDIST_MUST = [
     "csrc/cvs_search.h",
     "csrc/cvs_merge.h",
     "csrc/cvs_bounded.h",
+    "csrc/cvs_blocks.h",
     "csrc/cvs_xxh64.c",
     "csrc/cvs_md5.c",
     "tests/conftest.py",

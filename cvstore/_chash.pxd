@@ -38,3 +38,12 @@ cdef extern from "cvs_bounded.h" nogil:
     int cvs_has_room(int64_t load, double s, double w, double wsum)
     int32_t cvs_bounded_owner(const int32_t *own, size_t npts, size_t start,
                               const int64_t *load, const double *w, double s, double wsum)
+
+
+cdef extern from "cvs_blocks.h" nogil:
+    size_t CVS_BLOCK_MIN
+    void *cvs_block_take(size_t nbytes, size_t *cap)
+    void cvs_block_give(void *p, size_t cap)
+    void cvs_pool_clear()
+    int cvs_pool_count()
+    size_t cvs_pool_kept()

@@ -8,6 +8,7 @@ placement works"); ``cvstore._reference`` is a slow pure-Python twin of it.
 cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.buffer cimport PyBUF_FORMAT
 from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check
@@ -18,6 +19,12 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from cvstore._chash cimport (
+    CVS_BLOCK_MIN,
+    cvs_block_give,
+    cvs_block_take,
+    cvs_pool_clear,
+    cvs_pool_count,
+    cvs_pool_kept,
     cvs_bounded_owner,
     cvs_drop_node,
     cvs_merge_node,
@@ -200,6 +207,81 @@ cdef inline void _free6(void *a, void *b, void *c, void *d, void *e, void *f) no
     free(d)
     free(e)
     free(f)
+
+
+cdef extern from "Python.h":
+    int PyTraceMalloc_Track(unsigned int domain, size_t ptr, size_t size)
+    int PyTraceMalloc_Untrack(unsigned int domain, size_t ptr)
+
+# tracemalloc's domain for the blocks below, so that the memory a ring holds
+# shows in tracemalloc's totals as numpy's own arrays do (its domain is 389047).
+cdef unsigned int BLOCK_DOMAIN = 0x63767362
+cdef char *BYTE_FORMAT = b"B"  # (a literal: lives as long as the module)
+
+
+cdef class _Block:
+    """Memory for one of a ring's large arrays (see csrc/cvs_blocks.h).
+
+    An array made over it (``_new_array``) keeps it alive; once no array
+    does, its memory goes back to the pool for the next change to take.
+    """
+    cdef void *ptr
+    cdef size_t cap
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __cinit__(self, size_t nbytes):
+        cdef size_t cap = 0
+        self.ptr = cvs_block_take(nbytes, &cap)
+        if self.ptr == NULL:
+            raise MemoryError(f"could not allocate {nbytes:,} bytes for the ring")
+        self.cap = cap
+        self.shape[0] = <Py_ssize_t>nbytes
+        self.strides[0] = 1
+        PyTraceMalloc_Track(BLOCK_DOMAIN, <size_t>self.ptr, nbytes)
+
+    def __getbuffer__(self, Py_buffer *buf, int flags):
+        buf.buf = self.ptr
+        buf.obj = self
+        buf.len = self.shape[0]
+        buf.readonly = 0
+        buf.itemsize = 1
+        buf.format = NULL
+        if flags & PyBUF_FORMAT:
+            buf.format = BYTE_FORMAT
+        buf.ndim = 1
+        buf.shape = self.shape
+        buf.strides = self.strides
+        buf.suboffsets = NULL
+        buf.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *buf):
+        pass
+
+    def __dealloc__(self):
+        if self.ptr != NULL:
+            PyTraceMalloc_Untrack(BLOCK_DOMAIN, <size_t>self.ptr)
+            cvs_block_give(self.ptr, self.cap)
+            self.ptr = NULL
+
+
+cdef object _new_array(Py_ssize_t n, object dtype):
+    """An uninitialised 1-d array of `n` items: over a pooled block when large
+    (csrc/cvs_blocks.h), from numpy otherwise."""
+    cdef size_t nbytes = <size_t>n * <size_t>np.dtype(dtype).itemsize
+    if nbytes < CVS_BLOCK_MIN:
+        return np.empty(n, dtype=dtype)
+    return np.frombuffer(_Block(nbytes), dtype=dtype, count=n)
+
+
+def _pool_state():
+    """(blocks kept, bytes kept) in the pool of freed array memory (for tests)."""
+    return cvs_pool_count(), cvs_pool_kept()
+
+
+def _pool_clear():
+    """Free every block the pool keeps (for tests: a known starting point)."""
+    cvs_pool_clear()
 
 
 cdef int _build_sorted(int kind, uint64_t seed, Py_ssize_t nnodes, const char **name_ptr,
@@ -834,9 +916,9 @@ in other threads always see a whole ring, the old one or the new one.
         cdef Py_ssize_t nnodes = len(order), k, name_len
         cdef size_t n = <size_t>total
         bits, shift = self._radix_layout(total)
-        points = np.empty(total, dtype=np.uint64)
-        owners = np.empty(total, dtype=np.int32)
-        table = np.empty((1 << bits) + 1, dtype=np.uint32)
+        points = _new_array(total, np.uint64)
+        owners = _new_array(total, np.int32)
+        table = _new_array((1 << bits) + 1, np.uint32)
         cdef uint64_t[::1] pv = points
         cdef int32_t[::1] ov = owners
         cdef uint32_t[::1] tv = table
@@ -979,8 +1061,8 @@ in other threads always see a whole ring, the old one or the new one.
         """Merge one new node's sorted points (owner index `rank`) in and swap
         the new arrays in at once (see csrc/cvs_merge.h)."""
         cdef size_t na = self._npts, nb = new_points.shape[0]
-        points = np.empty(na + nb, dtype=np.uint64)
-        owners = np.empty(na + nb, dtype=np.int32)
+        points = _new_array(na + nb, np.uint64)
+        owners = _new_array(na + nb, np.int32)
         cdef const uint64_t[::1] ap = self._pv
         cdef const int32_t[::1] ao = self._ov
         cdef const uint64_t[::1] bp = new_points
@@ -1001,7 +1083,7 @@ in other threads always see a whole ring, the old one or the new one.
         bits, shift_ = self._radix_layout(n)
         cdef int shift = shift_
         cdef size_t buckets = <size_t>1 << <int>bits
-        table = np.empty(buckets + 1, dtype=np.uint32)
+        table = _new_array(buckets + 1, np.uint32)
         cdef uint32_t[::1] tn = table
         cdef const uint32_t[::1] to = self._tv
         cdef const uint64_t[::1] cp = changed
@@ -1039,8 +1121,8 @@ in other threads always see a whole ring, the old one or the new one.
         cdef int32_t rank = self._index[name]
         gone = np.sort(self._node_points(name, self._points_for(self._weights[name])))
         cdef size_t na = self._npts, nc = gone.shape[0], nr = na - nc
-        points = np.empty(nr, dtype=np.uint64)
-        owners = np.empty(nr, dtype=np.int32)
+        points = _new_array(nr, np.uint64)
+        owners = _new_array(nr, np.int32)
         cdef const uint64_t[::1] ap = self._pv
         cdef const int32_t[::1] ao = self._ov
         cdef const uint64_t[::1] cp = gone

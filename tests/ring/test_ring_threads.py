@@ -13,14 +13,16 @@ EXTRA = [f"extra-{i}" for i in range(5)]
 
 
 @pytest.mark.slow
-def test_readers_see_whole_rings_while_membership_changes():
-    ring = HashRing(BASE)
+@pytest.mark.parametrize("nodes", [20, 1000])  # 1,000: arrays large enough to be pooled
+def test_readers_see_whole_rings_while_membership_changes(nodes):
+    base = [f"node-{i}" for i in range(nodes)]
+    ring = HashRing(base)
     keys = [f"k{i}" for i in range(2000)]
-    # Every ring the writer can produce is BASE plus a prefix of EXTRA, so the
+    # Every ring the writer can produce is `base` plus a prefix of EXTRA, so the
     # set of acceptable owners of a key is its owner in any of those rings.
     valid = {k: set() for k in keys}
     for size in range(len(EXTRA) + 1):
-        snapshot = HashRing(BASE + EXTRA[:size])
+        snapshot = HashRing(base + EXTRA[:size])
         for k, owner in zip(keys, snapshot.lookup_many(keys).tolist()):
             valid[k].add(snapshot.nodes[owner])
 
