@@ -41,7 +41,8 @@ cdef extern from "cvs_bounded.h" nogil:
 
 
 cdef extern from "cvs_blocks.h" nogil:
-    size_t CVS_BLOCK_MIN
+    size_t cvs_block_min
+    size_t cvs_block_min_set(size_t nbytes)
     void *cvs_block_take(size_t nbytes, size_t *cap)
     void cvs_block_give(void *p, size_t cap)
     void cvs_pool_clear()

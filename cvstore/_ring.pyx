@@ -19,7 +19,8 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from cvstore._chash cimport (
-    CVS_BLOCK_MIN,
+    cvs_block_min,
+    cvs_block_min_set,
     cvs_block_give,
     cvs_block_take,
     cvs_pool_clear,
@@ -269,7 +270,7 @@ cdef object _new_array(Py_ssize_t n, object dtype):
     """An uninitialised 1-d array of `n` items: over a pooled block when large
     (csrc/cvs_blocks.h), from numpy otherwise."""
     cdef size_t nbytes = <size_t>n * <size_t>np.dtype(dtype).itemsize
-    if nbytes < CVS_BLOCK_MIN:
+    if nbytes < cvs_block_min:
         return np.empty(n, dtype=dtype)
     return np.frombuffer(_Block(nbytes), dtype=dtype, count=n)
 
@@ -277,6 +278,11 @@ cdef object _new_array(Py_ssize_t n, object dtype):
 def _pool_state():
     """(blocks kept, bytes kept) in the pool of freed array memory (for tests)."""
     return cvs_pool_count(), cvs_pool_kept()
+
+
+def _pool_min(size_t nbytes):
+    """Pool arrays of `nbytes` and more from now on; returns the size before (for tests)."""
+    return cvs_block_min_set(nbytes)
 
 
 def _pool_clear():

@@ -17,11 +17,20 @@ import numpy as np
 import pytest
 
 from cvstore import HashRing
-from cvstore._ring import _pool_clear, _pool_state
+from cvstore._ring import _pool_clear, _pool_min, _pool_state
 
-# 2,000 nodes x 160 points: points 2.6 MB, owners 1.3 MB, radix table 1 MB, each
-# over the size from which arrays are pooled (256 KiB).
+# 2,000 nodes x 160 points: points 2.6 MB, owners 1.3 MB, radix table 1 MB.  Arrays
+# are pooled from 16 MiB (100,000 nodes' are 32-128 MB); these tests pool them from
+# 256 KiB, so that small rings show the mechanism.
 NAMES = [f"node-{i}" for i in range(2000)]
+SMALL = 256 << 10
+
+
+@pytest.fixture(autouse=True)
+def pool_from_256_kib():
+    before = _pool_min(SMALL)
+    yield
+    _pool_min(before)
 
 
 def address(array: np.ndarray) -> int:
@@ -32,7 +41,7 @@ def address(array: np.ndarray) -> int:
 def ring():
     _pool_clear()
     ring = HashRing(NAMES)
-    assert ring.points.nbytes >= 256 << 10 and ring.owners.nbytes >= 256 << 10
+    assert ring.points.nbytes >= SMALL and ring.owners.nbytes >= SMALL
     yield ring
     del ring
     _pool_clear()
@@ -99,7 +108,17 @@ def test_tracemalloc_sees_a_rings_arrays():
         held = tracemalloc.get_traced_memory()[0] - before
         assert held >= ring.points.nbytes + ring.owners.nbytes
         del ring
-        assert tracemalloc.get_traced_memory()[0] - before < 256 << 10  # kept blocks: not in use
+        assert tracemalloc.get_traced_memory()[0] - before < SMALL  # kept blocks: not in use
     finally:
         tracemalloc.stop()
         _pool_clear()
+
+
+def test_below_the_size_arrays_come_from_numpy():
+    _pool_clear()
+    _pool_min(16 << 20)  # the default
+    ring = HashRing(NAMES)  # arrays of 1-2.6 MB
+    assert ring.points.flags.owndata and ring.owners.flags.owndata
+    ring.add("extra")
+    del ring
+    assert _pool_state() == (0, 0)
