@@ -39,11 +39,17 @@ static size_t cvs_pool_cap[CVS_POOL_SLOTS];
 static int cvs_pool_n = 0;
 static size_t cvs_pool_bytes = 0;
 
+/* A block's alignment: 2 MiB (a huge page) for large ones, a page otherwise. */
+static inline size_t cvs_block_align(size_t nbytes)
+{
+    return nbytes >= CVS_BLOCK_HUGE ? CVS_BLOCK_HUGE : (size_t)4096;
+}
+
 /* How much a new block for `nbytes` holds: 1/32 more, so a ring a few
  * nodes larger still fits, rounded up to the alignment. */
 static inline size_t cvs_block_capacity(size_t nbytes)
 {
-    size_t align = nbytes >= CVS_BLOCK_HUGE ? CVS_BLOCK_HUGE : (size_t)4096;
+    size_t align = cvs_block_align(nbytes);
     size_t want = nbytes + nbytes / 32;
     return (want + align - 1) / align * align;
 }
@@ -69,7 +75,7 @@ static inline void *cvs_block_take(size_t nbytes, size_t *cap)
     }
     size_t c = cvs_block_capacity(nbytes);
     void *p = NULL;
-    if (posix_memalign(&p, c >= CVS_BLOCK_HUGE ? CVS_BLOCK_HUGE : (size_t)4096, c) != 0)
+    if (posix_memalign(&p, cvs_block_align(c), c) != 0)
         return NULL;
 #ifdef MADV_HUGEPAGE
     if (c >= CVS_BLOCK_HUGE) (void)madvise(p, c, MADV_HUGEPAGE);
