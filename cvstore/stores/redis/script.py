@@ -4,8 +4,8 @@ Versioned writes: ``put`` replaces a record only if the new version is
 strictly newer than the stored one (a tombstone is a record like any other)
 and, for each record it refuses, returns the version that refused it (the
 writer stamps again above it).  It reads the stored records of a call with
-one ``MGET``, compares versions as two 48-bit integers (made from the bytes
-one ``string.byte`` call returns with the tag: exact in Lua's doubles, no
+one ``MGET``, compares versions as two 48-bit integers (read from the stored
+string in place by one ``struct.unpack`` call: exact in Lua's doubles, no
 string made per record, and unlike Lua's string ``<``, which calls
 ``strcoll``, independent of the server's locale), checks every record before
 writing any, then writes the newer ones with one ``MSET``.
@@ -104,10 +104,12 @@ end
 -- version must be read.
 --
 -- A stored string is a record if it has 12 version bytes and a known tag
--- (s, b, c, t; S, B, C with the 8 bytes of an expiry): one string.byte call
--- gives the version's bytes and the tag, with no string made; a version is
--- compared as two 48-bit numbers (exact in Lua's doubles), its low half only
--- when the high halves are equal.
+-- (s, b, c, t; S, B, C with the 8 bytes of an expiry): string.byte reads the
+-- tag (nil for a string too short to hold one), then one struct.unpack
+-- reads the version in place as two 48-bit numbers (exact in Lua's doubles),
+-- compared high halves first.  Against one string.byte call returning all
+-- 13 bytes and Lua arithmetic joining them, this costs the server about 400
+-- fewer instructions a record (bench/server_instructions.py).
 local byte = string.byte
 local function choose(names, shift, olds, first, one, foreign)
   local argv = ARGV
@@ -126,15 +128,15 @@ local function choose(names, shift, olds, first, one, foreign)
         created = created + 1
       end
     else
-      local a1, a2, a3, a4, a5, a6, b1, b2, b3, b4, b5, b6, tag = byte(old, 1, 13)
+      local tag = byte(old, 13)
       if tag == 98 or tag == 115 or tag == 116 or tag == 99
           or ((tag == 66 or tag == 83 or tag == 67) and #old >= 21) then
         if one == '' then nh, nl = unpack_version('>I6I6', new) end
-        local oh = ((((a1 * 256 + a2) * 256 + a3) * 256 + a4) * 256 + a5) * 256 + a6
+        local oh, ol = unpack_version('>I6I6', old)
         if oh > nh then
           ok = false
         elseif oh == nh then
-          ok = nl > ((((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 256 + b5) * 256 + b6
+          ok = nl > ol
         end
         if not ok then
           reply[#reply + 1] = i
