@@ -202,13 +202,20 @@ def main() -> None:
             print(f"{name:12} {counts[name]:10,.0f}")
             if args.functions:
                 out = subprocess.run(
-                    ["callgrind_annotate", "--threshold=99", str(dump)],
+                    ["callgrind_annotate", "--inclusive=no", "--threshold=100", str(dump)],
                     capture_output=True,
                     text=True,
                     check=True,
                 ).stdout
-                rows = [line for line in out.splitlines() if re.match(r"^\s*[\d,]+ \(", line)]
-                for line in rows[1 : args.functions + 1]:
+                # Self cost per function; callgrind_annotate also lists the
+                # frames every dump is under (main and what calls it) at the
+                # whole count: those, and the total, are left out.
+                rows = [
+                    line
+                    for line in out.splitlines()
+                    if re.match(r"^\s*[\d,]+ \(", line) and "(100.0%)" not in line
+                ]
+                for line in rows[: args.functions]:
                     print("     ", line.strip()[:140])
         if args.json:
             Path(args.json).write_text(
