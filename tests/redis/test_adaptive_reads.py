@@ -174,31 +174,47 @@ def hedgeable(stats, reads_made: int) -> int | None:
 
 def test_a_replica_that_turns_slow_is_hedged_around(proxied, driver):
     """The reads that still pick a replica just turned slow are answered by a hedge to the
-    next one (counted in stats)."""
+    next one (counted in stats).
+
+    Replicas under ``reads.LATENCY_FLOOR`` tie, so each read asks one of the three first at
+    random; the slow one is asked first by the next read that draws it, unless a hedge or an
+    exploration reaches it before (one attempt in 50 on a quiet machine, more under load):
+    then it is outstanding, ranked last, and no read asks it first.  Such an attempt tested
+    nothing; it is run again on a new client, up to three times.
+    """
     make, servers, links = proxied
     writer = make("random")
     writer.put_many({key: str(i) for i, key in enumerate(KEYS)}, consistency="all")
-    cluster = make("adaptive")
-    made = 0
-    for _ in range(30):  # every replica measured fast: each has a p95 of a fraction of a ms
-        read(cluster, 100, servers)
+    for _attempt in range(3):
+        cluster = make("adaptive")
+        made = 0
+        for _ in range(30):  # every replica measured fast: each has a p95 of a fraction of a ms
+            read(cluster, 100, servers)
+            made += 100
+            before = cluster.stats()
+            slow = hedgeable(before, made)
+            if slow is not None:
+                break
+        else:
+            pytest.fail(f"no replica would be hedged around after {made} reads: {before.per_node}")
+        latency = [before.per_node[f"r{i + 1}"]["read_latency_ms"] for i in range(3)]
+        links[slow].delay(down=TURNS_SLOW)  # much slower than its p95
+        served = read(cluster, 100, servers)
         made += 100
-        before = cluster.stats()
-        slow = hedgeable(before, made)
-        if slow is not None:
-            break
+        after = cluster.stats()
+        sent = after.hedges_sent - before.hedges_sent
+        won = after.hedges_won - before.hedges_won
+        name = f"r{slow + 1}"
+        spared = after.per_node[name]["hedges_sent"] - before.per_node[name]["hedges_sent"]
+        # it is asked until a reply of its shows it slow: a hedge answers each such read
+        assert served[slow] >= 1, (served, latency)
+        if won == 0 and spared >= 1:  # reached as a spare first: never asked first
+            links[slow].heal()
+            continue
+        assert won >= 1 and won <= sent, (sent, won, spared)
+        break
     else:
-        pytest.fail(f"no replica would be hedged around after {made} reads: {before.per_node}")
-    latency = [before.per_node[f"r{i + 1}"]["read_latency_ms"] for i in range(3)]
-    links[slow].delay(down=TURNS_SLOW)  # much slower than its p95
-    served = read(cluster, 100, servers)
-    made += 100
-    after = cluster.stats()
-    sent = after.hedges_sent - before.hedges_sent
-    won = after.hedges_won - before.hedges_won
-    # it is asked until a reply of its shows it slow: a hedge answers each such read
-    assert served[slow] >= 1, (served, latency)
-    assert won >= 1 and won <= sent, (sent, won)
+        pytest.fail("in three attempts a hedge or exploration reached the slow replica first")
     assert after.hedges_sent <= health.HEDGE_BUDGET * made + 1
     # the replies the hedged reads returned without are still read (the connections go back
     # to their pools) and measured: the slow replica's average rose
