@@ -202,6 +202,11 @@ def test_curve_sides_do_the_same_work(curve, servers, mode, callers):
             assert point["wrong_reads"] == 0, (op, side, point)  # gets read what was written
             assert point["client_cpu_us_per_call"] > 0, (op, side, point)
             assert point["server_cpu_us_per_call"] > 0, (op, side, point)
+            if mode != "processes":  # a point's pools open a connection a caller beforehand
+                assert point["warm_connections"] >= callers * len(servers), (op, side, point)
+                # recorded, not required to be 0: an AsyncCluster put returns after 2 of 3
+                # acknowledgements, so a task may hold a second connection to a server
+                assert 0 <= point["opened_while_timed"] <= callers * len(servers), (op, side)
     # both sides' puts stored the same values: cvstore on its replicas, raw on every server
     import redis
 

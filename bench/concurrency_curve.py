@@ -22,9 +22,12 @@ Callers, each doing its share of ``--ops`` calls one after another:
 - ``processes``: 1, 2, 4, 8 processes, each one caller with its own
   ``Cluster`` / raw clients (started before timing and kept for every round).
 
-Each thread or task point runs on new clients, warmed untimed by as many
-callers doing three gets each (so the pools hold the connections the point
-needs, no more).  A point is bounded in count (``--ops`` calls, at least 3 a caller) and in
+Each thread or task point runs on new clients whose pools first open as many
+connections to each server as the point has callers (untimed; a caller holds
+at most one a server at a time), then warmed by as many callers doing three
+gets each: so the pools hold the connections the point needs, no more.  The gets
+alone did not: 1,000 threads doing them opened 40-60 connections, and the
+timed calls opened the rest, up to 1,800 in one point.  A point is bounded in count (``--ops`` calls, at least 3 a caller) and in
 time (callers stop after ``--seconds``; the calls done are what counts).
 Pools are larger than the most callers (``max_connections`` 1,100 a store or
 client), timeouts generous (10 s), so neither is the bound.
@@ -114,6 +117,34 @@ def sync_cluster(urls: list[str]) -> Any:
         for i, url in enumerate(urls)
     ]
     return Cluster(nodes, replication_factor=3)
+
+
+def pools_of(side: str, client: Any) -> list[Any]:
+    """The redis-py connection pools a point's client sends through, one a server."""
+    if side == "cvstore":
+        return [node.store.client.connection_pool for node in client.nodes]
+    return [c.connection_pool for c in client]
+
+
+def pool_connections(pools: list[Any]) -> int:
+    """Connections `pools` have made and hold, free or lent out (redis-py's own lists)."""
+    return sum(len(pool._available_connections) + len(pool._in_use_connections) for pool in pools)
+
+
+def open_connections(pools: list[Any], n: int) -> None:
+    """Open `n` connections in each sync pool and give them back: the pool keeps them."""
+    for pool in pools:
+        held = [pool.get_connection() for _ in range(n)]
+        for conn in held:
+            pool.release(conn)
+
+
+async def aopen_connections(pools: list[Any], n: int) -> None:
+    """``open_connections`` for asyncio pools."""
+    for pool in pools:
+        held = [await pool.get_connection() for _ in range(n)]
+        for conn in held:
+            await pool.release(conn)
 
 
 def close_sync_cluster(cluster: Any) -> None:
@@ -444,9 +475,9 @@ class Workers:
 class Bench:
     """Three servers' worth of clients: the worker processes, and fresh clients for each point.
 
-    A thread or task point gets new clients of its side, warmed untimed by as many
-    callers doing three ``get``s each, so its pools hold about
-    as many connections as it has callers, as in a service sized for them (pools
+    A thread or task point gets new clients of its side whose pools open as many
+    connections as it has callers, then warmed untimed by as many callers doing
+    three ``get``s each, as in a service sized for them (pools
     left at 1,000 connections by an earlier point slowed 100 asyncio tasks by
     a third, on both sides).  The worker processes keep their clients (one
     connection a server each) for the whole run.
@@ -506,14 +537,21 @@ class Bench:
             self.suspected.update(result.pop("suspected"))
             return result
         client = self._clients(mode, side)
+        pools = pools_of(side, client)
         try:
             if mode == "threads":
+                open_connections(pools, callers)
                 thread_point(side, "get", client, callers, callers, self.read_tag, cpu, seconds)
+                warm = pool_connections(pools)
                 result = thread_point(side, op, client, callers, self.ops, tag, cpu, seconds)
             else:
                 args = (cpu, self.loop, seconds)
+                self.loop.run_until_complete(aopen_connections(pools, callers))
                 task_point(side, "get", client, callers, callers, self.read_tag, *args)
+                warm = pool_connections(pools)
                 result = task_point(side, op, client, callers, self.ops, tag, *args)
+            result["warm_connections"] = warm
+            result["opened_while_timed"] = pool_connections(pools) - warm
             if side == "cvstore":
                 self.suspected.update(client.suspected)
         finally:
