@@ -23,12 +23,16 @@ Callers, each doing its share of ``--ops`` calls one after another:
   ``Cluster`` / raw clients (started before timing and kept for every round).
 
 Each thread or task point runs on new clients whose pools first open as many
-connections to each server as the point has callers (untimed; a caller holds
-at most one a server at a time), then warmed by as many callers doing three
-gets each: so the pools hold the connections the point needs, no more.  The gets
-alone did not: 1,000 threads doing them opened 40-60 connections, and the
-timed calls opened the rest, up to 1,800 in one point.  A point is bounded in count (``--ops`` calls, at least 3 a caller) and in
-time (callers stop after ``--seconds``; the calls done are what counts).
+connections to each server as the point has callers (untimed), then warmed by
+as many callers doing three gets each: so the pools hold the connections the
+point needs.  A caller holds at most one connection a server at a time, but
+for an ``AsyncCluster`` put, which returns after two acknowledgements while
+its third write may still hold one; each point records the connections opened
+while it was timed.  The gets alone did not open enough: 1,000 threads doing
+them opened 40-60 connections, and the timed calls the rest, up to 1,800 in
+one point.  A point is bounded in count (``--ops`` calls, at least 3 a
+caller) and in time (callers stop after ``--seconds``; the calls done are
+what counts).
 Pools are larger than the most callers (``max_connections`` 1,100 a store or
 client), timeouts generous (10 s), so neither is the bound.
 
