@@ -9,8 +9,11 @@ figure with nothing behind it.  Names may use a brace list
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+RESULTS = ROOT / "bench" / "results"
 NAMED = re.compile(r"bench/results/[\w.*{},-]+\.(?:json|txt)")
 
 
@@ -27,6 +30,9 @@ def test_expand_names_every_file_of_a_brace_list():
     assert expand("a.json") == ["a.json"]
 
 
+# The results are the repository's, not the sdist's: CI's run of the tests
+# against an installed wheel copies the tests and the README alone.
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="bench/results is not beside these tests")
 def test_every_results_file_the_readme_names_exists():
     names = sorted(set(NAMED.findall(README.read_text(encoding="utf-8"))))
     assert len(names) > 20  # the pattern still finds the README's names
