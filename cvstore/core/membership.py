@@ -28,6 +28,7 @@ from cvstore.errors import FencedError, LayoutConflictError, StoreError, Unavail
 
 __all__ = (
     "add",
+    "caught_up",
     "change",
     "clear",
     "empty",
@@ -450,12 +451,44 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
         )
     moves = yield from rebalance.stream(ctx, old, new)
     end = changing.commit()
+    yield from caught_up(changing, nodes, _removing(changing))
     yield from install(end, nodes, expected, order, _removing(changing))
     ctx.apply_layout(end)
     dropped = yield from rebalance.drop(old, new, moves)
     return rebalance.report(
         str(changing.change.get("action")), str(changing.change.get("node")), moves, dropped
     )
+
+
+def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> Proc[None]:
+    """Before a commit: every node of `changing` but `removing` holds its epoch or a newer one.
+
+    A node that missed the changing layout (e + 1) still holds e and serves
+    clients on e, who ask a key's old replicas only.  After the commit (e + 2)
+    writes go to the new replicas only: two such nodes of a key's old replicas
+    would be a quorum that never sees them.  So nodes found behind are brought
+    to `changing` first, and one that does not answer, or cannot be brought,
+    stops the commit (UnavailableError; the change stays under way, and any
+    client can finish it later).  Clients on e + 1 read the new replicas too
+    (``reads``), so a node left on e + 1 by the commit is harmless.
+    """
+    needed = [
+        nodes[spec.name]
+        for spec in changing.everyone()
+        if spec.name in nodes and spec.name != removing
+    ]
+    results = yield [Call(node, Op.READ_LAYOUT) for node in needed]
+    behind: dict[str, StoreError] = {}
+    for node, result in zip(needed, results):
+        if failed(result):
+            behind[node.name] = result
+        elif result[0] < changing.epoch and not (yield from push(changing, node, result[0])):
+            reason = f"holds epoch {result[0]} and could not be brought to {changing.epoch}"
+            behind[node.name] = StoreError(
+                f"node {node.name!r} {reason}", node=node.name, unreachable=False, reason=reason
+            )
+    if behind:
+        raise _unreachable(changing.commit(), needed, behind, f"the commit of {_action(changing)}")
 
 
 def empty(nodes: Sequence[Any]) -> Proc[None]:

@@ -176,6 +176,12 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
                     level, "read", need, len(replicas), len(answered), list(errors), errors
                 ),
             )
+        if p.pending is not None:  # a change under way: the new replicas too (see below)
+            more, found = yield from _new_replicas(
+                ctx, p.pending, kb, level, answered, errors, adaptive
+            )
+            answered += more
+            records += found
         best = newest(records)
         if best is not None and need > 1:
             stale = [node for node, r in zip(answered, records) if differs(r, best)]
@@ -188,6 +194,57 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
     if best is not None:
         ctx.observe(best[0])
     return best
+
+
+def _new_replicas(
+    ctx: Context,
+    q: Any,
+    kb: bytes,
+    level: str,
+    answered: list[Any],
+    errors: dict[str, StoreError],
+    tracked: bool,
+) -> Proc[tuple[list[Any], list[Record | None]]]:
+    """While a change is under way, a read also needs its level's count of the key's new
+    replicas (placement `q`); the nodes and answers it asked for that, beside `answered`.
+
+    A client still on the changing layout (epoch e + 1) asks the old replicas, while
+    one that already holds the commit (e + 2) writes to the new ones only: the commit
+    reaches nodes one after another, and may miss one for a while, so a write under
+    the commit can be acknowledged by new replicas while a quorum of old ones still
+    holds e + 1.  A read on e + 1 that also has its count of the new replicas meets one
+    of the replicas that acknowledged such a write, which holds e + 2 and refuses it:
+    the client loads the commit and reads again.  (Writes on e + 1 already reach both
+    sets: ``writes._put_moving``.)  Old replicas that are new ones too count for both.
+    """
+    need = q.rneed[level]
+    replicas = q.replicas(kb)
+    asked = {id(node) for node in answered}
+    have = sum(id(node) in asked for node in replicas)
+    spares = [
+        node
+        for node in replicas
+        if id(node) not in asked and node.is_up and node.name not in errors
+    ]
+    more: list[Any] = []
+    found: list[Record | None] = []
+    while have < need and spares:
+        ask, spares = spares[: need - have], spares[need - have :]
+        results = yield [Call(node, Op.GET, (kb,), False, tracked) for node in ask]
+        for node, result in zip(ask, results):
+            if failed(result):
+                errors[node.name] = result
+            else:
+                more.append(node)
+                found.append(result)
+                have += 1
+    if have < need:
+        if not errors:
+            raise refuse_down(ctx, level, "read", need, replicas)
+        raise refuse(
+            ctx, partial_failure(level, "read", need, len(replicas), have, list(errors), errors)
+        )
+    return more, found
 
 
 def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> float | None:
@@ -234,7 +291,11 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
         step = io_step(p.remote, len(kbs))
         best: list[Record | None] = []
         for i in range(0, len(kbs), step):
-            best += yield from _read_batch(ctx, p, kbs[i : i + step], p.rneed[level], level, now_ms)
+            chunk = kbs[i : i + step]
+            got = yield from _read_batch(ctx, p, chunk, p.rneed[level], level, now_ms)
+            if p.pending is not None:  # a change under way: the new replicas too (``get``)
+                got = yield from _read_new_replicas(ctx, p, chunk, got, level, now_ms)
+            best += got
         if ctx.placement is p:
             break
     newest = max(map(_version, filter(None, best)), default=0)  # C-level: once per key
@@ -243,9 +304,43 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
     return best
 
 
-def _read_batch(
-    ctx: Context, p: Any, kbs: list[bytes], need: int, level: str, now_ms: int
+def _read_new_replicas(
+    ctx: Context, p: Any, kbs: list[bytes], got: list[Record | None], level: str, now_ms: int
 ) -> Proc[list[Record | None]]:
+    """`got` (read from the old replicas of `p`) with the keys whose replicas move
+    read from their new ones too, the newer answer kept (see ``_new_replicas``)."""
+    q = p.pending
+    old = p.replicas_many(kbs)
+    new = q.replicas_many(kbs)
+    if old.shape == new.shape:
+        where = {id(node): j for j, node in enumerate(p.nodes)}
+        as_old = np.array([where.get(id(node), -1) for node in q.nodes], dtype=old.dtype)[new]
+        moving = np.flatnonzero((np.sort(old, axis=1) != np.sort(as_old, axis=1)).any(axis=1))
+    else:  # N differs (fewer nodes than the replication factor on one side): every key
+        moving = np.arange(len(kbs))
+    if not moving.size:
+        return got
+    rows = moving.tolist()
+    newer = yield from _read_batch(
+        ctx, q, [kbs[i] for i in rows], q.rneed[level], level, now_ms, outer=p
+    )
+    merged = list(got)
+    for i, record in zip(rows, newer):
+        merged[i] = newest((got[i], record))
+    return merged
+
+
+def _read_batch(
+    ctx: Context,
+    p: Any,
+    kbs: list[bytes],
+    need: int,
+    level: str,
+    now_ms: int,
+    outer: Any = None,
+) -> Proc[list[Record | None]]:
+    """Read `kbs` from `need` replicas each in placement `p`; keys a store failed for are
+    read again one by one, in the client's placement `outer` (by default `p`)."""
     count = len(kbs)
     prefs = p.replicas_many(kbs)
     n = prefs.shape[1]
@@ -331,7 +426,7 @@ def _read_batch(
         if repairs:
             yield from repair_copies(ctx, repairs)
     for i in np.flatnonzero(retry).tolist():  # a store failed: read these keys one by one
-        best[i] = yield from _get_in(ctx, p, kbs[i], level, now_ms)
+        best[i] = yield from _get_in(ctx, p if outer is None else outer, kbs[i], level, now_ms)
     return best
 
 

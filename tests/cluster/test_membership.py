@@ -460,3 +460,91 @@ class TestWritesDuringAChange:
         for key in cut:
             names = [n.name for n in b.get_nodes_for_key(key)]
             assert self.holders(servers, key, "v2", names) >= 2
+
+
+class TestReadsDuringAChange:
+    """A quorum read by a client still on the changing layout (e + 1) must see a write
+    acknowledged by a client already on the commit (e + 2).  The commit reaches the nodes
+    one after another (and may miss one for a while): a writer on e + 2 can be acknowledged
+    by two of the key's new replicas while two of its old ones still hold e + 1, and a reader
+    on e + 1 asked only the old replicas.  The membership-fault schedule found it over Redis
+    (a quorum read 89 ms after a strong write returned the write before it)."""
+
+    @pytest.mark.parametrize("batch", [False, True])
+    def test_a_read_on_the_changing_layout_sees_a_write_under_the_commit(self, batch):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        make = placer_factory(**a.layout.placement_options())
+        old = make({"r1": 1.0, "r2": 1.0, "r3": 1.0})
+        new = make({"r1": 1.0, "r2": 1.0, "r3": 1.0, "r4": 1.0})
+        # a key whose new replicas include r4: `ahead`, one of its old replicas that stays,
+        # will hold the commit; the other two (`behind`) still hold the changing layout
+        key, ahead, behind = next(
+            (k, kept[0], [n for n in names if n != kept[0]])
+            for k in (f"k{i}" for i in range(1000))
+            for names in [old.get_nodes(k.encode(), 3)]
+            for now in [new.get_nodes(k.encode(), 3)]
+            if "r4" in now
+            for kept in [[n for n in names if n in now]]
+        )
+        a.put(key, "before")
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in target.install_order():
+            servers.stores[name].swap_layout(1, target.epoch, target.to_bytes())
+        reader = join(servers, "r1")
+        assert reader.layout.changing and reader.get(key, consistency="quorum") == "before"
+        # the reader cannot reach `ahead` (an asymmetric partition): its quorum of the old
+        # replicas is `behind`
+        next(n for n in reader.nodes if n.name == ahead).fail()
+        # the commit reaches r4 and `ahead`; `behind` (one of them a new replica of the
+        # key) are cut off from the writer, and still hold the changing layout
+        cut = [BrokenStore.break_(servers, name) for name in behind]
+        commit = target.commit()
+        for name in ("r4", ahead):
+            servers.stores[name].swap_layout(target.epoch, commit.epoch, commit.to_bytes())
+        writer = join(servers, "r4")
+        assert writer.layout.epoch == commit.epoch
+        writer.put(key, "after", consistency="strong")  # acknowledged by r4 and `ahead`
+        for fix in cut:
+            fix.fixed()
+        assert servers.layouts()[behind[0]] == servers.layouts()[behind[1]] == target.epoch
+        if batch:
+            assert reader.get_many([key], consistency="quorum") == {key: "after"}
+        else:
+            assert reader.get(key, consistency="quorum") == "after"
+        for client in (a, reader, writer):
+            client.close()
+
+    def test_a_commit_waits_until_no_node_is_left_on_the_layout_before_the_change(self):
+        """The other half of the same promise: a node that missed the changing layout still
+        serves clients on the layout before it (e), which ask old replicas only.  If the commit
+        went on without two such nodes, a client on e could read a quorum of them after a
+        write under the commit.  So the commit needs every node but the one removed on e + 1
+        or later, and brings those behind up to date first."""
+        servers = Servers("r1", "r2", "r3", "r4")
+        a = create(servers, "r1", "r2", "r3")
+        a.put_many({f"k{i}": "v0" for i in range(100)})
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in ("r1", "r4"):  # the change's install missed r2 and r3
+            servers.stores[name].swap_layout(
+                servers.layouts()[name], target.epoch, target.to_bytes()
+            )
+        cut = [BrokenStore.break_(servers, name) for name in ("r2", "r3")]
+        operator = join(servers, "r4")
+        assert operator.layout == target
+        with pytest.raises(
+            UnavailableError,
+            match=r"commit of add 'r4' needs every node .*r2 down: connection refused.*"
+            r"r3 down: connection refused.*stays at epoch 2",
+        ):
+            operator.finish_change()
+        for fix in cut:
+            fix.fixed()
+        assert servers.layouts() == {"r1": 2, "r2": 1, "r3": 1, "r4": 2}  # nothing committed
+        # r2 and r3 still hold epoch 1; the commit brings them to 2 first, then commits
+        report = operator.finish_change()
+        assert report.action == "add" and servers.layouts() == {n: 3 for n in servers.stores}
+        keys = [f"k{i}" for i in range(100)]
+        assert a.get_many(keys, consistency="all") == {k: "v0" for k in keys}
+        for client in (a, operator):
+            client.close()
