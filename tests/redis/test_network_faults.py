@@ -260,12 +260,13 @@ def test_network_faults_lose_nothing_each_level_keeps_its_promise(
             print(text)
     else:
         print(text)
-    assert cycles >= PROFILE.cycles
-    assert report.counts["ops"] >= PROFILE.min_ops
+    replay = f"CVSTORE_FAULT_SEED={seed}"  # in every failure: a report may leave out the print
+    assert cycles >= PROFILE.cycles, replay
+    assert report.counts["ops"] >= PROFILE.min_ops, replay
     for level in LEVELS:  # every level was exercised, and acknowledged writes at it
-        assert report.counts[f"writes_ok_{level}"] > 20, level
-    assert report.counts["reads_ok"] > 100
-    assert report.lost == [], report.lost[:5]
-    assert report.stale == [], report.stale[:5]
-    assert report.phantom == [], report.phantom[:5]
-    assert report.disagree == [], report.disagree
+        assert report.counts[f"writes_ok_{level}"] > 20, (replay, level)
+    assert report.counts["reads_ok"] > 100, replay
+    assert report.lost == [], (replay, report.lost[:5])
+    assert report.stale == [], (replay, report.stale[:5])
+    assert report.phantom == [], (replay, report.phantom[:5])
+    assert report.disagree == [], (replay, report.disagree)
