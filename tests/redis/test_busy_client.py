@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -129,3 +130,60 @@ def test_a_cluster_whose_calls_find_no_connection_suspects_nobody(driver, start_
         cluster.close()
         for node in nodes:
             node.store.close()
+
+
+@pytest.mark.slow
+def test_200_callers_and_a_client_with_a_clock_ahead_read_their_writes_during_a_change(
+    driver, start_redis, prefix, caplog
+):
+    """docs/membership.md, step 3, under load: while a change is open, reads have their
+    level's count of the old and of the new replicas.  200 threads on one client (tasks of one
+    AsyncCluster for the async driver) and a second client whose clock runs 800 ms ahead write
+    the same keys in turn; every quorum read by either returns the last acknowledged write, the
+    joining node (a new replica only) is read, and after the commit every key holds it."""
+    from cvstore.core.layout import NodeSpec
+    from cvstore.versions import HybridClock
+
+    caplog.set_level(logging.WARNING, logger="cvstore")
+    servers = start_redis(4)
+    creator = Cluster.create(_nodes(servers[:3], prefix), replication_factor=3)
+    layout = creator.layout
+    creator.close()
+    joining = NodeSpec("r4", address=layout.nodes[0].address.replace(
+        f":{servers[0].port}/", f":{servers[3].port}/"), prefix=prefix)  # fmt: skip
+    target = layout.begin((*layout.nodes, joining), "add", "r4")  # left open: never committed here
+    for server in servers:
+        with RedisStore(server.url(), prefix=prefix) as store:
+            store.swap_layout(store.read_layout()[0], target.epoch, target.to_bytes())
+    # timeout 10 s: the 2-core test machine is busy; the point is what reads return
+    busy = Cluster.join([servers[0].url()], prefix=prefix, timeout=10.0, read_policy="adaptive")
+    ahead = Cluster.join(
+        [servers[1].url()], prefix=prefix, timeout=10.0,
+        clock=HybridClock(writer_id=2, wall_ms=lambda: int(time.time() * 1000) + 800),
+    )  # fmt: skip
+    try:
+        assert busy.layout.changing and ahead.layout.changing
+        keys = {t: [f"t{t}:{j}" for j in range(3)] for t in range(200)}
+
+        def work(t: int) -> None:
+            for key in keys[t]:
+                ahead.put(key, f"ahead:{key}", consistency="quorum")
+                assert busy.get(key, consistency="quorum") == f"ahead:{key}"
+                busy.put(key, f"busy:{key}", consistency="quorum")  # restamped above `ahead`'s
+                assert ahead.get(key, consistency="quorum") == f"busy:{key}"
+                assert busy.get(key, consistency="quorum") == f"busy:{key}"
+
+        errors = _run_threads(200, work)
+        assert errors == []
+        assert busy.suspected == () and _suspicions(caplog) == []
+        assert busy.layout.epoch == ahead.layout.epoch == target.epoch  # still open
+        expected = {key: f"busy:{key}" for mine in keys.values() for key in mine}
+        assert busy.get_many(list(expected), consistency="quorum") == expected
+        ahead.finish_change()
+        # r4 joins busy's members with the store it read through during the change
+        assert busy.stats().per_node["r4"]["records_read"] > 0  # reads asked a new replica
+        assert busy.get_many(list(expected), consistency="all") == expected
+        assert busy.layout.epoch == target.epoch + 1
+    finally:
+        for client in (busy, ahead):
+            client.close()
