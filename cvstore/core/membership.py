@@ -451,8 +451,9 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
         )
     moves = yield from rebalance.stream(ctx, old, new)
     end = changing.commit()
-    yield from caught_up(changing, nodes, _removing(changing))
-    yield from install(end, nodes, expected, order, _removing(changing))
+    removing = _removing(changing)
+    yield from caught_up(changing, nodes, removing)
+    yield from install(end, nodes, expected, order, removing)
     ctx.apply_layout(end)
     dropped = yield from rebalance.drop(old, new, moves)
     return rebalance.report(

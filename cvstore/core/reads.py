@@ -177,11 +177,7 @@ def get(ctx: Context, kb: bytes, level: str, now_ms: int) -> Proc[Record | None]
                 ),
             )
         if p.pending is not None:  # a change under way: the new replicas too (see below)
-            more, found = yield from _new_replicas(
-                ctx, p.pending, kb, level, answered, errors, adaptive
-            )
-            answered += more
-            records += found
+            yield from _new_replicas(ctx, p.pending, kb, level, answered, records, errors, adaptive)
         best = newest(records)
         if best is not None and need > 1:
             stale = [node for node, r in zip(answered, records) if differs(r, best)]
@@ -202,11 +198,12 @@ def _new_replicas(
     kb: bytes,
     level: str,
     answered: list[Any],
+    records: list[Record | None],
     errors: dict[str, StoreError],
     tracked: bool,
-) -> Proc[tuple[list[Any], list[Record | None]]]:
+) -> Proc[None]:
     """While a change is under way, a read also needs its level's count of the key's new
-    replicas (placement `q`); the nodes and answers it asked for that, beside `answered`.
+    replicas (placement `q`); the ones it asks for that join `answered` and `records`.
 
     A client still on the changing layout (epoch e + 1) asks the old replicas, while
     one that already holds the commit (e + 2) writes to the new ones only: the commit
@@ -226,8 +223,6 @@ def _new_replicas(
         for node in replicas
         if id(node) not in asked and node.is_up and node.name not in errors
     ]
-    more: list[Any] = []
-    found: list[Record | None] = []
     while have < need and spares:
         ask, spares = spares[: need - have], spares[need - have :]
         results = yield [Call(node, Op.GET, (kb,), False, tracked) for node in ask]
@@ -235,8 +230,8 @@ def _new_replicas(
             if failed(result):
                 errors[node.name] = result
             else:
-                more.append(node)
-                found.append(result)
+                answered.append(node)
+                records.append(result)
                 have += 1
     if have < need:
         if not errors:
@@ -244,7 +239,6 @@ def _new_replicas(
         raise refuse(
             ctx, partial_failure(level, "read", need, len(replicas), have, list(errors), errors)
         )
-    return more, found
 
 
 def hedge_after(ctx: Context, order: list[Any], need: int, explored: bool) -> float | None:
@@ -307,8 +301,8 @@ def get_many(ctx: Context, kbs: list[bytes], level: str, now_ms: int) -> Proc[li
 def _read_new_replicas(
     ctx: Context, p: Any, kbs: list[bytes], got: list[Record | None], level: str, now_ms: int
 ) -> Proc[list[Record | None]]:
-    """`got` (read from the old replicas of `p`) with the keys whose replicas move
-    read from their new ones too, the newer answer kept (see ``_new_replicas``)."""
+    """`got` (read from the old replicas of `p`, filled in place) with the keys whose
+    replicas move read from their new ones too, the newer answer kept (``_new_replicas``)."""
     q = p.pending
     old = p.replicas_many(kbs)
     new = q.replicas_many(kbs)
@@ -324,10 +318,9 @@ def _read_new_replicas(
     newer = yield from _read_batch(
         ctx, q, [kbs[i] for i in rows], q.rneed[level], level, now_ms, outer=p
     )
-    merged = list(got)
     for i, record in zip(rows, newer):
-        merged[i] = newest((got[i], record))
-    return merged
+        got[i] = newest((got[i], record))
+    return got
 
 
 def _read_batch(
