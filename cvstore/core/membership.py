@@ -391,9 +391,11 @@ def change(ctx: Any, target: Layout, joining: dict[str, Any], removing: str | No
 
     1. every node it needs answers; 2. `target` installed on every node with
     a compare-and-set (epoch e -> e + 1); 3. the client writes to the old and
-    the new replicas; 4. copies stream; 5. the commit (e + 2) installed on
-    every node; 6. copies no longer placed are dropped, from nodes that hold
-    the commit.  Returns the rebalancing report.
+    the new replicas; 4. every node but a removed one brought to e + 1, then
+    copies stream from every old replica to every gained one (``caught_up``,
+    ``whole``); 5. the commit (e + 2) installed on every node; 6. copies no
+    longer placed are dropped, from nodes that hold the commit.  Returns the
+    rebalancing report.
     """
     current = ctx.layout
     nodes = {**ctx.members, **joining}
@@ -449,10 +451,14 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
         return rebalance.report(
             "abort", str(changing.change.get("node")), rebalance.empty(), cleared
         )
-    moves = yield from rebalance.stream(ctx, old, new)
-    end = changing.commit()
     removing = _removing(changing)
+    end = changing.commit()
     yield from caught_up(changing, nodes, removing)
+    needed = frozenset(name for name in order if name != removing)
+    moves = yield from rebalance.stream(ctx, old, new, ask=needed)
+    short = {name: error for name, error in moves.short().items() if name != removing}
+    if short:  # see ``whole``
+        raise whole(end, changing, nodes, short)
     yield from install(end, nodes, expected, order, removing)
     ctx.apply_layout(end)
     dropped = yield from rebalance.drop(old, new, moves)
@@ -462,7 +468,8 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
 
 
 def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> Proc[None]:
-    """Before a commit: every node of `changing` but `removing` holds its epoch or a newer one.
+    """Before the stream and the commit: every node of `changing` but `removing` holds its
+    epoch or a newer one.
 
     A node that missed the changing layout (e + 1) still holds e and serves
     clients on e, who ask a key's old replicas only.  After the commit (e + 2)
@@ -471,7 +478,9 @@ def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> 
     to `changing` first, and one that does not answer, or cannot be brought,
     stops the commit (UnavailableError; the change stays under way, and any
     client can finish it later).  Clients on e + 1 read the new replicas too
-    (``reads``), so a node left on e + 1 by the commit is harmless.
+    (``reads``), so a node left on e + 1 by the commit is harmless.  Done
+    before the stream: a node the stream reads then takes no more writes
+    under e (they would not be streamed).
     """
     needed = [
         nodes[spec.name]
@@ -490,6 +499,31 @@ def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> 
             )
     if behind:
         raise _unreachable(changing.commit(), needed, behind, f"the commit of {_action(changing)}")
+
+
+def whole(
+    end: Layout, changing: Layout, nodes: dict[str, Any], short: dict[str, StoreError | None]
+) -> UnavailableError:
+    """Why the commit `end` waits: the stream could not read or write every node it needs.
+
+    After the commit a key is read from its new replicas alone.  A write
+    acknowledged before the change is on a quorum of the key's old replicas;
+    the stream reads every old replica but the node removed (at least one of
+    that quorum: N - 1 + N // 2 + 1 > N) and writes the newest copy to every
+    replica the key gains, so the new replicas hold it on at least a quorum
+    (those of the quorum that stay, and every gained one).  A stream that
+    read fewer, or left a hint for a gained replica instead of writing it,
+    could commit a key whose new replicas hold a quorum of an older copy.
+    So the commit waits (the change stays under way; streaming again is
+    harmless, and any client can finish it later).
+    """
+    causes = {
+        name: error
+        or StoreError(f"node {name!r} is believed down", node=name, reason="believed down")
+        for name, error in short.items()
+    }
+    needed = [nodes[spec.name] for spec in changing.everyone() if spec.name in nodes]
+    return _unreachable(end, needed, causes, f"the commit of {_action(changing)}")
 
 
 def empty(nodes: Sequence[Any]) -> Proc[None]:

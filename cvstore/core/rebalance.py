@@ -29,6 +29,7 @@ from cvstore.core.batch import objects
 from cvstore.core.batch import objects as _objects
 from cvstore.core.calls import Call, Context, Op, Proc, failed, readable
 from cvstore.core.records import newest_by_row
+from cvstore.errors import StoreError
 
 __all__ = ("MembershipReport", "Moves", "drop", "rebalance", "report", "stream")
 
@@ -88,8 +89,15 @@ class Moves:
     keys: NDArray[np.object_]
     old_pref: NDArray[np.int32]
     new_pref: NDArray[np.int32]
-    skipped: set[str]
+    # nodes left out, each with the error that left it out (None: believed down, not asked)
+    skipped: dict[str, StoreError | None]
     plan: dict[str, Any] | None
+
+    def short(self) -> dict[str, StoreError | None]:
+        """The nodes whose copies were not all read or written: those skipped, and the
+        targets a copy went to as a hint instead (each with its error)."""
+        unwritten = self.plan["unwritten"] if self.plan else {}
+        return {**self.skipped, **unwritten}
 
 
 def rebalance(
@@ -111,9 +119,14 @@ def rebalance(
     return report(action, node, moves, dropped)
 
 
-def stream(ctx: Context, old: Any, new: Any) -> Proc[Moves]:
-    """Copy every replica `new` gains from the newest copy among the old replicas."""
-    keys_arr, old_pref, new_pref, skipped = yield from _affected(old, new)
+def stream(ctx: Context, old: Any, new: Any, ask: frozenset[str] = frozenset()) -> Proc[Moves]:
+    """Copy every replica `new` gains from the newest copy among the old replicas.
+
+    Nodes named in `ask` are asked even while this client believes them down
+    (a commit needs their copies: a suspicion may be stale, and its error
+    says why it was not); other nodes believed down are skipped.
+    """
+    keys_arr, old_pref, new_pref, skipped = yield from _affected(old, new, ask)
     plan = None
     if keys_arr.size:
         plan = yield from _stream(ctx, old, new, keys_arr, old_pref, new_pref, skipped)
@@ -141,7 +154,7 @@ def drop(old: Any, new: Any, moves: Moves) -> Proc[dict[str, int]]:
 def empty() -> Moves:
     """Moves of a change that streamed nothing."""
     none = np.empty((0, 0), dtype=np.int32)
-    return Moves(objects([], 0), none, none, set(), None)
+    return Moves(objects([], 0), none, none, {}, None)
 
 
 def report(action: str, node: str, moves: Moves, dropped: dict[str, int]) -> MembershipReport:
@@ -162,17 +175,19 @@ def report(action: str, node: str, moves: Moves, dropped: dict[str, int]) -> Mem
 
 
 def _affected(
-    old: Any, new: Any
-) -> Proc[tuple[NDArray[np.object_], NDArray[np.int32], NDArray[np.int32], set[str]]]:
-    skipped = {n.name for n in old.nodes if not n.is_up} | {
-        n.name for n in new.nodes if not n.is_up
+    old: Any, new: Any, ask: frozenset[str]
+) -> Proc[
+    tuple[NDArray[np.object_], NDArray[np.int32], NDArray[np.int32], dict[str, StoreError | None]]
+]:
+    skipped: dict[str, StoreError | None] = {
+        n.name: None for n in (*old.nodes, *new.nodes) if not n.is_up and n.name not in ask
     }
-    up = [n for n in old.nodes if n.is_up]
+    up = [n for n in old.nodes if n.name not in skipped]
     listed = yield [Call(n, Op.KEYS) for n in up]
     keyset: set[bytes] = set()
     for n, keys in zip(up, listed):
         if failed(keys):
-            skipped.add(n.name)
+            skipped[n.name] = keys
         else:
             keyset.update(keys)
     keys = list(keyset)
@@ -206,7 +221,7 @@ def _stream(
     keys_arr: NDArray[np.object_],
     old_pref: NDArray[np.int32],
     new_pref: NDArray[np.int32],
-    skipped: set[str],
+    skipped: dict[str, StoreError | None],
 ) -> Proc[dict[str, Any]]:
     gained, _ = _masks(old, new, old_pref, new_pref)
     moving = np.flatnonzero(gained.any(axis=1))
@@ -219,6 +234,7 @@ def _stream(
     # streamed, and stays for repair() to judge.
     held = np.full(old_pref.shape, None, dtype=object)
     totals = {"moved": 0, "missed": 0, "hinted": 0}
+    unwritten: dict[str, StoreError] = {}  # targets a write failed for (a hint instead)
     progress = ctx.progress
     copies, done = int(gained[moving].sum()), 0
     if progress is not None:
@@ -229,12 +245,19 @@ def _stream(
         rows = moving[start : start + STREAM_CHUNK]
         yield from _stream_rows(
             ctx, old, new, keys_arr, old_pref, new_pref, skipped, gained, rows,
-            received, sent, unsafe, held, totals,
+            received, sent, unsafe, held, totals, unwritten,
         )  # fmt: skip
         done += int(gained[rows].sum())
         if progress is not None:
             progress(done, copies)
-    return {**totals, "received": received, "sent": sent, "failed": unsafe, "held": held}
+    return {
+        **totals,
+        "received": received,
+        "sent": sent,
+        "failed": unsafe,
+        "held": held,
+        "unwritten": unwritten,
+    }
 
 
 def _stream_rows(
@@ -244,7 +267,7 @@ def _stream_rows(
     keys_arr: NDArray[np.object_],
     old_pref: NDArray[np.int32],
     new_pref: NDArray[np.int32],
-    skipped: set[str],
+    skipped: dict[str, StoreError | None],
     gained: NDArray[np.bool_],
     rows: NDArray[np.intp],
     received: dict[str, int],
@@ -252,6 +275,7 @@ def _stream_rows(
     unsafe: NDArray[np.bool_],
     held: NDArray[np.object_],
     totals: dict[str, int],
+    unwritten: dict[str, StoreError],
 ) -> Proc[None]:
     """Stream the gained copies of the keys in `rows`, adding to the counts given."""
     count = rows.size
@@ -261,8 +285,7 @@ def _stream_rows(
     reads = []
     for c in range(sub_old.shape[1]):
         for j, pos in _groups(sub_old[:, c]):
-            source = old.nodes[j]
-            if source.is_up and source.name not in skipped:
+            if old.nodes[j].name not in skipped:
                 reads.append((c, j, pos))
     results = yield [
         Call(old.nodes[j], Op.GET_MANY, (sub_keys[pos].tolist(),)) for _, j, pos in reads
@@ -271,7 +294,7 @@ def _stream_rows(
     for (c, j, pos), records in zip(reads, results):
         records = readable(records)  # a copy that does not parse is no copy: the others count
         if failed(records):
-            skipped.add(old.nodes[j].name)
+            skipped[old.nodes[j].name] = records
             continue
         columns_arr[c][pos] = _objects(records, pos.size)
         held[rows[pos], c] = [None if r is None else r[0] for r in records]
@@ -294,12 +317,20 @@ def _stream_rows(
         unsafe[rows[missing]] = True
         if ok.size:
             writes.append((new.nodes[t], ok))
-    up_writes = [(target, ok) for target, ok in writes if target.is_up]
+    # (a target a write failed for in an earlier round gets hints from then on)
+    up_writes = [
+        (target, ok)
+        for target, ok in writes
+        if target.name not in skipped and target.name not in unwritten
+    ]
     results = yield [
         Call(target, Op.WRITE_MANY, (sub_keys[ok].tolist(), best_arr[ok].tolist()))
         for target, ok in up_writes
     ]
     stored_by = {id(target): not failed(result) for (target, _), result in zip(up_writes, results)}
+    for (target, _), result in zip(up_writes, results):
+        if failed(result):
+            unwritten[target.name] = result
     for target, ok in writes:
         if not stored_by.get(id(target), False):
             # Like a write to a down replica: a hint for later.  The old copies
@@ -336,7 +367,7 @@ def _drop(
     new_pref: NDArray[np.int32],
     unsafe: NDArray[np.bool_],
     held: NDArray[np.object_],
-    skipped: set[str],
+    skipped: dict[str, StoreError | None],
 ) -> Proc[dict[str, int]]:
     _, lost = _masks(old, new, old_pref, new_pref)
     # a copy not read (none held then, or unreadable) is not dropped: repair() judges it

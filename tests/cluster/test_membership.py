@@ -360,20 +360,23 @@ class BrokenStore:
         self.store = store
         self.saved = {}
 
+    EVERY_CALL = (
+        "get",
+        "get_many",
+        "write_many",
+        "ping",
+        "read_layout",
+        "swap_layout",
+        "count_hints",
+        "keys",
+        "scan_versions",
+    )
+
     @classmethod
-    def break_(cls, servers: Servers, name: str) -> BrokenStore:
+    def break_(cls, servers: Servers, name: str, methods=EVERY_CALL) -> BrokenStore:
+        """`methods` fail from now on (by default every call: the server is cut off)."""
         broken = cls(servers.stores[name])
-        for method in (
-            "get",
-            "get_many",
-            "write_many",
-            "ping",
-            "read_layout",
-            "swap_layout",
-            "count_hints",
-            "keys",
-            "scan_versions",
-        ):
+        for method in methods:
             broken.saved[method] = getattr(broken.store, method)
 
             def fail(*args, _name=name, **kwargs):
@@ -581,5 +584,98 @@ class TestReadsDuringAChange:
         assert report.action == "add" and servers.layouts() == {n: 3 for n in servers.stores}
         keys = [f"k{i}" for i in range(100)]
         assert a.get_many(keys, consistency="all") == {k: "v0" for k in keys}
+        for client in (a, operator):
+            client.close()
+
+
+class TestACommitNeedsTheStreamWhole:
+    """After the commit a key is read from its new replicas alone, so the commit may go on
+    only once the stream read every old replica of each moving key (but the node removed)
+    and wrote every copy a new replica gains.  A write acknowledged before the change may
+    be on two of a key's three old replicas; a stream that read only the third, or that
+    left a hint for the joining node instead of writing it, commits a key whose new
+    replicas hold a quorum of the copy before.  The membership-fault schedule found it
+    over Redis: an operator cut from two nodes streamed what it could read, left hints,
+    committed, and a quorum read 120 ms after a strong write returned the one before."""
+
+    def setup(self, servers):
+        """A key whose replicas move to r4, written twice before the change: its second
+        write missed one of the old replicas that stay (`short`).  Returns the first client,
+        an operator holding the changing layout, the key, `leaving` (the old replica r4
+        replaces) and `full` (the one that stays and took both writes)."""
+        a = create(servers, "r1", "r2", "r3")
+        make = placer_factory(**a.layout.placement_options())
+        old = make({"r1": 1.0, "r2": 1.0, "r3": 1.0})
+        new = make({"r1": 1.0, "r2": 1.0, "r3": 1.0, "r4": 1.0})
+        key, names, now = next(
+            (k, names, now)
+            for k in (f"k{i}" for i in range(1000))
+            for names in [old.get_nodes(k.encode(), 3)]
+            for now in [new.get_nodes(k.encode(), 3)]
+            if "r4" in now
+        )
+        leaving = next(n for n in names if n not in now)
+        full, short = (n for n in names if n in now)
+        a.put(key, "before", consistency="all")
+        cut = BrokenStore.break_(servers, short)
+        a.put(key, "after", consistency="quorum")  # acknowledged by `leaving` and `full`
+        cut.fixed()
+        assert servers.stores[short].get(key.encode())[1] == "before"
+        target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
+        for name in target.install_order():
+            servers.stores[name].swap_layout(
+                servers.layouts()[name], target.epoch, target.to_bytes()
+            )
+        operator = join(servers, "r4")
+        assert operator.layout == target
+        return a, operator, key, leaving, full
+
+    def read_after_the_commit(self, servers, key, full):
+        """The key read at quorum by a client cut off from `full`: the new replicas it asks
+        are `short` and r4, which hold the write only if the stream put it there."""
+        reader = join(servers, "r1")
+        assert not reader.layout.changing
+        next(n for n in reader.nodes if n.name == full).fail()
+        try:
+            return reader.get(key, consistency="quorum")
+        finally:
+            reader.close()
+
+    def test_a_commit_waits_for_every_old_replica_to_be_read(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a, operator, key, leaving, full = self.setup(servers)
+        # the operator cannot read `leaving` and `full` (its links to them fail reads):
+        # streamed from `short` alone, r4 would get 'before'
+        cut = [BrokenStore.break_(servers, n, ("get_many", "get")) for n in (leaving, full)]
+        with pytest.raises(
+            UnavailableError, match=rf"commit of add 'r4' needs every node .*{full} down"
+        ):
+            operator.finish_change()
+        assert servers.layouts() == {n: 2 for n in servers.stores}  # nothing committed
+        for fix in cut:
+            fix.fixed()
+        operator.finish_change()
+        assert servers.layouts() == {n: 3 for n in servers.stores}
+        assert servers.stores["r4"].get(key.encode())[1] == "after"
+        assert self.read_after_the_commit(servers, key, full) == "after"
+        for client in (a, operator):
+            client.close()
+
+    def test_a_commit_waits_for_every_copy_to_be_written(self):
+        servers = Servers("r1", "r2", "r3", "r4")
+        a, operator, key, _, full = self.setup(servers)
+        # the operator cannot write to r4: a hint for it would leave r4 without the write
+        cut = BrokenStore.break_(servers, "r4", ("write_many",))
+        with pytest.raises(
+            UnavailableError, match=r"commit of add 'r4' needs every node .*r4 down"
+        ):
+            operator.finish_change()
+        assert servers.layouts() == {n: 2 for n in servers.stores}
+        cut.fixed()
+        operator.finish_change()
+        assert servers.layouts() == {n: 3 for n in servers.stores}
+        # r4 holds the write itself, not through a hint someone must deliver first
+        assert servers.stores["r4"].get(key.encode())[1] == "after"
+        assert self.read_after_the_commit(servers, key, full) == "after"
         for client in (a, operator):
             client.close()
