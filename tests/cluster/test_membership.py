@@ -598,11 +598,11 @@ class TestACommitNeedsTheStreamWhole:
     over Redis: an operator cut from two nodes streamed what it could read, left hints,
     committed, and a quorum read 120 ms after a strong write returned the one before."""
 
-    def setup(self, servers):
+    def setup(self, servers, **options):
         """A key whose replicas move to r4, written twice before the change: its second
-        write missed one of the old replicas that stay (`short`).  Returns the first client,
-        an operator holding the changing layout, the key, `leaving` (the old replica r4
-        replaces) and `full` (the one that stays and took both writes)."""
+        write missed one of the old replicas that stay (`short`), and its hint is not
+        delivered.  Returns an operator holding the changing layout, the key, `leaving` (the
+        old replica r4 replaces) and `full` (the one that stays and took both writes)."""
         a = create(servers, "r1", "r2", "r3")
         make = placer_factory(**a.layout.placement_options())
         old = make({"r1": 1.0, "r2": 1.0, "r3": 1.0})
@@ -619,16 +619,21 @@ class TestACommitNeedsTheStreamWhole:
         a.put(key, "before", consistency="all")
         cut = BrokenStore.break_(servers, short)
         a.put(key, "after", consistency="quorum")  # acknowledged by `leaving` and `full`
+        a.close()
         cut.fixed()
+        # its hint for `short` is not delivered yet (its holder cut off, say): none is
+        for store in servers.stores.values():
+            store.delete_hints(short, [key.encode()])
         assert servers.stores[short].get(key.encode())[1] == "before"
+        assert sum(store.count_hints() for store in servers.stores.values()) == 0
         target = a.layout.begin((*a.layout.nodes, NodeSpec("r4")), "add", "r4")
         for name in target.install_order():
             servers.stores[name].swap_layout(
                 servers.layouts()[name], target.epoch, target.to_bytes()
             )
-        operator = join(servers, "r4")
+        operator = join(servers, "r4", **options)
         assert operator.layout == target
-        return a, operator, key, leaving, full
+        return operator, key, leaving, full
 
     def read_after_the_commit(self, servers, key, full):
         """The key read at quorum by a client cut off from `full`: the new replicas it asks
@@ -644,7 +649,7 @@ class TestACommitNeedsTheStreamWhole:
     @pytest.mark.parametrize("short_of", ["reads", "writes"])
     def test_a_commit_waits_for_every_copy_to_be_read_and_written(self, short_of):
         servers = Servers("r1", "r2", "r3", "r4")
-        a, operator, key, leaving, full = self.setup(servers)
+        operator, key, leaving, full = self.setup(servers)
         if short_of == "reads":
             # the operator cannot read `leaving` and `full` (its links to them fail reads):
             # streamed from `short` alone, r4 would get 'before'
@@ -667,5 +672,23 @@ class TestACommitNeedsTheStreamWhole:
         # r4 holds the write itself, not through a hint someone must deliver first
         assert servers.stores["r4"].get(key.encode())[1] == "after"
         assert self.read_after_the_commit(servers, key, full) == "after"
-        for client in (a, operator):
-            client.close()
+        operator.close()
+
+    def test_a_commit_asks_the_nodes_it_believes_down(self):
+        """docs/membership.md, step 4: a suspicion may be stale (a node that failed once and
+        answers again before a probe found it), so the stream asks every node it needs."""
+        servers = Servers("r1", "r2", "r3", "r4")
+        # no probe finds them back during the test, however slow the machine
+        operator, key, leaving, full = self.setup(
+            servers, probe_interval=3600.0, max_probe_interval=3600.0
+        )
+        cut = [BrokenStore.break_(servers, name) for name in (leaving, full)]
+        with pytest.raises(UnavailableError):
+            operator.get(key, consistency="all")
+        for fix in cut:
+            fix.fixed()
+        assert {n.name for n in operator.nodes if n.suspected} == {leaving, full}
+        operator.finish_change()
+        assert servers.layouts() == {n: 3 for n in servers.stores}
+        assert servers.stores["r4"].get(key.encode())[1] == "after"
+        operator.close()
