@@ -61,6 +61,10 @@ class MembershipReport:
         with no node to hold a hint); ``repair()`` completes them.
     hinted : int
         Copies for a target that was down or failing, left as hints for it.
+        A change of a layout kept on the nodes never commits short: a node
+        other than a removed one that could not be read, or a copy left as
+        a hint, stops its commit (``membership.whole``), so its report has
+        no hinted copies and skips at most the removed node.
     """
 
     action: str

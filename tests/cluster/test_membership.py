@@ -264,6 +264,7 @@ class TestChanges:
         assert servers.stores["r1"].read_layout()[0] == 1
         report = cluster.remove_node("r2")  # the dead node itself can go
         assert report.action == "remove" and cluster.layout.names == ("r1", "r3")
+        assert report.skipped == ("r2",) and report.hinted == 0  # skipped: the removed node alone
         assert cluster.get_many([f"k{i}" for i in range(300)], consistency="all") == {
             f"k{i}": i for i in range(300)
         }
@@ -667,7 +668,8 @@ class TestACommitNeedsTheStreamWhole:
         assert servers.layouts() == {n: 2 for n in servers.stores}  # nothing committed
         for fix in cut:
             fix.fixed()
-        operator.finish_change()
+        report = operator.finish_change()
+        assert report.hinted == 0 and report.skipped == () and report.moved >= 1
         assert servers.layouts() == {n: 3 for n in servers.stores}
         # r4 holds the write itself, not through a hint someone must deliver first
         assert servers.stores["r4"].get(key.encode())[1] == "after"
