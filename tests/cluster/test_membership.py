@@ -596,7 +596,7 @@ class TestACommitNeedsTheStreamWhole:
     be on two of a key's three old replicas; a stream that read only the third, or that
     left a hint for the joining node instead of writing it, commits a key whose new
     replicas hold a quorum of the copy before.  The membership-fault schedule found it
-    over Redis: an operator cut from two nodes streamed what it could read, left hints,
+    over Redis: an operator that believed two nodes down streamed without them, left hints,
     committed, and a quorum read 120 ms after a strong write returned the one before."""
 
     def setup(self, servers, **options):
