@@ -453,12 +453,17 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
         )
     removing = _removing(changing)
     end = changing.commit()
-    yield from caught_up(changing, nodes, removing)
-    needed = frozenset(name for name in order if name != removing)
-    moves = yield from rebalance.stream(ctx, old, new, ask=needed)
+    # every node but the one removed: brought to e + 1, then read or written by the stream
+    needed = [
+        nodes[spec.name]
+        for spec in changing.everyone()
+        if spec.name in nodes and spec.name != removing
+    ]
+    yield from caught_up(changing, needed)
+    moves = yield from rebalance.stream(ctx, old, new, ask=frozenset(n.name for n in needed))
     short = {name: error for name, error in moves.short().items() if name != removing}
     if short:  # see ``whole``
-        raise whole(end, changing, nodes, short)
+        raise whole(end, changing, needed, short)
     yield from install(end, nodes, expected, order, removing)
     ctx.apply_layout(end)
     dropped = yield from rebalance.drop(old, new, moves)
@@ -467,9 +472,9 @@ def finish(ctx: Any, abort: bool = False) -> Proc[Any]:
     )
 
 
-def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> Proc[None]:
-    """Before the stream and the commit: every node of `changing` but `removing` holds its
-    epoch or a newer one.
+def caught_up(changing: Layout, needed: Sequence[Any]) -> Proc[None]:
+    """Before the stream and the commit: every node `needed` (those of `changing` but one it
+    removes) holds its epoch or a newer one.
 
     A node that missed the changing layout (e + 1) still holds e and serves
     clients on e, who ask a key's old replicas only.  After the commit (e + 2)
@@ -482,11 +487,6 @@ def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> 
     before the stream: a node the stream reads then takes no more writes
     under e (they would not be streamed).
     """
-    needed = [
-        nodes[spec.name]
-        for spec in changing.everyone()
-        if spec.name in nodes and spec.name != removing
-    ]
     results = yield [Call(node, Op.READ_LAYOUT) for node in needed]
     behind: dict[str, StoreError] = {}
     for node, result in zip(needed, results):
@@ -502,7 +502,7 @@ def caught_up(changing: Layout, nodes: dict[str, Any], removing: str | None) -> 
 
 
 def whole(
-    end: Layout, changing: Layout, nodes: dict[str, Any], short: dict[str, StoreError | None]
+    end: Layout, changing: Layout, needed: Sequence[Any], short: dict[str, StoreError | None]
 ) -> UnavailableError:
     """Why the commit `end` waits: the stream could not read or write every node it needs.
 
@@ -522,7 +522,6 @@ def whole(
         or StoreError(f"node {name!r} is believed down", node=name, reason="believed down")
         for name, error in short.items()
     }
-    needed = [nodes[spec.name] for spec in changing.everyone() if spec.name in nodes]
     return _unreachable(end, needed, causes, f"the commit of {_action(changing)}")
 
 

@@ -331,8 +331,9 @@ def _stream_rows(
         Call(target, Op.WRITE_MANY, (sub_keys[ok].tolist(), best_arr[ok].tolist()))
         for target, ok in up_writes
     ]
-    stored_by = {id(target): not failed(result) for (target, _), result in zip(up_writes, results)}
+    stored_by: dict[int, bool] = {}
     for (target, _), result in zip(up_writes, results):
+        stored_by[id(target)] = not failed(result)
         if failed(result):
             unwritten[target.name] = result
     for target, ok in writes:
